@@ -1,0 +1,247 @@
+//! gRPC plumbing shared by every server and client: the server (health, reflection, one span
+//! per request continuing the caller's W3C trace, graceful drain) and client channels (which
+//! carry the current trace context and the cluster token).
+
+use std::{net::SocketAddr, time::Duration};
+
+use http::HeaderMap;
+use opentelemetry::propagation::{Extractor, Injector};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{
+    Request, Status,
+    metadata::{MetadataKey, MetadataMap, MetadataValue},
+    service::Routes,
+    transport::{Channel, Endpoint},
+};
+use tonic_health::server::HealthReporter;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::status::{self, reason};
+
+/// Binds a listener; `127.0.0.1:0` picks a free port (tests).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// The reflection services (v1 and v1alpha) describing the whole `cairn.v1` package and health.
+pub fn reflection_routes(routes: Routes) -> Routes {
+    let v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(cairn_api::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("compiled descriptor sets are valid");
+    let v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(cairn_api::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("compiled descriptor sets are valid");
+    routes.add_service(v1).add_service(v1alpha)
+}
+
+/// A health reporter and its service; the overall status starts NOT_SERVING until the
+/// service says it is ready.
+pub async fn health() -> (HealthReporter, Routes) {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+    (reporter, Routes::new(service))
+}
+
+/// Serves `routes` (plus reflection) on `listener` until `shutdown` is cancelled, then marks
+/// every service NOT_SERVING, waits `drain_delay` for load balancers to notice, and drains
+/// in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    health: HealthReporter,
+    service_names: &[&str],
+    shutdown: CancellationToken,
+    drain_delay: Duration,
+) -> Result<(), tonic::transport::Error> {
+    let routes = reflection_routes(routes);
+    let names: Vec<String> = service_names.iter().map(|s| (*s).to_owned()).collect();
+    let stop = async move {
+        shutdown.cancelled().await;
+        for n in names.iter().map(String::as_str).chain([""]) {
+            health.set_service_status(n, tonic_health::ServingStatus::NotServing).await;
+        }
+        tokio::time::sleep(drain_delay).await;
+    };
+    tonic::transport::Server::builder()
+        .trace_fn(request_span)
+        .accept_http1(true)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
+        .await
+}
+
+/// Marks services SERVING (overall status included).
+pub async fn set_serving(health: &HealthReporter, service_names: &[&str]) {
+    for n in service_names.iter().copied().chain([""]) {
+        health.set_service_status(n, tonic_health::ServingStatus::Serving).await;
+    }
+}
+
+/// Marks services NOT_SERVING (overall status included).
+pub async fn set_not_serving(health: &HealthReporter, service_names: &[&str]) {
+    for n in service_names.iter().copied().chain([""]) {
+        health.set_service_status(n, tonic_health::ServingStatus::NotServing).await;
+    }
+}
+
+fn request_span(req: &http::Request<()>) -> tracing::Span {
+    let path = req.uri().path();
+    let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or((path, ""));
+    let span = tracing::info_span!(
+        "grpc.request",
+        otel.name = %path,
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+    );
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtract(req.headers())));
+    let _ = span.set_parent(parent);
+    span
+}
+
+struct HeaderExtract<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtract<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+struct MetadataInject<'a>(&'a mut MetadataMap);
+
+impl Injector for MetadataInject<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (MetadataKey::from_bytes(key.as_bytes()), MetadataValue::try_from(value)) {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+/// Writes the current span's trace context into outgoing metadata (W3C `traceparent`).
+pub fn inject_trace_context(metadata: &mut MetadataMap) {
+    let cx = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut MetadataInject(metadata)));
+}
+
+/// Reads a W3C trace context from incoming metadata.
+pub fn extract_trace_context(metadata: &MetadataMap) -> opentelemetry::Context {
+    let headers = metadata.clone().into_headers();
+    opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtract(&headers)))
+}
+
+/// The current span's `traceparent` value, if it is part of a sampled trace.
+pub fn current_traceparent() -> String {
+    let mut md = MetadataMap::new();
+    inject_trace_context(&mut md);
+    md.get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+/// An OpenTelemetry context from a stored `traceparent` value.
+pub fn context_from_traceparent(traceparent: &str) -> opentelemetry::Context {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = http::HeaderValue::from_str(traceparent) {
+        headers.insert("traceparent", v);
+    }
+    opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtract(&headers)))
+}
+
+/// Interceptor for outgoing calls: trace context, plus the cluster token when configured.
+#[derive(Clone, Debug, Default)]
+pub struct ClientInterceptor {
+    token: Option<MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl ClientInterceptor {
+    /// With an optional cluster token (sent as `authorization: Bearer <token>`).
+    pub fn new(token: Option<&str>) -> Self {
+        let token = token
+            .filter(|t| !t.is_empty())
+            .and_then(|t| MetadataValue::try_from(format!("Bearer {t}")).ok());
+        ClientInterceptor { token }
+    }
+}
+
+impl tonic::service::Interceptor for ClientInterceptor {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        inject_trace_context(req.metadata_mut());
+        if let Some(t) = &self.token {
+            req.metadata_mut().insert("authorization", t.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// Server-side check of the cluster token for internal and worker-facing services. With no
+/// token configured every call passes (single-tenant dev setups).
+#[derive(Clone, Debug, Default)]
+pub struct RequireToken {
+    expected: Option<String>,
+}
+
+impl RequireToken {
+    /// Expects `authorization: Bearer <token>` when `token` is non-empty.
+    pub fn new(token: Option<&str>) -> Self {
+        RequireToken { expected: token.filter(|t| !t.is_empty()).map(|t| format!("Bearer {t}")) }
+    }
+}
+
+impl tonic::service::Interceptor for RequireToken {
+    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        let Some(expected) = &self.expected else { return Ok(req) };
+        let given = req.metadata().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+            Ok(req)
+        } else {
+            Err(status::with_reason(
+                tonic::Code::Unauthenticated,
+                reason::UNAUTHENTICATED,
+                "this service requires the cluster token (CAIRN_CLUSTER_TOKEN)",
+            ))
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A lazily connecting channel to `url` (`http://host:port`). Connection errors surface on
+/// the first call as UNAVAILABLE, so services start in any order.
+pub fn channel(url: &str) -> Result<Channel, String> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| format!("{url:?} is not a valid URL: {e}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true);
+    Ok(endpoint.connect_lazy())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::service::Interceptor as _;
+
+    #[test]
+    fn token_is_checked_when_configured() {
+        let mut open = RequireToken::new(None);
+        assert!(open.call(Request::new(())).is_ok());
+        let mut guarded = RequireToken::new(Some("s3cret"));
+        assert_eq!(guarded.call(Request::new(())).unwrap_err().code(), tonic::Code::Unauthenticated);
+        let mut client = ClientInterceptor::new(Some("s3cret"));
+        let req = client.call(Request::new(())).unwrap();
+        assert!(guarded.call(req).is_ok());
+        let mut wrong = ClientInterceptor::new(Some("other"));
+        assert!(guarded.call(wrong.call(Request::new(())).unwrap()).is_err());
+    }
+}

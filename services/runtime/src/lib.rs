@@ -1,0 +1,22 @@
+//! What every Cairn binary does the same way, so services differ only in their domain.
+//!
+//! Layout: [`config`] (defaults → file → `CAIRN_*` env → flags → validate), [`telemetry`]
+//! (tracing + optional OTLP export, W3C propagation), [`shutdown`] (SIGINT/SIGTERM → one
+//! cancellation token), [`grpc`] (server with health, reflection and request spans; client
+//! channels that carry trace context and the cluster token), [`status`] (the error →
+//! `tonic::Status` helpers with `ErrorInfo` and `BadRequest`), [`db`] (Postgres pools and
+//! per-schema migrations), [`pagination`] (opaque page tokens), [`metrics`] (Prometheus).
+//!
+//! Nothing here knows about connectors, tasks or jobs.
+
+pub mod config;
+pub mod db;
+pub mod grpc;
+pub mod metrics;
+pub mod pagination;
+pub mod shutdown;
+pub mod status;
+pub mod telemetry;
+pub mod time;
+
+pub use tokio_util::sync::CancellationToken;
