@@ -523,4 +523,191 @@ mod tests {
         });
         assert!(apply(&p, &[], at(NOW)).is_empty());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const ZONES: [&str; 5] = [
+            "UTC",
+            "Europe/Berlin",
+            "America/New_York",
+            "Asia/Kolkata",
+            "Australia/Lord_Howe",
+        ];
+        const LABELS: [&str; 3] = ["a", "b", "c"];
+        const BASE: i64 = 1_600_000_000; // 2020-09-13
+
+        fn snapshots() -> impl Strategy<Value = Vec<Snapshot>> {
+            // Times on a coarse grid over ~3 years so that equal times and shared buckets occur.
+            prop::collection::vec(
+                (0i64..20_000, prop::collection::vec(0usize..3, 0..3)),
+                0..40,
+            )
+            .prop_map(|raw| {
+                raw.into_iter()
+                    .enumerate()
+                    .map(|(i, (step, labels))| Snapshot {
+                        id: format!("s{i}"),
+                        time: DateTime::from_timestamp(BASE + step * 4_729, 0).unwrap_or_default(),
+                        labels: labels.into_iter().map(|l| LABELS[l].to_owned()).collect(),
+                    })
+                    .collect()
+            })
+        }
+
+        fn count() -> impl Strategy<Value = i32> {
+            prop_oneof![Just(0), Just(-1), 1i32..8]
+        }
+
+        fn window() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just(String::new()),
+                Just("1d".to_owned()),
+                Just("3d12h".to_owned()),
+                Just("1m".to_owned()),
+                Just("1y2m".to_owned()),
+                Just("5h".to_owned()),
+            ]
+        }
+
+        prop_compose! {
+            fn raw_policy()(
+                counts in prop::array::uniform6(count()),
+                windows in prop::array::uniform6(window()),
+                tags in prop::collection::vec(prop::collection::vec(0usize..3, 1..3), 0..2),
+                zone in 0usize..ZONES.len(),
+            ) -> RawPolicy {
+                RawPolicy {
+                    keep_last: counts[0],
+                    keep_hourly: counts[1],
+                    keep_daily: counts[2],
+                    keep_weekly: counts[3],
+                    keep_monthly: counts[4],
+                    keep_yearly: counts[5],
+                    keep_within: windows[0].clone(),
+                    keep_within_hourly: windows[1].clone(),
+                    keep_within_daily: windows[2].clone(),
+                    keep_within_weekly: windows[3].clone(),
+                    keep_within_monthly: windows[4].clone(),
+                    keep_within_yearly: windows[5].clone(),
+                    keep_tags: tags
+                        .into_iter()
+                        .map(|set| set.into_iter().map(|l| LABELS[l].to_owned()).collect())
+                        .collect(),
+                    time_zone: ZONES[zone].to_owned(),
+                }
+            }
+        }
+
+        fn now() -> impl Strategy<Value = DateTime<Utc>> {
+            // Mostly after every snapshot, sometimes in the middle of them or before all.
+            (0i64..30_000).prop_map(|step| {
+                DateTime::from_timestamp(BASE + step * 4_729, 0).unwrap_or_default()
+            })
+        }
+
+        fn kept_ids(
+            policy: &RawPolicy,
+            list: &[Snapshot],
+            now: DateTime<Utc>,
+        ) -> Option<Vec<String>> {
+            let policy = Policy::from_raw(policy).ok()?;
+            Some(
+                apply(&policy, list, now)
+                    .into_iter()
+                    .filter(|d| d.keep)
+                    .map(|d| d.id)
+                    .collect(),
+            )
+        }
+
+        fn count_mut(raw: &mut RawPolicy, field: usize) -> &mut i32 {
+            match field {
+                0 => &mut raw.keep_last,
+                1 => &mut raw.keep_hourly,
+                2 => &mut raw.keep_daily,
+                3 => &mut raw.keep_weekly,
+                4 => &mut raw.keep_monthly,
+                _ => &mut raw.keep_yearly,
+            }
+        }
+
+        proptest! {
+            /// Raising any count (up to unlimited) never removes a snapshot that was kept.
+            #[test]
+            fn keeping_is_monotone_in_every_count(
+                list in snapshots(),
+                base in raw_policy(),
+                now in now(),
+                field in 0usize..6,
+                raise in prop_oneof![Just(-1), 1i32..6],
+            ) {
+                let Some(before) = kept_ids(&base, &list, now) else {
+                    return Ok(()); // the empty policy is refused, nothing to compare
+                };
+                let mut raised = base.clone();
+                let slot = count_mut(&mut raised, field);
+                *slot = match (*slot, raise) {
+                    (-1, _) | (_, -1) => -1,
+                    (n, r) => n + r,
+                };
+                let after = kept_ids(&raised, &list, now).unwrap_or_default();
+                for id in &before {
+                    prop_assert!(after.contains(id), "{id} lost when raising field {field}: {raised:?}");
+                }
+            }
+
+            /// keep_last n alone keeps exactly min(n, len) snapshots: the newest ones.
+            #[test]
+            fn keep_last_alone_keeps_the_newest_n(list in snapshots(), n in 1i32..50, now in now()) {
+                let raw = RawPolicy { keep_last: n, ..RawPolicy::default() };
+                let policy = Policy::from_raw(&raw).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let decisions = apply(&policy, &list, now);
+                let want = list.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+                prop_assert_eq!(decisions.iter().filter(|d| d.keep).count(), want);
+                prop_assert!(decisions.iter().take(want).all(|d| d.keep));
+            }
+
+            /// One decision per input snapshot, newest first; kept ones give a reason,
+            /// removed ones none.
+            #[test]
+            fn decisions_cover_the_input_and_explain_themselves(
+                list in snapshots(),
+                raw in raw_policy(),
+                now in now(),
+            ) {
+                let Ok(policy) = Policy::from_raw(&raw) else { return Ok(()) };
+                let decisions = apply(&policy, &list, now);
+                let mut got: Vec<&str> = decisions.iter().map(|d| d.id.as_str()).collect();
+                let mut want: Vec<&str> = list.iter().map(|s| s.id.as_str()).collect();
+                got.sort_unstable();
+                want.sort_unstable();
+                prop_assert_eq!(got, want);
+                prop_assert!(decisions.windows(2).all(|w| w[0].time >= w[1].time));
+                for d in &decisions {
+                    prop_assert_eq!(d.keep, !d.reasons.is_empty(), "{:?}", d);
+                    let source = list.iter().find(|s| s.id == d.id);
+                    prop_assert_eq!(source.map(|s| s.time), Some(d.time));
+                }
+            }
+
+            /// Every rule keeps at most what it allows: a count n keeps at most n + 1
+            /// snapshots (the extra one being the oldest).
+            #[test]
+            fn a_count_keeps_at_most_n_plus_the_oldest(
+                list in snapshots(),
+                field in 0usize..6,
+                n in 1i32..8,
+                zone in 0usize..ZONES.len(),
+                now in now(),
+            ) {
+                let mut raw = RawPolicy { time_zone: ZONES[zone].to_owned(), ..RawPolicy::default() };
+                *count_mut(&mut raw, field) = n;
+                let kept = kept_ids(&raw, &list, now).unwrap_or_default();
+                prop_assert!(kept.len() <= usize::try_from(n).unwrap_or(0) + 1);
+            }
+        }
+    }
 }
