@@ -1,6 +1,6 @@
 //! Evaluating a [`Policy`] over a list of snapshots, with restic's `forget` semantics.
 //!
-//! The walk mirrors restic's `ApplyPolicy` (restic 0.18, `internal/data/snapshot_policy.go`):
+//! The walk mirrors restic's `ApplyPolicy` (restic master, `internal/data/snapshot_policy.go`):
 //! snapshots are sorted newest first (a stable sort, so equal times keep their input order),
 //! then visited once. Label sets and `keep_within` keep without counting. Each count rule keeps
 //! a snapshot whose bucket (hour, day, ISO week, month, year; `keep_last` gives every snapshot

@@ -36,7 +36,10 @@
 //! - [`apply`] returns one [`Decision`] per input snapshot, newest first (equal times keep
 //!   their input order), each with `keep` and restic's reason strings.
 //!
-//! # Semantics (restic 0.18, `internal/data/snapshot_policy.go`)
+//! # Semantics
+//!
+//! Those of restic master's `internal/data/snapshot_policy.go` (commit 93720f07): the
+//! oldest-snapshot rule of restic 0.16 and its `oldest` marking (restic PR #5039).
 //!
 //! - Counts keep the newest snapshot of each of the last n hours / days / ISO weeks /
 //!   months / years that have snapshots (`keep_last`: the newest n). While a count is not
@@ -70,4 +73,4 @@ mod policy;
 
 pub use apply::{Decision, Snapshot, apply};
 pub use duration::{DurationError, RetentionDuration, parse_duration};
-pub use policy::{Count, Error, Policy, RawPolicy};
+pub use policy::{Error, Policy, RawPolicy};

@@ -49,7 +49,7 @@ pub struct RawPolicy {
 
 /// A validated count rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Count {
+pub(crate) enum Count {
     /// Keep at most this many (raw value n > 0).
     Limit(NonZeroU32),
     /// Keep all of them (raw value -1).
@@ -71,7 +71,7 @@ pub struct Policy {
 pub enum Error {
     /// No rule is set, so the policy would remove every snapshot.
     #[error(
-        "retention policy is empty: set at least one keep_* rule (an empty policy would remove every snapshot)"
+        "retention policy is empty: set at least one keep_* rule (counts of 0 and zero durations are unset; an empty policy would remove every snapshot)"
     )]
     EmptyPolicy,
     /// A count below -1.
