@@ -215,9 +215,19 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Checks that `url` can address a gRPC server (`http://host:port`), without connecting.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("{url:?} is not a valid URL: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(h)) if !h.is_empty() => Ok(()),
+        _ => Err(format!("{url:?} must look like http://host:port")),
+    }
+}
+
 /// A lazily connecting channel to `url` (`http://host:port`). Connection errors surface on
 /// the first call as UNAVAILABLE, so services start in any order.
 pub fn channel(url: &str) -> Result<Channel, String> {
+    check_url(url)?;
     let endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|e| format!("{url:?} is not a valid URL: {e}"))?
         .connect_timeout(Duration::from_secs(5))

@@ -1,0 +1,375 @@
+//! Connector operations: create, read, list, update, delete, test. Each validates with the
+//! domain, writes through the store in one transaction, and answers with the API message
+//! (secrets shown only as set/unset).
+
+use std::collections::{BTreeSet, HashMap};
+
+use cairn_api::{
+    names::{self, Kind, Reference},
+    v1::{
+        ConnectionTest, Connector, ConnectorRole, CreateConnectorRequest, DeleteConnectorRequest,
+        ListConnectorsRequest, ListConnectorsResponse, TestConnectorRequest, UpdateConnectorRequest,
+    },
+};
+use cairn_runtime::{
+    db::{self, DbErrorKind},
+    pagination,
+    status::Violations,
+    time::{from_duration, to_timestamp},
+};
+use uuid::Uuid;
+
+use crate::{
+    State,
+    domain::{
+        connector::{self, role_and_type, role_name},
+        mask,
+        task::{ConnectorInfo, Slot, Slots},
+    },
+    error::{Error, Result},
+    secrets::SecretMap,
+    store::{self, connectors as rows, tasks as task_rows},
+};
+
+/// Fields UpdateConnector may change.
+const UPDATABLE: &[&str] = &[
+    "display_name",
+    "description",
+    "worker_selector",
+    "max_concurrent_jobs",
+    "create_if_missing",
+    "repository_password",
+    "local_path_source",
+    "command_source",
+    "local_store",
+    "s3_store",
+    "sftp_store",
+    "rest_store",
+    "local_path_destination",
+];
+
+/// The API view of a stored connector.
+pub fn to_proto(row: &rows::Row) -> Result<Connector> {
+    let mut c: Connector = store::decode(&row.spec)?;
+    c.name = Kind::Connector.name(row.id);
+    c.display_name = row.display_name.clone();
+    connector::mark_secrets(&mut c, &row.secret_set());
+    c.last_test = match &row.last_test {
+        Some(v) => Some(store::decode(v)?),
+        None => None,
+    };
+    c.create_time = Some(to_timestamp(row.create_time));
+    c.update_time = Some(to_timestamp(row.update_time));
+    c.etag = store::etag(row.version);
+    Ok(c)
+}
+
+/// What a task needs to know about a stored connector.
+pub fn info(row: &rows::Row) -> ConnectorInfo {
+    let role = match row.role.as_str() {
+        "SOURCE" => ConnectorRole::Source,
+        "STORE" => ConnectorRole::Store,
+        "DESTINATION" => ConnectorRole::Destination,
+        _ => ConnectorRole::Unspecified,
+    };
+    ConnectorInfo { id: row.id, display_name: row.display_name.clone(), role, selector: row.worker_selector.0.clone() }
+}
+
+/// Parses a `request_id` (empty = none).
+pub fn request_id(raw: &str) -> Result<Option<Uuid>> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    Uuid::parse_str(raw).map(Some).map_err(|_| {
+        let mut v = Violations::default();
+        v.add("request_id", format!("{raw:?} is not a UUID"));
+        Error::Invalid(v)
+    })
+}
+
+/// Reads a `name` field as a connector reference.
+pub fn reference(field: &str, raw: &str) -> Result<Reference> {
+    names::parse_reference(Kind::Connector, raw).map_err(|e| {
+        let mut v = Violations::default();
+        v.add(field, e.to_string());
+        Error::Invalid(v)
+    })
+}
+
+fn taken(name: &str) -> Error {
+    Error::AlreadyExists(format!("connector.display_name: a connector named {name:?} already exists"))
+}
+
+fn seal(state: &State, id: Uuid, secrets: &SecretMap) -> (Option<Vec<u8>>, Vec<String>) {
+    if secrets.is_empty() {
+        return (None, Vec::new());
+    }
+    (Some(state.keyring.seal(&Kind::Connector.name(id), secrets)), secrets.keys().cloned().collect())
+}
+
+/// CreateConnector.
+pub async fn create(state: &State, req: CreateConnectorRequest) -> Result<Connector> {
+    let request_id = request_id(&req.request_id)?;
+    let Some(input) = req.connector else {
+        let mut v = Violations::default();
+        v.add("connector", "is required");
+        return Err(v.into());
+    };
+    let mut conn = state.pool.acquire().await?;
+    if let Some(rid) = request_id
+        && let Some(row) = rows::by_request_id(&mut conn, rid).await?
+    {
+        return to_proto(&row);
+    }
+    let n = connector::normalize(&input, &BTreeSet::new())?;
+    if req.validate_only {
+        let mut c = n.connector;
+        connector::mark_secrets(&mut c, &n.secrets.keys().cloned().collect());
+        return Ok(c);
+    }
+    let id = Uuid::now_v7();
+    let (role, type_name) = role_and_type(n.connector.config.as_ref().expect("validated"));
+    let (secrets, secret_names) = seal(state, id, &n.secrets);
+    let write = rows::Write {
+        id,
+        display_name: &n.connector.display_name,
+        role: role_name(role),
+        type_name,
+        spec: store::encode(&n.connector)?,
+        worker_selector: &n.connector.worker_selector,
+        secrets,
+        secret_names,
+    };
+    match rows::insert(&mut conn, &write, request_id).await {
+        Ok(row) => {
+            tracing::info!(connector.id = %id, connector.name = %row.display_name, connector.type = type_name, "connector created");
+            to_proto(&row)
+        }
+        Err(Error::Db(e)) if db::classify(&e) == DbErrorKind::UniqueViolation => {
+            if db::constraint(&e).as_deref() == Some("connectors_request_id_key")
+                && let Some(rid) = request_id
+                && let Some(row) = rows::by_request_id(&mut conn, rid).await?
+            {
+                return to_proto(&row);
+            }
+            Err(taken(&n.connector.display_name))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Finds a connector or NOT_FOUND.
+pub async fn find(conn: &mut sqlx::PgConnection, field: &str, raw: &str, lock: bool) -> Result<rows::Row> {
+    let r = reference(field, raw)?;
+    rows::find(conn, &r, lock).await?.ok_or_else(|| Error::NotFound(format!("connector {:?}", raw.trim())))
+}
+
+/// GetConnector.
+pub async fn get(state: &State, name: &str) -> Result<Connector> {
+    let mut conn = state.pool.acquire().await?;
+    to_proto(&find(&mut conn, "name", name, false).await?)
+}
+
+/// ListConnectors.
+pub async fn list(state: &State, req: ListConnectorsRequest) -> Result<ListConnectorsResponse> {
+    let size = pagination::page_size(req.page_size)?;
+    let mut v = Violations::default();
+    let role = match ConnectorRole::try_from(req.role) {
+        Ok(ConnectorRole::Unspecified) => None,
+        Ok(r) => Some(role_name(r).to_owned()),
+        Err(_) => {
+            v.add("role", format!("{} is not a connector role", req.role));
+            None
+        }
+    };
+    let type_name = match req.r#type.as_str() {
+        "" => None,
+        t if connector::TYPE_NAMES.contains(&t) => Some(t.to_owned()),
+        t => {
+            v.add("type", format!("{t:?} is not a connector type ({})", connector::TYPE_NAMES.join(", ")));
+            None
+        }
+    };
+    let (selector_key, selector_value) = match req.selector_label.split_once('=') {
+        _ if req.selector_label.is_empty() => (None, None),
+        Some((k, val)) => (Some(k.to_owned()), Some(val.to_owned())),
+        None => (Some(req.selector_label.clone()), None),
+    };
+    v.check()?;
+    let filter = rows::Filter { role, type_name, selector_key, selector_value };
+    let fp = pagination::fingerprint(&filter);
+    let after: Option<Uuid> = pagination::decode(&req.page_token, fp)?;
+    let mut conn = state.pool.acquire().await?;
+    let mut page = rows::list(&mut conn, &filter, after, size + 1).await?;
+    let next = if page.len() as i64 > size {
+        page.truncate(size as usize);
+        page.last().map(|r| pagination::encode(&r.id, fp)).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok(ListConnectorsResponse {
+        connectors: page.iter().map(to_proto).collect::<Result<_>>()?,
+        next_page_token: next,
+    })
+}
+
+/// UpdateConnector.
+pub async fn update(state: &State, req: UpdateConnectorRequest) -> Result<Connector> {
+    let Some(patch) = req.connector else {
+        let mut v = Violations::default();
+        v.add("connector", "is required");
+        return Err(v.into());
+    };
+    let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+    let mut tx = state.pool.begin().await?;
+    let row = find(&mut tx, "connector.name", &patch.name, true).await?;
+    store::check_etag(&patch.etag, row.version, &Kind::Connector.name(row.id))?;
+    let stored_names = row.secret_set();
+    let base: Connector = store::decode(&row.spec)?;
+    let merged = mask::apply(&base, &patch, &paths, UPDATABLE)?;
+    let old = base.config.as_ref().map(role_and_type).ok_or_else(|| Error::Internal("stored connector without config".into()))?;
+    if merged.config.as_ref().map(role_and_type) != Some(old) {
+        let mut v = Violations::default();
+        v.add("update_mask", format!("the connector type cannot change (it is {:?}); create a new connector", old.1));
+        return Err(v.into());
+    }
+    let n = connector::normalize(&merged, &stored_names)?;
+    let new_type = old.1;
+    // A new selector must not contradict the other connectors of any task using this one.
+    if n.connector.worker_selector != row.worker_selector.0 {
+        let changed = ConnectorInfo { selector: n.connector.worker_selector.clone(), ..info(&row) };
+        check_selectors_of_tasks(&mut tx, &changed).await?;
+    }
+    let mut secrets = match &row.secrets {
+        Some(blob) => state.keyring.open(&Kind::Connector.name(row.id), blob)?.0,
+        None => SecretMap::new(),
+    };
+    secrets.extend(n.secrets);
+    let (blob, secret_names) = seal(state, row.id, &secrets);
+    let write = rows::Write {
+        id: row.id,
+        display_name: &n.connector.display_name,
+        role: &row.role,
+        type_name: new_type,
+        spec: store::encode(&n.connector)?,
+        worker_selector: &n.connector.worker_selector,
+        secrets: blob,
+        secret_names,
+    };
+    let updated = match rows::update(&mut tx, &write).await {
+        Err(Error::Db(e)) if db::classify(&e) == DbErrorKind::UniqueViolation => {
+            return Err(taken(&n.connector.display_name));
+        }
+        other => other?,
+    };
+    tx.commit().await?;
+    tracing::info!(connector.id = %row.id, fields = ?paths, "connector updated");
+    to_proto(&updated)
+}
+
+async fn check_selectors_of_tasks(conn: &mut sqlx::PgConnection, changed: &ConnectorInfo) -> Result<()> {
+    let tasks = task_rows::using_connector(conn, changed.id).await?;
+    let ids: Vec<Uuid> = tasks.iter().flat_map(|t| t.connector_ids()).collect();
+    let others: HashMap<Uuid, ConnectorInfo> =
+        rows::by_ids(conn, &ids).await?.iter().map(|r| (r.id, info(r))).collect();
+    for t in &tasks {
+        let mut union: HashMap<&str, (&str, &str)> = HashMap::new();
+        for cid in t.connector_ids() {
+            let c = if cid == changed.id { changed } else { &others[&cid] };
+            for (k, val) in &c.selector {
+                match union.get(k.as_str()) {
+                    Some((existing, owner)) if existing != val => {
+                        let mut v = Violations::default();
+                        v.add(
+                            "connector.worker_selector",
+                            format!(
+                                "{k}={val} contradicts {k}={existing} required by connector {owner}, used with this \
+                                 connector by task {}",
+                                t.display_name
+                            ),
+                        );
+                        return Err(v.into());
+                    }
+                    Some(_) => {}
+                    None => {
+                        union.insert(k, (val, &c.display_name));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// DeleteConnector.
+pub async fn delete(state: &State, req: DeleteConnectorRequest) -> Result<()> {
+    let mut tx = state.pool.begin().await?;
+    let row = find(&mut tx, "name", &req.name, true).await?;
+    store::check_etag(&req.etag, row.version, &Kind::Connector.name(row.id))?;
+    let users = rows::tasks_using(&mut tx, row.id).await?;
+    if !users.is_empty() {
+        let list: Vec<String> = users.iter().map(|(id, n)| format!("{n} (tasks/{id})")).collect();
+        return Err(Error::InUse(format!(
+            "connector {} is used by task(s) {}; delete or change them first",
+            row.display_name,
+            list.join(", ")
+        )));
+    }
+    rows::delete(&mut tx, row.id).await?;
+    tx.commit().await?;
+    tracing::info!(connector.id = %row.id, "connector deleted");
+    Ok(())
+}
+
+/// Default and maximum waits of TestConnector.
+const TEST_DEFAULT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+const TEST_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// TestConnector: asks the scheduler to run a TEST_CONNECTION job and waits for its verdict.
+pub async fn test(state: &State, req: TestConnectorRequest) -> Result<ConnectionTest> {
+    let wait = match &req.timeout {
+        None => TEST_DEFAULT_WAIT,
+        Some(d) => match from_duration(d) {
+            Some(d) if !d.is_zero() && d <= TEST_MAX_WAIT => d,
+            _ => {
+                let mut v = Violations::default();
+                v.add("timeout", "must be between 1ms and 10m");
+                return Err(v.into());
+            }
+        },
+    };
+    let row = {
+        let mut conn = state.pool.acquire().await?;
+        find(&mut conn, "name", &req.name, false).await?
+    };
+    let connector = to_proto(&row)?;
+    let verdict = state.scheduler.run_connection_test(connector, wait).await?;
+    record_test(state, row.id, &verdict).await?;
+    Ok(verdict)
+}
+
+/// Stores a verdict as the connector's last test.
+pub async fn record_test(state: &State, id: Uuid, verdict: &ConnectionTest) -> Result<()> {
+    let mut conn = state.pool.acquire().await?;
+    if !rows::set_last_test(&mut conn, id, &store::encode(verdict)?).await? {
+        return Err(Error::NotFound(format!("connector {}", Kind::Connector.name(id))));
+    }
+    Ok(())
+}
+
+/// Looks a task's connector fields up (unknown ones are reported by the domain).
+pub async fn slots(conn: &mut sqlx::PgConnection, fields: [(&str, &str); 4]) -> Result<Slots> {
+    let mut out: [Slot; 4] = Default::default();
+    for (i, (field, raw)) in fields.iter().enumerate() {
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let r = reference(&format!("task.{field}"), raw)?;
+        out[i] = match rows::find(conn, &r, false).await? {
+            Some(row) => Slot::Found(info(&row)),
+            None => Slot::Unknown(raw.trim().to_owned()),
+        };
+    }
+    let [source, store, destination, target_store] = out;
+    Ok(Slots { source, store, destination, target_store })
+}

@@ -1,0 +1,99 @@
+//! The catalog's one error type and its single mapping to `tonic::Status`. Unexpected errors
+//! are logged here, once, and reach the client as a generic INTERNAL.
+
+use cairn_runtime::{
+    db::{self, DbErrorKind},
+    status::{self, Violations, reason},
+};
+use tonic::{Code, Status};
+
+use crate::secrets::SecretError;
+
+/// Everything a catalog operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input, field by field.
+    #[error("invalid request")]
+    Invalid(Violations),
+    /// No such resource.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A display name or request id is taken.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// Stale etag.
+    #[error("stale etag for {0}")]
+    Etag(String),
+    /// Still used by other resources.
+    #[error("{0}")]
+    InUse(String),
+    /// A dependency is down.
+    #[error("{0} is unavailable")]
+    Unavailable(String),
+    /// A bounded wait ran out.
+    #[error("{0}")]
+    DeadlineExceeded(String),
+    /// Database failure.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Sealed secrets could not be opened.
+    #[error("secrets: {0}")]
+    Secrets(#[from] SecretError),
+    /// A bug or corrupt record.
+    #[error("{0}")]
+    Internal(String),
+    /// A ready-made status from a shared helper (page tokens, page sizes).
+    #[error("{0}")]
+    Status(Box<Status>),
+}
+
+impl From<Status> for Error {
+    fn from(s: Status) -> Self {
+        Error::Status(Box::new(s))
+    }
+}
+
+impl From<Violations> for Error {
+    fn from(v: Violations) -> Self {
+        Error::Invalid(v)
+    }
+}
+
+/// Result of catalog operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Status {
+        match e {
+            Error::Invalid(v) => v.into_status(),
+            Error::NotFound(what) => status::not_found(what),
+            Error::AlreadyExists(m) => status::with_reason(Code::AlreadyExists, reason::ALREADY_EXISTS, m),
+            Error::Etag(what) => status::etag_mismatch(what),
+            Error::InUse(m) => status::with_reason(Code::FailedPrecondition, reason::IN_USE, m),
+            Error::Unavailable(what) => status::unavailable(what),
+            Error::DeadlineExceeded(m) => status::with_reason(Code::DeadlineExceeded, reason::TIMEOUT, m),
+            Error::Db(err) => match db::classify(&err) {
+                DbErrorKind::Unavailable => {
+                    tracing::warn!(error = %err, "database unavailable");
+                    status::unavailable("the database")
+                }
+                DbErrorKind::Conflict => {
+                    status::with_reason(Code::Aborted, reason::UNAVAILABLE, "concurrent update; retry")
+                }
+                _ => {
+                    tracing::error!(error = %err, "database error");
+                    status::internal()
+                }
+            },
+            Error::Secrets(err) => {
+                tracing::error!(error = %err, "secrets could not be opened");
+                status::internal()
+            }
+            Error::Internal(m) => {
+                tracing::error!(error = %m, "internal error");
+                status::internal()
+            }
+            Error::Status(s) => *s,
+        }
+    }
+}

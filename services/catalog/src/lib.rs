@@ -1,0 +1,132 @@
+//! The catalog service: connectors, tasks and connector secrets (schema `catalog`).
+//!
+//! Layout: [`config`] (settings), [`grpc`] (thin handlers of the public `CatalogService` and
+//! the internal `CatalogInternalService`), [`connectors`] and [`tasks`] (the operations),
+//! [`domain`] (validation and field-mask rules, no I/O), [`store`] (SQL), [`secrets`]
+//! (sealing at rest), [`scheduler_client`] (the scheduler's internal API), [`error`] (one
+//! error type, one mapping to `Status`).
+//!
+//! The catalog never reads the scheduler's tables, and never logs or returns a secret outside
+//! `CatalogInternalService`.
+
+pub mod config;
+pub mod connectors;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod scheduler_client;
+pub mod secrets;
+pub mod store;
+pub mod tasks;
+
+use std::{sync::Arc, time::Duration};
+
+use cairn_api::v1::{
+    catalog_internal_service_server::{CatalogInternalServiceServer, SERVICE_NAME as INTERNAL_NAME},
+    catalog_service_server::{CatalogServiceServer, SERVICE_NAME as PUBLIC_NAME},
+};
+use cairn_runtime::{CancellationToken, db, grpc as rgrpc};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+use scheduler_client::SchedulerClient;
+use secrets::Keyring;
+
+/// What every handler shares; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct State {
+    /// Postgres, `search_path = catalog`.
+    pub pool: PgPool,
+    /// Sealing keys.
+    pub keyring: Arc<Keyring>,
+    /// The scheduler's internal API.
+    pub scheduler: SchedulerClient,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Names of the gRPC services served (for health).
+pub const SERVICES: &[&str] = &[PUBLIC_NAME, INTERNAL_NAME];
+
+/// Runs the catalog on `listener` until `shutdown` is cancelled: migrates, re-seals secrets
+/// sealed by previous keys, serves, and reflects database reachability in gRPC health.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    config.validate()?;
+    let keyring = Arc::new(config.keyring()?);
+    if config.dev_ephemeral_key && config.secret_key.is_none() && config.secret_key_file.is_none() {
+        tracing::warn!(
+            "DEV MODE: secrets are sealed with an ephemeral key generated at start-up; they cannot be opened after \
+             a restart. Never use --dev-ephemeral-key in production."
+        );
+    }
+    let settings = db::PoolSettings { max_connections: config.db_max_connections, ..Default::default() };
+    let pool = db::pool(config.database_url()?, "catalog", &settings)?;
+    db::migrate(&pool, &MIGRATOR, "catalog").await?;
+    reseal(&pool, &keyring).await?;
+    let token = config.cluster_token.as_deref();
+    let scheduler = SchedulerClient::new(&config.scheduler_url, token).map_err(anyhow::Error::msg)?;
+    let state = State { pool: pool.clone(), keyring, scheduler };
+
+    let (health, health_routes) = rgrpc::health().await;
+    let routes = health_routes
+        .add_service(CatalogServiceServer::new(grpc::Public(state.clone())))
+        .add_service(CatalogInternalServiceServer::with_interceptor(
+            grpc::Internal(state),
+            rgrpc::RequireToken::new(token),
+        ));
+    rgrpc::set_serving(&health, SERVICES).await;
+    tokio::spawn(watch_database(pool.clone(), health.clone(), shutdown.clone()));
+    tracing::info!(listen = %listener.local_addr()?, key = %"sealing key loaded", "catalog serving");
+    rgrpc::serve(listener, routes, health, SERVICES, shutdown, config.drain_delay()).await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// Re-seals secrets sealed by a previous key with the current one.
+async fn reseal(pool: &PgPool, keyring: &Keyring) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await?;
+    let mut n = 0;
+    for (id, blob) in store::connectors::with_secrets(&mut conn).await? {
+        let owner = cairn_api::names::Kind::Connector.name(id);
+        let (map, stale) = keyring.open(&owner, &blob)?;
+        if stale {
+            store::connectors::reseal(&mut conn, id, &keyring.seal(&owner, &map)).await?;
+            n += 1;
+        }
+    }
+    for (id, blob) in store::tasks::with_secrets(&mut conn).await? {
+        let owner = cairn_api::names::Kind::Task.name(id);
+        let (map, stale) = keyring.open(&owner, &blob)?;
+        if stale {
+            store::tasks::reseal(&mut conn, id, &keyring.seal(&owner, &map)).await?;
+            n += 1;
+        }
+    }
+    if n > 0 {
+        tracing::info!(records = n, key = %keyring.current_id(), "re-sealed secrets with the current key");
+    }
+    Ok(())
+}
+
+/// Marks the services NOT_SERVING while the database is unreachable.
+async fn watch_database(pool: PgPool, health: tonic_health::server::HealthReporter, shutdown: CancellationToken) {
+    let mut serving = true;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+        let ok = sqlx::query("SELECT 1").execute(&pool).await.is_ok();
+        if ok != serving {
+            serving = ok;
+            if ok {
+                tracing::info!("database reachable again; serving");
+                rgrpc::set_serving(&health, SERVICES).await;
+            } else {
+                tracing::warn!("database unreachable; reporting NOT_SERVING");
+                rgrpc::set_not_serving(&health, SERVICES).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The catalog's client of the scheduler's internal service (connection tests, task
+//! deletions). Calls carry the cluster token and the caller's trace context.
+
+use std::time::Duration;
+
+use cairn_api::v1::{
+    ConnectionTest, Connector, ForgetTaskRequest, RunConnectionTestRequest,
+    scheduler_internal_service_client::SchedulerInternalServiceClient,
+};
+use cairn_runtime::{grpc::ClientInterceptor, time::to_duration};
+use tonic::{Code, codegen::InterceptedService, transport::Channel};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+type Inner = SchedulerInternalServiceClient<InterceptedService<Channel, ClientInterceptor>>;
+
+/// A cheap-to-clone client.
+#[derive(Clone, Debug)]
+pub struct SchedulerClient {
+    inner: Inner,
+}
+
+impl SchedulerClient {
+    /// A client of the scheduler at `url` (connects lazily).
+    pub fn new(url: &str, token: Option<&str>) -> std::result::Result<Self, String> {
+        let channel = cairn_runtime::grpc::channel(url)?;
+        Ok(SchedulerClient {
+            inner: SchedulerInternalServiceClient::with_interceptor(channel, ClientInterceptor::new(token)),
+        })
+    }
+
+    /// Runs a connection test through a worker and waits up to `wait`.
+    pub async fn run_connection_test(&self, connector: Connector, wait: Duration) -> Result<ConnectionTest> {
+        let mut req = tonic::Request::new(RunConnectionTestRequest {
+            connector: Some(connector),
+            timeout: Some(to_duration(wait)),
+        });
+        req.set_timeout(wait + Duration::from_secs(5));
+        match self.inner.clone().run_connection_test(req).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) if s.code() == Code::Unavailable => Err(Error::Unavailable("the scheduler".into())),
+            Err(s) if s.code() == Code::DeadlineExceeded || s.code() == Code::Cancelled => {
+                Err(Error::DeadlineExceeded(format!(
+                    "no worker matching the connector's selector answered within {}s; the test job stays queued \
+                     and its verdict will be recorded when a worker runs it",
+                    wait.as_secs()
+                )))
+            }
+            Err(s) => Err(s.into()),
+        }
+    }
+
+    /// Tells the scheduler a task is gone.
+    pub async fn forget_task(&self, id: Uuid) -> std::result::Result<(), tonic::Status> {
+        let mut req = tonic::Request::new(ForgetTaskRequest { task: format!("tasks/{id}") });
+        req.set_timeout(Duration::from_secs(5));
+        self.inner.clone().forget_task(req).await.map(|_| ())
+    }
+}

@@ -1,0 +1,197 @@
+//! `catalog.tasks`.
+
+use cairn_api::names::Reference;
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::error::Result;
+
+/// A stored task.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Row {
+    /// Id.
+    pub id: Uuid,
+    /// Display name.
+    pub display_name: String,
+    /// Sanitised message (connectors as names, no secrets, no selector).
+    pub spec: serde_json::Value,
+    /// Source connector.
+    pub source_id: Option<Uuid>,
+    /// Store connector.
+    pub store_id: Option<Uuid>,
+    /// Destination connector.
+    pub destination_id: Option<Uuid>,
+    /// Target store connector.
+    pub target_store_id: Option<Uuid>,
+    /// Sealed webhook secrets.
+    pub secrets: Option<Vec<u8>>,
+    /// Their names.
+    pub secret_names: Vec<String>,
+    /// Version (etag).
+    pub version: i64,
+    /// Created.
+    pub create_time: DateTime<Utc>,
+    /// Updated.
+    pub update_time: DateTime<Utc>,
+}
+
+impl Row {
+    /// Ids of every connector the task uses.
+    pub fn connector_ids(&self) -> Vec<Uuid> {
+        [self.source_id, self.store_id, self.destination_id, self.target_store_id].into_iter().flatten().collect()
+    }
+}
+
+const COLUMNS: &str = "id, display_name, spec, source_id, store_id, destination_id, target_store_id, secrets, \
+                       secret_names, version, create_time, update_time";
+
+/// What to write.
+#[derive(Debug)]
+pub struct Write<'a> {
+    /// Id.
+    pub id: Uuid,
+    /// Display name.
+    pub display_name: &'a str,
+    /// Type name.
+    pub type_name: &'a str,
+    /// Connectors.
+    pub source_id: Option<Uuid>,
+    /// Connectors.
+    pub store_id: Option<Uuid>,
+    /// Connectors.
+    pub destination_id: Option<Uuid>,
+    /// Connectors.
+    pub target_store_id: Option<Uuid>,
+    /// Sanitised message.
+    pub spec: serde_json::Value,
+    /// Sealed secrets.
+    pub secrets: Option<Vec<u8>>,
+    /// Their names.
+    pub secret_names: Vec<String>,
+}
+
+/// Inserts a task.
+pub async fn insert(conn: &mut PgConnection, w: &Write<'_>, request_id: Option<Uuid>) -> Result<Row> {
+    let sql = format!(
+        "INSERT INTO tasks (id, display_name, type, source_id, store_id, destination_id, target_store_id, spec,
+                            secrets, secret_names, request_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(w.id)
+        .bind(w.display_name)
+        .bind(w.type_name)
+        .bind(w.source_id)
+        .bind(w.store_id)
+        .bind(w.destination_id)
+        .bind(w.target_store_id)
+        .bind(&w.spec)
+        .bind(&w.secrets)
+        .bind(&w.secret_names)
+        .bind(request_id)
+        .fetch_one(conn)
+        .await?)
+}
+
+/// Replaces a task's record, bumping its version.
+pub async fn update(conn: &mut PgConnection, w: &Write<'_>) -> Result<Row> {
+    let sql = format!(
+        "UPDATE tasks SET display_name = $2, source_id = $3, store_id = $4, destination_id = $5,
+                target_store_id = $6, spec = $7, secrets = $8, secret_names = $9,
+                version = version + 1, update_time = now()
+         WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(w.id)
+        .bind(w.display_name)
+        .bind(w.source_id)
+        .bind(w.store_id)
+        .bind(w.destination_id)
+        .bind(w.target_store_id)
+        .bind(&w.spec)
+        .bind(&w.secrets)
+        .bind(&w.secret_names)
+        .fetch_one(conn)
+        .await?)
+}
+
+/// Finds a task by id or display name; `lock` takes a row lock.
+pub async fn find(conn: &mut PgConnection, r: &Reference, lock: bool) -> Result<Option<Row>> {
+    let suffix = if lock { " FOR UPDATE" } else { "" };
+    let q = match r {
+        Reference::Id(id) => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM tasks WHERE id = $1{suffix}")))
+                .bind(*id)
+        }
+        Reference::DisplayName(n) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM tasks WHERE display_name = $1{suffix}"
+        )))
+        .bind(n.clone()),
+    };
+    Ok(q.fetch_optional(conn).await?)
+}
+
+/// The task created with a request id, if any.
+pub async fn by_request_id(conn: &mut PgConnection, request_id: Uuid) -> Result<Option<Row>> {
+    let sql = format!("SELECT {COLUMNS} FROM tasks WHERE request_id = $1");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(request_id).fetch_optional(conn).await?)
+}
+
+/// Tasks using a connector (full rows), for re-checking selectors.
+pub async fn using_connector(conn: &mut PgConnection, id: Uuid) -> Result<Vec<Row>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM tasks
+         WHERE source_id = $1 OR store_id = $1 OR destination_id = $1 OR target_store_id = $1 ORDER BY id"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_all(conn).await?)
+}
+
+/// List filters.
+#[derive(Debug, Default, Hash)]
+pub struct Filter {
+    /// Any-role connector.
+    pub connector: Option<Uuid>,
+    /// Type name.
+    pub type_name: Option<String>,
+}
+
+/// One page, by id.
+pub async fn list(conn: &mut PgConnection, f: &Filter, after: Option<Uuid>, limit: i64) -> Result<Vec<Row>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM tasks
+         WHERE ($1::uuid IS NULL OR id > $1)
+           AND ($2::uuid IS NULL OR source_id = $2 OR store_id = $2 OR destination_id = $2 OR target_store_id = $2)
+           AND ($3::text IS NULL OR type = $3)
+         ORDER BY id LIMIT $4"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(after)
+        .bind(f.connector)
+        .bind(&f.type_name)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// Tasks by id or display name (for the scheduler), any order.
+pub async fn by_refs(conn: &mut PgConnection, ids: &[Uuid], names: &[String]) -> Result<Vec<Row>> {
+    let sql = format!("SELECT {COLUMNS} FROM tasks WHERE id = ANY($1) OR display_name = ANY($2)");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(ids).bind(names).fetch_all(conn).await?)
+}
+
+/// Deletes a task.
+pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
+    Ok(sqlx::query("DELETE FROM tasks WHERE id = $1").bind(id).execute(conn).await?.rows_affected() == 1)
+}
+
+/// Rows with sealed secrets (for re-sealing after rotation).
+pub async fn with_secrets(conn: &mut PgConnection) -> Result<Vec<(Uuid, Vec<u8>)>> {
+    Ok(sqlx::query_as("SELECT id, secrets FROM tasks WHERE secrets IS NOT NULL").fetch_all(conn).await?)
+}
+
+/// Replaces a row's sealed secrets without changing its version.
+pub async fn reseal(conn: &mut PgConnection, id: Uuid, blob: &[u8]) -> Result<()> {
+    sqlx::query("UPDATE tasks SET secrets = $2 WHERE id = $1").bind(id).bind(blob).execute(conn).await?;
+    Ok(())
+}

@@ -1,0 +1,617 @@
+//! The catalog over real gRPC against a real Postgres database (fresh per test).
+
+use std::time::Duration;
+
+use cairn_api::v1::{
+    CommandSource, Connector, ConnectorRole, CreateConnectorRequest, CreateTaskRequest, DeleteConnectorRequest,
+    DeleteTaskRequest, GetConnectorRequest, GetTaskRequest, ListConnectorsRequest, ListTasksRequest, LocalPathDestination,
+    LocalPathSource, LocalStore, RestStore, S3Store, SftpStore, Task, TaskType, TestConnectorRequest,
+    UpdateConnectorRequest, UpdateTaskRequest, catalog_service_client::CatalogServiceClient, connector::Config as Cfg,
+};
+use cairn_catalog::Config;
+use cairn_runtime::{CancellationToken, status};
+use cairn_testkit::{TestDatabase, dynamic::DynamicClient};
+use sqlx::PgPool;
+use tonic::{Code, transport::Channel};
+
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+struct Catalog {
+    url: String,
+    client: CatalogServiceClient<Channel>,
+    pool: PgPool,
+    shutdown: CancellationToken,
+    _db: TestDatabase,
+}
+
+impl Drop for Catalog {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn start() -> Catalog {
+    cairn_testkit::logs::capture();
+    let db = cairn_testkit::database().await;
+    let listener = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let config = Config {
+        database_url: Some(db.url().to_owned()),
+        secret_key: Some(KEY.into()),
+        scheduler_url: "http://127.0.0.1:9".into(),
+        ..Config::default()
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cairn_catalog::run(config, listener, shutdown.clone()));
+    cairn_testkit::wait_serving(&url, "cairn.v1.CatalogService").await;
+    let client = CatalogServiceClient::connect(url.clone()).await.unwrap();
+    let pool = PgPool::connect(db.url()).await.unwrap();
+    Catalog { url, client, pool, shutdown, _db: db }
+}
+
+fn local_store(name: &str, pw: &str) -> Connector {
+    Connector {
+        display_name: name.into(),
+        config: Some(Cfg::LocalStore(LocalStore { path: format!("/srv/{name}") })),
+        repository_password: pw.into(),
+        ..Default::default()
+    }
+}
+
+fn source(name: &str) -> Connector {
+    Connector {
+        display_name: name.into(),
+        config: Some(Cfg::LocalPathSource(LocalPathSource { paths: vec!["/data".into()], ..Default::default() })),
+        ..Default::default()
+    }
+}
+
+async fn create(c: &mut Catalog, connector: Connector) -> Result<Connector, tonic::Status> {
+    c.client
+        .create_connector(CreateConnectorRequest { connector: Some(connector), ..Default::default() })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn count(pool: &PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM catalog.{table}")))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn reflection_exposes_the_contract_and_json_calls_work() {
+    let c = start().await;
+    let dynamic = DynamicClient::connect(&c.url).await.unwrap();
+    for svc in ["cairn.v1.CatalogService", "grpc.health.v1.Health", "cairn.v1.CatalogInternalService"] {
+        assert!(dynamic.services().iter().any(|s| s == svc), "{svc} not listed: {:?}", dynamic.services());
+    }
+    // The descriptors served cover the whole cairn.v1 package, not only the catalog's files.
+    for msg in ["cairn.v1.Job", "cairn.v1.PreviewScheduleRequest", "cairn.v1.SimulateRetentionRequest", "cairn.v1.Lease"] {
+        assert!(dynamic.pool().get_message_by_name(msg).is_some(), "{msg} not served");
+    }
+    let svc = "cairn.v1.CatalogService";
+    let created = dynamic
+        .call(
+            svc,
+            "CreateConnector",
+            r#"{"connector": {"displayName": "nas", "localStore": {"path": "/srv/repo"}, "repositoryPassword": "pw-json-1"}}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(created["role"], "CONNECTOR_ROLE_STORE");
+    assert_eq!(created["repositoryPasswordSet"], true);
+    assert!(created.get("repositoryPassword").is_none());
+    let name = created["name"].as_str().unwrap().to_owned();
+    dynamic
+        .call(svc, "CreateConnector", r#"{"connector": {"displayName": "src", "localPathSource": {"paths": ["/data"]}}}"#)
+        .await
+        .unwrap();
+    dynamic
+        .call(
+            svc,
+            "CreateConnector",
+            r#"{"connector": {"displayName": "dst", "localPathDestination": {"path": "/restore"}}}"#,
+        )
+        .await
+        .unwrap();
+    let got = dynamic.call(svc, "GetConnector", &format!(r#"{{"name": "{name}"}}"#)).await.unwrap();
+    assert_eq!(got["displayName"], "nas");
+    let listed = dynamic.call(svc, "ListConnectors", r#"{"role": "CONNECTOR_ROLE_STORE"}"#).await.unwrap();
+    assert_eq!(listed["connectors"].as_array().unwrap().len(), 1);
+    let updated = dynamic
+        .call(
+            svc,
+            "UpdateConnector",
+            r#"{"connector": {"name": "nas", "description": "the NAS"}, "updateMask": "description"}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated["description"], "the NAS");
+    let task = dynamic
+        .call(
+            svc,
+            "CreateTask",
+            r#"{"task": {"displayName": "nightly", "type": "TASK_TYPE_BACKUP", "source": "src", "store": "nas",
+                "backup": {"mode": "BACKUP_MODE_FULL", "retention": {"keepDaily": 7}}}}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(task["backup"]["mode"], "BACKUP_MODE_FULL");
+    assert!(task["store"].as_str().unwrap().starts_with("connectors/"));
+    dynamic.call(svc, "GetTask", r#"{"name": "nightly"}"#).await.unwrap();
+    let tasks = dynamic.call(svc, "ListTasks", r#"{"connector": "nas"}"#).await.unwrap();
+    assert_eq!(tasks["tasks"].as_array().unwrap().len(), 1);
+    dynamic
+        .call(svc, "UpdateTask", r#"{"task": {"name": "nightly", "labels": ["prod"]}, "updateMask": "labels"}"#)
+        .await
+        .unwrap();
+    // No scheduler runs in this test: the test call reports it instead of hanging.
+    let err = dynamic.call(svc, "TestConnector", r#"{"name": "nas", "timeout": "1s"}"#).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    dynamic.call(svc, "DeleteTask", r#"{"name": "nightly"}"#).await.unwrap();
+    dynamic.call(svc, "DeleteConnector", r#"{"name": "dst"}"#).await.unwrap();
+    let health = dynamic.call("grpc.health.v1.Health", "Check", "{}").await.unwrap();
+    assert_eq!(health["status"], "SERVING");
+}
+
+#[tokio::test]
+async fn every_connector_type_round_trips() {
+    let mut c = start().await;
+    let configs = vec![
+        source("src"),
+        Connector {
+            display_name: "pgdump".into(),
+            config: Some(Cfg::CommandSource(CommandSource {
+                command: vec!["pg_dump".into(), "app".into()],
+                file_name: "app.sql".into(),
+            })),
+            worker_selector: [("host".to_owned(), "db1".to_owned())].into(),
+            ..Default::default()
+        },
+        local_store("local", "pw"),
+        Connector {
+            display_name: "s3".into(),
+            config: Some(Cfg::S3Store(S3Store {
+                endpoint: "http://minio:9000".into(),
+                bucket: "backups".into(),
+                prefix: "cairn".into(),
+                access_key_id: "AKIA".into(),
+                secret_access_key: "s3-secret-value".into(),
+                ..Default::default()
+            })),
+            repository_password: "pw".into(),
+            max_concurrent_jobs: 2,
+            create_if_missing: true,
+            ..Default::default()
+        },
+        Connector {
+            display_name: "sftp".into(),
+            config: Some(Cfg::SftpStore(SftpStore {
+                host: "backup.example.com".into(),
+                user: "cairn".into(),
+                path: "/srv/repo".into(),
+                ..Default::default()
+            })),
+            repository_password: "pw".into(),
+            ..Default::default()
+        },
+        Connector {
+            display_name: "rest".into(),
+            config: Some(Cfg::RestStore(RestStore {
+                url: "https://rest.example.com/repo".into(),
+                username: "u".into(),
+                password: "rest-secret".into(),
+                ..Default::default()
+            })),
+            repository_password: "pw".into(),
+            ..Default::default()
+        },
+        Connector {
+            display_name: "dst".into(),
+            config: Some(Cfg::LocalPathDestination(LocalPathDestination { path: "/restore".into() })),
+            ..Default::default()
+        },
+    ];
+    for input in configs {
+        let made = create(&mut c, input.clone()).await.unwrap();
+        assert!(made.name.starts_with("connectors/"));
+        assert!(!made.etag.is_empty());
+        let got = c.client.get_connector(GetConnectorRequest { name: made.name.clone() }).await.unwrap().into_inner();
+        assert_eq!(got, made);
+        let by_name =
+            c.client.get_connector(GetConnectorRequest { name: input.display_name.clone() }).await.unwrap().into_inner();
+        assert_eq!(by_name.name, made.name);
+        assert_eq!(got.config.as_ref().map(std::mem::discriminant), input.config.as_ref().map(std::mem::discriminant));
+    }
+    let s3 = c.client.get_connector(GetConnectorRequest { name: "s3".into() }).await.unwrap().into_inner();
+    assert_eq!(s3.max_concurrent_jobs, 2);
+    assert!(s3.create_if_missing);
+    let Some(Cfg::S3Store(cfg)) = &s3.config else { panic!() };
+    assert!(cfg.secret_access_key.is_empty() && cfg.secret_access_key_set);
+    let local = c.client.get_connector(GetConnectorRequest { name: "local".into() }).await.unwrap().into_inner();
+    assert_eq!(local.max_concurrent_jobs, 4, "stores default to 4 concurrent jobs");
+    let src = c.client.get_connector(GetConnectorRequest { name: "src".into() }).await.unwrap().into_inner();
+    assert_eq!(src.role, ConnectorRole::Source as i32);
+    assert_eq!(src.r#type, "local_path");
+}
+
+#[tokio::test]
+async fn secrets_never_leave_in_clear() {
+    let mut c = start().await;
+    let secret = "correct-horse-battery-staple-42";
+    let s3_secret = "s3-key-very-secret-77";
+    let made = create(&mut c, local_store("vault", secret)).await.unwrap();
+    let s3 = create(
+        &mut c,
+        Connector {
+            display_name: "bucket".into(),
+            config: Some(Cfg::S3Store(S3Store {
+                endpoint: "https://s3.example.com".into(),
+                bucket: "b-1".into(),
+                access_key_id: "AK".into(),
+                secret_access_key: s3_secret.into(),
+                ..Default::default()
+            })),
+            repository_password: secret.into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(made.repository_password.is_empty() && made.repository_password_set);
+    let list = c.client.list_connectors(ListConnectorsRequest::default()).await.unwrap().into_inner();
+    let shown = format!("{list:?}{made:?}{s3:?}");
+    assert!(!shown.contains(secret) && !shown.contains(s3_secret));
+    // Updating something else keeps the password; updating the password replaces it.
+    let mut patch = made.clone();
+    patch.description = "x".into();
+    let kept = c
+        .client
+        .update_connector(UpdateConnectorRequest {
+            connector: Some(patch),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(kept.repository_password_set);
+    // The database holds no plaintext anywhere in the row.
+    let rows: Vec<String> = sqlx::query_scalar("SELECT row_to_json(c)::text FROM catalog.connectors c")
+        .fetch_all(&c.pool)
+        .await
+        .unwrap();
+    let raw: Vec<Vec<u8>> = sqlx::query_scalar("SELECT secrets FROM catalog.connectors WHERE secrets IS NOT NULL")
+        .fetch_all(&c.pool)
+        .await
+        .unwrap();
+    assert_eq!(raw.len(), 2);
+    for r in rows.iter().map(String::as_bytes).chain(raw.iter().map(Vec::as_slice)) {
+        for s in [secret, s3_secret] {
+            assert!(!r.windows(s.len()).any(|w| w == s.as_bytes()), "plaintext secret in the database");
+        }
+    }
+    // Nor in anything logged by this process.
+    let logs = cairn_testkit::logs::captured();
+    assert!(logs.contains("connector created"), "logs were not captured");
+    assert!(!logs.contains(secret) && !logs.contains(s3_secret), "secret found in logs");
+}
+
+#[tokio::test]
+async fn invalid_input_names_the_field_and_writes_nothing() {
+    let mut c = start().await;
+    let cases: Vec<(Connector, &str)> = vec![
+        (Connector { display_name: "".into(), ..local_store("x", "pw") }, "connector.display_name"),
+        (
+            Connector { config: Some(Cfg::LocalStore(LocalStore { path: "relative".into() })), ..local_store("a", "pw") },
+            "connector.local_store.path",
+        ),
+        (local_store("nopw", ""), "connector.repository_password"),
+        (
+            Connector {
+                config: Some(Cfg::S3Store(S3Store {
+                    endpoint: "http://x".into(),
+                    bucket: "UPPER".into(),
+                    access_key_id: "a".into(),
+                    secret_access_key: "b".into(),
+                    ..Default::default()
+                })),
+                ..local_store("s3bad", "pw")
+            },
+            "connector.s3_store.bucket",
+        ),
+        (
+            Connector {
+                config: Some(Cfg::LocalPathSource(LocalPathSource {
+                    paths: vec!["/d".into()],
+                    include: vec!["".into()],
+                    ..Default::default()
+                })),
+                ..source("globs")
+            },
+            "connector.local_path_source.include[0]",
+        ),
+        (Connector { config: None, ..source("none") }, "connector.config"),
+        (Connector { role: ConnectorRole::Destination as i32, ..source("role") }, "connector.role"),
+        (Connector { max_concurrent_jobs: 3, ..source("mcj") }, "connector.max_concurrent_jobs"),
+        (
+            Connector { worker_selector: [("bad key".to_owned(), "v".to_owned())].into(), ..source("sel") },
+            "connector.worker_selector[\"bad key\"]",
+        ),
+    ];
+    for (input, field) in cases {
+        let err = create(&mut c, input).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().starts_with(field), "{} should name {field}", err.message());
+        assert!(status::fields_of(&err).iter().any(|f| f == field));
+    }
+    assert_eq!(count(&c.pool, "connectors").await, 0, "nothing is written on error");
+
+    // Tasks: a wrong role names the field and the expected role; nothing written.
+    create(&mut c, source("src")).await.unwrap();
+    create(&mut c, local_store("nas", "pw")).await.unwrap();
+    let bad_task = Task {
+        display_name: "t".into(),
+        r#type: TaskType::Backup as i32,
+        source: "nas".into(),
+        store: "src".into(),
+        ..Default::default()
+    };
+    let err = c
+        .client
+        .create_task(CreateTaskRequest { task: Some(bad_task), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("task.source: connector nas is a STORE connector"), "{}", err.message());
+    assert!(err.message().contains("needs a SOURCE connector"), "{}", err.message());
+    assert_eq!(status::fields_of(&err), vec!["task.source", "task.store"]);
+    assert_eq!(count(&c.pool, "tasks").await, 0);
+    // Duplicate names.
+    let dup = create(&mut c, local_store("nas", "pw")).await.unwrap_err();
+    assert_eq!(dup.code(), Code::AlreadyExists);
+    assert_eq!(count(&c.pool, "connectors").await, 2);
+    // Bad page token.
+    let err = c
+        .client
+        .list_connectors(ListConnectorsRequest { page_token: "garbage".into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(status::fields_of(&err), vec!["page_token"]);
+}
+
+#[tokio::test]
+async fn pagination_covers_everything_once() {
+    let mut c = start().await;
+    for i in 0..250 {
+        create(&mut c, source(&format!("src-{i:03}"))).await.unwrap();
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut pages = 0;
+    let mut token = String::new();
+    loop {
+        let page = c
+            .client
+            .list_connectors(ListConnectorsRequest { page_size: 100, page_token: token.clone(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
+        pages += 1;
+        for conn in page.connectors {
+            assert!(seen.insert(conn.name), "duplicate across pages");
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), 250);
+    // A token is bound to its filters.
+    let first = c
+        .client
+        .list_connectors(ListConnectorsRequest { page_size: 10, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let err = c
+        .client
+        .list_connectors(ListConnectorsRequest {
+            page_size: 10,
+            page_token: first.next_page_token,
+            role: ConnectorRole::Store as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn request_ids_make_creates_idempotent() {
+    let mut c = start().await;
+    let rid = "0193f3a2-6b1c-7cc0-8a5e-3b0c1d2e3f40".to_owned();
+    let req =
+        CreateConnectorRequest { connector: Some(source("once")), request_id: rid.clone(), ..Default::default() };
+    let a = c.client.create_connector(req.clone()).await.unwrap().into_inner();
+    let b = c.client.create_connector(req).await.unwrap().into_inner();
+    assert_eq!(a.name, b.name);
+    assert_eq!(count(&c.pool, "connectors").await, 1);
+    let bad = CreateConnectorRequest { connector: Some(source("x")), request_id: "nope".into(), ..Default::default() };
+    let err = c.client.create_connector(bad).await.unwrap_err();
+    assert_eq!(status::fields_of(&err), vec!["request_id"]);
+    // validate_only writes nothing.
+    let v = CreateConnectorRequest { connector: Some(source("dry")), validate_only: true, ..Default::default() };
+    c.client.create_connector(v).await.unwrap();
+    assert_eq!(count(&c.pool, "connectors").await, 1);
+}
+
+#[tokio::test]
+async fn updates_use_masks_and_etags() {
+    let mut c = start().await;
+    let made = create(&mut c, local_store("nas", "pw")).await.unwrap();
+    let mut patch = Connector { name: made.name.clone(), etag: made.etag.clone(), ..Default::default() };
+    patch.max_concurrent_jobs = 9;
+    patch.description = "ignored: not in the mask".into();
+    let mask = |p: &[&str]| Some(prost_types::FieldMask { paths: p.iter().map(|s| (*s).to_owned()).collect() });
+    let updated = c
+        .client
+        .update_connector(UpdateConnectorRequest { connector: Some(patch.clone()), update_mask: mask(&["max_concurrent_jobs"]) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.max_concurrent_jobs, 9);
+    assert_eq!(updated.description, "");
+    assert_ne!(updated.etag, made.etag);
+    // The old etag is stale now.
+    let err = c
+        .client
+        .update_connector(UpdateConnectorRequest { connector: Some(patch), update_mask: mask(&["max_concurrent_jobs"]) })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Aborted);
+    assert_eq!(status::reason_of(&err).as_deref(), Some(status::reason::ETAG_MISMATCH));
+    // Nested paths, and the type cannot change.
+    let nested = Connector {
+        name: "nas".into(),
+        config: Some(Cfg::LocalStore(LocalStore { path: "/srv/other".into() })),
+        ..Default::default()
+    };
+    let got = c
+        .client
+        .update_connector(UpdateConnectorRequest { connector: Some(nested), update_mask: mask(&["local_store.path"]) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(matches!(got.config, Some(Cfg::LocalStore(ref l)) if l.path == "/srv/other"));
+    let switch = Connector { name: "nas".into(), ..source("nas") };
+    let err = c
+        .client
+        .update_connector(UpdateConnectorRequest { connector: Some(switch), update_mask: mask(&["local_path_source"]) })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(status::fields_of(&err), vec!["update_mask"]);
+    let err = c
+        .client
+        .update_connector(UpdateConnectorRequest {
+            connector: Some(Connector { name: "nas".into(), ..Default::default() }),
+            update_mask: mask(&["create_time"]),
+        })
+        .await
+        .unwrap_err();
+    assert!(err.message().starts_with("update_mask"), "{}", err.message());
+    // Tasks: type is immutable, connectors re-checked.
+    create(&mut c, source("src")).await.unwrap();
+    let task = c
+        .client
+        .create_task(CreateTaskRequest {
+            task: Some(Task {
+                display_name: "nightly".into(),
+                r#type: TaskType::Backup as i32,
+                source: "src".into(),
+                store: "nas".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let err = c
+        .client
+        .update_task(UpdateTaskRequest {
+            task: Some(Task { name: task.name.clone(), r#type: TaskType::Prune as i32, ..Default::default() }),
+            update_mask: mask(&["type"]),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status::fields_of(&err), vec!["update_mask"]);
+    let err = c
+        .client
+        .update_task(UpdateTaskRequest {
+            task: Some(Task { name: task.name.clone(), store: "src".into(), ..Default::default() }),
+            update_mask: mask(&["store"]),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status::fields_of(&err), vec!["task.store"]);
+    // A connector's selector may not contradict another connector of one of its tasks.
+    c.client
+        .update_connector(UpdateConnectorRequest {
+            connector: Some(Connector {
+                name: "src".into(),
+                worker_selector: [("host".to_owned(), "db1".to_owned())].into(),
+                ..Default::default()
+            }),
+            update_mask: mask(&["worker_selector"]),
+        })
+        .await
+        .unwrap();
+    let err = c
+        .client
+        .update_connector(UpdateConnectorRequest {
+            connector: Some(Connector {
+                name: "nas".into(),
+                worker_selector: [("host".to_owned(), "db2".to_owned())].into(),
+                ..Default::default()
+            }),
+            update_mask: mask(&["worker_selector"]),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status::fields_of(&err), vec!["connector.worker_selector"]);
+    assert!(err.message().contains("nightly"), "{}", err.message());
+    let t = c.client.get_task(GetTaskRequest { name: "nightly".into() }).await.unwrap().into_inner();
+    assert_eq!(t.worker_selector.get("host").map(String::as_str), Some("db1"));
+}
+
+#[tokio::test]
+async fn connectors_in_use_cannot_be_deleted() {
+    let mut c = start().await;
+    create(&mut c, source("src")).await.unwrap();
+    create(&mut c, local_store("nas", "pw")).await.unwrap();
+    for name in ["nightly", "weekly"] {
+        c.client
+            .create_task(CreateTaskRequest {
+                task: Some(Task {
+                    display_name: name.into(),
+                    r#type: TaskType::Backup as i32,
+                    source: "src".into(),
+                    store: "nas".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let err = c
+        .client
+        .delete_connector(DeleteConnectorRequest { name: "nas".into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("nightly") && err.message().contains("weekly"), "{}", err.message());
+    let listed = c
+        .client
+        .list_tasks(ListTasksRequest { connector: "nas".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.tasks.len(), 2);
+    for name in ["nightly", "weekly"] {
+        c.client.delete_task(DeleteTaskRequest { name: name.into(), ..Default::default() }).await.unwrap();
+    }
+    c.client.delete_connector(DeleteConnectorRequest { name: "nas".into(), ..Default::default() }).await.unwrap();
+    let err = c.client.get_connector(GetConnectorRequest { name: "nas".into() }).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = c
+        .client
+        .test_connector(TestConnectorRequest { name: "src".into(), timeout: Some(prost_types::Duration { seconds: 1, nanos: 0 }) })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
