@@ -29,9 +29,8 @@ pub enum JsonError {
 
 /// Renders a message in the proto3 JSON mapping (default values omitted).
 pub fn to_json<M: prost::Message + prost::Name>(msg: &M) -> Result<serde_json::Value, JsonError> {
-    let desc = pool()
-        .get_message_by_name(&M::full_name())
-        .ok_or_else(|| JsonError::UnknownType(M::full_name()))?;
+    let desc =
+        pool().get_message_by_name(&M::full_name()).ok_or_else(|| JsonError::UnknownType(M::full_name()))?;
     let dynamic = DynamicMessage::decode(desc, msg.encode_to_vec().as_slice())
         .map_err(|e| JsonError::Invalid(e.to_string()))?;
     let opts = SerializeOptions::new().skip_default_fields(true);
@@ -42,10 +41,10 @@ pub fn to_json<M: prost::Message + prost::Name>(msg: &M) -> Result<serde_json::V
 
 /// Parses a message from the proto3 JSON mapping.
 pub fn from_json<M: prost::Message + prost::Name + Default>(json: &str) -> Result<M, JsonError> {
-    let desc = pool()
-        .get_message_by_name(&M::full_name())
-        .ok_or_else(|| JsonError::UnknownType(M::full_name()))?;
+    let desc =
+        pool().get_message_by_name(&M::full_name()).ok_or_else(|| JsonError::UnknownType(M::full_name()))?;
     let mut de = serde_json::Deserializer::from_str(json);
-    let dynamic = DynamicMessage::deserialize(desc, &mut de).map_err(|e| JsonError::Invalid(e.to_string()))?;
+    let dynamic =
+        DynamicMessage::deserialize(desc, &mut de).map_err(|e| JsonError::Invalid(e.to_string()))?;
     dynamic.transcode_to::<M>().map_err(|e| JsonError::Invalid(e.to_string()))
 }

@@ -68,7 +68,9 @@ pub fn parse_reference(kind: Kind, raw: &str) -> Result<Reference, NameError> {
         return Err(NameError::Empty);
     }
     let rest = match raw.split_once('/') {
-        Some((collection, rest)) if collection == kind.collection() && !rest.is_empty() && !rest.contains('/') => {
+        Some((collection, rest))
+            if collection == kind.collection() && !rest.is_empty() && !rest.contains('/') =>
+        {
             rest
         }
         Some(_) => {
@@ -102,8 +104,14 @@ mod tests {
         assert_eq!(parse_reference(Kind::Task, &format!("tasks/{id}")), Ok(Reference::Id(id)));
         assert_eq!(parse_reference(Kind::Task, &id.to_string()), Ok(Reference::Id(id)));
         assert_eq!(parse_reference(Kind::Task, "nightly"), Ok(Reference::DisplayName("nightly".into())));
-        assert_eq!(parse_reference(Kind::Task, "tasks/nightly"), Ok(Reference::DisplayName("nightly".into())));
-        assert!(matches!(parse_reference(Kind::Task, "connectors/x"), Err(NameError::WrongCollection { .. })));
+        assert_eq!(
+            parse_reference(Kind::Task, "tasks/nightly"),
+            Ok(Reference::DisplayName("nightly".into()))
+        );
+        assert!(matches!(
+            parse_reference(Kind::Task, "connectors/x"),
+            Err(NameError::WrongCollection { .. })
+        ));
         assert!(matches!(parse_reference(Kind::Task, "tasks/a/b"), Err(NameError::WrongCollection { .. })));
         assert_eq!(parse_reference(Kind::Task, "  "), Err(NameError::Empty));
         assert!(parse_id(Kind::Job, "jobs/nightly").is_err());

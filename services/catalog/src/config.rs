@@ -78,10 +78,9 @@ impl Config {
 
     /// The database URL or an error naming the key.
     pub fn database_url(&self) -> Result<&str, ConfigError> {
-        self.database_url
-            .as_deref()
-            .filter(|u| !u.is_empty())
-            .ok_or_else(|| ConfigError::invalid("database_url", "is required (DATABASE_URL or --database-url)"))
+        self.database_url.as_deref().filter(|u| !u.is_empty()).ok_or_else(|| {
+            ConfigError::invalid("database_url", "is required (DATABASE_URL or --database-url)")
+        })
     }
 
     /// The drain delay.
@@ -99,10 +98,17 @@ impl Config {
         };
         let current = match (&self.secret_key, from_file, self.dev_ephemeral_key) {
             (Some(_), Some(_), _) => {
-                return Err(ConfigError::invalid("secret_key", "set either secret_key or secret_key_file, not both"));
+                return Err(ConfigError::invalid(
+                    "secret_key",
+                    "set either secret_key or secret_key_file, not both",
+                ));
             }
-            (Some(k), None, _) => Key::parse(k).map_err(|e| ConfigError::invalid("secret_key", e.to_string()))?,
-            (None, Some(k), _) => Key::parse(&k).map_err(|e| ConfigError::invalid("secret_key_file", e.to_string()))?,
+            (Some(k), None, _) => {
+                Key::parse(k).map_err(|e| ConfigError::invalid("secret_key", e.to_string()))?
+            }
+            (None, Some(k), _) => {
+                Key::parse(&k).map_err(|e| ConfigError::invalid("secret_key_file", e.to_string()))?
+            }
             (None, None, true) => Key::generate(),
             (None, None, false) => {
                 return Err(ConfigError::invalid(
@@ -129,7 +135,8 @@ impl Config {
         if self.db_max_connections == 0 {
             return Err(ConfigError::invalid("db_max_connections", "must be at least 1"));
         }
-        cairn_runtime::grpc::check_url(&self.scheduler_url).map_err(|e| ConfigError::invalid("scheduler_url", e))?;
+        cairn_runtime::grpc::check_url(&self.scheduler_url)
+            .map_err(|e| ConfigError::invalid("scheduler_url", e))?;
         self.keyring().map(|_| ())
     }
 }
@@ -157,6 +164,9 @@ mod tests {
             ..Config::default()
         };
         let text = cairn_runtime::config::render(&c.redacted());
-        assert!(!text.contains("pw@") && !text.contains(&"k".repeat(44)) && !text.contains("tok\""), "{text}");
+        assert!(
+            !text.contains("pw@") && !text.contains(&"k".repeat(44)) && !text.contains("tok\""),
+            "{text}"
+        );
     }
 }

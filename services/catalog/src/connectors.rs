@@ -72,7 +72,12 @@ pub fn info(row: &rows::Row) -> ConnectorInfo {
         "DESTINATION" => ConnectorRole::Destination,
         _ => ConnectorRole::Unspecified,
     };
-    ConnectorInfo { id: row.id, display_name: row.display_name.clone(), role, selector: row.worker_selector.0.clone() }
+    ConnectorInfo {
+        id: row.id,
+        display_name: row.display_name.clone(),
+        role,
+        selector: row.worker_selector.0.clone(),
+    }
 }
 
 /// Parses a `request_id` (empty = none).
@@ -227,10 +232,17 @@ pub async fn update(state: &State, req: UpdateConnectorRequest) -> Result<Connec
     let stored_names = row.secret_set();
     let base: Connector = store::decode(&row.spec)?;
     let merged = mask::apply(&base, &patch, &paths, UPDATABLE)?;
-    let old = base.config.as_ref().map(role_and_type).ok_or_else(|| Error::Internal("stored connector without config".into()))?;
+    let old = base
+        .config
+        .as_ref()
+        .map(role_and_type)
+        .ok_or_else(|| Error::Internal("stored connector without config".into()))?;
     if merged.config.as_ref().map(role_and_type) != Some(old) {
         let mut v = Violations::default();
-        v.add("update_mask", format!("the connector type cannot change (it is {:?}); create a new connector", old.1));
+        v.add(
+            "update_mask",
+            format!("the connector type cannot change (it is {:?}); create a new connector", old.1),
+        );
         return Err(v.into());
     }
     let n = connector::normalize(&merged, &stored_names)?;

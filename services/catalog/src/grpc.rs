@@ -1,11 +1,12 @@
 //! Thin gRPC handlers: decode the request, call the operation, encode the answer.
 
 use cairn_api::v1::{
-    ConnectionTest, Connector, CreateConnectorRequest, CreateTaskRequest, DeleteConnectorRequest, DeleteTaskRequest,
-    GetConnectorRequest, GetTaskRequest, ListConnectorsRequest, ListConnectorsResponse, ListTasksRequest,
-    ListTasksResponse, RecordConnectionTestRequest, ResolveConnectorRequest, ResolveTasksRequest, ResolveTasksResponse,
-    ResolvedConnector, Task, TestConnectorRequest, UpdateConnectorRequest, UpdateTaskRequest,
-    catalog_internal_service_server::CatalogInternalService, catalog_service_server::CatalogService,
+    ConnectionTest, Connector, CreateConnectorRequest, CreateTaskRequest, DeleteConnectorRequest,
+    DeleteTaskRequest, GetConnectorRequest, GetTaskRequest, ListConnectorsRequest, ListConnectorsResponse,
+    ListTasksRequest, ListTasksResponse, RecordConnectionTestRequest, ResolveConnectorRequest,
+    ResolveTasksRequest, ResolveTasksResponse, ResolvedConnector, Task, TestConnectorRequest,
+    UpdateConnectorRequest, UpdateTaskRequest, catalog_internal_service_server::CatalogInternalService,
+    catalog_service_server::CatalogService,
 };
 use cairn_runtime::status::Violations;
 use tonic::{Request, Response, Status};

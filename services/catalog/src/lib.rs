@@ -110,7 +110,11 @@ async fn reseal(pool: &PgPool, keyring: &Keyring) -> anyhow::Result<()> {
 }
 
 /// Marks the services NOT_SERVING while the database is unreachable.
-async fn watch_database(pool: PgPool, health: tonic_health::server::HealthReporter, shutdown: CancellationToken) {
+async fn watch_database(
+    pool: PgPool,
+    health: tonic_health::server::HealthReporter,
+    shutdown: CancellationToken,
+) {
     let mut serving = true;
     loop {
         tokio::select! {

@@ -60,14 +60,19 @@ impl Key {
     pub fn parse(text: &str) -> Result<Key, SecretError> {
         let text = text.trim();
         let bytes = if text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()) {
-            (0..32).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16)).collect::<Result<Vec<_>, _>>().ok()
+            (0..32)
+                .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16))
+                .collect::<Result<Vec<_>, _>>()
+                .ok()
         } else {
             STANDARD.decode(text).ok()
         };
         match bytes {
             Some(b) if b.len() == 32 => Ok(Key::from_bytes(&b)),
             Some(b) => Err(SecretError::BadKey(format!("must be 32 bytes, got {}", b.len()))),
-            None => Err(SecretError::BadKey("must be 32 bytes in base64 or hex (e.g. `openssl rand -base64 32`)".into())),
+            None => Err(SecretError::BadKey(
+                "must be 32 bytes in base64 or hex (e.g. `openssl rand -base64 32`)".into(),
+            )),
         }
     }
 
@@ -137,8 +142,10 @@ impl Keyring {
             .chain(&self.previous)
             .find(|k| k.id == id)
             .ok_or_else(|| SecretError::UnknownKey(hex(id)))?;
-        let plain =
-            key.cipher.decrypt(nonce, Payload { msg: body, aad: owner.as_bytes() }).map_err(|_| SecretError::Corrupt)?;
+        let plain = key
+            .cipher
+            .decrypt(nonce, Payload { msg: body, aad: owner.as_bytes() })
+            .map_err(|_| SecretError::Corrupt)?;
         let map = serde_json::from_slice(&plain).map_err(|_| SecretError::Corrupt)?;
         Ok((map, key.id != self.current.id))
     }

@@ -7,8 +7,8 @@ use std::collections::{BTreeSet, HashMap};
 use cairn_api::{
     names::{self, Kind, Reference},
     v1::{
-        CreateTaskRequest, DeleteTaskRequest, ListTasksRequest, ListTasksResponse, ResolvedConnector, ResolvedTask,
-        Task, TaskType, UpdateTaskRequest,
+        CreateTaskRequest, DeleteTaskRequest, ListTasksRequest, ListTasksResponse, ResolvedConnector,
+        ResolvedTask, Task, TaskType, UpdateTaskRequest,
     },
 };
 use cairn_runtime::{db, db::DbErrorKind, pagination, status::Violations, time::to_timestamp};
@@ -104,16 +104,30 @@ fn taken(name: &str) -> Error {
     Error::AlreadyExists(format!("task.display_name: a task named {name:?} already exists"))
 }
 
-async fn normalize(conn: &mut sqlx::PgConnection, t: &Task, stored: &BTreeSet<String>) -> Result<task::Normalized> {
+async fn normalize(
+    conn: &mut sqlx::PgConnection,
+    t: &Task,
+    stored: &BTreeSet<String>,
+) -> Result<task::Normalized> {
     let slots = connectors::slots(
         conn,
-        [("source", &t.source), ("store", &t.store), ("destination", &t.destination), ("target_store", &t.target_store)],
+        [
+            ("source", &t.source),
+            ("store", &t.store),
+            ("destination", &t.destination),
+            ("target_store", &t.target_store),
+        ],
     )
     .await?;
     Ok(task::normalize(t, &slots, stored)?)
 }
 
-fn write<'a>(id: Uuid, t: &'a Task, secrets: Option<Vec<u8>>, secret_names: Vec<String>) -> Result<rows::Write<'a>> {
+fn write<'a>(
+    id: Uuid,
+    t: &'a Task,
+    secrets: Option<Vec<u8>>,
+    secret_names: Vec<String>,
+) -> Result<rows::Write<'a>> {
     let mut spec = t.clone();
     spec.worker_selector.clear();
     Ok(rows::Write {
@@ -201,7 +215,9 @@ pub async fn list(state: &State, req: ListTasksRequest) -> Result<ListTasksRespo
     let connector = if req.connector.trim().is_empty() {
         None
     } else {
-        match connector_rows::find(&mut conn, &connectors::reference("connector", &req.connector)?, false).await? {
+        match connector_rows::find(&mut conn, &connectors::reference("connector", &req.connector)?, false)
+            .await?
+        {
             Some(c) => Some(c.id),
             None => return Err(Error::NotFound(format!("connector {:?}", req.connector.trim()))),
         }
@@ -226,7 +242,10 @@ pub async fn list(state: &State, req: ListTasksRequest) -> Result<ListTasksRespo
         String::new()
     };
     let cs = connectors_of(&mut conn, &page).await?;
-    Ok(ListTasksResponse { tasks: page.iter().map(|r| to_proto(r, &cs)).collect::<Result<_>>()?, next_page_token: next })
+    Ok(ListTasksResponse {
+        tasks: page.iter().map(|r| to_proto(r, &cs)).collect::<Result<_>>()?,
+        next_page_token: next,
+    })
 }
 
 /// UpdateTask.
@@ -260,7 +279,9 @@ pub async fn update(state: &State, req: UpdateTaskRequest) -> Result<Task> {
     let (blob, names) = seal(state, row.id, &secrets);
     let w = write(row.id, &n.task, blob, names)?;
     let updated = match rows::update(&mut tx, &w).await {
-        Err(Error::Db(e)) if db::classify(&e) == DbErrorKind::UniqueViolation => return Err(taken(&n.task.display_name)),
+        Err(Error::Db(e)) if db::classify(&e) == DbErrorKind::UniqueViolation => {
+            return Err(taken(&n.task.display_name));
+        }
         other => other?,
     };
     let out = render(&mut tx, &updated).await?;
@@ -285,7 +306,11 @@ pub async fn delete(state: &State, req: DeleteTaskRequest) -> Result<()> {
 }
 
 /// Resolves tasks for the scheduler: each with its connectors and, on request, secrets.
-pub async fn resolve(state: &State, names_in: &[String], with_secrets: bool) -> Result<(Vec<ResolvedTask>, Vec<String>)> {
+pub async fn resolve(
+    state: &State,
+    names_in: &[String],
+    with_secrets: bool,
+) -> Result<(Vec<ResolvedTask>, Vec<String>)> {
     let mut ids = Vec::new();
     let mut display = Vec::new();
     for (i, raw) in names_in.iter().enumerate() {
@@ -333,9 +358,15 @@ pub async fn resolve(state: &State, names_in: &[String], with_secrets: bool) -> 
 }
 
 /// A connector with its secrets opened (when asked).
-pub fn resolved_connector(state: &State, row: &connector_rows::Row, with_secrets: bool) -> Result<ResolvedConnector> {
+pub fn resolved_connector(
+    state: &State,
+    row: &connector_rows::Row,
+    with_secrets: bool,
+) -> Result<ResolvedConnector> {
     let secrets = match (&row.secrets, with_secrets) {
-        (Some(blob), true) => state.keyring.open(&Kind::Connector.name(row.id), blob)?.0.into_iter().collect(),
+        (Some(blob), true) => {
+            state.keyring.open(&Kind::Connector.name(row.id), blob)?.0.into_iter().collect()
+        }
         _ => HashMap::new(),
     };
     Ok(ResolvedConnector { connector: Some(connectors::to_proto(row)?), secrets })

@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use cairn_api::v1::{
-    CommandSource, Connector, ConnectorRole, CreateConnectorRequest, CreateTaskRequest, DeleteConnectorRequest,
-    DeleteTaskRequest, GetConnectorRequest, GetTaskRequest, ListConnectorsRequest, ListTasksRequest, LocalPathDestination,
-    LocalPathSource, LocalStore, RestStore, S3Store, SftpStore, Task, TaskType, TestConnectorRequest,
-    UpdateConnectorRequest, UpdateTaskRequest, catalog_service_client::CatalogServiceClient, connector::Config as Cfg,
+    CommandSource, Connector, ConnectorRole, CreateConnectorRequest, CreateTaskRequest,
+    DeleteConnectorRequest, DeleteTaskRequest, GetConnectorRequest, GetTaskRequest, ListConnectorsRequest,
+    ListTasksRequest, LocalPathDestination, LocalPathSource, LocalStore, RestStore, S3Store, SftpStore, Task,
+    TaskType, TestConnectorRequest, UpdateConnectorRequest, UpdateTaskRequest,
+    catalog_service_client::CatalogServiceClient, connector::Config as Cfg,
 };
 use cairn_catalog::Config;
 use cairn_runtime::{CancellationToken, status};
@@ -61,7 +62,10 @@ fn local_store(name: &str, pw: &str) -> Connector {
 fn source(name: &str) -> Connector {
     Connector {
         display_name: name.into(),
-        config: Some(Cfg::LocalPathSource(LocalPathSource { paths: vec!["/data".into()], ..Default::default() })),
+        config: Some(Cfg::LocalPathSource(LocalPathSource {
+            paths: vec!["/data".into()],
+            ..Default::default()
+        })),
         ..Default::default()
     }
 }
@@ -88,7 +92,12 @@ async fn reflection_exposes_the_contract_and_json_calls_work() {
         assert!(dynamic.services().iter().any(|s| s == svc), "{svc} not listed: {:?}", dynamic.services());
     }
     // The descriptors served cover the whole cairn.v1 package, not only the catalog's files.
-    for msg in ["cairn.v1.Job", "cairn.v1.PreviewScheduleRequest", "cairn.v1.SimulateRetentionRequest", "cairn.v1.Lease"] {
+    for msg in [
+        "cairn.v1.Job",
+        "cairn.v1.PreviewScheduleRequest",
+        "cairn.v1.SimulateRetentionRequest",
+        "cairn.v1.Lease",
+    ] {
         assert!(dynamic.pool().get_message_by_name(msg).is_some(), "{msg} not served");
     }
     let svc = "cairn.v1.CatalogService";
@@ -105,7 +114,11 @@ async fn reflection_exposes_the_contract_and_json_calls_work() {
     assert!(created.get("repositoryPassword").is_none());
     let name = created["name"].as_str().unwrap().to_owned();
     dynamic
-        .call(svc, "CreateConnector", r#"{"connector": {"displayName": "src", "localPathSource": {"paths": ["/data"]}}}"#)
+        .call(
+            svc,
+            "CreateConnector",
+            r#"{"connector": {"displayName": "src", "localPathSource": {"paths": ["/data"]}}}"#,
+        )
         .await
         .unwrap();
     dynamic
@@ -144,7 +157,11 @@ async fn reflection_exposes_the_contract_and_json_calls_work() {
     let tasks = dynamic.call(svc, "ListTasks", r#"{"connector": "nas"}"#).await.unwrap();
     assert_eq!(tasks["tasks"].as_array().unwrap().len(), 1);
     dynamic
-        .call(svc, "UpdateTask", r#"{"task": {"name": "nightly", "labels": ["prod"]}, "updateMask": "labels"}"#)
+        .call(
+            svc,
+            "UpdateTask",
+            r#"{"task": {"name": "nightly", "labels": ["prod"]}, "updateMask": "labels"}"#,
+        )
         .await
         .unwrap();
     // No scheduler runs in this test: the test call reports it instead of hanging.
@@ -218,19 +235,32 @@ async fn every_connector_type_round_trips() {
         let made = create(&mut c, input.clone()).await.unwrap();
         assert!(made.name.starts_with("connectors/"));
         assert!(!made.etag.is_empty());
-        let got = c.client.get_connector(GetConnectorRequest { name: made.name.clone() }).await.unwrap().into_inner();
+        let got = c
+            .client
+            .get_connector(GetConnectorRequest { name: made.name.clone() })
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(got, made);
-        let by_name =
-            c.client.get_connector(GetConnectorRequest { name: input.display_name.clone() }).await.unwrap().into_inner();
+        let by_name = c
+            .client
+            .get_connector(GetConnectorRequest { name: input.display_name.clone() })
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(by_name.name, made.name);
-        assert_eq!(got.config.as_ref().map(std::mem::discriminant), input.config.as_ref().map(std::mem::discriminant));
+        assert_eq!(
+            got.config.as_ref().map(std::mem::discriminant),
+            input.config.as_ref().map(std::mem::discriminant)
+        );
     }
     let s3 = c.client.get_connector(GetConnectorRequest { name: "s3".into() }).await.unwrap().into_inner();
     assert_eq!(s3.max_concurrent_jobs, 2);
     assert!(s3.create_if_missing);
     let Some(Cfg::S3Store(cfg)) = &s3.config else { panic!() };
     assert!(cfg.secret_access_key.is_empty() && cfg.secret_access_key_set);
-    let local = c.client.get_connector(GetConnectorRequest { name: "local".into() }).await.unwrap().into_inner();
+    let local =
+        c.client.get_connector(GetConnectorRequest { name: "local".into() }).await.unwrap().into_inner();
     assert_eq!(local.max_concurrent_jobs, 4, "stores default to 4 concurrent jobs");
     let src = c.client.get_connector(GetConnectorRequest { name: "src".into() }).await.unwrap().into_inner();
     assert_eq!(src.role, ConnectorRole::Source as i32);
@@ -282,10 +312,11 @@ async fn secrets_never_leave_in_clear() {
         .fetch_all(&c.pool)
         .await
         .unwrap();
-    let raw: Vec<Vec<u8>> = sqlx::query_scalar("SELECT secrets FROM catalog.connectors WHERE secrets IS NOT NULL")
-        .fetch_all(&c.pool)
-        .await
-        .unwrap();
+    let raw: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT secrets FROM catalog.connectors WHERE secrets IS NOT NULL")
+            .fetch_all(&c.pool)
+            .await
+            .unwrap();
     assert_eq!(raw.len(), 2);
     for r in rows.iter().map(String::as_bytes).chain(raw.iter().map(Vec::as_slice)) {
         for s in [secret, s3_secret] {
@@ -304,7 +335,10 @@ async fn invalid_input_names_the_field_and_writes_nothing() {
     let cases: Vec<(Connector, &str)> = vec![
         (Connector { display_name: "".into(), ..local_store("x", "pw") }, "connector.display_name"),
         (
-            Connector { config: Some(Cfg::LocalStore(LocalStore { path: "relative".into() })), ..local_store("a", "pw") },
+            Connector {
+                config: Some(Cfg::LocalStore(LocalStore { path: "relative".into() })),
+                ..local_store("a", "pw")
+            },
             "connector.local_store.path",
         ),
         (local_store("nopw", ""), "connector.repository_password"),
@@ -364,7 +398,11 @@ async fn invalid_input_names_the_field_and_writes_nothing() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().starts_with("task.source: connector nas is a STORE connector"), "{}", err.message());
+    assert!(
+        err.message().starts_with("task.source: connector nas is a STORE connector"),
+        "{}",
+        err.message()
+    );
     assert!(err.message().contains("needs a SOURCE connector"), "{}", err.message());
     assert_eq!(status::fields_of(&err), vec!["task.source", "task.store"]);
     assert_eq!(count(&c.pool, "tasks").await, 0);
@@ -393,7 +431,11 @@ async fn pagination_covers_everything_once() {
     loop {
         let page = c
             .client
-            .list_connectors(ListConnectorsRequest { page_size: 100, page_token: token.clone(), ..Default::default() })
+            .list_connectors(ListConnectorsRequest {
+                page_size: 100,
+                page_token: token.clone(),
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();
@@ -432,17 +474,25 @@ async fn pagination_covers_everything_once() {
 async fn request_ids_make_creates_idempotent() {
     let mut c = start().await;
     let rid = "0193f3a2-6b1c-7cc0-8a5e-3b0c1d2e3f40".to_owned();
-    let req =
-        CreateConnectorRequest { connector: Some(source("once")), request_id: rid.clone(), ..Default::default() };
+    let req = CreateConnectorRequest {
+        connector: Some(source("once")),
+        request_id: rid.clone(),
+        ..Default::default()
+    };
     let a = c.client.create_connector(req.clone()).await.unwrap().into_inner();
     let b = c.client.create_connector(req).await.unwrap().into_inner();
     assert_eq!(a.name, b.name);
     assert_eq!(count(&c.pool, "connectors").await, 1);
-    let bad = CreateConnectorRequest { connector: Some(source("x")), request_id: "nope".into(), ..Default::default() };
+    let bad = CreateConnectorRequest {
+        connector: Some(source("x")),
+        request_id: "nope".into(),
+        ..Default::default()
+    };
     let err = c.client.create_connector(bad).await.unwrap_err();
     assert_eq!(status::fields_of(&err), vec!["request_id"]);
     // validate_only writes nothing.
-    let v = CreateConnectorRequest { connector: Some(source("dry")), validate_only: true, ..Default::default() };
+    let v =
+        CreateConnectorRequest { connector: Some(source("dry")), validate_only: true, ..Default::default() };
     c.client.create_connector(v).await.unwrap();
     assert_eq!(count(&c.pool, "connectors").await, 1);
 }
@@ -454,10 +504,14 @@ async fn updates_use_masks_and_etags() {
     let mut patch = Connector { name: made.name.clone(), etag: made.etag.clone(), ..Default::default() };
     patch.max_concurrent_jobs = 9;
     patch.description = "ignored: not in the mask".into();
-    let mask = |p: &[&str]| Some(prost_types::FieldMask { paths: p.iter().map(|s| (*s).to_owned()).collect() });
+    let mask =
+        |p: &[&str]| Some(prost_types::FieldMask { paths: p.iter().map(|s| (*s).to_owned()).collect() });
     let updated = c
         .client
-        .update_connector(UpdateConnectorRequest { connector: Some(patch.clone()), update_mask: mask(&["max_concurrent_jobs"]) })
+        .update_connector(UpdateConnectorRequest {
+            connector: Some(patch.clone()),
+            update_mask: mask(&["max_concurrent_jobs"]),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -467,7 +521,10 @@ async fn updates_use_masks_and_etags() {
     // The old etag is stale now.
     let err = c
         .client
-        .update_connector(UpdateConnectorRequest { connector: Some(patch), update_mask: mask(&["max_concurrent_jobs"]) })
+        .update_connector(UpdateConnectorRequest {
+            connector: Some(patch),
+            update_mask: mask(&["max_concurrent_jobs"]),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Aborted);
@@ -480,7 +537,10 @@ async fn updates_use_masks_and_etags() {
     };
     let got = c
         .client
-        .update_connector(UpdateConnectorRequest { connector: Some(nested), update_mask: mask(&["local_store.path"]) })
+        .update_connector(UpdateConnectorRequest {
+            connector: Some(nested),
+            update_mask: mask(&["local_store.path"]),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -488,7 +548,10 @@ async fn updates_use_masks_and_etags() {
     let switch = Connector { name: "nas".into(), ..source("nas") };
     let err = c
         .client
-        .update_connector(UpdateConnectorRequest { connector: Some(switch), update_mask: mask(&["local_path_source"]) })
+        .update_connector(UpdateConnectorRequest {
+            connector: Some(switch),
+            update_mask: mask(&["local_path_source"]),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -522,7 +585,11 @@ async fn updates_use_masks_and_etags() {
     let err = c
         .client
         .update_task(UpdateTaskRequest {
-            task: Some(Task { name: task.name.clone(), r#type: TaskType::Prune as i32, ..Default::default() }),
+            task: Some(Task {
+                name: task.name.clone(),
+                r#type: TaskType::Prune as i32,
+                ..Default::default()
+            }),
             update_mask: mask(&["type"]),
         })
         .await
@@ -604,12 +671,18 @@ async fn connectors_in_use_cannot_be_deleted() {
     for name in ["nightly", "weekly"] {
         c.client.delete_task(DeleteTaskRequest { name: name.into(), ..Default::default() }).await.unwrap();
     }
-    c.client.delete_connector(DeleteConnectorRequest { name: "nas".into(), ..Default::default() }).await.unwrap();
+    c.client
+        .delete_connector(DeleteConnectorRequest { name: "nas".into(), ..Default::default() })
+        .await
+        .unwrap();
     let err = c.client.get_connector(GetConnectorRequest { name: "nas".into() }).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     let err = c
         .client
-        .test_connector(TestConnectorRequest { name: "src".into(), timeout: Some(prost_types::Duration { seconds: 1, nanos: 0 }) })
+        .test_connector(TestConnectorRequest {
+            name: "src".into(),
+            timeout: Some(prost_types::Duration { seconds: 1, nanos: 0 }),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);

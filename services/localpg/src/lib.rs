@@ -94,11 +94,16 @@ impl Cluster {
         }
         let data = dir.join("data");
         let mut cluster = Cluster { dir, bin, port: 0, as_postgres };
-        run(cluster
-            .pg_command("initdb")
-            .arg("-D")
-            .arg(&data)
-            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"]))?;
+        run(cluster.pg_command("initdb").arg("-D").arg(&data).args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ]))?;
         cluster.spawn_watchdog()?;
         let mut last = None;
         for _ in 0..5 {
@@ -292,7 +297,10 @@ mod tests {
     fn database_in_url_is_replaced() {
         assert_eq!(with_database("postgres://u@h:5/postgres", "x"), "postgres://u@h:5/x");
         assert_eq!(with_database("postgres://u@h:5", "x"), "postgres://u@h:5/x");
-        assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
     }
 
     #[tokio::test]

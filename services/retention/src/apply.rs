@@ -14,9 +14,7 @@
 //!
 //! Pure: no clock, no I/O. `now` is an input.
 
-use chrono::{
-    DateTime, Datelike as _, FixedOffset, Offset as _, TimeZone as _, Timelike as _, Utc,
-};
+use chrono::{DateTime, Datelike as _, FixedOffset, Offset as _, TimeZone as _, Timelike as _, Utc};
 use chrono_tz::Tz;
 
 use crate::duration::RetentionDuration;
@@ -109,22 +107,10 @@ struct WindowRule {
     last: Option<i64>,
 }
 
-const COUNT_PERIODS: [Period; 6] = [
-    Period::Each,
-    Period::Hour,
-    Period::Day,
-    Period::Week,
-    Period::Month,
-    Period::Year,
-];
+const COUNT_PERIODS: [Period; 6] =
+    [Period::Each, Period::Hour, Period::Day, Period::Week, Period::Month, Period::Year];
 
-const WINDOW_PERIODS: [Period; 5] = [
-    Period::Hour,
-    Period::Day,
-    Period::Week,
-    Period::Month,
-    Period::Year,
-];
+const WINDOW_PERIODS: [Period; 5] = [Period::Hour, Period::Day, Period::Week, Period::Month, Period::Year];
 
 /// Decides, for every snapshot, whether `policy` keeps it and why, exactly as restic's
 /// `forget` would for one group. Returns one decision per input snapshot, newest first;
@@ -139,9 +125,8 @@ pub fn apply(policy: &Policy, snapshots: &[Snapshot], now: DateTime<Utc>) -> Vec
     // The base of every window: the newest snapshot that is not in the future. With none,
     // restic measures from Go's zero time, which puts every snapshot inside every window.
     let newest = order.iter().map(|s| s.time).find(|t| *t < now);
-    let window_start = |duration: RetentionDuration| -> Option<DateTime<Utc>> {
-        window_start(newest?, duration, zone)
-    };
+    let window_start =
+        |duration: RetentionDuration| -> Option<DateTime<Utc>> { window_start(newest?, duration, zone) };
 
     let within = policy.within.map(|d| (d, window_start(d)));
     let mut counts: Vec<CountRule> = COUNT_PERIODS
@@ -214,20 +199,11 @@ pub fn apply(policy: &Policy, snapshots: &[Snapshot], now: DateTime<Utc>) -> Vec
                 if !repeat || is_oldest {
                     rule.last = Some(bucket);
                     let prefix = if repeat { "oldest " } else { "" };
-                    reasons.push(format!(
-                        "{prefix}{} within {}",
-                        rule.period.word(),
-                        rule.duration
-                    ));
+                    reasons.push(format!("{prefix}{} within {}", rule.period.word(), rule.duration));
                 }
             }
 
-            Decision {
-                id: snapshot.id.clone(),
-                time: snapshot.time,
-                keep: !reasons.is_empty(),
-                reasons,
-            }
+            Decision { id: snapshot.id.clone(), time: snapshot.time, keep: !reasons.is_empty(), reasons }
         })
         .collect()
 }
@@ -255,18 +231,11 @@ fn inside(time: DateTime<Utc>, start: Option<DateTime<Utc>>) -> bool {
 /// calendar. restic steps back on the wall clock of the newest snapshot with that
 /// snapshot's UTC offset held fixed (Go's `AddDate` on a time read back from the repository
 /// carries a fixed offset), so a window over a DST change is not stretched by an hour.
-fn window_start(
-    newest: DateTime<Utc>,
-    duration: RetentionDuration,
-    zone: Tz,
-) -> Option<DateTime<Utc>> {
+fn window_start(newest: DateTime<Utc>, duration: RetentionDuration, zone: Tz) -> Option<DateTime<Utc>> {
     let local = newest.with_timezone(&zone);
     let offset: FixedOffset = local.offset().fix();
     let start = duration.before(local.naive_local())?;
-    offset
-        .from_local_datetime(&start)
-        .single()
-        .map(|t| t.with_timezone(&Utc))
+    offset.from_local_datetime(&start).single().map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]
@@ -275,9 +244,7 @@ mod tests {
     use crate::policy::RawPolicy;
 
     fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .expect("test time")
+        DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).expect("test time")
     }
 
     fn snap(id: &str, time: &str, labels: &[&str]) -> Snapshot {
@@ -293,11 +260,7 @@ mod tests {
     }
 
     fn kept(decisions: &[Decision]) -> Vec<&str> {
-        decisions
-            .iter()
-            .filter(|d| d.keep)
-            .map(|d| d.id.as_str())
-            .collect()
+        decisions.iter().filter(|d| d.keep).map(|d| d.id.as_str()).collect()
     }
 
     fn reasons<'a>(decisions: &'a [Decision], id: &str) -> Vec<&'a str> {
@@ -318,10 +281,7 @@ mod tests {
             snap("new", "2024-01-03T00:00:00Z", &[]),
             snap("tie-b", "2024-01-02T00:00:00Z", &[]),
         ];
-        let p = policy(RawPolicy {
-            keep_last: 2,
-            ..Default::default()
-        });
+        let p = policy(RawPolicy { keep_last: 2, ..Default::default() });
         let out = apply(&p, &list, at(NOW));
         let ids: Vec<_> = out.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids, ["new", "tie-a", "tie-b", "old"]);
@@ -339,25 +299,16 @@ mod tests {
             snap("d2", "2024-01-02T20:00:00Z", &[]),
             snap("d3", "2024-01-03T20:00:00Z", &[]),
         ];
-        let p = policy(RawPolicy {
-            keep_daily: 5,
-            ..Default::default()
-        });
+        let p = policy(RawPolicy { keep_daily: 5, ..Default::default() });
         let out = apply(&p, &list, at(NOW));
         assert_eq!(kept(&out), ["d3", "d2", "d1-late", "d1-early"]);
         assert_eq!(reasons(&out, "d1-early"), ["oldest daily snapshot"]);
         assert_eq!(reasons(&out, "d1-late"), ["daily snapshot"]);
         // Spent after three days: the oldest is not kept.
-        let p = policy(RawPolicy {
-            keep_daily: 3,
-            ..Default::default()
-        });
+        let p = policy(RawPolicy { keep_daily: 3, ..Default::default() });
         assert_eq!(kept(&apply(&p, &list, at(NOW))), ["d3", "d2", "d1-late"]);
         // The oldest in a bucket of its own is an ordinary daily snapshot.
-        let p = policy(RawPolicy {
-            keep_daily: 4,
-            ..Default::default()
-        });
+        let p = policy(RawPolicy { keep_daily: 4, ..Default::default() });
         let out = apply(&p, &list[1..], at(NOW));
         assert_eq!(reasons(&out, "d1-late"), ["daily snapshot"]);
     }
@@ -370,18 +321,12 @@ mod tests {
             snap("c", "2024-05-07T10:00:00Z", &[]),
             snap("future", "2099-01-01T00:00:00Z", &[]),
         ];
-        let p = policy(RawPolicy {
-            keep_within: "3d".into(),
-            ..Default::default()
-        });
+        let p = policy(RawPolicy { keep_within: "3d".into(), ..Default::default() });
         let out = apply(&p, &list, at("2024-06-01T00:00:00Z"));
         assert_eq!(kept(&out), ["future", "c", "b"]);
         assert_eq!(reasons(&out, "c"), ["within 3d"]);
         // The window ends strictly after its start: exactly 3 days before is outside.
-        let edge = [
-            snap("edge", "2024-05-04T10:00:00Z", &[]),
-            snap("c", "2024-05-07T10:00:00Z", &[]),
-        ];
+        let edge = [snap("edge", "2024-05-04T10:00:00Z", &[]), snap("c", "2024-05-07T10:00:00Z", &[])];
         assert_eq!(kept(&apply(&p, &edge, at(NOW))), ["c"]);
         // Nothing before now: every snapshot is inside every window.
         let out = apply(&p, &list, at("2000-01-01T00:00:00Z"));
@@ -398,10 +343,7 @@ mod tests {
             snap("x2", "2024-05-06T09:00:00Z", &[]),
             snap("y", "2024-05-07T09:00:00Z", &[]),
         ];
-        let p = policy(RawPolicy {
-            keep_within_daily: "7d".into(),
-            ..Default::default()
-        });
+        let p = policy(RawPolicy { keep_within_daily: "7d".into(), ..Default::default() });
         let out = apply(&p, &list, at(NOW));
         assert_eq!(kept(&out), ["y", "x2", "x1"]);
         assert_eq!(reasons(&out, "x2"), ["daily within 7d"]);
@@ -425,10 +367,7 @@ mod tests {
         assert_eq!(reasons(&out, "ab"), ["has tags [a, b]"]);
         assert_eq!(reasons(&out, "c"), ["has tags [c]"]);
         // restic's `--keep-tag ''`: only snapshots without labels.
-        let p = policy(RawPolicy {
-            keep_tags: vec![vec![String::new()]],
-            ..Default::default()
-        });
+        let p = policy(RawPolicy { keep_tags: vec![vec![String::new()]], ..Default::default() });
         let out = apply(&p, &list, at(NOW));
         assert_eq!(kept(&out), ["none"]);
         assert_eq!(reasons(&out, "none"), ["has tags []"]);
@@ -482,45 +421,24 @@ mod tests {
             snap("b", "2024-01-09T06:00:00Z", &[]), // 01:00 on the 9th in New York
             snap("c", "2024-01-10T12:00:00Z", &[]),
         ];
-        let two_days_utc = policy(RawPolicy {
-            keep_daily: 2,
-            ..Default::default()
-        });
-        let two_days_ny = policy(RawPolicy {
-            keep_daily: 2,
-            time_zone: "America/New_York".into(),
-            ..Default::default()
-        });
-        assert_eq!(
-            kept(&apply(&two_days_utc, &same_utc_day, at(NOW))),
-            ["c", "b"]
-        );
-        assert_eq!(
-            kept(&apply(&two_days_ny, &same_utc_day, at(NOW))),
-            ["c", "b"]
-        );
-        let three_days_ny = policy(RawPolicy {
-            keep_daily: 3,
-            time_zone: "America/New_York".into(),
-            ..Default::default()
-        });
+        let two_days_utc = policy(RawPolicy { keep_daily: 2, ..Default::default() });
+        let two_days_ny =
+            policy(RawPolicy { keep_daily: 2, time_zone: "America/New_York".into(), ..Default::default() });
+        assert_eq!(kept(&apply(&two_days_utc, &same_utc_day, at(NOW))), ["c", "b"]);
+        assert_eq!(kept(&apply(&two_days_ny, &same_utc_day, at(NOW))), ["c", "b"]);
+        let three_days_ny =
+            policy(RawPolicy { keep_daily: 3, time_zone: "America/New_York".into(), ..Default::default() });
         let out = apply(&three_days_ny, &same_utc_day, at(NOW));
         assert_eq!(kept(&out), ["c", "b", "a"]);
         assert_eq!(reasons(&out, "a"), ["daily snapshot"]);
-        let three_days_utc = policy(RawPolicy {
-            keep_daily: 3,
-            ..Default::default()
-        });
+        let three_days_utc = policy(RawPolicy { keep_daily: 3, ..Default::default() });
         let out = apply(&three_days_utc, &same_utc_day, at(NOW));
         assert_eq!(reasons(&out, "a"), ["oldest daily snapshot"]);
     }
 
     #[test]
     fn empty_input_gives_no_decisions() {
-        let p = policy(RawPolicy {
-            keep_last: 1,
-            ..Default::default()
-        });
+        let p = policy(RawPolicy { keep_last: 1, ..Default::default() });
         assert!(apply(&p, &[], at(NOW)).is_empty());
     }
 
@@ -529,32 +447,25 @@ mod tests {
 
         use super::*;
 
-        const ZONES: [&str; 5] = [
-            "UTC",
-            "Europe/Berlin",
-            "America/New_York",
-            "Asia/Kolkata",
-            "Australia/Lord_Howe",
-        ];
+        const ZONES: [&str; 5] =
+            ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"];
         const LABELS: [&str; 3] = ["a", "b", "c"];
         const BASE: i64 = 1_600_000_000; // 2020-09-13
 
         fn snapshots() -> impl Strategy<Value = Vec<Snapshot>> {
             // Times on a coarse grid over ~3 years so that equal times and shared buckets occur.
-            prop::collection::vec(
-                (0i64..20_000, prop::collection::vec(0usize..3, 0..3)),
-                0..40,
+            prop::collection::vec((0i64..20_000, prop::collection::vec(0usize..3, 0..3)), 0..40).prop_map(
+                |raw| {
+                    raw.into_iter()
+                        .enumerate()
+                        .map(|(i, (step, labels))| Snapshot {
+                            id: format!("s{i}"),
+                            time: DateTime::from_timestamp(BASE + step * 4_729, 0).unwrap_or_default(),
+                            labels: labels.into_iter().map(|l| LABELS[l].to_owned()).collect(),
+                        })
+                        .collect()
+                },
             )
-            .prop_map(|raw| {
-                raw.into_iter()
-                    .enumerate()
-                    .map(|(i, (step, labels))| Snapshot {
-                        id: format!("s{i}"),
-                        time: DateTime::from_timestamp(BASE + step * 4_729, 0).unwrap_or_default(),
-                        labels: labels.into_iter().map(|l| LABELS[l].to_owned()).collect(),
-                    })
-                    .collect()
-            })
         }
 
         fn count() -> impl Strategy<Value = i32> {
@@ -603,24 +514,13 @@ mod tests {
 
         fn now() -> impl Strategy<Value = DateTime<Utc>> {
             // Mostly after every snapshot, sometimes in the middle of them or before all.
-            (0i64..30_000).prop_map(|step| {
-                DateTime::from_timestamp(BASE + step * 4_729, 0).unwrap_or_default()
-            })
+            (0i64..30_000)
+                .prop_map(|step| DateTime::from_timestamp(BASE + step * 4_729, 0).unwrap_or_default())
         }
 
-        fn kept_ids(
-            policy: &RawPolicy,
-            list: &[Snapshot],
-            now: DateTime<Utc>,
-        ) -> Option<Vec<String>> {
+        fn kept_ids(policy: &RawPolicy, list: &[Snapshot], now: DateTime<Utc>) -> Option<Vec<String>> {
             let policy = Policy::from_raw(policy).ok()?;
-            Some(
-                apply(&policy, list, now)
-                    .into_iter()
-                    .filter(|d| d.keep)
-                    .map(|d| d.id)
-                    .collect(),
-            )
+            Some(apply(&policy, list, now).into_iter().filter(|d| d.keep).map(|d| d.id).collect())
         }
 
         fn count_mut(raw: &mut RawPolicy, field: usize) -> &mut i32 {

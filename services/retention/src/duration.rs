@@ -79,24 +79,16 @@ pub fn parse_duration(input: &str) -> Result<RetentionDuration, DurationError> {
     let mut rest = input.trim();
     while !rest.is_empty() {
         if rest.starts_with('-') {
-            return Err(DurationError::Negative {
-                input: input.to_owned(),
-            });
+            return Err(DurationError::Negative { input: input.to_owned() });
         }
-        let digits_end = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let digits_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         let (digits, after) = rest.split_at(digits_end);
         if digits.is_empty() {
-            return Err(DurationError::MissingNumber {
-                input: input.to_owned(),
-                rest: rest.to_owned(),
-            });
+            return Err(DurationError::MissingNumber { input: input.to_owned(), rest: rest.to_owned() });
         }
-        let number: u32 = digits.parse().map_err(|_| DurationError::TooLarge {
-            input: input.to_owned(),
-            digits: digits.to_owned(),
-        })?;
+        let number: u32 = digits
+            .parse()
+            .map_err(|_| DurationError::TooLarge { input: input.to_owned(), digits: digits.to_owned() })?;
         let mut chars = after.chars();
         let part = match chars.next() {
             None => {
@@ -110,10 +102,7 @@ pub fn parse_duration(input: &str) -> Result<RetentionDuration, DurationError> {
             Some('d') => &mut duration.days,
             Some('h') => &mut duration.hours,
             Some(unit) => {
-                return Err(DurationError::UnknownUnit {
-                    input: input.to_owned(),
-                    unit,
-                });
+                return Err(DurationError::UnknownUnit { input: input.to_owned(), unit });
             }
         };
         *part = number;
@@ -145,20 +134,14 @@ impl RetentionDuration {
         } else {
             first.checked_sub_days(Days::new(day_offset.unsigned_abs()))?
         };
-        day.and_time(t.time())
-            .checked_sub_signed(TimeDelta::try_hours(i64::from(self.hours))?)
+        day.and_time(t.time()).checked_sub_signed(TimeDelta::try_hours(i64::from(self.hours))?)
     }
 }
 
 impl fmt::Display for RetentionDuration {
     /// restic's spelling: the non-zero parts in `y m d h` order, e.g. `1y2m3d3h`, `7d`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (value, unit) in [
-            (self.years, 'y'),
-            (self.months, 'm'),
-            (self.days, 'd'),
-            (self.hours, 'h'),
-        ] {
+        for (value, unit) in [(self.years, 'y'), (self.months, 'm'), (self.days, 'd'), (self.hours, 'h')] {
             if value != 0 {
                 write!(f, "{value}{unit}")?;
             }
@@ -172,12 +155,7 @@ mod tests {
     use super::*;
 
     fn d(years: u32, months: u32, days: u32, hours: u32) -> RetentionDuration {
-        RetentionDuration {
-            years,
-            months,
-            days,
-            hours,
-        }
+        RetentionDuration { years, months, days, hours }
     }
 
     fn at(s: &str) -> NaiveDateTime {
@@ -203,38 +181,14 @@ mod tests {
             parse_duration("7x").map_err(|e| e.to_string()),
             Err("\"7x\": unknown unit 'x' (use y, m, d or h, e.g. 1y2m3d4h)".to_owned())
         );
-        assert!(matches!(
-            parse_duration("7"),
-            Err(DurationError::MissingUnit { number: 7, .. })
-        ));
-        assert!(matches!(
-            parse_duration("d"),
-            Err(DurationError::MissingNumber { .. })
-        ));
-        assert!(matches!(
-            parse_duration("1d 2h"),
-            Err(DurationError::MissingNumber { .. })
-        ));
-        assert!(matches!(
-            parse_duration("7D"),
-            Err(DurationError::UnknownUnit { unit: 'D', .. })
-        ));
-        assert!(matches!(
-            parse_duration("-1d"),
-            Err(DurationError::Negative { .. })
-        ));
-        assert!(matches!(
-            parse_duration("99999999999d"),
-            Err(DurationError::TooLarge { .. })
-        ));
-        assert!(matches!(
-            parse_duration("1w"),
-            Err(DurationError::UnknownUnit { unit: 'w', .. })
-        ));
-        assert!(matches!(
-            parse_duration("٣d"),
-            Err(DurationError::MissingNumber { .. })
-        ));
+        assert!(matches!(parse_duration("7"), Err(DurationError::MissingUnit { number: 7, .. })));
+        assert!(matches!(parse_duration("d"), Err(DurationError::MissingNumber { .. })));
+        assert!(matches!(parse_duration("1d 2h"), Err(DurationError::MissingNumber { .. })));
+        assert!(matches!(parse_duration("7D"), Err(DurationError::UnknownUnit { unit: 'D', .. })));
+        assert!(matches!(parse_duration("-1d"), Err(DurationError::Negative { .. })));
+        assert!(matches!(parse_duration("99999999999d"), Err(DurationError::TooLarge { .. })));
+        assert!(matches!(parse_duration("1w"), Err(DurationError::UnknownUnit { unit: 'w', .. })));
+        assert!(matches!(parse_duration("٣d"), Err(DurationError::MissingNumber { .. })));
     }
 
     #[test]
@@ -247,39 +201,15 @@ mod tests {
     #[test]
     fn steps_back_like_go_add_date() {
         // 31 March minus one month is "31 February": 3 March, or 2 March in a leap year.
-        assert_eq!(
-            d(0, 1, 0, 0).before(at("2021-03-31 10:00:00")),
-            Some(at("2021-03-03 10:00:00"))
-        );
-        assert_eq!(
-            d(0, 1, 0, 0).before(at("2020-03-31 10:00:00")),
-            Some(at("2020-03-02 10:00:00"))
-        );
+        assert_eq!(d(0, 1, 0, 0).before(at("2021-03-31 10:00:00")), Some(at("2021-03-03 10:00:00")));
+        assert_eq!(d(0, 1, 0, 0).before(at("2020-03-31 10:00:00")), Some(at("2020-03-02 10:00:00")));
         // Months carry into years; days run back over month ends.
-        assert_eq!(
-            d(1, 2, 3, 3).before(at("2016-01-18 12:02:03")),
-            Some(at("2014-11-15 09:02:03"))
-        );
-        assert_eq!(
-            d(0, 0, 20, 0).before(at("2016-01-18 12:02:03")),
-            Some(at("2015-12-29 12:02:03"))
-        );
-        assert_eq!(
-            d(0, 0, 0, 49).before(at("2016-01-01 00:30:00")),
-            Some(at("2015-12-29 23:30:00"))
-        );
+        assert_eq!(d(1, 2, 3, 3).before(at("2016-01-18 12:02:03")), Some(at("2014-11-15 09:02:03")));
+        assert_eq!(d(0, 0, 20, 0).before(at("2016-01-18 12:02:03")), Some(at("2015-12-29 12:02:03")));
+        assert_eq!(d(0, 0, 0, 49).before(at("2016-01-01 00:30:00")), Some(at("2015-12-29 23:30:00")));
         // Leap day one year back: 29 February 2015 is 1 March.
-        assert_eq!(
-            d(1, 0, 0, 0).before(at("2016-02-29 00:00:00")),
-            Some(at("2015-03-01 00:00:00"))
-        );
-        assert_eq!(
-            d(9999, 0, 0, 0).before(at("2016-01-18 12:02:03")),
-            Some(at("-7983-01-18 12:02:03"))
-        );
-        assert_eq!(
-            d(4_000_000, 0, 0, 0).before(at("2016-01-18 12:02:03")),
-            None
-        );
+        assert_eq!(d(1, 0, 0, 0).before(at("2016-02-29 00:00:00")), Some(at("2015-03-01 00:00:00")));
+        assert_eq!(d(9999, 0, 0, 0).before(at("2016-01-18 12:02:03")), Some(at("-7983-01-18 12:02:03")));
+        assert_eq!(d(4_000_000, 0, 0, 0).before(at("2016-01-18 12:02:03")), None);
     }
 }

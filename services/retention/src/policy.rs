@@ -120,14 +120,8 @@ impl Error {
 }
 
 /// Field names of the counts, in evaluation order (restic's bucket order).
-pub(crate) const COUNT_FIELDS: [&str; 6] = [
-    "keep_last",
-    "keep_hourly",
-    "keep_daily",
-    "keep_weekly",
-    "keep_monthly",
-    "keep_yearly",
-];
+pub(crate) const COUNT_FIELDS: [&str; 6] =
+    ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"];
 
 /// Field names of the per-period windows, in evaluation order.
 pub(crate) const WITHIN_FIELDS: [&str; 5] = [
@@ -164,11 +158,7 @@ impl Policy {
             &raw.keep_within_yearly,
         ];
         let mut within_periods = [None; 5];
-        for ((slot, value), field) in within_periods
-            .iter_mut()
-            .zip(raw_windows)
-            .zip(WITHIN_FIELDS)
-        {
+        for ((slot, value), field) in within_periods.iter_mut().zip(raw_windows).zip(WITHIN_FIELDS) {
             *slot = window(field, value)?;
         }
         if let Some(index) = raw.keep_tags.iter().position(Vec::is_empty) {
@@ -179,17 +169,9 @@ impl Policy {
         } else {
             raw.time_zone
                 .parse::<Tz>()
-                .map_err(|_| Error::InvalidTimeZone {
-                    value: raw.time_zone.clone(),
-                })?
+                .map_err(|_| Error::InvalidTimeZone { value: raw.time_zone.clone() })?
         };
-        let policy = Policy {
-            counts,
-            within,
-            within_periods,
-            keep_tags: raw.keep_tags.clone(),
-            time_zone,
-        };
+        let policy = Policy { counts, within, within_periods, keep_tags: raw.keep_tags.clone(), time_zone };
         if policy.counts.iter().all(Option::is_none)
             && policy.within.is_none()
             && policy.within_periods.iter().all(Option::is_none)
@@ -256,8 +238,7 @@ fn count(field: &'static str, value: i32) -> Result<Option<Count>, Error> {
 }
 
 fn window(field: &'static str, value: &str) -> Result<Option<RetentionDuration>, Error> {
-    let duration =
-        parse_duration(value).map_err(|source| Error::InvalidDuration { field, source })?;
+    let duration = parse_duration(value).map_err(|source| Error::InvalidDuration { field, source })?;
     Ok((!duration.is_zero()).then_some(duration))
 }
 
@@ -273,32 +254,21 @@ mod tests {
     fn empty_policy_is_refused() {
         assert_eq!(Policy::from_raw(&raw()), Err(Error::EmptyPolicy));
         // Zero durations are unset, as in restic.
-        let zero = RawPolicy {
-            keep_within: "0d".into(),
-            keep_within_daily: "0y0h".into(),
-            ..raw()
-        };
+        let zero = RawPolicy { keep_within: "0d".into(), keep_within_daily: "0y0h".into(), ..raw() };
         assert_eq!(Policy::from_raw(&zero), Err(Error::EmptyPolicy));
         assert!(Error::EmptyPolicy.to_string().contains("empty"));
     }
 
     #[test]
     fn counts_are_checked() {
-        let bad = RawPolicy {
-            keep_weekly: -2,
-            ..raw()
-        };
+        let bad = RawPolicy { keep_weekly: -2, ..raw() };
         let err = Policy::from_raw(&bad).expect_err("-2 is not a count");
         assert_eq!(err.field().as_deref(), Some("keep_weekly"));
         assert_eq!(
             err.to_string(),
             "keep_weekly: -2 is not a valid count (use n > 0, 0 for unset or -1 for unlimited)"
         );
-        let ok = RawPolicy {
-            keep_last: -1,
-            keep_daily: 7,
-            ..raw()
-        };
+        let ok = RawPolicy { keep_last: -1, keep_daily: 7, ..raw() };
         let policy = Policy::from_raw(&ok).expect("valid");
         assert_eq!(policy.counts[0], Some(Count::Unlimited));
         assert_eq!(policy.counts[2], NonZeroU32::new(7).map(Count::Limit));
@@ -306,53 +276,29 @@ mod tests {
 
     #[test]
     fn durations_name_their_field() {
-        let bad = RawPolicy {
-            keep_within: "7x".into(),
-            ..raw()
-        };
+        let bad = RawPolicy { keep_within: "7x".into(), ..raw() };
         let err = Policy::from_raw(&bad).expect_err("7x");
         assert_eq!(
             err.to_string(),
             "keep_within: \"7x\": unknown unit 'x' (use y, m, d or h, e.g. 1y2m3d4h)"
         );
-        let bad = RawPolicy {
-            keep_daily: 1,
-            keep_within_monthly: "3".into(),
-            ..raw()
-        };
+        let bad = RawPolicy { keep_daily: 1, keep_within_monthly: "3".into(), ..raw() };
         let err = Policy::from_raw(&bad).expect_err("3");
         assert_eq!(err.field().as_deref(), Some("keep_within_monthly"));
-        assert!(
-            err.to_string()
-                .starts_with("keep_within_monthly: \"3\": no unit")
-        );
+        assert!(err.to_string().starts_with("keep_within_monthly: \"3\": no unit"));
     }
 
     #[test]
     fn zones_and_label_sets_are_checked() {
-        let bad = RawPolicy {
-            keep_daily: 1,
-            time_zone: "Mars/Olympus".into(),
-            ..raw()
-        };
+        let bad = RawPolicy { keep_daily: 1, time_zone: "Mars/Olympus".into(), ..raw() };
         let err = Policy::from_raw(&bad).expect_err("zone");
         assert_eq!(err.field().as_deref(), Some("time_zone"));
         assert!(err.to_string().contains("\"Mars/Olympus\""));
-        let bad = RawPolicy {
-            keep_tags: vec![vec!["a".into()], vec![]],
-            ..raw()
-        };
+        let bad = RawPolicy { keep_tags: vec![vec!["a".into()], vec![]], ..raw() };
         let err = Policy::from_raw(&bad).expect_err("empty set");
         assert_eq!(err.field().as_deref(), Some("keep_tags[1]"));
-        let berlin = RawPolicy {
-            keep_daily: 1,
-            time_zone: "Europe/Berlin".into(),
-            ..raw()
-        };
-        assert_eq!(
-            Policy::from_raw(&berlin).map(|p| p.time_zone()),
-            Ok(Tz::Europe__Berlin)
-        );
+        let berlin = RawPolicy { keep_daily: 1, time_zone: "Europe/Berlin".into(), ..raw() };
+        assert_eq!(Policy::from_raw(&berlin).map(|p| p.time_zone()), Ok(Tz::Europe__Berlin));
     }
 
     #[test]

@@ -51,11 +51,7 @@ impl JsonPolicy {
             keep_within_monthly: self.keep_within_monthly.clone(),
             keep_within_yearly: self.keep_within_yearly.clone(),
             keep_tags: self.keep_tags.clone(),
-            time_zone: if self.time_zone.is_empty() {
-                time_zone.to_owned()
-            } else {
-                self.time_zone.clone()
-            },
+            time_zone: if self.time_zone.is_empty() { time_zone.to_owned() } else { self.time_zone.clone() },
         }
     }
 }
@@ -70,37 +66,22 @@ struct JsonSnapshot {
 
 impl JsonSnapshot {
     fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            id: self.id.clone(),
-            time: self.time,
-            labels: self.labels.clone(),
-        }
+        Snapshot { id: self.id.clone(), time: self.time, labels: self.labels.clone() }
     }
 }
 
 fn load<T: for<'de> Deserialize<'de>>(name: &str) -> T {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
 fn kept(decisions: &[Decision]) -> Vec<&str> {
-    decisions
-        .iter()
-        .filter(|d| d.keep)
-        .map(|d| d.id.as_str())
-        .collect()
+    decisions.iter().filter(|d| d.keep).map(|d| d.id.as_str()).collect()
 }
 
 fn reasons(decisions: &[Decision]) -> BTreeMap<&str, Vec<String>> {
-    decisions
-        .iter()
-        .filter(|d| d.keep)
-        .map(|d| (d.id.as_str(), d.reasons.clone()))
-        .collect()
+    decisions.iter().filter(|d| d.keep).map(|d| (d.id.as_str(), d.reasons.clone())).collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,23 +157,11 @@ struct CliCase {
 #[test]
 fn restic_0_14_cli() {
     let cli: Cli = load("restic-0.14-cli.json");
-    assert!(
-        cli.generator.starts_with("restic 0.14"),
-        "{}",
-        cli.generator
-    );
+    assert!(cli.generator.starts_with("restic 0.14"), "{}", cli.generator);
     let mut compared = 0;
     for scenario in &cli.scenarios {
-        let snapshots: Vec<Snapshot> = scenario
-            .snapshots
-            .iter()
-            .map(JsonSnapshot::snapshot)
-            .collect();
-        let oldest = snapshots
-            .iter()
-            .min_by_key(|s| s.time)
-            .map(|s| s.id.clone())
-            .unwrap_or_default();
+        let snapshots: Vec<Snapshot> = scenario.snapshots.iter().map(JsonSnapshot::snapshot).collect();
+        let oldest = snapshots.iter().min_by_key(|s| s.time).map(|s| s.id.clone()).unwrap_or_default();
         for case in &scenario.cases {
             let label = format!("{} / {:?}", scenario.name, case.policy);
             let policy = Policy::from_raw(&case.policy.raw(&scenario.time_zone))
@@ -208,11 +177,7 @@ fn restic_0_14_cli() {
                 );
                 let ours: Vec<String> = if d.id == oldest {
                     // restic 0.14 has no oldest-snapshot rule.
-                    d.reasons
-                        .iter()
-                        .filter(|r| !r.starts_with("oldest "))
-                        .cloned()
-                        .collect()
+                    d.reasons.iter().filter(|r| !r.starts_with("oldest ")).cloned().collect()
                 } else {
                     d.reasons.clone()
                 };
@@ -241,8 +206,7 @@ fn conformance_sample() {
     let now: DateTime<Utc> = "2100-01-01T00:00:00Z".parse().expect("now");
     for case in &cases {
         let snapshots: Vec<Snapshot> = case.snapshots.iter().map(JsonSnapshot::snapshot).collect();
-        let policy =
-            Policy::from_raw(&case.policy.raw("")).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let policy = Policy::from_raw(&case.policy.raw("")).unwrap_or_else(|e| panic!("{}: {e}", case.name));
         let decisions = apply(&policy, &snapshots, now);
         let mut got = kept(&decisions);
         got.sort_unstable();
@@ -251,12 +215,7 @@ fn conformance_sample() {
         assert_eq!(got, want, "{}: keep set", case.name);
         let got = reasons(&decisions);
         for (id, want) in &case.reasons {
-            assert_eq!(
-                got.get(id.as_str()),
-                Some(want),
-                "{}: reasons of {id}",
-                case.name
-            );
+            assert_eq!(got.get(id.as_str()), Some(want), "{}: reasons of {id}", case.name);
         }
     }
 }

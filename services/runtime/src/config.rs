@@ -90,6 +90,7 @@ fn toml_render<C: Serialize>(config: &C) -> Result<String, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closure signature
 mod tests {
     use super::*;
     use serde::Deserialize;
@@ -114,9 +115,14 @@ mod tests {
             jail.set_env("CAIRN_WORKERS", "3");
             jail.set_env("DATABASE_URL", "postgres://x");
             let d = C { listen: "default".into(), database_url: None, workers: 1 };
-            let c: C = load(&d, Some(Path::new("c.toml")), &Flags { workers: None }).map_err(|e| e.to_string())?;
-            assert_eq!(c, C { listen: "file:1".into(), database_url: Some("postgres://x".into()), workers: 3 });
-            let c: C = load(&d, Some(Path::new("c.toml")), &Flags { workers: Some(9) }).map_err(|e| e.to_string())?;
+            let c: C =
+                load(&d, Some(Path::new("c.toml")), &Flags { workers: None }).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c,
+                C { listen: "file:1".into(), database_url: Some("postgres://x".into()), workers: 3 }
+            );
+            let c: C = load(&d, Some(Path::new("c.toml")), &Flags { workers: Some(9) })
+                .map_err(|e| e.to_string())?;
             assert_eq!(c.workers, 9);
             Ok(())
         });

@@ -74,7 +74,9 @@ pub fn classify(err: &sqlx::Error) -> DbErrorKind {
             Some("23503") => DbErrorKind::ForeignKeyViolation,
             Some("23514") => DbErrorKind::CheckViolation,
             Some("40001" | "40P01") => DbErrorKind::Conflict,
-            Some(c) if c.starts_with("08") || c.starts_with("57P") || c == "53300" => DbErrorKind::Unavailable,
+            Some(c) if c.starts_with("08") || c.starts_with("57P") || c == "53300" => {
+                DbErrorKind::Unavailable
+            }
             _ => DbErrorKind::Other,
         },
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {

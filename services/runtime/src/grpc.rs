@@ -164,9 +164,8 @@ pub struct ClientInterceptor {
 impl ClientInterceptor {
     /// With an optional cluster token (sent as `authorization: Bearer <token>`).
     pub fn new(token: Option<&str>) -> Self {
-        let token = token
-            .filter(|t| !t.is_empty())
-            .and_then(|t| MetadataValue::try_from(format!("Bearer {t}")).ok());
+        let token =
+            token.filter(|t| !t.is_empty()).and_then(|t| MetadataValue::try_from(format!("Bearer {t}")).ok());
         ClientInterceptor { token }
     }
 }

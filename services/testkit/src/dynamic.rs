@@ -93,7 +93,8 @@ impl DynamicClient {
         let path = format!("/{}/{}", service, m.name()).parse().map_err(|_| Status::internal("bad path"))?;
         let mut grpc = tonic::client::Grpc::new(self.channel.clone());
         grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
-        let response = grpc.unary(tonic::Request::new(request), path, DynCodec(m.output())).await?.into_inner();
+        let response =
+            grpc.unary(tonic::Request::new(request), path, DynCodec(m.output())).await?.into_inner();
         let opts = SerializeOptions::new().skip_default_fields(true);
         response
             .serialize_with_options(serde_json::value::Serializer, &opts)

@@ -37,5 +37,8 @@ pub fn capture() {
 
 /// Everything captured so far.
 pub fn captured() -> String {
-    BUFFER.get().map(|b| String::from_utf8_lossy(&b.0.lock().map(|v| v.clone()).unwrap_or_default()).into_owned()).unwrap_or_default()
+    BUFFER
+        .get()
+        .map(|b| String::from_utf8_lossy(&b.0.lock().map(|v| v.clone()).unwrap_or_default()).into_owned())
+        .unwrap_or_default()
 }

@@ -87,7 +87,11 @@ pub fn normalize(c: &Connector, stored: &BTreeSet<String>) -> Result<Normalized,
     if c.role != 0 && given_role != role {
         v.add(
             f("role"),
-            format!("{} does not match the config, which makes a {} connector", role_name(given_role), role_name(role)),
+            format!(
+                "{} does not match the config, which makes a {} connector",
+                role_name(given_role),
+                role_name(role)
+            ),
         );
     }
     out.role = role as i32;
@@ -119,7 +123,9 @@ pub fn normalize(c: &Connector, stored: &BTreeSet<String>) -> Result<Normalized,
         Config::CommandSource(s) => {
             match s.command.first() {
                 None => v.add(f("command_source.command"), "a program is required"),
-                Some(p) if p.trim().is_empty() => v.add(f("command_source.command[0]"), "the program is empty"),
+                Some(p) if p.trim().is_empty() => {
+                    v.add(f("command_source.command[0]"), "the program is empty")
+                }
                 _ => {}
             }
             if let Some(i) = s.command.iter().position(|a| a.contains('\0')) {
@@ -142,7 +148,10 @@ pub fn normalize(c: &Connector, stored: &BTreeSet<String>) -> Result<Normalized,
                 v.add(f("s3_store.bucket"), e);
             }
             if s.prefix.starts_with('/') || s.prefix.contains("//") || s.prefix.contains('\0') {
-                v.add(f("s3_store.prefix"), format!("{:?} must be a relative key prefix (no leading '/')", s.prefix));
+                v.add(
+                    f("s3_store.prefix"),
+                    format!("{:?} must be a relative key prefix (no leading '/')", s.prefix),
+                );
             }
             if !s.region.is_empty() && !s.region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
                 v.add(f("s3_store.region"), format!("{:?} is not a region name", s.region));
@@ -151,7 +160,8 @@ pub fn normalize(c: &Connector, stored: &BTreeSet<String>) -> Result<Normalized,
                 v.add(f("s3_store.access_key_id"), "is required");
             }
             take_secret(&mut secrets, secret::SECRET_ACCESS_KEY, &s.secret_access_key);
-            if !secrets.contains_key(secret::SECRET_ACCESS_KEY) && !stored.contains(secret::SECRET_ACCESS_KEY) {
+            if !secrets.contains_key(secret::SECRET_ACCESS_KEY) && !stored.contains(secret::SECRET_ACCESS_KEY)
+            {
                 v.add(f("s3_store.secret_access_key"), "is required");
             }
         }
@@ -181,7 +191,9 @@ pub fn normalize(c: &Connector, stored: &BTreeSet<String>) -> Result<Normalized,
         }
         Config::LocalPathDestination(d) => match fields::absolute_path(&d.path) {
             Err(e) => v.add(f("local_path_destination.path"), e),
-            Ok(()) if d.path == "/" => v.add(f("local_path_destination.path"), "must not be the root directory"),
+            Ok(()) if d.path == "/" => {
+                v.add(f("local_path_destination.path"), "must not be the root directory")
+            }
             Ok(()) => {}
         },
     }
@@ -193,7 +205,8 @@ pub fn normalize(c: &Connector, stored: &BTreeSet<String>) -> Result<Normalized,
             n => v.add(f("max_concurrent_jobs"), format!("{n} is out of range 1..=1000 (0 = default 4)")),
         }
         take_secret(&mut secrets, secret::REPOSITORY_PASSWORD, &c.repository_password);
-        if !secrets.contains_key(secret::REPOSITORY_PASSWORD) && !stored.contains(secret::REPOSITORY_PASSWORD) {
+        if !secrets.contains_key(secret::REPOSITORY_PASSWORD) && !stored.contains(secret::REPOSITORY_PASSWORD)
+        {
             v.add(f("repository_password"), "is required for a STORE connector");
         }
     } else {
@@ -282,7 +295,10 @@ mod tests {
     fn password_required_unless_stored() {
         let mut c = store();
         c.repository_password.clear();
-        assert_eq!(fields_of(normalize(&c, &BTreeSet::new()).unwrap_err()), vec!["connector.repository_password"]);
+        assert_eq!(
+            fields_of(normalize(&c, &BTreeSet::new()).unwrap_err()),
+            vec!["connector.repository_password"]
+        );
         let stored = BTreeSet::from([secret::REPOSITORY_PASSWORD.to_owned()]);
         assert!(normalize(&c, &stored).is_ok());
     }

@@ -99,7 +99,9 @@ pub fn s3_bucket(v: &str) -> Result<(), String> {
     if !(3..=63).contains(&v.len()) {
         return Err(format!("{v:?} must be 3 to 63 characters long"));
     }
-    if let Some(c) = v.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))) {
+    if let Some(c) =
+        v.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.')))
+    {
         return Err(format!("{v:?} contains {c:?}; use lowercase letters, digits, '-' and '.'"));
     }
     let ends_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
@@ -165,7 +167,8 @@ pub fn snapshot_label(v: &str) -> Result<(), String> {
 
 /// A window (`7d`, `12h`, `90m`, `2w`): a positive humantime duration.
 pub fn window(v: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(v).map_err(|e| format!("{v:?} is not a duration like 7d or 12h: {e}"))?;
+    let d =
+        humantime::parse_duration(v).map_err(|e| format!("{v:?} is not a duration like 7d or 12h: {e}"))?;
     if d.is_zero() {
         return Err(format!("{v:?} must be longer than zero (leave it empty for no window)"));
     }
@@ -203,7 +206,9 @@ pub fn email(v: &str) -> Result<(), String> {
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
                 && !domain.contains('@')
-                && !v.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',')) =>
+                && !v
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',')) =>
         {
             Ok(())
         }

@@ -59,7 +59,8 @@ fn copy_path(
     segments: &[&str],
 ) -> Result<(), String> {
     let (first, rest) = segments.split_first().ok_or("empty path")?;
-    let field = desc.get_field_by_name(first).ok_or_else(|| format!("{first} is not a field of {}", desc.name()))?;
+    let field =
+        desc.get_field_by_name(first).ok_or_else(|| format!("{first} is not a field of {}", desc.name()))?;
     if rest.is_empty() {
         if patch.has_field(&field) {
             base.set_field(&field, patch.get_field(&field).into_owned());
@@ -93,7 +94,11 @@ mod tests {
     fn s3(bucket: &str, region: &str) -> Connector {
         Connector {
             display_name: "x".into(),
-            config: Some(Config::S3Store(S3Store { bucket: bucket.into(), region: region.into(), ..Default::default() })),
+            config: Some(Config::S3Store(S3Store {
+                bucket: bucket.into(),
+                region: region.into(),
+                ..Default::default()
+            })),
             ..Default::default()
         }
     }
@@ -116,7 +121,10 @@ mod tests {
 
     #[test]
     fn oneof_switch_replaces_config() {
-        let patch = Connector { config: Some(Config::LocalStore(LocalStore { path: "/r".into() })), ..Default::default() };
+        let patch = Connector {
+            config: Some(Config::LocalStore(LocalStore { path: "/r".into() })),
+            ..Default::default()
+        };
         let got = apply(&s3("a", "eu"), &patch, &["local_store".into()], UPDATABLE).unwrap();
         assert!(matches!(got.config, Some(Config::LocalStore(_))));
     }

@@ -157,11 +157,14 @@ pub fn normalize(t: &Task, slots: &Slots, stored: &BTreeSet<String>) -> Result<N
     let tn = type_name(ty);
     for (field, slot, role) in wanted {
         match (slot, role) {
-            (Slot::Empty, Some(role)) => {
-                v.add(f(field), format!("is required: a {tn} task needs a {} connector here", role_name(role)))
-            }
+            (Slot::Empty, Some(role)) => v.add(
+                f(field),
+                format!("is required: a {tn} task needs a {} connector here", role_name(role)),
+            ),
             (Slot::Empty, None) => {}
-            (_, None) => v.add(f(field), format!("must be empty: a {tn} task does not take a {field} connector")),
+            (_, None) => {
+                v.add(f(field), format!("must be empty: a {tn} task does not take a {field} connector"))
+            }
             (Slot::Unknown(given), Some(_)) => v.add(f(field), format!("connector {given:?} does not exist")),
             (Slot::Found(info), Some(role)) if info.role != role => v.add(
                 f(field),
@@ -296,7 +299,12 @@ pub fn normalize(t: &Task, slots: &Slots, stored: &BTreeSet<String>) -> Result<N
     if v.is_empty() { Ok(Normalized { task: out, secrets }) } else { Err(v) }
 }
 
-fn positive_duration(d: &Option<prost_types::Duration>, default: i64, field: &str, v: &mut Violations) -> i64 {
+fn positive_duration(
+    d: &Option<prost_types::Duration>,
+    default: i64,
+    field: &str,
+    v: &mut Violations,
+) -> i64 {
     match d {
         None => default,
         Some(d) => match from_duration(d) {
@@ -323,7 +331,9 @@ fn options(ty: TaskType, given: Option<&Options>, v: &mut Violations) -> Options
                 Err(_) => v.add("task.backup.mode", format!("{} is not a backup mode", b.mode)),
             }
             retention(b.retention.as_ref(), "task.backup.retention", v);
-            if !b.host.is_empty() && (b.host.len() > 253 || b.host.contains(|c: char| c.is_whitespace() || c == '/')) {
+            if !b.host.is_empty()
+                && (b.host.len() > 253 || b.host.contains(|c: char| c.is_whitespace() || c == '/'))
+            {
                 v.add("task.backup.host", format!("{:?} is not a host name", b.host));
             }
             Options::Backup(b)
@@ -343,7 +353,9 @@ fn options(ty: TaskType, given: Option<&Options>, v: &mut Violations) -> Options
             match OverwritePolicy::try_from(r.overwrite) {
                 Ok(OverwritePolicy::Unspecified) => r.overwrite = OverwritePolicy::IfChanged as i32,
                 Ok(_) => {}
-                Err(_) => v.add("task.restore.overwrite", format!("{} is not an overwrite policy", r.overwrite)),
+                Err(_) => {
+                    v.add("task.restore.overwrite", format!("{} is not an overwrite policy", r.overwrite))
+                }
             }
             Options::Restore(r)
         }
@@ -363,14 +375,20 @@ fn options(ty: TaskType, given: Option<&Options>, v: &mut Violations) -> Options
                 v.add("task.check.window", e);
             }
             if !(0.0..=100.0).contains(&c.read_data_percent) {
-                v.add("task.check.read_data_percent", format!("{} is out of range 0..=100", c.read_data_percent));
+                v.add(
+                    "task.check.read_data_percent",
+                    format!("{} is out of range 0..=100", c.read_data_percent),
+                );
             }
             Options::Check(c.clone())
         }
         (TaskType::Prune, Some(Options::Prune(p))) => {
-            let mut p = p.clone();
+            let mut p = *p;
             if !(0.0..=100.0).contains(&p.max_unused_percent) {
-                v.add("task.prune.max_unused_percent", format!("{} is out of range 0..=100", p.max_unused_percent));
+                v.add(
+                    "task.prune.max_unused_percent",
+                    format!("{} is out of range 0..=100", p.max_unused_percent),
+                );
             } else if p.max_unused_percent == 0.0 {
                 p.max_unused_percent = DEFAULT_MAX_UNUSED_PERCENT;
             }
@@ -392,10 +410,13 @@ fn options(ty: TaskType, given: Option<&Options>, v: &mut Violations) -> Options
 
 fn default_options(ty: TaskType) -> Options {
     match ty {
-        TaskType::Backup => Options::Backup(BackupOptions { mode: BackupMode::Incremental as i32, ..Default::default() }),
-        TaskType::Restore => {
-            Options::Restore(RestoreOptions { overwrite: OverwritePolicy::IfChanged as i32, ..Default::default() })
+        TaskType::Backup => {
+            Options::Backup(BackupOptions { mode: BackupMode::Incremental as i32, ..Default::default() })
         }
+        TaskType::Restore => Options::Restore(RestoreOptions {
+            overwrite: OverwritePolicy::IfChanged as i32,
+            ..Default::default()
+        }),
         TaskType::Sync => Options::Sync(SyncOptions::default()),
         TaskType::Prune => Options::Prune(PruneOptions { max_unused_percent: DEFAULT_MAX_UNUSED_PERCENT }),
         _ => Options::Check(CheckOptions::default()),
@@ -464,7 +485,9 @@ mod tests {
         assert_eq!(n.task.overlap_policy, OverlapPolicy::Skip as i32);
         assert_eq!(n.task.worker_selector.len(), 2);
         assert!(n.task.source.starts_with("connectors/"));
-        assert!(matches!(n.task.options, Some(Options::Backup(ref b)) if b.mode == BackupMode::Incremental as i32));
+        assert!(
+            matches!(n.task.options, Some(Options::Backup(ref b)) if b.mode == BackupMode::Incremental as i32)
+        );
     }
 
     #[test]
@@ -512,7 +535,10 @@ mod tests {
             retention: Some(RetentionPolicy::default()),
             ..Default::default()
         }));
-        assert_eq!(fields_of(normalize(&t, &slots, &BTreeSet::new()).unwrap_err())[0].0, "task.backup.retention");
+        assert_eq!(
+            fields_of(normalize(&t, &slots, &BTreeSet::new()).unwrap_err())[0].0,
+            "task.backup.retention"
+        );
     }
 
     #[test]
@@ -532,7 +558,11 @@ mod tests {
         let mut t = backup();
         t.notification = Some(cairn_api::v1::Notification {
             mode: NotificationMode::Errors as i32,
-            webhooks: vec![WebhookChannel { url: "https://hooks.example.com/x".into(), secret: "k".into(), ..Default::default() }],
+            webhooks: vec![WebhookChannel {
+                url: "https://hooks.example.com/x".into(),
+                secret: "k".into(),
+                ..Default::default()
+            }],
             emails: vec!["ops@example.com".into()],
         });
         let slots = Slots {

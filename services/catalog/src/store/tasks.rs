@@ -39,7 +39,10 @@ pub struct Row {
 impl Row {
     /// Ids of every connector the task uses.
     pub fn connector_ids(&self) -> Vec<Uuid> {
-        [self.source_id, self.store_id, self.destination_id, self.target_store_id].into_iter().flatten().collect()
+        [self.source_id, self.store_id, self.destination_id, self.target_store_id]
+            .into_iter()
+            .flatten()
+            .collect()
     }
 }
 
