@@ -162,6 +162,38 @@ impl zone::LocalSearch for CronExpr {
     }
 }
 
+/// systemd counts calendar events from instants at or after the Unix epoch only; earlier
+/// `after`s start there, so nothing fires before 1970-01-01T00:00:00Z.
+fn calendar_floor(after: DateTime<Utc>) -> DateTime<Utc> {
+    after.max(DateTime::UNIX_EPOCH - chrono::Duration::microseconds(1))
+}
+
+/// Test support, not API: systemd 252's exact answers (bug #40260 included), so that
+/// Cairn's tests can tell a #40260 difference from a real one in recorded systemd vectors.
+#[doc(hidden)]
+pub mod compat {
+    use super::*;
+
+    struct Systemd252<'a>(&'a CalendarEvent);
+
+    impl zone::LocalSearch for Systemd252<'_> {
+        fn next_local(&self, from: chrono::NaiveDateTime) -> Option<chrono::NaiveDateTime> {
+            self.0.next_local_systemd_252(from)
+        }
+    }
+
+    /// [`Schedule::next_after`] for a calendar event as systemd 252 computes it (outside DST
+    /// changes, where Cairn's rule applies either way).
+    pub fn calendar_next_after_systemd_252(
+        event: &CalendarEvent,
+        time_zone: Tz,
+        after: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let tz = event.time_zone().unwrap_or(time_zone);
+        zone::next_after(&Systemd252(event), tz, calendar_floor(after))
+    }
+}
+
 /// A recurrence with the zone its wall-clock times live in and the anchor of intervals.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {
@@ -195,7 +227,7 @@ impl Schedule {
         match &self.recurrence {
             Recurrence::Calendar(event) => {
                 let tz = event.time_zone().unwrap_or(self.time_zone);
-                zone::next_after(event, tz, after)
+                zone::next_after(event, tz, calendar_floor(after))
             }
             Recurrence::Cron(cron) => zone::next_after(cron, self.time_zone, after),
             Recurrence::Interval(i) => i.next_after(self.anchor_or_epoch(), after),

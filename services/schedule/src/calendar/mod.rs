@@ -146,7 +146,12 @@ impl CalendarEvent {
 
     /// The first wall-clock time at or after `from` that systemd's search yields.
     pub(crate) fn next_local(&self, from: NaiveDateTime) -> Option<NaiveDateTime> {
-        self.matcher.next_local(from)
+        self.matcher.next_local(from, false)
+    }
+
+    /// Like [`Self::next_local`] but with systemd 252's bug #40260 left in.
+    pub(crate) fn next_local_systemd_252(&self, from: NaiveDateTime) -> Option<NaiveDateTime> {
+        self.matcher.next_local(from, true)
     }
 }
 
