@@ -265,6 +265,16 @@ daily Europe//Berlin
 12:00 europe/berlin
 *-*-+1
 *-*- 1
+*-*~1,2,3,4,5,6,7
+*-*~1,2,3,4,5,6,7,8
+*-*~1,3/2
+*-*~1,2/2
+1~1..24,28
+1~1..24
+1~28
+12:00  Europe/Berlin
+Mon12:00
+Mon,Tue 2024-*-29 00:00:00.5
 """.strip("\n").split("\n")
 
 # Inputs whose whitespace matters and would not survive the list above.
@@ -423,7 +433,7 @@ ZONED = [
 
 def main():
     r = random.Random(20240130)
-    corpus = list(dict.fromkeys(HAND + [rand_expr(r) for _ in range(900)]))
+    corpus = list(dict.fromkeys(HAND + [rand_expr(r) for _ in range(1500)]))
     # Validity and normal forms, from the first base in UTC.
     first = run(corpus, "UTC", BASES_UTC[0] + " UTC")
     accepted = [e for e in corpus if e in first]

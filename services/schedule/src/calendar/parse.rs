@@ -691,18 +691,20 @@ fn check_chain(chain: &Chain, field: Field, end_of_month: bool, part: &str) -> R
     let Some(items) = chain else { return Ok(()) };
     let usec = field == Field::Second;
     let (from, mut to) = field_bounds(field);
-    if end_of_month {
-        // systemd forbids counting back more than 28 days from the month's end.
-        to -= 3;
-    }
     let err = |reason| Err(Error::new(part, reason));
-    let out_of_range = |v: i32| Reason::OutOfRange {
-        field,
-        value: fmt_value(v, usec),
-        min: fmt_value(from, usec),
-        max: fmt_value(to, usec),
-    };
     for c in items {
+        if end_of_month {
+            // systemd forbids counting back more than 28 days from the month's end, and
+            // (a quirk of its recursive check) lowers the bound by 3 more for every further
+            // list element: `*-*~1..24,28` is refused while `*-*~28` is fine.
+            to -= 3;
+        }
+        let out_of_range = |v: i32| Reason::OutOfRange {
+            field,
+            value: fmt_value(v, usec),
+            min: fmt_value(from, usec),
+            max: fmt_value(to, usec),
+        };
         if c.start < from || c.start > to {
             return err(out_of_range(c.start));
         }
