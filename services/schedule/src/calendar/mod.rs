@@ -65,7 +65,8 @@ pub struct CalendarEvent {
     /// `~` in the date: days count back from the end of the month.
     pub(crate) end_of_month: bool,
     pub(crate) zone: ZoneSpec,
-    pub(crate) matcher: Matcher,
+    /// Boxed: it is large, and `Recurrence` should stay small.
+    pub(crate) matcher: Box<Matcher>,
 }
 
 impl PartialEq for CalendarEvent {
@@ -171,11 +172,11 @@ fn format_weekdays(out: &mut String, bits: u8) {
                 out.push_str(DAYS[x]);
                 run_start = Some(x);
             }
-        } else if let Some(l) = run_start.take() {
-            if x > l + 1 {
-                out.push_str(if x > l + 2 { ".." } else { "," });
-                out.push_str(DAYS[x - 1]);
-            }
+        } else if let Some(l) = run_start.take()
+            && x > l + 1
+        {
+            out.push_str(if x > l + 2 { ".." } else { "," });
+            out.push_str(DAYS[x - 1]);
         }
     }
 }

@@ -800,9 +800,9 @@ fn finish(input: &str, mut raw: Raw, zone: ZoneSpec) -> Result<CalendarEvent, Er
         second: raw.second,
         end_of_month: raw.end_of_month,
         zone,
-        matcher: Matcher::default(),
+        matcher: Box::default(),
     };
-    event.matcher = Matcher::compile(&event);
+    event.matcher = Box::new(Matcher::compile(&event));
     Ok(event)
 }
 
