@@ -94,6 +94,38 @@ pub fn parse_id(kind: Kind, raw: &str) -> Result<Uuid, NameError> {
     }
 }
 
+/// Display names: 1..=63 of `[A-Za-z0-9._-]`, starting with a letter or digit, not a UUID (so a
+/// reference is never ambiguous). Returns what is wrong.
+pub fn check_display_name(v: &str) -> Result<(), String> {
+    if v.is_empty() {
+        return Err("is required".into());
+    }
+    if v.len() > 63 {
+        return Err(format!("{v:?} is longer than 63 characters"));
+    }
+    if !v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) {
+        return Err(format!("{v:?} must start with a letter or a digit"));
+    }
+    if let Some(c) = v.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("{v:?} contains {c:?}; use letters, digits, '.', '_' and '-'"));
+    }
+    if Uuid::parse_str(v).is_ok() {
+        return Err(format!("{v:?} looks like an id; display names must not be UUIDs"));
+    }
+    Ok(())
+}
+
+/// Free text: at most 1024 characters, no control characters other than newlines and tabs.
+pub fn check_description(v: &str) -> Result<(), String> {
+    if v.chars().count() > 1024 {
+        return Err("is longer than 1024 characters".into());
+    }
+    if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err("contains control characters".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +148,16 @@ mod tests {
         assert_eq!(parse_reference(Kind::Task, "  "), Err(NameError::Empty));
         assert!(parse_id(Kind::Job, "jobs/nightly").is_err());
         assert_eq!(parse_id(Kind::Job, &Kind::Job.name(id)), Ok(id));
+    }
+
+    #[test]
+    fn display_names() {
+        assert!(check_display_name("nas-1.prod").is_ok());
+        for bad in ["", "-x", "a b", "0193f3a2-6b1c-7cc0-8a5e-3b0c1d2e3f40"] {
+            assert!(check_display_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_display_name(&"x".repeat(64)).is_err());
+        assert!(check_description("line\nline").is_ok());
+        assert!(check_description("bell\u{7}").is_err());
     }
 }

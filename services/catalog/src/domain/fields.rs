@@ -3,36 +3,11 @@
 
 use std::{collections::HashMap, path::Component, path::Path};
 
-/// Display names: 1..=63 of `[A-Za-z0-9._-]`, starting with a letter or digit, not a UUID.
-pub fn display_name(v: &str) -> Result<(), String> {
-    if v.is_empty() {
-        return Err("is required".into());
-    }
-    if v.len() > 63 {
-        return Err(format!("{v:?} is longer than 63 characters"));
-    }
-    if !v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) {
-        return Err(format!("{v:?} must start with a letter or a digit"));
-    }
-    if let Some(c) = v.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return Err(format!("{v:?} contains {c:?}; use letters, digits, '.', '_' and '-'"));
-    }
-    if uuid::Uuid::parse_str(v).is_ok() {
-        return Err(format!("{v:?} looks like an id; display names must not be UUIDs"));
-    }
-    Ok(())
-}
+/// Display names (the rule shared by every resource).
+pub use cairn_api::names::check_display_name as display_name;
 
-/// Free text: at most 1024 characters, no control characters other than newlines.
-pub fn description(v: &str) -> Result<(), String> {
-    if v.chars().count() > 1024 {
-        return Err("is longer than 1024 characters".into());
-    }
-    if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err("contains control characters".into());
-    }
-    Ok(())
-}
+/// Free text (the rule shared by every resource).
+pub use cairn_api::names::check_description as description;
 
 /// An absolute, normalised path (no `.`/`..` components, no NUL).
 pub fn absolute_path(v: &str) -> Result<(), String> {
@@ -219,16 +194,6 @@ pub fn email(v: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names() {
-        assert!(display_name("nas-1.prod").is_ok());
-        assert!(display_name("").is_err());
-        assert!(display_name("-x").is_err());
-        assert!(display_name("a b").is_err());
-        assert!(display_name(&"x".repeat(64)).is_err());
-        assert!(display_name("0193f3a2-6b1c-7cc0-8a5e-3b0c1d2e3f40").is_err());
-    }
 
     #[test]
     fn paths_and_files() {

@@ -1,0 +1,7 @@
+//! The scheduler's rules, with no I/O: recurrences and their occurrences (firing, catch-up
+//! and missed-run decisions), job states and retries, overlap policies, and lease placement
+//! (worker labels, store limits, exclusive and serial jobs).
+
+pub mod job;
+pub mod placement;
+pub mod recurrence;

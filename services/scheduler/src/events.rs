@@ -1,0 +1,141 @@
+//! Wake-ups across scheduler replicas through Postgres LISTEN/NOTIFY: new work for waiting
+//! `AcquireLease` calls, schedule changes for the firing loop, and job changes for
+//! `WatchJob` streams. Notifications are hints, never the only path: every waiter also
+//! re-checks on a timer, so a lost notification only delays, never loses.
+
+use std::{sync::Arc, time::Duration};
+
+use sqlx::{PgConnection, PgPool, postgres::PgListener};
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Channel: work may be available (a job was queued, a store or task slot was freed).
+pub const WORK: &str = "cairn_work";
+/// Channel: schedules changed (created, updated, resumed).
+pub const SCHEDULES: &str = "cairn_schedules";
+/// Channel: jobs changed; payload = comma-separated job ids, or empty for "any".
+pub const JOBS: &str = "cairn_jobs";
+
+/// A job-change event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEvent {
+    /// This job changed.
+    Job(Uuid),
+    /// Anything may have changed (listener reconnected, payload too large).
+    Any,
+}
+
+/// The process-wide hub; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Events {
+    work: Arc<Notify>,
+    schedules: Arc<Notify>,
+    jobs: broadcast::Sender<JobEvent>,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Events {
+            work: Arc::new(Notify::new()),
+            schedules: Arc::new(Notify::new()),
+            jobs: broadcast::channel(4096).0,
+        }
+    }
+}
+
+impl Events {
+    /// Waiters for new work.
+    pub fn work(&self) -> &Notify {
+        &self.work
+    }
+
+    /// Waiters for schedule changes.
+    pub fn schedules(&self) -> &Notify {
+        &self.schedules
+    }
+
+    /// A subscription to job changes.
+    pub fn subscribe_jobs(&self) -> broadcast::Receiver<JobEvent> {
+        self.jobs.subscribe()
+    }
+
+    /// Wakes local waiters directly (same-process changes need no round trip).
+    pub fn wake_work(&self) {
+        self.work.notify_waiters();
+    }
+
+    fn dispatch(&self, channel: &str, payload: &str) {
+        match channel {
+            WORK => self.work.notify_waiters(),
+            SCHEDULES => self.schedules.notify_waiters(),
+            JOBS => {
+                if payload.is_empty() {
+                    let _ = self.jobs.send(JobEvent::Any);
+                }
+                for id in payload.split(',').filter_map(|s| Uuid::parse_str(s).ok()) {
+                    let _ = self.jobs.send(JobEvent::Job(id));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn everything_may_have_changed(&self) {
+        self.work.notify_waiters();
+        self.schedules.notify_waiters();
+        let _ = self.jobs.send(JobEvent::Any);
+    }
+
+    /// Listens until `shutdown`, reconnecting after errors.
+    pub async fn listen(self, pool: PgPool, shutdown: CancellationToken) {
+        loop {
+            match PgListener::connect_with(&pool).await {
+                Ok(mut listener) => {
+                    if let Err(e) = listener.listen_all([WORK, SCHEDULES, JOBS]).await {
+                        tracing::warn!(error = %e, "LISTEN failed; retrying");
+                    } else {
+                        self.everything_may_have_changed();
+                        loop {
+                            tokio::select! {
+                                _ = shutdown.cancelled() => return,
+                                n = listener.try_recv() => match n {
+                                    Ok(Some(n)) => self.dispatch(n.channel(), n.payload()),
+                                    Ok(None) => {
+                                        // Connection lost and re-established: notifications may be missing.
+                                        self.everything_may_have_changed();
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "notification listener failed; reconnecting");
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "notification listener cannot connect; retrying"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+}
+
+/// Queues a notification, delivered when the surrounding transaction commits.
+pub async fn notify(conn: &mut PgConnection, channel: &str, payload: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(payload).execute(conn).await?;
+    Ok(())
+}
+
+/// Notifies that these jobs changed (batched into as few notifications as fit).
+pub async fn notify_jobs(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    // A payload must stay under 8000 bytes; 36 bytes + a comma per id.
+    for chunk in ids.chunks(200) {
+        let payload = chunk.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",");
+        notify(conn, JOBS, &payload).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,520 @@
+//! Job operations: creating jobs for tasks (shared by firing and RunTask, with the overlap
+//! policy), reading and listing history, logs, cancelling, and watching live.
+
+use std::{pin::Pin, time::Duration};
+
+use cairn_api::{
+    names::{self, Kind},
+    v1::{
+        CancelJobRequest, GetJobRequest, Job, JobProgress, JobState, JobStats, JobTrigger, JobView, ListJobLogsRequest,
+        ListJobLogsResponse, ListJobsRequest, ListJobsResponse, LogLevel, LogLine, RunTaskRequest, TaskType,
+        WatchJobEvent, WatchJobRequest, watch_job_event::Event,
+    },
+};
+use cairn_runtime::{
+    db::{self, DbErrorKind},
+    pagination,
+    time::{from_timestamp, opt_timestamp, to_timestamp},
+};
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use prost::Message as _;
+use sqlx::PgConnection;
+use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tonic::Status;
+use uuid::Uuid;
+
+use crate::{
+    State,
+    catalog::TaskPlan,
+    domain::job::{self as rules, Overlap, is_final, parse_state, parse_trigger, parse_type, state_name, trigger_name, type_name},
+    error::{Error, Result},
+    events::{self, JobEvent},
+    store::{self, jobs as rows, logs},
+};
+
+/// Converts a stored job.
+pub fn to_proto(r: &rows::Row) -> Result<Job> {
+    let mut progress: Option<JobProgress> = match &r.progress {
+        Some(v) => Some(store::decode(v)?),
+        None => None,
+    };
+    if let Some(p) = progress.as_mut()
+        && p.percent == 0.0
+        && p.bytes_total > 0
+    {
+        p.percent = (p.bytes_done as f64 / p.bytes_total as f64 * 100.0).clamp(0.0, 100.0);
+    }
+    let state = parse_state(&r.state);
+    Ok(Job {
+        name: Kind::Job.name(r.id),
+        task: r.task_id.map(|id| Kind::Task.name(id)).unwrap_or_default(),
+        task_display_name: r.task_display_name.clone(),
+        r#type: parse_type(&r.r#type) as i32,
+        schedule: r.schedule_id.map(|id| Kind::Schedule.name(id)).unwrap_or_default(),
+        trigger: parse_trigger(&r.trigger) as i32,
+        connectors: r.connector_ids.iter().map(|id| Kind::Connector.name(*id)).collect(),
+        scheduled_time: Some(to_timestamp(r.scheduled_time)),
+        create_time: Some(to_timestamp(r.create_time)),
+        start_time: opt_timestamp(r.start_time),
+        end_time: opt_timestamp(r.end_time),
+        state: state as i32,
+        attempt: r.attempt,
+        max_attempts: r.max_attempts,
+        worker: r.worker.clone(),
+        progress,
+        snapshot: r.snapshot.clone(),
+        stats: match &r.stats {
+            Some(v) => Some(store::decode::<JobStats>(v)?),
+            None => None,
+        },
+        error: r.error.clone(),
+        wait_reason: if state == JobState::Queued { r.wait_reason.clone() } else { String::new() },
+        missed_occurrences: r.missed_occurrences,
+        cancel_requested: r.cancel_requested && !is_final(state),
+        connection_test: match &r.connection_test {
+            Some(v) => Some(store::decode(v)?),
+            None => None,
+        },
+        trace_parent: r.trace_parent.clone(),
+        log: vec![],
+    })
+}
+
+/// Converts a stored log line.
+pub fn line_to_proto(l: &logs::Row) -> LogLine {
+    LogLine {
+        seq: l.seq,
+        time: Some(to_timestamp(l.time)),
+        level: i32::from(l.level),
+        message: l.message.clone(),
+        attempt: l.attempt,
+    }
+}
+
+/// A job to create for a task.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Why.
+    pub trigger: JobTrigger,
+    /// The schedule that fired it.
+    pub schedule_id: Option<Uuid>,
+    /// Its occurrence (unique per schedule).
+    pub occurrence: Option<DateTime<Utc>>,
+    /// When it is due.
+    pub scheduled_time: DateTime<Utc>,
+    /// Missed occurrences it stands for (catch-up).
+    pub missed_occurrences: i64,
+    /// Idempotency key.
+    pub request_id: Option<Uuid>,
+    /// W3C trace context.
+    pub trace_parent: String,
+}
+
+/// The row of a new job of a task, without state.
+pub fn new_row(plan: &TaskPlan, spec: &Spec, now: DateTime<Utc>) -> rows::New {
+    rows::New {
+        id: Uuid::now_v7(),
+        task_id: Some(plan.id),
+        task_display_name: plan.display_name.clone(),
+        r#type: type_name(plan.task_type).to_owned(),
+        schedule_id: spec.schedule_id,
+        occurrence: spec.occurrence,
+        trigger: trigger_name(spec.trigger).to_owned(),
+        connector_ids: plan.connector_ids.clone(),
+        store_ids: plan.stores.iter().map(|s| s.id).collect(),
+        exclusive: plan.exclusive,
+        serial: true,
+        selector: plan.selector.clone(),
+        test_connector_id: None,
+        state: state_name(JobState::Queued).to_owned(),
+        scheduled_time: spec.scheduled_time,
+        create_time: now,
+        end_time: None,
+        max_attempts: plan.max_attempts,
+        initial_backoff_ms: plan.initial_backoff.as_millis() as i64,
+        max_backoff_ms: plan.max_backoff.as_millis() as i64,
+        timeout_ms: plan.timeout.map(|d| d.as_millis() as i64),
+        error: String::new(),
+        missed_occurrences: spec.missed_occurrences,
+        trace_parent: spec.trace_parent.clone(),
+        request_id: spec.request_id,
+    }
+}
+
+/// Creates the job of `spec` inside the caller's transaction, applying the task's overlap
+/// policy (serialised per task across replicas). Returns the job id, or `None` when the
+/// schedule occurrence already has a job.
+pub async fn create(conn: &mut PgConnection, plan: &TaskPlan, spec: &Spec, now: DateTime<Utc>) -> Result<Option<Uuid>> {
+    store::lock_uuid(conn, store::LOCK_TASK, plan.id).await?;
+    let active = rows::active_of_task(conn, plan.id).await?;
+    let mut job = new_row(plan, spec, now);
+    match rules::overlap(plan.overlap, &active) {
+        Overlap::Skip(reason) => {
+            job.state = state_name(JobState::Skipped).to_owned();
+            job.end_time = Some(now);
+            job.error = reason;
+        }
+        Overlap::Queue { serial, cancel } => {
+            job.serial = serial;
+            for id in cancel {
+                cancel_in_tx(
+                    conn,
+                    id,
+                    &format!("cancelled by overlap policy CANCEL_RUNNING: superseded by jobs/{}", job.id),
+                    now,
+                )
+                .await?;
+            }
+        }
+    }
+    let id = rows::insert(conn, &job).await?;
+    if let Some(id) = id {
+        events::notify(conn, events::WORK, "").await?;
+        events::notify_jobs(conn, &[id]).await?;
+        metrics::counter!("cairn_scheduler_jobs_created_total", "type" => job.r#type.clone(), "trigger" => job.trigger.clone(), "state" => job.state.clone()).increment(1);
+    }
+    Ok(id)
+}
+
+/// Cancels a job inside the caller's transaction: a queued one at once, a running one through
+/// its worker. Returns the state it was in.
+pub async fn cancel_in_tx(conn: &mut PgConnection, id: Uuid, reason: &str, now: DateTime<Utc>) -> Result<JobState> {
+    let Some(row) = rows::get_for_update(conn, id).await? else { return Err(Error::NotFound(Kind::Job.name(id))) };
+    let state = parse_state(&row.state);
+    match state {
+        JobState::Queued => {
+            rows::finish(
+                conn,
+                id,
+                &rows::Finish {
+                    state: state_name(JobState::Cancelled).to_owned(),
+                    end_time: Some(now),
+                    error: reason.to_owned(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            events::notify_jobs(conn, &[id]).await?;
+        }
+        JobState::Running => {
+            rows::request_cancel(conn, id, reason, false).await?;
+            logs::append(
+                conn,
+                id,
+                row.attempt,
+                &[logs::Line { time: now, level: LogLevel::Warn as i16, message: format!("cancel requested: {reason}"), worker_seq: 0 }],
+            )
+            .await?;
+            events::notify_jobs(conn, &[id]).await?;
+        }
+        _ => {}
+    }
+    Ok(state)
+}
+
+fn task_ref(raw: &str) -> Result<String> {
+    names::parse_reference(Kind::Task, raw).map_err(|e| Error::invalid("task", e.to_string()))?;
+    Ok(raw.trim().to_owned())
+}
+
+fn request_id(raw: &str) -> Result<Option<Uuid>> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    Uuid::parse_str(raw).map(Some).map_err(|_| Error::invalid("request_id", format!("{raw:?} is not a UUID")))
+}
+
+/// RunTask: a MANUAL job now; schedules are untouched.
+pub async fn run_task(state: &State, req: RunTaskRequest) -> Result<Job> {
+    let raw = task_ref(&req.task)?;
+    let rid = request_id(&req.request_id)?;
+    if let Some(rid) = rid {
+        let mut conn = state.pool.acquire().await?;
+        if let Some(row) = rows::by_request_id(&mut conn, rid).await? {
+            return to_proto(&row);
+        }
+    }
+    let Some(plan) = state.catalog.plan_fresh(&raw).await? else {
+        return Err(Error::invalid("task", format!("task {raw:?} does not exist")));
+    };
+    let span = tracing::info_span!("job.run_task", task.id = %plan.id);
+    let trace_parent = span.in_scope(cairn_runtime::grpc::current_traceparent);
+    let now = state.clock.now();
+    upsert_stores(state, &plan).await?;
+    let spec = Spec {
+        trigger: JobTrigger::Manual,
+        schedule_id: None,
+        occurrence: None,
+        scheduled_time: now,
+        missed_occurrences: 0,
+        request_id: rid,
+        trace_parent,
+    };
+    let mut tx = state.pool.begin().await?;
+    let id = match create(&mut tx, &plan, &spec, now).await {
+        Ok(id) => id,
+        Err(Error::Db(e)) if db::classify(&e) == DbErrorKind::UniqueViolation && rid.is_some() => {
+            drop(tx);
+            let mut conn = state.pool.acquire().await?;
+            let row = rows::by_request_id(&mut conn, rid.unwrap_or_default()).await?;
+            return row.as_ref().map(to_proto).transpose()?.ok_or_else(|| Error::Internal("request id vanished".into()));
+        }
+        Err(e) => return Err(e),
+    };
+    let row = rows::get(&mut tx, id.ok_or_else(|| Error::Internal("manual job not created".into()))?).await?;
+    tx.commit().await?;
+    state.events.wake_work();
+    let job = to_proto(&row.ok_or_else(|| Error::Internal("job vanished".into()))?)?;
+    tracing::info!(parent: &span, job.id = %job.name, job.state = ?job.state(), "task run requested");
+    Ok(job)
+}
+
+/// Makes sure the scheduler knows the limits of a plan's stores.
+pub async fn upsert_stores(state: &State, plan: &TaskPlan) -> Result<()> {
+    if plan.stores.is_empty() {
+        return Ok(());
+    }
+    let mut conn = state.pool.acquire().await?;
+    let stores: Vec<_> = plan.stores.iter().map(|s| (s.id, s.display_name.clone(), s.max_concurrent_jobs)).collect();
+    rows::upsert_stores(&mut conn, &stores).await
+}
+
+fn job_id(raw: &str) -> Result<Uuid> {
+    names::parse_id(Kind::Job, raw).map_err(|e| Error::invalid("name", e.to_string()))
+}
+
+/// GetJob.
+pub async fn get(state: &State, req: GetJobRequest) -> Result<Job> {
+    let id = job_id(&req.name)?;
+    let mut conn = state.pool.acquire().await?;
+    let row = rows::get(&mut conn, id).await?.ok_or_else(|| Error::NotFound(Kind::Job.name(id)))?;
+    let mut job = to_proto(&row)?;
+    if req.view == JobView::Full as i32 {
+        let mut after = 0;
+        loop {
+            let page = logs::after(&mut conn, id, after, 5000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            job.log.extend(page.iter().map(line_to_proto));
+        }
+    }
+    Ok(job)
+}
+
+/// ListJobLogs.
+pub async fn list_logs(state: &State, req: ListJobLogsRequest) -> Result<ListJobLogsResponse> {
+    let id = job_id(&req.name)?;
+    let size = match req.page_size {
+        0 => 1000,
+        n @ 1..=5000 => i64::from(n),
+        n => return Err(Error::invalid("page_size", format!("{n} is out of range 1..=5000"))),
+    };
+    if req.after_seq < 0 {
+        return Err(Error::invalid("after_seq", "must not be negative"));
+    }
+    let mut conn = state.pool.acquire().await?;
+    let row = rows::get(&mut conn, id).await?.ok_or_else(|| Error::NotFound(Kind::Job.name(id)))?;
+    let page = logs::after(&mut conn, id, req.after_seq, size).await?;
+    Ok(ListJobLogsResponse {
+        last_seq: page.last().map(|l| l.seq).unwrap_or(req.after_seq),
+        lines: page.iter().map(line_to_proto).collect(),
+        done: is_final(parse_state(&row.state)),
+    })
+}
+
+/// Resolves a connector reference to its id through the catalog.
+pub async fn connector_id(state: &State, field: &str, raw: &str) -> Result<Option<Uuid>> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    match names::parse_reference(Kind::Connector, raw).map_err(|e| Error::invalid(field, e.to_string()))? {
+        names::Reference::Id(id) => Ok(Some(id)),
+        names::Reference::DisplayName(_) => match state.catalog.connector(raw, false).await? {
+            Some(c) => Ok(c.connector.and_then(|c| names::parse_id(Kind::Connector, &c.name).ok())),
+            None => Err(Error::invalid(field, format!("connector {:?} does not exist", raw.trim()))),
+        },
+    }
+}
+
+/// Resolves a task reference to its id (deleted tasks by id only).
+pub async fn task_id(state: &State, field: &str, raw: &str) -> Result<Option<Uuid>> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    match names::parse_reference(Kind::Task, raw).map_err(|e| Error::invalid(field, e.to_string()))? {
+        names::Reference::Id(id) => Ok(Some(id)),
+        names::Reference::DisplayName(_) => match state.catalog.plan_fresh(raw).await? {
+            Some(p) => Ok(Some(p.id)),
+            None => Err(Error::invalid(field, format!("task {:?} does not exist", raw.trim()))),
+        },
+    }
+}
+
+/// ListJobs.
+pub async fn list(state: &State, req: ListJobsRequest) -> Result<ListJobsResponse> {
+    let size = pagination::page_size(req.page_size)?;
+    let mut v = cairn_runtime::status::Violations::default();
+    let mut states = Vec::new();
+    for (i, s) in req.states.iter().enumerate() {
+        match JobState::try_from(*s) {
+            Ok(JobState::Unspecified) | Err(_) => v.add(format!("states[{i}]"), format!("{s} is not a job state")),
+            Ok(st) => states.push(state_name(st).to_owned()),
+        }
+    }
+    let mut triggers = Vec::new();
+    for (i, t) in req.triggers.iter().enumerate() {
+        match JobTrigger::try_from(*t) {
+            Ok(JobTrigger::Unspecified) | Err(_) => v.add(format!("triggers[{i}]"), format!("{t} is not a trigger")),
+            Ok(tr) => triggers.push(trigger_name(tr).to_owned()),
+        }
+    }
+    let r#type = match TaskType::try_from(req.r#type) {
+        Ok(TaskType::Unspecified) => None,
+        Ok(t) => Some(type_name(t).to_owned()),
+        Err(_) => {
+            v.add("type", format!("{} is not a job type", req.r#type));
+            None
+        }
+    };
+    let ts = |t: &Option<prost_types::Timestamp>, field: &str, v: &mut cairn_runtime::status::Violations| match t {
+        None => None,
+        Some(t) => from_timestamp(t).or_else(|| {
+            v.add(field, "is not a valid timestamp");
+            None
+        }),
+    };
+    let from = ts(&req.create_time_from, "create_time_from", &mut v);
+    let to = ts(&req.create_time_to, "create_time_to", &mut v);
+    let schedule_id = if req.schedule.trim().is_empty() {
+        None
+    } else {
+        Some(crate::schedules::schedule_id(state, "schedule", &req.schedule).await?)
+    };
+    v.check()?;
+    let filter = rows::Filter {
+        task_id: task_id(state, "task", &req.task).await?,
+        schedule_id,
+        connector_id: connector_id(state, "connector", &req.connector).await?,
+        states,
+        triggers,
+        r#type,
+        from,
+        to,
+    };
+    let fp = pagination::fingerprint(&filter);
+    let before: Option<(DateTime<Utc>, Uuid)> = pagination::decode(&req.page_token, fp)?;
+    let mut conn = state.pool.acquire().await?;
+    let mut page = rows::list(&mut conn, &filter, before, size + 1).await?;
+    let next = if page.len() as i64 > size {
+        page.truncate(size as usize);
+        page.last().map(|r| pagination::encode(&(r.create_time, r.id), fp)).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok(ListJobsResponse { jobs: page.iter().map(to_proto).collect::<Result<_>>()?, next_page_token: next })
+}
+
+/// CancelJob.
+pub async fn cancel(state: &State, req: CancelJobRequest) -> Result<Job> {
+    let id = job_id(&req.name)?;
+    if req.reason.chars().count() > 1024 {
+        return Err(Error::invalid("reason", "is longer than 1024 characters"));
+    }
+    let reason = if req.reason.trim().is_empty() { "cancelled by request".to_owned() } else { req.reason.clone() };
+    let now = state.clock.now();
+    let mut tx = state.pool.begin().await?;
+    let before = cancel_in_tx(&mut tx, id, &reason, now).await?;
+    let row = rows::get(&mut tx, id).await?.ok_or_else(|| Error::NotFound(Kind::Job.name(id)))?;
+    tx.commit().await?;
+    match before {
+        JobState::Queued | JobState::Running | JobState::Cancelled => {
+            tracing::info!(job.id = %id, was = state_name(before), "job cancel requested");
+            to_proto(&row)
+        }
+        other => Err(Error::WrongState(format!(
+            "jobs/{id} already ended ({}); only queued or running jobs can be cancelled",
+            state_name(other)
+        ))),
+    }
+}
+
+/// How often a watcher re-reads the job when no notification comes.
+const WATCH_FALLBACK: Duration = Duration::from_secs(2);
+
+/// WatchJob: the current job and log, then every change until the job ends.
+pub async fn watch(
+    state: &State,
+    req: WatchJobRequest,
+) -> Result<Pin<Box<dyn Stream<Item = Result<WatchJobEvent, Status>> + Send>>> {
+    let id = job_id(&req.name)?;
+    if req.from_seq < -1 {
+        return Err(Error::invalid("from_seq", "must be -1, 0 or a sequence number"));
+    }
+    // Subscribe before the first read, so no change between them is lost.
+    let mut rx = state.events.subscribe_jobs();
+    let mut conn = state.pool.acquire().await?;
+    let first = rows::get(&mut conn, id).await?.ok_or_else(|| Error::NotFound(Kind::Job.name(id)))?;
+    drop(conn);
+    let (tx, out) = mpsc::channel::<Result<WatchJobEvent, Status>>(64);
+    let state = state.clone();
+    let from_seq = req.from_seq;
+    tokio::spawn(async move {
+        let send_job = |job: Job| WatchJobEvent { event: Some(Event::Job(job)) };
+        let mut last_seq = if from_seq == -1 { first.log_seq } else { from_seq };
+        let mut last_sent: Vec<u8> = Vec::new();
+        let mut row = first;
+        loop {
+            let job = match to_proto(&row) {
+                Ok(j) => j,
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                    return;
+                }
+            };
+            let bytes = job.encode_to_vec();
+            if bytes != last_sent {
+                last_sent = bytes;
+                if tx.send(Ok(send_job(job))).await.is_err() {
+                    return;
+                }
+            }
+            // Log lines after the job state, so a final state is followed by every line.
+            loop {
+                let Ok(mut conn) = state.pool.acquire().await else { break };
+                let Ok(page) = logs::after(&mut conn, id, last_seq, 1000).await else { break };
+                let Some(last) = page.last() else { break };
+                last_seq = last.seq;
+                for l in &page {
+                    let ev = WatchJobEvent { event: Some(Event::LogLine(line_to_proto(l))) };
+                    if tx.send(Ok(ev)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            if is_final(parse_state(&row.state)) {
+                return;
+            }
+            let deadline = tokio::time::sleep(WATCH_FALLBACK);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = &mut deadline => break,
+                    ev = rx.recv() => match ev {
+                        Ok(JobEvent::Job(j)) if j != id => continue,
+                        Ok(_) | Err(RecvError::Lagged(_)) => break,
+                        Err(RecvError::Closed) => return,
+                    },
+                }
+            }
+            let Ok(mut conn) = state.pool.acquire().await else { continue };
+            match rows::get(&mut conn, id).await {
+                Ok(Some(r)) => row = r,
+                Ok(None) => return,
+                Err(_) => continue,
+            }
+        }
+    });
+    Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(out)))
+}

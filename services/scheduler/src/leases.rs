@@ -1,0 +1,430 @@
+//! The worker-facing side: leasing queued jobs (placement by labels, store limits, serial
+//! and exclusive jobs), heartbeats, log appends and completion, all fenced by the lease
+//! name and generation so a zombie worker can never write over a newer attempt.
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
+
+use cairn_api::{
+    names::{Kind, Reference},
+    v1::{
+        AcquireLeaseRequest, AcquireLeaseResponse, AppendLogRequest, BatchCompleteJobsRequest, BatchCompleteJobsResponse,
+        BatchCompleteResult, CompleteJobRequest, CompleteJobResponse, HeartbeatRequest, HeartbeatResponse, JobState,
+        Lease, LogLevel, ResolvedTask, TaskType, complete_job_request::Outcome,
+    },
+};
+use cairn_runtime::{
+    status::Violations,
+    time::{from_duration, from_timestamp, to_duration, to_timestamp},
+};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{
+    State,
+    domain::{
+        job::{backoff, parse_state, parse_type, state_name},
+        placement::{self, Candidate, StoreLoad},
+    },
+    error::{Error, Result},
+    events,
+    jobs::to_proto,
+    store::{self, jobs as rows, logs},
+};
+
+/// Longest long-poll.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+/// Fallback re-check while long-polling (jobs become due by time: retries after backoff).
+const POLL: Duration = Duration::from_millis(500);
+/// Most lines per AppendLog call.
+const MAX_LINES: usize = 1000;
+/// Longest log line kept (longer ones are cut).
+const MAX_LINE_BYTES: usize = 16 * 1024;
+
+fn validate(req: &AcquireLeaseRequest) -> Result<(usize, Duration)> {
+    let mut v = Violations::default();
+    if req.worker_id.is_empty() || req.worker_id.len() > 128 || req.worker_id.chars().any(char::is_control) {
+        v.add("worker_id", "is required: 1..=128 printable characters");
+    }
+    for (k, val) in &req.labels {
+        if k.is_empty() || k.len() > 63 || val.len() > 63 || k.chars().chain(val.chars()).any(char::is_control) {
+            v.add(format!("labels[{k:?}]"), "keys of 1..=63 and values of 0..=63 printable characters");
+        }
+    }
+    let capacity = match req.capacity {
+        n @ 1..=1000 => n as usize,
+        n => {
+            v.add("capacity", format!("{n} is out of range 1..=1000"));
+            0
+        }
+    };
+    let wait = match &req.wait {
+        None => Duration::ZERO,
+        Some(d) => match from_duration(d) {
+            Some(d) if d <= MAX_WAIT => d,
+            _ => {
+                v.add("wait", "must be between 0 and 60s");
+                Duration::ZERO
+            }
+        },
+    };
+    v.check()?;
+    Ok((capacity, wait))
+}
+
+/// AcquireLease: long-polls for up to `capacity` jobs.
+pub async fn acquire(state: &State, req: AcquireLeaseRequest) -> Result<AcquireLeaseResponse> {
+    let (capacity, wait) = validate(&req)?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let work = state.events.work().notified();
+        tokio::pin!(work);
+        work.as_mut().enable();
+        let leases = try_acquire(state, &req.worker_id, &req.labels, capacity).await?;
+        if !leases.is_empty() {
+            return Ok(AcquireLeaseResponse { leases });
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(AcquireLeaseResponse { leases: vec![] });
+        }
+        let pause = (deadline - now).min(POLL);
+        tokio::select! {
+            _ = &mut work => {}
+            _ = tokio::time::sleep(pause) => {}
+            _ = state.shutdown.cancelled() => return Ok(AcquireLeaseResponse { leases: vec![] }),
+        }
+    }
+}
+
+/// One attempt at leasing; empty when nothing fits.
+pub async fn try_acquire(
+    state: &State,
+    worker: &str,
+    labels: &HashMap<String, String>,
+    capacity: usize,
+) -> Result<Vec<Lease>> {
+    let now = state.clock.now();
+    let ttl = state.config.lease_ttl();
+    let expire = now + chrono::Duration::from_std(ttl).unwrap_or_default();
+    let mut tx = state.pool.begin().await?;
+    let candidates = rows::claim_candidates(&mut tx, labels, now, (capacity * 4 + 16) as i64).await?;
+    if candidates.is_empty() {
+        tx.commit().await?;
+        return Ok(vec![]);
+    }
+    let mut store_ids: Vec<Uuid> = candidates.iter().flat_map(|c| c.store_ids.iter().copied()).collect();
+    store_ids.sort();
+    store_ids.dedup();
+    let mut loads: HashMap<Uuid, StoreLoad> = HashMap::new();
+    if !store_ids.is_empty() {
+        for (id, name, max) in rows::lock_stores(&mut tx, &store_ids).await? {
+            loads.insert(
+                id,
+                StoreLoad { display_name: name, max_concurrent_jobs: max, running: 0, exclusive_running: false },
+            );
+        }
+        for (id, running, exclusive) in rows::store_loads(&mut tx, &store_ids).await? {
+            if let Some(l) = loads.get_mut(&id) {
+                l.running = running as i32;
+                l.exclusive_running = exclusive;
+            }
+        }
+    }
+    let serial_tasks: Vec<Uuid> = candidates.iter().filter(|c| c.serial).filter_map(|c| c.task_id).collect();
+    let mut busy: HashSet<Uuid> = if serial_tasks.is_empty() {
+        HashSet::new()
+    } else {
+        rows::busy_tasks(&mut tx, &serial_tasks).await?.into_iter().collect()
+    };
+    let cands: Vec<Candidate> = candidates
+        .iter()
+        .map(|c| Candidate {
+            id: c.id,
+            task_id: c.task_id,
+            store_ids: c.store_ids.clone(),
+            exclusive: c.exclusive,
+            serial: c.serial,
+        })
+        .collect();
+    let pick = placement::pick(&cands, &mut loads, &mut busy, capacity);
+    let old: HashMap<Uuid, &str> = candidates.iter().map(|c| (c.id, c.wait_reason.as_str())).collect();
+    let changed: Vec<(Uuid, String)> =
+        pick.waiting.into_iter().filter(|(id, r)| old.get(id).is_none_or(|o| *o != r)).collect();
+    rows::set_wait_reasons(&mut tx, &changed).await?;
+    if pick.accepted.is_empty() {
+        tx.commit().await?;
+        return Ok(vec![]);
+    }
+    let started = rows::start(&mut tx, &pick.accepted, worker, now, expire).await?;
+    events::notify_jobs(&mut tx, &started.iter().map(|r| r.id).collect::<Vec<_>>()).await?;
+    tx.commit().await?;
+    metrics::counter!("cairn_scheduler_leases_granted_total").increment(started.len() as u64);
+    match leases_for(state, &started, expire, ttl).await {
+        Ok(leases) => Ok(leases),
+        Err(e) => {
+            // The catalog could not be asked: give the jobs back untouched.
+            let mut conn = state.pool.acquire().await?;
+            let ids: Vec<Uuid> = started.iter().map(|r| r.id).collect();
+            rows::release(&mut conn, &ids, "waiting for the catalog to answer").await?;
+            state.events.wake_work();
+            Err(e)
+        }
+    }
+}
+
+async fn leases_for(state: &State, started: &[rows::Row], expire: DateTime<Utc>, ttl: Duration) -> Result<Vec<Lease>> {
+    let task_ids: Vec<Uuid> = started.iter().filter_map(|r| r.task_id).collect();
+    let resolved = if task_ids.is_empty() { HashMap::new() } else { state.catalog.resolved(&task_ids).await? };
+    let mut leases = Vec::with_capacity(started.len());
+    for row in started {
+        let mut lease = Lease {
+            name: format!("leases/{}", row.lease_id.unwrap_or_default()),
+            generation: row.lease_generation,
+            job: Some(to_proto(row)?),
+            task: None,
+            test_connector: None,
+            expire_time: Some(to_timestamp(expire)),
+            ttl: Some(to_duration(ttl)),
+        };
+        if parse_type(&row.r#type) == TaskType::TestConnection {
+            let id = row.test_connector_id.ok_or_else(|| Error::Internal("test job without connector".into()))?;
+            match state.catalog.connector(&Kind::Connector.name(id), true).await? {
+                Some(c) => lease.test_connector = Some(c),
+                None => {
+                    fail_gone(state, row, "the connector was deleted before the test ran").await?;
+                    continue;
+                }
+            }
+        } else if let Some(task_id) = row.task_id {
+            match resolved.get(&task_id).cloned().flatten() {
+                Some(r) => {
+                    // Task-level secrets (webhook keys) are for the scheduler only.
+                    lease.task = Some(ResolvedTask { secrets: HashMap::new(), ..(*r).clone() });
+                }
+                None => {
+                    fail_gone(state, row, "the task was deleted before the job ran").await?;
+                    continue;
+                }
+            }
+        }
+        leases.push(lease);
+    }
+    Ok(leases)
+}
+
+async fn fail_gone(state: &State, row: &rows::Row, why: &str) -> Result<()> {
+    let mut conn = state.pool.acquire().await?;
+    rows::finish(
+        &mut conn,
+        row.id,
+        &rows::Finish {
+            state: state_name(JobState::Failed).to_owned(),
+            end_time: Some(state.clock.now()),
+            error: why.to_owned(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    events::notify_jobs(&mut conn, &[row.id]).await?;
+    Ok(())
+}
+
+fn lease_id(raw: &str) -> Result<Uuid> {
+    raw.strip_prefix("leases/")
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or_else(|| Error::invalid("lease", format!("{raw:?} is not a lease name (leases/{{id}})")))
+}
+
+fn lost(lease: &str, generation: i64) -> Error {
+    Error::LeaseLost(format!(
+        "lease {lease} (generation {generation}) is no longer current: it expired, was re-leased, or the job ended"
+    ))
+}
+
+/// Heartbeat.
+pub async fn heartbeat(state: &State, req: HeartbeatRequest) -> Result<HeartbeatResponse> {
+    let lease = lease_id(&req.lease)?;
+    let now = state.clock.now();
+    let expire = now + chrono::Duration::from_std(state.config.lease_ttl()).unwrap_or_default();
+    let progress = match req.progress {
+        Some(mut p) => {
+            p.update_time = Some(to_timestamp(now));
+            p.current_path.truncate(4096);
+            Some(store::encode(&p)?)
+        }
+        None => None,
+    };
+    let mut conn = state.pool.acquire().await?;
+    let Some((id, cancel)) = rows::heartbeat(&mut conn, lease, req.generation, progress, expire).await? else {
+        return Err(lost(&req.lease, req.generation));
+    };
+    events::notify_jobs(&mut conn, &[id]).await?;
+    Ok(HeartbeatResponse { cancel_requested: cancel, expire_time: Some(to_timestamp(expire)) })
+}
+
+/// AppendLog.
+pub async fn append_log(state: &State, req: AppendLogRequest) -> Result<()> {
+    let lease = lease_id(&req.lease)?;
+    if req.lines.len() > MAX_LINES {
+        return Err(Error::invalid("lines", format!("at most {MAX_LINES} lines per call")));
+    }
+    let now = state.clock.now();
+    let mut prev = 0;
+    let mut lines = Vec::with_capacity(req.lines.len());
+    for (i, l) in req.lines.iter().enumerate() {
+        if l.seq <= prev {
+            return Err(Error::invalid(format!("lines[{i}].seq"), "must be positive and increasing"));
+        }
+        prev = l.seq;
+        let level = match LogLevel::try_from(l.level) {
+            Ok(LogLevel::Unspecified) | Err(_) => LogLevel::Info,
+            Ok(lv) => lv,
+        };
+        let mut message = l.message.clone();
+        if message.len() > MAX_LINE_BYTES {
+            let mut cut = MAX_LINE_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str(" …(truncated)");
+        }
+        lines.push(logs::Line {
+            time: l.time.as_ref().and_then(from_timestamp).unwrap_or(now),
+            level: level as i16,
+            message,
+            worker_seq: l.seq,
+        });
+    }
+    let mut tx = state.pool.begin().await?;
+    let Some(row) = rows::by_lease_for_update(&mut tx, lease, req.generation).await? else {
+        return Err(lost(&req.lease, req.generation));
+    };
+    if logs::append(&mut tx, row.id, row.attempt, &lines).await? > 0 {
+        events::notify_jobs(&mut tx, &[row.id]).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// CompleteJob.
+pub async fn complete(state: &State, req: CompleteJobRequest) -> Result<CompleteJobResponse> {
+    let lease = lease_id(&req.lease)?;
+    let outcome = req.outcome.ok_or_else(|| Error::invalid("outcome", "is required: succeeded, failed or cancelled"))?;
+    let now = state.clock.now();
+    let mut tx = state.pool.begin().await?;
+    let Some(row) = rows::by_lease_for_update(&mut tx, lease, req.generation).await? else {
+        return Err(lost(&req.lease, req.generation));
+    };
+    let mut finish = rows::Finish { end_time: Some(now), ..Default::default() };
+    let timed_out = || format!("timed out after {}", humantime::format_duration(Duration::from_millis(row.timeout_ms.unwrap_or(0).max(0) as u64)));
+    let mut retry_note = None;
+    match outcome {
+        Outcome::Succeeded(s) => {
+            finish.state = state_name(JobState::Succeeded).to_owned();
+            finish.snapshot = Some(s.snapshot);
+            finish.stats = s.stats.as_ref().map(store::encode).transpose()?;
+            finish.connection_test = s.connection_test.as_ref().map(store::encode).transpose()?;
+        }
+        Outcome::Cancelled(c) => {
+            if row.timed_out {
+                finish.state = state_name(JobState::Failed).to_owned();
+                finish.error = timed_out();
+            } else {
+                finish.state = state_name(JobState::Cancelled).to_owned();
+                finish.error = if row.cancel_reason.is_empty() { c.message } else { row.cancel_reason.clone() };
+            }
+        }
+        Outcome::Failed(f) => {
+            finish.stats = f.stats.as_ref().map(store::encode).transpose()?;
+            if row.timed_out {
+                finish.state = state_name(JobState::Failed).to_owned();
+                finish.error = format!("{}: {}", timed_out(), f.error);
+            } else if row.cancel_requested {
+                finish.state = state_name(JobState::Cancelled).to_owned();
+                finish.error = row.cancel_reason.clone();
+            } else if f.retryable && row.attempt < row.max_attempts {
+                let delay = backoff(
+                    row.attempt + 1,
+                    Duration::from_millis(row.initial_backoff_ms.max(0) as u64),
+                    Duration::from_millis(row.max_backoff_ms.max(0) as u64),
+                );
+                let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                finish.state = state_name(JobState::Queued).to_owned();
+                finish.end_time = None;
+                finish.run_after = Some(at);
+                finish.error = f.error.clone();
+                finish.wait_reason = format!(
+                    "retry {}/{} after {} backoff (attempt {} failed: {})",
+                    row.attempt + 1,
+                    row.max_attempts,
+                    humantime::format_duration(delay),
+                    row.attempt,
+                    f.error
+                );
+                retry_note = Some(finish.wait_reason.clone());
+            } else {
+                finish.state = state_name(JobState::Failed).to_owned();
+                finish.error = if f.retryable {
+                    format!("{} (gave up after {} attempts)", f.error, row.attempt)
+                } else {
+                    f.error
+                };
+            }
+        }
+    }
+    if let Some(note) = retry_note {
+        logs::append(&mut tx, row.id, row.attempt, &[logs::Line { time: now, level: LogLevel::Warn as i16, message: note, worker_seq: 0 }]).await?;
+    }
+    let done = rows::finish(&mut tx, row.id, &finish).await?;
+    if !req.snapshot_index.is_empty() {
+        crate::snapshots::refresh(&mut tx, &req.snapshot_index, row.id, now).await?;
+    }
+    let final_state = parse_state(&done.state);
+    if crate::domain::job::is_final(final_state) {
+        crate::notifications::enqueue(&mut tx, &done).await?;
+    }
+    events::notify(&mut tx, events::WORK, "").await?;
+    events::notify_jobs(&mut tx, &[row.id]).await?;
+    tx.commit().await?;
+    state.events.wake_work();
+    metrics::counter!("cairn_scheduler_jobs_finished_total", "type" => done.r#type.clone(), "state" => done.state.clone()).increment(1);
+    if let (Some(start), Some(end)) = (done.start_time, done.end_time) {
+        let secs = (end - start).num_milliseconds().max(0) as f64 / 1000.0;
+        metrics::histogram!("cairn_scheduler_job_duration_seconds", "type" => done.r#type.clone()).record(secs);
+    }
+    if parse_type(&done.r#type) == TaskType::TestConnection
+        && let (Some(connector), Some(test)) = (done.test_connector_id, to_proto(&done)?.connection_test)
+    {
+        let catalog = state.catalog.clone();
+        tokio::spawn(async move {
+            if let Err(e) = catalog.record_test(connector, test).await {
+                tracing::warn!(error = %e, "connection test verdict not recorded in the catalog");
+            }
+        });
+    }
+    tracing::info!(job.id = %done.id, job.state = %done.state, attempt = done.attempt, "job completed");
+    Ok(CompleteJobResponse { job: Some(to_proto(&done)?) })
+}
+
+/// BatchCompleteJobs: each completion on its own, results in order.
+pub async fn batch_complete(state: &State, req: BatchCompleteJobsRequest) -> Result<BatchCompleteJobsResponse> {
+    if req.completions.len() > 1000 {
+        return Err(Error::invalid("completions", "at most 1000 per call"));
+    }
+    let mut results = Vec::with_capacity(req.completions.len());
+    for c in req.completions {
+        results.push(match complete(state, c).await {
+            Ok(_) => BatchCompleteResult { code: 0, message: String::new() },
+            Err(e) => {
+                let s = tonic::Status::from(e);
+                BatchCompleteResult { code: s.code() as i32, message: s.message().to_owned() }
+            }
+        });
+    }
+    Ok(BatchCompleteJobsResponse { results })
+}
+

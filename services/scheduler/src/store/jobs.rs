@@ -1,0 +1,493 @@
+//! `scheduler.jobs`: the queue and the history in one table. A job is QUEUED until a lease
+//! moves it to RUNNING (one statement per batch, rows claimed with `FOR UPDATE SKIP LOCKED`
+//! and stores locked in id order), then to a final state, or back to QUEUED for a retry.
+//! Every lease-holder write is fenced by `(lease_id, lease_generation, state = RUNNING)`.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, types::Json};
+use uuid::Uuid;
+
+use crate::{domain::job::Active, error::Result};
+
+/// A stored job.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Row {
+    pub id: Uuid,
+    pub task_id: Option<Uuid>,
+    pub task_display_name: String,
+    pub r#type: String,
+    pub schedule_id: Option<Uuid>,
+    pub occurrence: Option<DateTime<Utc>>,
+    pub trigger: String,
+    pub connector_ids: Vec<Uuid>,
+    pub store_ids: Vec<Uuid>,
+    pub exclusive: bool,
+    pub serial: bool,
+    pub selector: Json<HashMap<String, String>>,
+    pub test_connector_id: Option<Uuid>,
+    pub state: String,
+    pub scheduled_time: DateTime<Utc>,
+    pub run_after: DateTime<Utc>,
+    pub create_time: DateTime<Utc>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub initial_backoff_ms: i64,
+    pub max_backoff_ms: i64,
+    pub timeout_ms: Option<i64>,
+    pub worker: String,
+    pub lease_id: Option<Uuid>,
+    pub lease_generation: i64,
+    pub lease_expire_time: Option<DateTime<Utc>>,
+    pub cancel_requested: bool,
+    pub cancel_reason: String,
+    pub timed_out: bool,
+    pub progress: Option<serde_json::Value>,
+    pub snapshot: String,
+    pub stats: Option<serde_json::Value>,
+    pub error: String,
+    pub wait_reason: String,
+    pub missed_occurrences: i64,
+    pub connection_test: Option<serde_json::Value>,
+    pub trace_parent: String,
+    pub log_seq: i64,
+}
+
+/// Every column, for `RETURNING` and `SELECT`.
+pub const COLUMNS: &str = "id, task_id, task_display_name, type, schedule_id, occurrence, trigger, connector_ids,
+    store_ids, exclusive, serial, selector, test_connector_id, state, scheduled_time, run_after, create_time, start_time,
+    end_time, attempt, max_attempts, initial_backoff_ms, max_backoff_ms, timeout_ms, worker, lease_id, lease_generation,
+    lease_expire_time, cancel_requested, cancel_reason, timed_out, progress, snapshot, stats, error, wait_reason,
+    missed_occurrences, connection_test, trace_parent, log_seq";
+
+/// A job to record.
+#[derive(Debug, Clone, Default)]
+pub struct New {
+    pub id: Uuid,
+    pub task_id: Option<Uuid>,
+    pub task_display_name: String,
+    pub r#type: String,
+    pub schedule_id: Option<Uuid>,
+    pub occurrence: Option<DateTime<Utc>>,
+    pub trigger: String,
+    pub connector_ids: Vec<Uuid>,
+    pub store_ids: Vec<Uuid>,
+    pub exclusive: bool,
+    pub serial: bool,
+    pub selector: HashMap<String, String>,
+    pub test_connector_id: Option<Uuid>,
+    pub state: String,
+    pub scheduled_time: DateTime<Utc>,
+    pub create_time: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub max_attempts: i32,
+    pub initial_backoff_ms: i64,
+    pub max_backoff_ms: i64,
+    pub timeout_ms: Option<i64>,
+    pub error: String,
+    pub missed_occurrences: i64,
+    pub trace_parent: String,
+    pub request_id: Option<Uuid>,
+}
+
+/// Records a job; `None` when its (schedule, occurrence) already has one.
+pub async fn insert(conn: &mut PgConnection, j: &New) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO jobs (id, task_id, task_display_name, type, schedule_id, occurrence, trigger, connector_ids,
+                           store_ids, exclusive, serial, selector, test_connector_id, state, scheduled_time, run_after,
+                           create_time, end_time, max_attempts, initial_backoff_ms, max_backoff_ms, timeout_ms, error,
+                           missed_occurrences, trace_parent, request_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18, $19, $20, $21,
+                 $22, $23, $24, $25)
+         ON CONFLICT (schedule_id, occurrence) WHERE occurrence IS NOT NULL DO NOTHING
+         RETURNING id",
+    )
+    .bind(j.id)
+    .bind(j.task_id)
+    .bind(&j.task_display_name)
+    .bind(&j.r#type)
+    .bind(j.schedule_id)
+    .bind(j.occurrence)
+    .bind(&j.trigger)
+    .bind(&j.connector_ids)
+    .bind(&j.store_ids)
+    .bind(j.exclusive)
+    .bind(j.serial)
+    .bind(Json(&j.selector))
+    .bind(j.test_connector_id)
+    .bind(&j.state)
+    .bind(j.scheduled_time)
+    .bind(j.create_time)
+    .bind(j.end_time)
+    .bind(j.max_attempts)
+    .bind(j.initial_backoff_ms)
+    .bind(j.max_backoff_ms)
+    .bind(j.timeout_ms)
+    .bind(&j.error)
+    .bind(j.missed_occurrences)
+    .bind(&j.trace_parent)
+    .bind(j.request_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// A job by id.
+pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<Row>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM jobs WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// A job by id, row-locked.
+pub async fn get_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<Row>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM jobs WHERE id = $1 FOR UPDATE")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// The job created with a request id.
+pub async fn by_request_id(conn: &mut PgConnection, request_id: Uuid) -> Result<Option<Row>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM jobs WHERE request_id = $1")))
+        .bind(request_id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Jobs of a task that are not finished, oldest first.
+pub async fn active_of_task(conn: &mut PgConnection, task_id: Uuid) -> Result<Vec<Active>> {
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT id, state FROM jobs WHERE task_id = $1 AND state IN ('QUEUED', 'RUNNING') ORDER BY create_time, id",
+    )
+    .bind(task_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id, s)| Active { id, state: crate::domain::job::parse_state(&s) }).collect())
+}
+
+/// List filters.
+#[derive(Debug, Default, Hash)]
+pub struct Filter {
+    pub task_id: Option<Uuid>,
+    pub schedule_id: Option<Uuid>,
+    pub connector_id: Option<Uuid>,
+    pub states: Vec<String>,
+    pub triggers: Vec<String>,
+    pub r#type: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// One page, newest first; `before` = the (create_time, id) of the last job of the previous page.
+pub async fn list(
+    conn: &mut PgConnection,
+    f: &Filter,
+    before: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<Row>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM jobs
+         WHERE ($1::timestamptz IS NULL OR (create_time, id) < ($1, $2))
+           AND ($3::uuid IS NULL OR task_id = $3)
+           AND ($4::uuid IS NULL OR schedule_id = $4)
+           AND ($5::uuid IS NULL OR connector_ids @> ARRAY[$5])
+           AND (cardinality($6::text[]) = 0 OR state = ANY($6))
+           AND (cardinality($7::text[]) = 0 OR trigger = ANY($7))
+           AND ($8::text IS NULL OR type = $8)
+           AND ($9::timestamptz IS NULL OR create_time >= $9)
+           AND ($10::timestamptz IS NULL OR create_time < $10)
+         ORDER BY create_time DESC, id DESC LIMIT $11"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(before.map(|b| b.0))
+        .bind(before.map(|b| b.1))
+        .bind(f.task_id)
+        .bind(f.schedule_id)
+        .bind(f.connector_id)
+        .bind(&f.states)
+        .bind(&f.triggers)
+        .bind(&f.r#type)
+        .bind(f.from)
+        .bind(f.to)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// Upserts store limits (only rows whose values changed are touched).
+pub async fn upsert_stores(conn: &mut PgConnection, stores: &[(Uuid, String, i32)]) -> Result<()> {
+    for (id, name, max) in stores {
+        sqlx::query(
+            "INSERT INTO stores (id, display_name, max_concurrent_jobs) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name,
+                 max_concurrent_jobs = EXCLUDED.max_concurrent_jobs
+             WHERE stores.display_name <> EXCLUDED.display_name
+                OR stores.max_concurrent_jobs <> EXCLUDED.max_concurrent_jobs",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(max)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A candidate for leasing.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CandidateRow {
+    pub id: Uuid,
+    pub task_id: Option<Uuid>,
+    pub store_ids: Vec<Uuid>,
+    pub exclusive: bool,
+    pub serial: bool,
+    pub wait_reason: String,
+}
+
+/// Queued, due jobs whose selector the labels satisfy, locked (others' locks skipped).
+pub async fn claim_candidates(
+    conn: &mut PgConnection,
+    labels: &HashMap<String, String>,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<CandidateRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, task_id, store_ids, exclusive, serial, wait_reason FROM jobs
+         WHERE state = 'QUEUED' AND run_after <= $1 AND selector <@ $2
+         ORDER BY run_after, id LIMIT $3 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(now)
+    .bind(Json(labels))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Locks store rows in id order and returns (id, name, max).
+pub async fn lock_stores(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, String, i32)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, display_name, max_concurrent_jobs FROM stores WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Running jobs per store: (store, running, an exclusive one among them).
+pub async fn store_loads(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, i64, bool)>> {
+    Ok(sqlx::query_as(
+        "SELECT s, count(*), bool_or(exclusive) FROM jobs, unnest(store_ids) s
+         WHERE state = 'RUNNING' AND store_ids && $1 GROUP BY s",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Tasks among `ids` with a running job.
+pub async fn busy_tasks(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar("SELECT DISTINCT task_id FROM jobs WHERE state = 'RUNNING' AND task_id = ANY($1)")
+        .bind(ids)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// Moves claimed jobs to RUNNING under new leases.
+pub async fn start(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    worker: &str,
+    now: DateTime<Utc>,
+    expire: DateTime<Utc>,
+) -> Result<Vec<Row>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET state = 'RUNNING', attempt = attempt + 1, lease_id = gen_random_uuid(),
+                lease_generation = lease_generation + 1, worker = $2, start_time = $3, lease_expire_time = $4,
+                wait_reason = '', progress = NULL
+         WHERE id = ANY($1) AND state = 'QUEUED' RETURNING {COLUMNS}"
+    )))
+    .bind(ids)
+    .bind(worker)
+    .bind(now)
+    .bind(expire)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Records why jobs wait (only where the reason changed).
+pub async fn set_wait_reasons(conn: &mut PgConnection, reasons: &[(Uuid, String)]) -> Result<()> {
+    if reasons.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = reasons.iter().map(|r| r.0).collect();
+    let texts: Vec<&str> = reasons.iter().map(|r| r.1.as_str()).collect();
+    sqlx::query(
+        "UPDATE jobs SET wait_reason = r.reason FROM unnest($1::uuid[], $2::text[]) AS r(id, reason)
+         WHERE jobs.id = r.id AND jobs.wait_reason <> r.reason",
+    )
+    .bind(&ids)
+    .bind(&texts)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Gives leased jobs back (the catalog could not resolve them): as if never leased.
+pub async fn release(conn: &mut PgConnection, ids: &[Uuid], reason: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'QUEUED', attempt = attempt - 1, lease_id = NULL, worker = '', start_time = NULL,
+                lease_expire_time = NULL, wait_reason = $2
+         WHERE id = ANY($1) AND state = 'RUNNING'",
+    )
+    .bind(ids)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The job under a current lease, row-locked; `None` when the lease is not current.
+pub async fn by_lease_for_update(conn: &mut PgConnection, lease: Uuid, generation: i64) -> Result<Option<Row>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM jobs WHERE lease_id = $1 AND lease_generation = $2 AND state = 'RUNNING' FOR UPDATE"
+    )))
+    .bind(lease)
+    .bind(generation)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Extends a current lease and stores progress; `None` when the lease is not current.
+pub async fn heartbeat(
+    conn: &mut PgConnection,
+    lease: Uuid,
+    generation: i64,
+    progress: Option<serde_json::Value>,
+    expire: DateTime<Utc>,
+) -> Result<Option<(Uuid, bool)>> {
+    Ok(sqlx::query_as(
+        "UPDATE jobs SET lease_expire_time = $3, progress = COALESCE($4, progress)
+         WHERE lease_id = $1 AND lease_generation = $2 AND state = 'RUNNING'
+         RETURNING id, cancel_requested",
+    )
+    .bind(lease)
+    .bind(generation)
+    .bind(expire)
+    .bind(progress)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// A final (or retry) state written at completion.
+#[derive(Debug, Default)]
+pub struct Finish {
+    pub state: String,
+    pub end_time: Option<DateTime<Utc>>,
+    pub run_after: Option<DateTime<Utc>>,
+    pub snapshot: Option<String>,
+    pub stats: Option<serde_json::Value>,
+    pub error: String,
+    pub wait_reason: String,
+    pub connection_test: Option<serde_json::Value>,
+}
+
+/// Writes an outcome; for a retry (`state = QUEUED`) the lease is cleared.
+pub async fn finish(conn: &mut PgConnection, id: Uuid, f: &Finish) -> Result<Row> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET state = $2, end_time = $3, run_after = COALESCE($4, run_after),
+                snapshot = COALESCE($5, snapshot), stats = COALESCE($6, stats), error = $7, wait_reason = $8,
+                connection_test = COALESCE($9, connection_test),
+                lease_id = CASE WHEN $2 = 'QUEUED' THEN NULL ELSE lease_id END,
+                lease_expire_time = NULL,
+                cancel_requested = CASE WHEN $2 = 'QUEUED' THEN false ELSE cancel_requested END
+         WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(&f.state)
+    .bind(f.end_time)
+    .bind(f.run_after)
+    .bind(&f.snapshot)
+    .bind(&f.stats)
+    .bind(&f.error)
+    .bind(&f.wait_reason)
+    .bind(&f.connection_test)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Asks a running job to stop (seen by its worker at the next heartbeat).
+pub async fn request_cancel(conn: &mut PgConnection, id: Uuid, reason: &str, timed_out: bool) -> Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET cancel_requested = true, cancel_reason = $2, timed_out = timed_out OR $3
+         WHERE id = $1 AND state = 'RUNNING'",
+    )
+    .bind(id)
+    .bind(reason)
+    .bind(timed_out)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Running jobs whose lease expired, locked.
+pub async fn claim_expired(conn: &mut PgConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<Row>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM jobs WHERE state = 'RUNNING' AND lease_expire_time < $1
+         ORDER BY lease_expire_time LIMIT $2 FOR UPDATE SKIP LOCKED"
+    )))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Running jobs past their timeout that were not asked to stop yet: (id, timeout_ms).
+pub async fn overdue(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Vec<(Uuid, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, timeout_ms FROM jobs
+         WHERE state = 'RUNNING' AND timeout_ms IS NOT NULL AND NOT timed_out
+           AND start_time + timeout_ms * interval '1 millisecond' < $1",
+    )
+    .bind(now)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Deletes finished jobs (and their logs) that ended before `before`.
+pub async fn purge(conn: &mut PgConnection, before: DateTime<Utc>, limit: i64) -> Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE end_time < $1
+                                         AND state IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'SKIPPED') LIMIT $2)",
+    )
+    .bind(before)
+    .bind(limit)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
+/// Queue depth by wait reason (metrics).
+pub async fn queue_depth(conn: &mut PgConnection) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as("SELECT wait_reason, count(*) FROM jobs WHERE state = 'QUEUED' GROUP BY wait_reason")
+        .fetch_all(conn)
+        .await?)
+}
+
+/// Durations (seconds) of the last successful runs of tasks, newest first (for forecasts).
+pub async fn recent_durations(conn: &mut PgConnection, task_ids: &[Uuid], per_task: i64) -> Result<Vec<(Uuid, f64)>> {
+    Ok(sqlx::query_as(
+        "SELECT task_id, secs FROM (
+            SELECT task_id, extract(epoch FROM end_time - start_time)::float8 AS secs,
+                   row_number() OVER (PARTITION BY task_id ORDER BY end_time DESC) AS n
+            FROM jobs WHERE state = 'SUCCEEDED' AND task_id = ANY($1) AND start_time IS NOT NULL) r
+         WHERE n <= $2",
+    )
+    .bind(task_ids)
+    .bind(per_task)
+    .fetch_all(conn)
+    .await?)
+}

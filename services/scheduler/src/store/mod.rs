@@ -1,0 +1,41 @@
+//! SQL of the scheduler (schema `scheduler`). Functions take `&mut PgConnection` so callers
+//! choose the transaction; every time comparison uses a `now` passed in from the scheduler's
+//! clock, never `now()` of one statement, so one decision sees one instant.
+
+pub mod jobs;
+pub mod logs;
+pub mod schedules;
+
+use crate::error::{Error, Result};
+
+/// Stored proto3 JSON → message.
+pub fn decode<M: prost::Message + prost::Name + Default>(value: &serde_json::Value) -> Result<M> {
+    cairn_api::json::from_json(&value.to_string()).map_err(|e| Error::Internal(format!("stored record: {e}")))
+}
+
+/// Message → proto3 JSON for storage.
+pub fn encode<M: prost::Message + prost::Name>(msg: &M) -> Result<serde_json::Value> {
+    cairn_api::json::to_json(msg).map_err(|e| Error::Internal(format!("encoding record: {e}")))
+}
+
+/// The etag of a version.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// Checks a client etag against the stored version (empty = no check).
+pub fn check_etag(given: &str, version: i64, what: &str) -> Result<()> {
+    if given.is_empty() || given == etag(version) { Ok(()) } else { Err(Error::Etag(what.to_owned())) }
+}
+
+/// Takes a transaction-scoped advisory lock on a UUID (e.g. a task, to serialise overlap
+/// decisions across replicas).
+pub async fn lock_uuid(conn: &mut sqlx::PgConnection, namespace: i32, id: uuid::Uuid) -> Result<()> {
+    let b = id.as_bytes();
+    let key = i32::from_be_bytes([b[0] ^ b[4] ^ b[8] ^ b[12], b[1] ^ b[5] ^ b[9] ^ b[13], b[2] ^ b[6] ^ b[10] ^ b[14], b[3] ^ b[7] ^ b[11] ^ b[15]]);
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)").bind(namespace).bind(key).execute(conn).await?;
+    Ok(())
+}
+
+/// Advisory lock namespace of tasks.
+pub const LOCK_TASK: i32 = 0x6361_0001;

@@ -1,0 +1,281 @@
+//! `scheduler.schedules`.
+
+use cairn_api::names::Reference;
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::error::Result;
+
+/// A stored schedule.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Row {
+    /// Id.
+    pub id: Uuid,
+    /// Display name.
+    pub display_name: String,
+    /// Task.
+    pub task_id: Uuid,
+    /// Inputs (the Schedule message).
+    pub spec: serde_json::Value,
+    /// Fires at all.
+    pub enabled: bool,
+    /// Journal mode.
+    pub journalised: bool,
+    /// Interval grid origin.
+    pub anchor: DateTime<Utc>,
+    /// Next occurrence.
+    pub next_fire: Option<DateTime<Utc>>,
+    /// Next occurrence + jitter.
+    pub next_run_time: Option<DateTime<Utc>>,
+    /// Last occurrence fired.
+    pub last_fire: Option<DateTime<Utc>>,
+    /// Missed occurrences in total.
+    pub missed_runs: i64,
+    /// Last job.
+    pub last_job_id: Option<Uuid>,
+    /// State of the last job (joined).
+    pub last_job_state: Option<String>,
+    /// Connectors of the task.
+    pub connector_ids: Vec<Uuid>,
+    /// Version (etag).
+    pub version: i64,
+    /// Created.
+    pub create_time: DateTime<Utc>,
+    /// Updated.
+    pub update_time: DateTime<Utc>,
+}
+
+const SELECT: &str = "SELECT s.id, s.display_name, s.task_id, s.spec, s.enabled, s.journalised, s.anchor, s.next_fire,
+        s.next_run_time, s.last_fire, s.missed_runs, s.last_job_id, j.state AS last_job_state, s.connector_ids,
+        s.version, s.create_time, s.update_time
+   FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job_id";
+
+/// Everything written on create or full update.
+#[derive(Debug)]
+pub struct Write<'a> {
+    /// Id.
+    pub id: Uuid,
+    /// Display name.
+    pub display_name: &'a str,
+    /// Task.
+    pub task_id: Uuid,
+    /// Inputs.
+    pub spec: serde_json::Value,
+    /// Enabled.
+    pub enabled: bool,
+    /// Journalised.
+    pub journalised: bool,
+    /// Anchor.
+    pub anchor: DateTime<Utc>,
+    /// Next occurrence.
+    pub next_fire: Option<DateTime<Utc>>,
+    /// Due time.
+    pub next_run_time: Option<DateTime<Utc>>,
+    /// Connectors.
+    pub connector_ids: &'a [Uuid],
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+/// Inserts a schedule.
+pub async fn insert(conn: &mut PgConnection, w: &Write<'_>, request_id: Option<Uuid>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO schedules (id, display_name, task_id, spec, enabled, journalised, anchor, next_fire, next_run_time,
+                                connector_ids, request_id, create_time, update_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+    )
+    .bind(w.id)
+    .bind(w.display_name)
+    .bind(w.task_id)
+    .bind(&w.spec)
+    .bind(w.enabled)
+    .bind(w.journalised)
+    .bind(w.anchor)
+    .bind(w.next_fire)
+    .bind(w.next_run_time)
+    .bind(w.connector_ids)
+    .bind(request_id)
+    .bind(w.now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Replaces a schedule's inputs and next run, bumping its version.
+pub async fn update(conn: &mut PgConnection, w: &Write<'_>) -> Result<()> {
+    sqlx::query(
+        "UPDATE schedules SET display_name = $2, spec = $3, enabled = $4, journalised = $5, anchor = $6,
+                next_fire = $7, next_run_time = $8, version = version + 1, update_time = $9
+         WHERE id = $1",
+    )
+    .bind(w.id)
+    .bind(w.display_name)
+    .bind(&w.spec)
+    .bind(w.enabled)
+    .bind(w.journalised)
+    .bind(w.anchor)
+    .bind(w.next_fire)
+    .bind(w.next_run_time)
+    .bind(w.now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Finds a schedule by id or display name.
+pub async fn find(conn: &mut PgConnection, r: &Reference) -> Result<Option<Row>> {
+    let q = match r {
+        Reference::Id(id) => sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE s.id = $1"))).bind(*id),
+        Reference::DisplayName(n) => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE s.display_name = $1"))).bind(n.clone())
+        }
+    };
+    Ok(q.fetch_optional(conn).await?)
+}
+
+/// Locks a schedule row for an update.
+pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
+    Ok(sqlx::query("SELECT 1 FROM schedules WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(conn).await?.is_some())
+}
+
+/// The schedule created with a request id.
+pub async fn by_request_id(conn: &mut PgConnection, request_id: Uuid) -> Result<Option<Row>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE s.request_id = $1")))
+        .bind(request_id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// List filters.
+#[derive(Debug, Default, Hash)]
+pub struct Filter {
+    /// Task.
+    pub task_id: Option<Uuid>,
+    /// Connector (through the task).
+    pub connector_id: Option<Uuid>,
+    /// Enabled state.
+    pub enabled: Option<bool>,
+}
+
+/// One page, by id.
+pub async fn list(conn: &mut PgConnection, f: &Filter, after: Option<Uuid>, limit: i64) -> Result<Vec<Row>> {
+    let sql = format!(
+        "{SELECT} WHERE ($1::uuid IS NULL OR s.id > $1) AND ($2::uuid IS NULL OR s.task_id = $2)
+           AND ($3::uuid IS NULL OR s.connector_ids @> ARRAY[$3]) AND ($4::boolean IS NULL OR s.enabled = $4)
+         ORDER BY s.id LIMIT $5"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(after)
+        .bind(f.task_id)
+        .bind(f.connector_id)
+        .bind(f.enabled)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// Enabled schedules (for forecasts).
+pub async fn enabled(conn: &mut PgConnection) -> Result<Vec<Row>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE s.enabled ORDER BY s.id"))).fetch_all(conn).await?)
+}
+
+/// Deletes a schedule.
+pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
+    Ok(sqlx::query("DELETE FROM schedules WHERE id = $1").bind(id).execute(conn).await?.rows_affected() == 1)
+}
+
+/// Deletes the schedules of a task.
+pub async fn delete_of_task(conn: &mut PgConnection, task_id: Uuid) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM schedules WHERE task_id = $1").bind(task_id).execute(conn).await?.rows_affected())
+}
+
+/// Sets enabled and the next run (pause, resume).
+pub async fn set_enabled(
+    conn: &mut PgConnection,
+    id: Uuid,
+    enabled: bool,
+    next_fire: Option<DateTime<Utc>>,
+    next_run_time: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE schedules SET enabled = $2, next_fire = $3, next_run_time = $4, version = version + 1, update_time = $5
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(enabled)
+    .bind(next_fire)
+    .bind(next_run_time)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Task ids of schedules due by `until` (read without locks, to prefetch task plans).
+pub async fn due_tasks(conn: &mut PgConnection, until: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT task_id FROM (SELECT task_id FROM schedules
+           WHERE enabled AND next_run_time <= $1 ORDER BY next_run_time LIMIT $2) d",
+    )
+    .bind(until)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Claims due schedules: rows locked by another replica are skipped.
+pub async fn claim_due(conn: &mut PgConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<Row>> {
+    let sql = format!(
+        "{SELECT} WHERE s.id IN (SELECT id FROM schedules WHERE enabled AND next_run_time <= $1
+                                  ORDER BY next_run_time LIMIT $2 FOR UPDATE SKIP LOCKED)"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(now).bind(limit).fetch_all(conn).await?)
+}
+
+/// The earliest due time of an enabled schedule.
+pub async fn next_due(conn: &mut PgConnection) -> Result<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar("SELECT min(next_run_time) FROM schedules WHERE enabled").fetch_one(conn).await?)
+}
+
+/// What firing writes back.
+#[derive(Debug)]
+pub struct Fired {
+    /// Id.
+    pub id: Uuid,
+    /// New anchor (re-anchored intervals).
+    pub anchor: DateTime<Utc>,
+    /// Last occurrence handled.
+    pub last_fire: DateTime<Utc>,
+    /// Next occurrence.
+    pub next_fire: Option<DateTime<Utc>>,
+    /// Its due time.
+    pub next_run_time: Option<DateTime<Utc>>,
+    /// Occurrences missed in this firing.
+    pub missed: i64,
+    /// Job recorded.
+    pub last_job_id: Option<Uuid>,
+    /// Connectors of the task (refreshed).
+    pub connector_ids: Vec<Uuid>,
+}
+
+/// Records a firing.
+pub async fn fired(conn: &mut PgConnection, f: &Fired) -> Result<()> {
+    sqlx::query(
+        "UPDATE schedules SET anchor = $2, last_fire = $3, next_fire = $4, next_run_time = $5,
+                missed_runs = missed_runs + $6, last_job_id = COALESCE($7, last_job_id), connector_ids = $8
+         WHERE id = $1",
+    )
+    .bind(f.id)
+    .bind(f.anchor)
+    .bind(f.last_fire)
+    .bind(f.next_fire)
+    .bind(f.next_run_time)
+    .bind(f.missed)
+    .bind(f.last_job_id)
+    .bind(&f.connector_ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
