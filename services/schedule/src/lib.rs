@@ -73,6 +73,15 @@
 //! into one fire at the end of the gap. Interval and preset recurrences are absolute
 //! durations and ignore zones.
 //!
+//! Cairn searches wall-clock time without consulting the zone and resolves only the answer,
+//! so a DST change matters only for the times in its gap or fold. systemd normalises every
+//! intermediate candidate with `mktime` and keeps the DST flag it gets back; when a day or
+//! month carry steps over a change (up to a month ahead), its answer can shift by the DST
+//! delta although no gap or fold is involved (e.g. `*-1/18 *:02,8..49:*` in
+//! Australia/Lord_Howe from 2023-03-27: systemd 00:30 on April 1st, Cairn 00:02), and in rare
+//! cases systemd gives up ("Infinite loop in calendar calculation"). Cairn keeps the plain
+//! wall-clock answer.
+//!
 //! # Cron
 //!
 //! Five fields, Vixie-cron dialect; see [`CronExpr`].

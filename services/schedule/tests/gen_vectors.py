@@ -275,6 +275,13 @@ daily Europe//Berlin
 12:00  Europe/Berlin
 Mon12:00
 Mon,Tue 2024-*-29 00:00:00.5
+*:*:5,0/1,7
+*:*:0,0/1
+*:*:0/1,0.5
+*:*:0..10,0/1
+*:0,0/1
+2025-*-* *:*:6,27.4998..50,0/1
+*-1/18 *:02,8..49:*
 """.strip("\n").split("\n")
 
 # Inputs whose whitespace matters and would not survive the list above.

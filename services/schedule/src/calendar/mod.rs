@@ -188,7 +188,12 @@ fn format_chain(out: &mut String, width: usize, chain: &Chain, usec: bool) {
         return;
     };
     let d = if usec { USEC_PER_SEC } else { 1 };
-    if usec && items.len() == 1 && items[0].start == 0 && items[0].stop < 0 && items[0].repeat == d
+    // systemd 252 prints the whole seconds list as `*` as soon as one element is `0/1`
+    // (e.g. `*:*:5,0/1` → `*`); the other elements still count when matching.
+    if usec
+        && items
+            .iter()
+            .any(|c| c.start == 0 && c.stop < 0 && c.repeat == d)
     {
         out.push('*');
         return;
@@ -248,6 +253,10 @@ mod tests {
             ("1,1..3:00", "*-*-* 01,01..03:00:00"),
             ("*-*-* 0/1:0/1:0/1", "*-*-* 00/1:00/1:*"),
             ("*-*-* *:*:00..59", "*-*-* *:*:00..59"),
+            ("*:*:5,0/1,7", "*-*-* *:*:*"),
+            ("*:*:0,0/1", "*-*-* *:*:*"),
+            ("*:*:0..10,0/1", "*-*-* *:*:*"),
+            ("*:0,0/1", "*-*-* *:00,00/1:00"),
             ("quarterly", "*-01,04,07,10-01 00:00:00"),
             ("weekly Europe/Berlin", "Mon *-*-* 00:00:00 Europe/Berlin"),
             ("12:00 utc", "*-*-* 12:00:00 UTC"),
