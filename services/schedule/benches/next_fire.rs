@@ -39,11 +39,7 @@ fn bases(n: usize) -> Vec<DateTime<Utc>> {
 }
 
 /// Runs `f` over every base until at least `budget` has passed; returns ns per call.
-fn measure(
-    bases: &[DateTime<Utc>],
-    budget: Duration,
-    mut f: impl FnMut(DateTime<Utc>) -> i64,
-) -> f64 {
+fn measure(bases: &[DateTime<Utc>], budget: Duration, mut f: impl FnMut(DateTime<Utc>) -> i64) -> f64 {
     let mut calls = 0u64;
     let mut sink = 0i64;
     let start = Instant::now();
@@ -60,10 +56,7 @@ fn measure(
 fn main() {
     let bases = bases(2_000);
     let budget = Duration::from_millis(
-        std::env::var("CAIRN_BENCH_MS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(300),
+        std::env::var("CAIRN_BENCH_MS").ok().and_then(|s| s.parse().ok()).unwrap_or(300),
     );
     println!(
         "{:<24} {:<18} {:>10} {:>10} {:>10} {:>8}",
@@ -73,8 +66,8 @@ fn main() {
     let mut rows = 0f64;
     for tz in [Tz::UTC, chrono_tz::Europe::Berlin] {
         for (cal, cron) in MIX {
-            let calendar = Schedule::new(Recurrence::calendar(cal).expect("calendar"), tz, None)
-                .expect("schedule");
+            let calendar =
+                Schedule::new(Recurrence::calendar(cal).expect("calendar"), tz, None).expect("schedule");
             let cairn_cron =
                 Schedule::new(Recurrence::cron(cron).expect("cron"), tz, None).expect("schedule");
             let croner = Cron::from_str(cron).expect("croner parses");
@@ -88,16 +81,10 @@ fn main() {
                 assert_eq!(ours, theirs, "{cal} vs croner {cron} after {b}");
                 assert_eq!(cairn_cron.next_after(b), ours, "{cal} vs cron {cron}");
             }
-            let cal_ns = measure(&bases, budget, |b| {
-                calendar.next_after(b).map_or(0, |t| t.timestamp())
-            });
-            let cron_ns = measure(&bases, budget, |b| {
-                cairn_cron.next_after(b).map_or(0, |t| t.timestamp())
-            });
+            let cal_ns = measure(&bases, budget, |b| calendar.next_after(b).map_or(0, |t| t.timestamp()));
+            let cron_ns = measure(&bases, budget, |b| cairn_cron.next_after(b).map_or(0, |t| t.timestamp()));
             let croner_ns = measure(&bases, budget, |b| {
-                croner
-                    .find_next_occurrence(&b.with_timezone(&tz), false)
-                    .map_or(0, |t| t.timestamp())
+                croner.find_next_occurrence(&b.with_timezone(&tz), false).map_or(0, |t| t.timestamp())
             });
             println!(
                 "{:<24} {:<18} {:>10.0} {:>10.0} {:>10.0} {:>8.1}x",
@@ -123,9 +110,5 @@ fn main() {
         1e3 / cron,
         1e3 / croner
     );
-    println!(
-        "ratio: croner/Cairn calendar {:.1}x, croner/Cairn cron {:.1}x",
-        croner / cal,
-        croner / cron
-    );
+    println!("ratio: croner/Cairn calendar {:.1}x, croner/Cairn cron {:.1}x", croner / cal, croner / cron);
 }

@@ -37,9 +37,8 @@ pub struct CronExpr {
     never: bool,
 }
 
-const MONTHS: [&str; 12] = [
-    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-];
+const MONTHS: [&str; 12] =
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
 const WEEKDAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
 /// How one field is read: its bounds and its names (value of the first name).
@@ -52,41 +51,11 @@ struct Spec {
 }
 
 const SPECS: [Spec; 5] = [
-    Spec {
-        field: Field::Minute,
-        min: 0,
-        max: 59,
-        names: &[],
-        first_name: 0,
-    },
-    Spec {
-        field: Field::Hour,
-        min: 0,
-        max: 23,
-        names: &[],
-        first_name: 0,
-    },
-    Spec {
-        field: Field::DayOfMonth,
-        min: 1,
-        max: 31,
-        names: &[],
-        first_name: 0,
-    },
-    Spec {
-        field: Field::Month,
-        min: 1,
-        max: 12,
-        names: &MONTHS,
-        first_name: 1,
-    },
-    Spec {
-        field: Field::DayOfWeek,
-        min: 0,
-        max: 7,
-        names: &WEEKDAYS,
-        first_name: 0,
-    },
+    Spec { field: Field::Minute, min: 0, max: 59, names: &[], first_name: 0 },
+    Spec { field: Field::Hour, min: 0, max: 23, names: &[], first_name: 0 },
+    Spec { field: Field::DayOfMonth, min: 1, max: 31, names: &[], first_name: 0 },
+    Spec { field: Field::Month, min: 1, max: 12, names: &MONTHS, first_name: 1 },
+    Spec { field: Field::DayOfWeek, min: 0, max: 7, names: &WEEKDAYS, first_name: 0 },
 ];
 
 impl fmt::Display for CronExpr {
@@ -110,11 +79,7 @@ impl CronExpr {
         if source.is_empty() {
             return Err(Error::new(input, Reason::Empty));
         }
-        let expanded = if source.starts_with('@') {
-            alias(source)?
-        } else {
-            source
-        };
+        let expanded = if source.starts_with('@') { alias(source)? } else { source };
         let fields: Vec<&str> = expanded.split_ascii_whitespace().collect();
         if fields.len() != 5 {
             return Err(Error::new(source, Reason::FieldCount(fields.len())));
@@ -140,8 +105,7 @@ impl CronExpr {
         // leap years); every date falls on every weekday sooner or later. The OR rule always
         // has the weekday to fall back on.
         let never = and_days
-            && !(1..=12u32)
-                .any(|m| months & (1 << m) != 0 && days & mask_upto(days_in_month(2000, m)) != 0);
+            && !(1..=12u32).any(|m| months & (1 << m) != 0 && days & mask_upto(days_in_month(2000, m)) != 0);
         Ok(CronExpr {
             source: source.to_owned(),
             minutes: bits[0],
@@ -224,11 +188,7 @@ impl CronExpr {
         let first_weekday = (weekday_mon0(y, mo, 1) + 1) % 7;
         let window = mask_upto(len) & !((1u32 << d) - 1);
         let by_weekday = self.weekday_days[first_weekday as usize];
-        let candidates = if self.and_days {
-            self.days & by_weekday
-        } else {
-            self.days | by_weekday
-        } & window;
+        let candidates = if self.and_days { self.days & by_weekday } else { self.days | by_weekday } & window;
         (candidates != 0).then(|| candidates.trailing_zeros())
     }
 }
@@ -255,10 +215,7 @@ fn alias(source: &str) -> Result<&'static str, Error> {
         "@monthly" => "0 0 1 * *",
         "@yearly" | "@annually" => "0 0 1 1 *",
         "@reboot" => {
-            return Err(Error::new(
-                source,
-                Reason::UnsupportedAlias(source.to_owned()),
-            ));
+            return Err(Error::new(source, Reason::UnsupportedAlias(source.to_owned())));
         }
         _ => {
             return Err(Error::new(
@@ -277,15 +234,7 @@ fn alias(source: &str) -> Result<&'static str, Error> {
 fn parse_field(text: &str, spec: &Spec) -> Result<u64, Error> {
     let mut bits = 0u64;
     for item in text.split(',') {
-        let syntax = |detail: String| {
-            Error::new(
-                text,
-                Reason::Syntax {
-                    field: spec.field,
-                    detail,
-                },
-            )
-        };
+        let syntax = |detail: String| Error::new(text, Reason::Syntax { field: spec.field, detail });
         if item.is_empty() {
             return Err(syntax("empty list element".into()));
         }
@@ -301,11 +250,7 @@ fn parse_field(text: &str, spec: &Spec) -> Result<u64, Error> {
             if a > b {
                 return Err(Error::new(
                     text,
-                    Reason::Backwards {
-                        field: spec.field,
-                        start: a.to_string(),
-                        stop: b.to_string(),
-                    },
+                    Reason::Backwards { field: spec.field, start: a.to_string(), stop: b.to_string() },
                 ));
             }
             (a, b, true)
@@ -329,10 +274,7 @@ fn parse_field(text: &str, spec: &Spec) -> Result<u64, Error> {
                     Ok(0) => {
                         return Err(Error::new(
                             text,
-                            Reason::Repetition {
-                                field: spec.field,
-                                detail: "/0 is zero".into(),
-                            },
+                            Reason::Repetition { field: spec.field, detail: "/0 is zero".into() },
                         ));
                     }
                     Ok(n) => n,
@@ -355,15 +297,7 @@ fn parse_field(text: &str, spec: &Spec) -> Result<u64, Error> {
 
 /// A number or (where the field has them) a three-letter name, within the field's bounds.
 fn value(token: &str, text: &str, spec: &Spec) -> Result<u32, Error> {
-    let bad = |detail: String| {
-        Error::new(
-            text,
-            Reason::Syntax {
-                field: spec.field,
-                detail,
-            },
-        )
-    };
+    let bad = |detail: String| Error::new(text, Reason::Syntax { field: spec.field, detail });
     if token.is_empty() {
         return Err(bad("missing value".into()));
     }
@@ -385,20 +319,13 @@ fn value(token: &str, text: &str, spec: &Spec) -> Result<u32, Error> {
         }
         return Ok(v);
     }
-    if let Some(i) = spec
-        .names
-        .iter()
-        .position(|name| name.eq_ignore_ascii_case(token))
-    {
+    if let Some(i) = spec.names.iter().position(|name| name.eq_ignore_ascii_case(token)) {
         return Ok(spec.first_name + i as u32);
     }
     if spec.names.is_empty() {
         Err(bad(format!("{token:?} is not a number")))
     } else {
-        Err(bad(format!(
-            "{token:?} is neither a number nor one of {}",
-            spec.names.join(", ")
-        )))
+        Err(bad(format!("{token:?} is neither a number nor one of {}", spec.names.join(", "))))
     }
 }
 
@@ -409,40 +336,21 @@ mod tests {
     fn next(expr: &str, from: &str) -> Option<String> {
         let cron = CronExpr::parse(expr).unwrap();
         let from = NaiveDateTime::parse_from_str(from, "%Y-%m-%d %H:%M:%S").unwrap();
-        cron.next_local(from)
-            .map(|t| t.format("%Y-%m-%d %H:%M %a").to_string())
+        cron.next_local(from).map(|t| t.format("%Y-%m-%d %H:%M %a").to_string())
     }
 
     #[test]
     fn basics() {
-        assert_eq!(
-            next("0 2 * * *", "2024-01-30 10:15:00").as_deref(),
-            Some("2024-01-31 02:00 Wed")
-        );
-        assert_eq!(
-            next("*/15 * * * *", "2024-01-30 10:15:00").as_deref(),
-            Some("2024-01-30 10:15 Tue")
-        );
-        assert_eq!(
-            next("*/15 * * * *", "2024-01-30 10:15:01").as_deref(),
-            Some("2024-01-30 10:30 Tue")
-        );
+        assert_eq!(next("0 2 * * *", "2024-01-30 10:15:00").as_deref(), Some("2024-01-31 02:00 Wed"));
+        assert_eq!(next("*/15 * * * *", "2024-01-30 10:15:00").as_deref(), Some("2024-01-30 10:15 Tue"));
+        assert_eq!(next("*/15 * * * *", "2024-01-30 10:15:01").as_deref(), Some("2024-01-30 10:30 Tue"));
         assert_eq!(
             next("30 8 * JAN-MAR MON-FRI", "2024-03-29 09:00:00").as_deref(),
             Some("2025-01-01 08:30 Wed")
         );
-        assert_eq!(
-            next("0 0 * * 7", "2024-01-30 00:00:00").as_deref(),
-            Some("2024-02-04 00:00 Sun")
-        );
-        assert_eq!(
-            next("0 0 * * 5-7", "2024-01-30 00:00:00").as_deref(),
-            Some("2024-02-02 00:00 Fri")
-        );
-        assert_eq!(
-            next("0 0 29 2 *", "2024-03-01 00:00:00").as_deref(),
-            Some("2028-02-29 00:00 Tue")
-        );
+        assert_eq!(next("0 0 * * 7", "2024-01-30 00:00:00").as_deref(), Some("2024-02-04 00:00 Sun"));
+        assert_eq!(next("0 0 * * 5-7", "2024-01-30 00:00:00").as_deref(), Some("2024-02-02 00:00 Fri"));
+        assert_eq!(next("0 0 29 2 *", "2024-03-01 00:00:00").as_deref(), Some("2028-02-29 00:00 Tue"));
         assert_eq!(next("0 0 31 2 *", "2024-03-01 00:00:00"), None);
         assert_eq!(next("0 0 30 2 */7", "2024-03-01 00:00:00"), None);
     }
@@ -450,37 +358,16 @@ mod tests {
     #[test]
     fn vixie_day_rule() {
         // Both restricted: the 13th OR any Friday.
-        assert_eq!(
-            next("0 0 13 * 5", "2024-01-01 00:00:00").as_deref(),
-            Some("2024-01-05 00:00 Fri")
-        );
-        assert_eq!(
-            next("0 0 13 * 5", "2024-01-06 00:00:00").as_deref(),
-            Some("2024-01-12 00:00 Fri")
-        );
-        assert_eq!(
-            next("0 0 13 * 5", "2024-01-12 00:01:00").as_deref(),
-            Some("2024-01-13 00:00 Sat")
-        );
+        assert_eq!(next("0 0 13 * 5", "2024-01-01 00:00:00").as_deref(), Some("2024-01-05 00:00 Fri"));
+        assert_eq!(next("0 0 13 * 5", "2024-01-06 00:00:00").as_deref(), Some("2024-01-12 00:00 Fri"));
+        assert_eq!(next("0 0 13 * 5", "2024-01-12 00:01:00").as_deref(), Some("2024-01-13 00:00 Sat"));
         // A field starting with '*' is unrestricted for the rule: odd days AND Saturdays.
-        assert_eq!(
-            next("0 16 */2 * sat", "2024-05-01 00:00:00").as_deref(),
-            Some("2024-05-11 16:00 Sat")
-        );
+        assert_eq!(next("0 16 */2 * sat", "2024-05-01 00:00:00").as_deref(), Some("2024-05-11 16:00 Sat"));
         // The same days written as a range are restricted: odd days OR Saturdays.
-        assert_eq!(
-            next("0 16 1-31/2 * sat", "2024-05-01 17:00:00").as_deref(),
-            Some("2024-05-03 16:00 Fri")
-        );
+        assert_eq!(next("0 16 1-31/2 * sat", "2024-05-01 17:00:00").as_deref(), Some("2024-05-03 16:00 Fri"));
         // "*,10" starts with '*', "10,*" does not (Vixie's first-character test).
-        assert_eq!(
-            next("0 12 *,10 * 2", "2024-05-01 00:00:00").as_deref(),
-            Some("2024-05-07 12:00 Tue")
-        );
-        assert_eq!(
-            next("0 12 10,* * 2", "2024-05-01 00:00:00").as_deref(),
-            Some("2024-05-01 12:00 Wed")
-        );
+        assert_eq!(next("0 12 *,10 * 2", "2024-05-01 00:00:00").as_deref(), Some("2024-05-07 12:00 Tue"));
+        assert_eq!(next("0 12 10,* * 2", "2024-05-01 00:00:00").as_deref(), Some("2024-05-01 12:00 Wed"));
     }
 
     #[test]
@@ -528,14 +415,8 @@ mod tests {
             assert_eq!(e.part(), token, "{expr}: {e}");
             assert!(e.to_string().contains(&field.to_string()), "{expr}: {e}");
         }
-        assert_eq!(
-            CronExpr::parse("0 2 * *").unwrap_err().reason(),
-            &Reason::FieldCount(4)
-        );
-        assert_eq!(
-            CronExpr::parse("0 0 2 * * *").unwrap_err().reason(),
-            &Reason::FieldCount(6)
-        );
+        assert_eq!(CronExpr::parse("0 2 * *").unwrap_err().reason(), &Reason::FieldCount(4));
+        assert_eq!(CronExpr::parse("0 0 2 * * *").unwrap_err().reason(), &Reason::FieldCount(6));
         assert_eq!(CronExpr::parse("  ").unwrap_err().reason(), &Reason::Empty);
     }
 }

@@ -68,19 +68,10 @@ pub enum Reason {
     Empty,
     /// A value outside the field's range.
     #[error("{field} {value} out of range {min}..{max}")]
-    OutOfRange {
-        field: Field,
-        value: String,
-        min: String,
-        max: String,
-    },
+    OutOfRange { field: Field, value: String, min: String, max: String },
     /// A range whose end is before its start.
     #[error("{field} range {start}..{stop} runs backwards")]
-    Backwards {
-        field: Field,
-        start: String,
-        stop: String,
-    },
+    Backwards { field: Field, start: String, stop: String },
     /// A repetition that is zero, too large, or cannot fire once inside the field.
     #[error("{field} repetition {detail}")]
     Repetition { field: Field, detail: String },
@@ -119,10 +110,7 @@ pub struct Error {
 
 impl Error {
     pub(crate) fn new(part: impl Into<String>, reason: Reason) -> Self {
-        Error {
-            part: part.into(),
-            reason,
-        }
+        Error { part: part.into(), reason }
     }
 
     /// The part of the input that is bad (a section of the expression, a token, a name).
@@ -159,12 +147,7 @@ mod tests {
     fn display_quotes_the_part_then_the_reason() {
         let e = Error::new(
             "25:00",
-            Reason::OutOfRange {
-                field: Field::Hour,
-                value: "25".into(),
-                min: "0".into(),
-                max: "23".into(),
-            },
+            Reason::OutOfRange { field: Field::Hour, value: "25".into(), min: "0".into(), max: "23".into() },
         );
         assert_eq!(e.to_string(), r#""25:00": hour 25 out of range 0..23"#);
         assert_eq!(e.field(), Some(Field::Hour));

@@ -28,24 +28,15 @@ impl Interval {
         let total = u64::from(days) * 1440 + u64::from(hours) * 60 + u64::from(minutes);
         let text = format!("{days}d{hours}h{minutes}m");
         if total == 0 {
-            return Err(Error::new(
-                text,
-                Reason::Interval("the interval must be longer than zero".into()),
-            ));
+            return Err(Error::new(text, Reason::Interval("the interval must be longer than zero".into())));
         }
         if total > MAX_INTERVAL_DAYS * 1440 {
             return Err(Error::new(
                 text,
-                Reason::Interval(format!(
-                    "the interval must be at most {MAX_INTERVAL_DAYS} days"
-                )),
+                Reason::Interval(format!("the interval must be at most {MAX_INTERVAL_DAYS} days")),
             ));
         }
-        Ok(Interval {
-            days,
-            hours,
-            minutes,
-        })
+        Ok(Interval { days, hours, minutes })
     }
 
     /// The days, hours and minutes as given.
@@ -63,11 +54,7 @@ impl Interval {
     }
 
     /// The first `anchor + k × self` (k ≥ 0) strictly after `after`.
-    pub(crate) fn next_after(
-        &self,
-        anchor: DateTime<Utc>,
-        after: DateTime<Utc>,
-    ) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_after(&self, anchor: DateTime<Utc>, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         if after < anchor {
             return Some(anchor);
         }
@@ -105,11 +92,7 @@ impl Preset {
             Preset::Weekly => (7, 0),
             Preset::Every30Days => (30, 0),
         };
-        Interval {
-            days,
-            hours,
-            minutes: 0,
-        }
+        Interval { days, hours, minutes: 0 }
     }
 }
 
@@ -129,39 +112,22 @@ mod tests {
         assert!(Interval::new(366, 0, 0).is_ok());
         assert!(Interval::new(366, 0, 1).is_err());
         assert!(Interval::new(u32::MAX, u32::MAX, u32::MAX).is_err());
-        assert_eq!(
-            Interval::new(1, 36, 0).unwrap().duration(),
-            Duration::hours(60)
-        );
+        assert_eq!(Interval::new(1, 36, 0).unwrap().duration(), Duration::hours(60));
     }
 
     #[test]
     fn fires_at_anchor_then_every_interval() {
         let day = Preset::Daily.interval();
         let anchor = t("2024-01-30T10:15:00Z");
+        assert_eq!(day.next_after(anchor, t("2024-01-01T00:00:00Z")), Some(anchor));
+        assert_eq!(day.next_after(anchor, anchor), Some(t("2024-01-31T10:15:00Z")));
+        assert_eq!(day.next_after(anchor, t("2024-02-05T10:14:59.999Z")), Some(t("2024-02-05T10:15:00Z")));
         assert_eq!(
-            day.next_after(anchor, t("2024-01-01T00:00:00Z")),
-            Some(anchor)
-        );
-        assert_eq!(
-            day.next_after(anchor, anchor),
-            Some(t("2024-01-31T10:15:00Z"))
-        );
-        assert_eq!(
-            day.next_after(anchor, t("2024-02-05T10:14:59.999Z")),
-            Some(t("2024-02-05T10:15:00Z"))
-        );
-        assert_eq!(
-            Preset::TwiceDaily
-                .interval()
-                .next_after(anchor, t("2024-01-30T10:15:00Z")),
+            Preset::TwiceDaily.interval().next_after(anchor, t("2024-01-30T10:15:00Z")),
             Some(t("2024-01-30T22:15:00Z"))
         );
         assert_eq!(Preset::Weekly.interval().duration(), Duration::days(7));
-        assert_eq!(
-            Preset::Every30Days.interval().duration(),
-            Duration::days(30)
-        );
+        assert_eq!(Preset::Every30Days.interval().duration(), Duration::days(30));
     }
 
     proptest! {

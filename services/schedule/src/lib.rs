@@ -216,19 +216,11 @@ pub struct Schedule {
 
 impl Schedule {
     /// A schedule; interval and preset recurrences need an anchor.
-    pub fn new(
-        recurrence: Recurrence,
-        time_zone: Tz,
-        anchor: Option<DateTime<Utc>>,
-    ) -> Result<Self, Error> {
+    pub fn new(recurrence: Recurrence, time_zone: Tz, anchor: Option<DateTime<Utc>>) -> Result<Self, Error> {
         if recurrence.interval().is_some() && anchor.is_none() {
             return Err(Error::new("anchor", Reason::MissingAnchor));
         }
-        Ok(Schedule {
-            recurrence,
-            time_zone,
-            anchor,
-        })
+        Ok(Schedule { recurrence, time_zone, anchor })
     }
 
     /// First fire time strictly after `after`; `None` when the recurrence never fires again.
@@ -261,23 +253,12 @@ mod tests {
     #[test]
     fn intervals_need_an_anchor() {
         let r = Recurrence::Preset(Preset::Daily);
-        assert_eq!(
-            Schedule::new(r.clone(), Tz::UTC, None)
-                .unwrap_err()
-                .reason(),
-            &Reason::MissingAnchor
-        );
+        assert_eq!(Schedule::new(r.clone(), Tz::UTC, None).unwrap_err().reason(), &Reason::MissingAnchor);
         let anchor = "2024-01-30T10:15:00Z".parse().unwrap();
         let s = Schedule::new(r, chrono_tz::Europe::Berlin, Some(anchor)).unwrap();
-        let got: Vec<_> = s
-            .iter_after("2024-01-01T00:00:00Z".parse().unwrap())
-            .take(2)
-            .collect();
+        let got: Vec<_> = s.iter_after("2024-01-01T00:00:00Z".parse().unwrap()).take(2).collect();
         assert_eq!(got[0], anchor);
-        assert_eq!(
-            got[1],
-            "2024-01-31T10:15:00Z".parse::<DateTime<Utc>>().unwrap()
-        );
+        assert_eq!(got[1], "2024-01-31T10:15:00Z".parse::<DateTime<Utc>>().unwrap());
     }
 
     #[test]
@@ -296,10 +277,7 @@ mod tests {
     fn finite_recurrences_end() {
         let s = Schedule::new(Recurrence::calendar("@1700000000").unwrap(), Tz::UTC, None).unwrap();
         let all: Vec<_> = s.iter_after(DateTime::UNIX_EPOCH).collect();
-        assert_eq!(
-            all,
-            vec![DateTime::from_timestamp(1_700_000_000, 0).unwrap()]
-        );
+        assert_eq!(all, vec![DateTime::from_timestamp(1_700_000_000, 0).unwrap()]);
         let never = Schedule::new(Recurrence::calendar("*-04-31").unwrap(), Tz::UTC, None).unwrap();
         assert_eq!(never.iter_after(DateTime::UNIX_EPOCH).count(), 0);
     }

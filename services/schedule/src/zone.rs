@@ -31,8 +31,7 @@ pub fn parse_time_zone(name: &str) -> Result<Tz, Error> {
     if name.is_empty() {
         return Ok(Tz::UTC);
     }
-    crate::calendar::zone_name(name)
-        .ok_or_else(|| Error::new(name, Reason::UnknownTimeZone(name.to_owned())))
+    crate::calendar::zone_name(name).ok_or_else(|| Error::new(name, Reason::UnknownTimeZone(name.to_owned())))
 }
 
 const MICRO: Duration = Duration::microseconds(1);
@@ -43,10 +42,7 @@ fn floor_micros(after: DateTime<Utc>) -> Option<DateTime<Utc>> {
 }
 
 fn is_utc(tz: Tz) -> bool {
-    matches!(
-        tz,
-        Tz::UTC | Tz::Etc__UTC | Tz::Etc__GMT | Tz::GMT | Tz::Etc__Universal
-    )
+    matches!(tz, Tz::UTC | Tz::Etc__UTC | Tz::Etc__GMT | Tz::GMT | Tz::Etc__Universal)
 }
 
 /// The first fire time strictly after `after` of a wall-clock search in `tz`.
@@ -110,11 +106,7 @@ fn gap_end(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
 
 /// When `after` lies in the second pass of a fold, the wall-clock time at which the fold's
 /// first pass ended (e.g. 03:00 when clocks fall back from 03:00 to 02:00).
-fn fold_end_if_second_pass(
-    tz: Tz,
-    after: DateTime<Utc>,
-    local: NaiveDateTime,
-) -> Option<NaiveDateTime> {
+fn fold_end_if_second_pass(tz: Tz, after: DateTime<Utc>, local: NaiveDateTime) -> Option<NaiveDateTime> {
     let LocalResult::Ambiguous(a, b) = tz.from_local_datetime(&local) else {
         return None;
     };
@@ -124,10 +116,7 @@ fn fold_end_if_second_pass(
     }
     let late_offset = late.offset().fix();
     // Find the transition: the first whole second whose offset is the late one.
-    let (mut lo, mut hi) = (
-        early.timestamp(),
-        late.timestamp().max(early.timestamp() + 1),
-    );
+    let (mut lo, mut hi) = (early.timestamp(), late.timestamp().max(early.timestamp() + 1));
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
         let off = tz.offset_from_utc_datetime(&DateTime::from_timestamp(mid, 0)?.naive_utc());
@@ -138,9 +127,7 @@ fn fold_end_if_second_pass(
         }
     }
     let transition = DateTime::from_timestamp(hi, 0)?.naive_utc();
-    transition.checked_add_signed(Duration::seconds(i64::from(
-        early.offset().fix().local_minus_utc(),
-    )))
+    transition.checked_add_signed(Duration::seconds(i64::from(early.offset().fix().local_minus_utc())))
 }
 
 #[cfg(test)]
@@ -158,41 +145,21 @@ mod tests {
 
     #[test]
     fn gap_times_fire_at_the_end_of_the_gap() {
-        assert_eq!(
-            resolve(Europe::Berlin, naive("2024-03-31 02:30:00")),
-            utc("2024-03-31 01:00:00")
-        );
-        assert_eq!(
-            resolve(America::New_York, naive("2024-03-10 02:59:59")),
-            utc("2024-03-10 07:00:00")
-        );
+        assert_eq!(resolve(Europe::Berlin, naive("2024-03-31 02:30:00")), utc("2024-03-31 01:00:00"));
+        assert_eq!(resolve(America::New_York, naive("2024-03-10 02:59:59")), utc("2024-03-10 07:00:00"));
         // Lord Howe moves by 30 minutes: 02:00 → 02:30.
-        assert_eq!(
-            resolve(Australia::Lord_Howe, naive("2024-10-06 02:15:00")),
-            utc("2024-10-05 15:30:00")
-        );
+        assert_eq!(resolve(Australia::Lord_Howe, naive("2024-10-06 02:15:00")), utc("2024-10-05 15:30:00"));
     }
 
     #[test]
     fn fold_times_fire_at_the_first_occurrence() {
+        assert_eq!(resolve(Europe::Berlin, naive("2024-10-27 02:30:00")), utc("2024-10-27 00:30:00"));
         assert_eq!(
-            resolve(Europe::Berlin, naive("2024-10-27 02:30:00")),
-            utc("2024-10-27 00:30:00")
-        );
-        assert_eq!(
-            fold_end_if_second_pass(
-                Europe::Berlin,
-                utc("2024-10-27 01:10:00"),
-                naive("2024-10-27 02:10:00")
-            ),
+            fold_end_if_second_pass(Europe::Berlin, utc("2024-10-27 01:10:00"), naive("2024-10-27 02:10:00")),
             Some(naive("2024-10-27 03:00:00"))
         );
         assert_eq!(
-            fold_end_if_second_pass(
-                Europe::Berlin,
-                utc("2024-10-27 00:10:00"),
-                naive("2024-10-27 02:10:00")
-            ),
+            fold_end_if_second_pass(Europe::Berlin, utc("2024-10-27 00:10:00"), naive("2024-10-27 02:10:00")),
             None
         );
     }
@@ -203,10 +170,7 @@ mod tests {
         assert_eq!(parse_time_zone("Europe/Berlin"), Ok(Europe::Berlin));
         assert_eq!(parse_time_zone("posix/Europe/Berlin"), Ok(Europe::Berlin));
         let e = parse_time_zone("europe/berlin").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            r#""europe/berlin": unknown time zone "europe/berlin""#
-        );
+        assert_eq!(e.to_string(), r#""europe/berlin": unknown time zone "europe/berlin""#);
         assert!(parse_time_zone("Mars/Olympus").is_err());
     }
 }

@@ -27,11 +27,7 @@ fn calendar_sample() {
             .take(3)
             .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
             .collect();
-        assert_eq!(
-            got, v.next,
-            "{} in {} after {}",
-            v.expr, v.time_zone, v.after
-        );
+        assert_eq!(got, v.next, "{} in {} after {}", v.expr, v.time_zone, v.after);
     }
     println!("{} sample vectors agree", vectors.len());
 }

@@ -11,9 +11,7 @@
 //! occurrence of a repeated wall-clock time.
 
 use cairn_schedule::{Recurrence, Schedule};
-use chrono::{
-    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc,
-};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use proptest::prelude::*;
 
@@ -56,11 +54,7 @@ fn list_matches(list: &List, v: u32) -> bool {
 fn render(list: &List, cron: bool) -> String {
     match list {
         None => "*".into(),
-        Some(l) => l
-            .iter()
-            .map(|c| c.render(cron))
-            .collect::<Vec<_>>()
-            .join(","),
+        Some(l) => l.iter().map(|c| c.render(cron)).collect::<Vec<_>>().join(","),
     }
 }
 
@@ -116,18 +110,11 @@ impl Calendar {
 
     fn date_matches(&self, d: NaiveDate) -> bool {
         let len = days_in_month(d.year(), d.month());
-        let day = if self.end_of_month {
-            len + 1 - d.day()
-        } else {
-            d.day()
-        };
+        let day = if self.end_of_month { len + 1 - d.day() } else { d.day() };
         list_matches(&self.year, d.year() as u32)
             && list_matches(&self.month, d.month())
             && list_matches(&self.day, day)
-            && self
-                .weekdays
-                .as_ref()
-                .is_none_or(|w| w.contains(&d.weekday().num_days_from_monday()))
+            && self.weekdays.as_ref().is_none_or(|w| w.contains(&d.weekday().num_days_from_monday()))
     }
 
     fn time_matches(&self, t: NaiveDateTime) -> bool {
@@ -139,12 +126,9 @@ impl Calendar {
 
 fn days_in_month(y: i32, m: u32) -> u32 {
     let first = NaiveDate::from_ymd_opt(y, m, 1).expect("date");
-    let next = if m == 12 {
-        NaiveDate::from_ymd_opt(y + 1, 1, 1)
-    } else {
-        NaiveDate::from_ymd_opt(y, m + 1, 1)
-    }
-    .expect("date");
+    let next =
+        if m == 12 { NaiveDate::from_ymd_opt(y + 1, 1, 1) } else { NaiveDate::from_ymd_opt(y, m + 1, 1) }
+            .expect("date");
     (next - first).num_days() as u32
 }
 
@@ -159,33 +143,27 @@ fn calendar() -> impl Strategy<Value = Calendar> {
         list(0, 59, 1),
         prop_oneof![Just(None), list(0, 59, 0)],
     )
-        .prop_map(
-            |(w, year, month, day, eom, hour, minute, second)| Calendar {
-                weekdays: w.map(|s| s.into_iter().collect()),
-                year,
-                month,
-                end_of_month: eom && day.is_some(),
-                // systemd lowers the `~` bound by 3 per further list element; one keeps it at 28.
-                day: if eom {
-                    day.map(|l| l.into_iter().take(1).collect())
-                } else {
-                    day
-                },
-                hour,
-                minute,
-                // systemd refuses a seconds range `a..a` without a step (shorter than 1 s).
-                second: second
-                    .map(|l| {
-                        l.into_iter()
-                            .map(|c| match c {
-                                Comp::Range(a, b, None) if a == b => Comp::Value(a),
-                                c => c,
-                            })
-                            .collect()
-                    })
-                    .or(Some(vec![Comp::Value(0)])),
-            },
-        )
+        .prop_map(|(w, year, month, day, eom, hour, minute, second)| Calendar {
+            weekdays: w.map(|s| s.into_iter().collect()),
+            year,
+            month,
+            end_of_month: eom && day.is_some(),
+            // systemd lowers the `~` bound by 3 per further list element; one keeps it at 28.
+            day: if eom { day.map(|l| l.into_iter().take(1).collect()) } else { day },
+            hour,
+            minute,
+            // systemd refuses a seconds range `a..a` without a step (shorter than 1 s).
+            second: second
+                .map(|l| {
+                    l.into_iter()
+                        .map(|c| match c {
+                            Comp::Range(a, b, None) if a == b => Comp::Value(a),
+                            c => c,
+                        })
+                        .collect()
+                })
+                .or(Some(vec![Comp::Value(0)])),
+        })
 }
 
 /// The first wall-clock time strictly after `after` matching both predicates, scanning at
@@ -248,11 +226,7 @@ impl Cron {
         let wd = d.weekday().num_days_from_sunday();
         // 7 is Sunday too.
         let dow = list_matches(&self.dow, wd) || (wd == 0 && list_matches(&self.dow, 7));
-        let days = if self.dom.is_some() && self.dow.is_some() {
-            dom || dow
-        } else {
-            dom && dow
-        };
+        let days = if self.dom.is_some() && self.dow.is_some() { dom || dow } else { dom && dow };
         list_matches(&self.month, d.month()) && days
     }
 
@@ -262,20 +236,8 @@ impl Cron {
 }
 
 fn cron() -> impl Strategy<Value = Cron> {
-    (
-        list(0, 59, 1),
-        list(0, 23, 1),
-        list(1, 31, 2),
-        list(1, 12, 2),
-        list(0, 7, 2),
-    )
-        .prop_map(|(minute, hour, dom, month, dow)| Cron {
-            minute,
-            hour,
-            dom,
-            month,
-            dow,
-        })
+    (list(0, 59, 1), list(0, 23, 1), list(1, 31, 2), list(1, 12, 2), list(0, 7, 2))
+        .prop_map(|(minute, hour, dom, month, dow)| Cron { minute, hour, dom, month, dow })
 }
 
 const DST_ZONES: [Tz; 6] = [
@@ -447,20 +409,12 @@ fn berlin_spring_gap_fires_at_the_end_of_the_gap() {
     let berlin = chrono_tz::Europe::Berlin;
     assert_eq!(
         fires("02:30", berlin, "2024-03-30T12:00:00Z", 3),
-        [
-            "2024-03-31T01:00:00Z",
-            "2024-04-01T00:30:00Z",
-            "2024-04-02T00:30:00Z"
-        ]
+        ["2024-03-31T01:00:00Z", "2024-04-01T00:30:00Z", "2024-04-02T00:30:00Z"]
     );
     // 02:00, 02:15, 02:30, 02:45 and 03:00 collapse into one fire at 03:00 CEST.
     assert_eq!(
         fires("*:0/15", berlin, "2024-03-31T00:40:00Z", 3),
-        [
-            "2024-03-31T00:45:00Z",
-            "2024-03-31T01:00:00Z",
-            "2024-03-31T01:15:00Z"
-        ]
+        ["2024-03-31T00:45:00Z", "2024-03-31T01:00:00Z", "2024-03-31T01:15:00Z"]
     );
     assert_eq!(
         cron_fires("30 2 * * *", berlin, "2024-03-30T12:00:00Z", 2),
@@ -492,10 +446,7 @@ fn berlin_autumn_fold_fires_once_at_the_first_occurrence() {
         fires("*:0/30", berlin, "2024-10-27T01:10:00Z", 2),
         ["2024-10-27T02:00:00Z", "2024-10-27T02:30:00Z"]
     );
-    assert_eq!(
-        cron_fires("30 2 * * *", berlin, "2024-10-27T00:31:00Z", 1),
-        ["2024-10-28T01:30:00Z"]
-    );
+    assert_eq!(cron_fires("30 2 * * *", berlin, "2024-10-27T00:31:00Z", 1), ["2024-10-28T01:30:00Z"]);
 }
 
 #[test]
@@ -508,11 +459,7 @@ fn new_york_gap_and_fold() {
     );
     assert_eq!(
         cron_fires("0,30 2 * * *", ny, "2024-03-10T06:00:00Z", 3),
-        [
-            "2024-03-10T07:00:00Z",
-            "2024-03-11T06:00:00Z",
-            "2024-03-11T06:30:00Z"
-        ]
+        ["2024-03-10T07:00:00Z", "2024-03-11T06:00:00Z", "2024-03-11T06:30:00Z"]
     );
     // 2024-11-03 02:00 EDT → 01:00 EST (06:00Z); 01:xx happens twice.
     assert_eq!(
@@ -521,11 +468,7 @@ fn new_york_gap_and_fold() {
     );
     assert_eq!(
         fires("hourly", ny, "2024-11-03T04:30:00Z", 3),
-        [
-            "2024-11-03T05:00:00Z",
-            "2024-11-03T07:00:00Z",
-            "2024-11-03T08:00:00Z"
-        ]
+        ["2024-11-03T05:00:00Z", "2024-11-03T07:00:00Z", "2024-11-03T08:00:00Z"]
     );
 }
 
@@ -535,11 +478,7 @@ fn lord_howe_half_hour_shift() {
     let lh = chrono_tz::Australia::Lord_Howe;
     assert_eq!(
         fires("*:0/15", lh, "2024-10-05T15:20:00Z", 3),
-        [
-            "2024-10-05T15:30:00Z",
-            "2024-10-05T15:45:00Z",
-            "2024-10-05T16:00:00Z"
-        ]
+        ["2024-10-05T15:30:00Z", "2024-10-05T15:45:00Z", "2024-10-05T16:00:00Z"]
     );
     // 2024-04-07 02:00 → 01:30: 01:30–01:59 repeat; 01:45 fires once.
     assert_eq!(

@@ -58,16 +58,8 @@ const NAMES: [&str; 14] = [
 ];
 
 fn value(r: &mut Rng, lo: i64, hi: i64, usec: bool) -> String {
-    let v = if r.chance(0.9) {
-        r.range(lo, hi + 1)
-    } else {
-        r.range(0, hi + 30)
-    };
-    let mut s = if r.chance(0.3) {
-        format!("{v:02}")
-    } else {
-        v.to_string()
-    };
+    let v = if r.chance(0.9) { r.range(lo, hi + 1) } else { r.range(0, hi + 30) };
+    let mut s = if r.chance(0.3) { format!("{v:02}") } else { v.to_string() };
     if usec && r.chance(0.25) {
         let digits = r.range(1, 7) as usize;
         let frac = r.range(0, 9_999_999).to_string();
@@ -83,12 +75,7 @@ fn component(r: &mut Rng, lo: i64, hi: i64, usec: bool) -> String {
         0..=4 => value(r, lo, hi, usec),
         5 | 6 => format!("{}..{}", value(r, lo, hi, usec), value(r, lo, hi, usec)),
         7 | 8 => format!("{}/{}", value(r, lo, hi, usec), r.range(1, span / 2 + 3)),
-        _ => format!(
-            "{}..{}/{}",
-            value(r, lo, hi, usec),
-            value(r, lo, hi, usec),
-            r.range(1, span / 3 + 2)
-        ),
+        _ => format!("{}..{}/{}", value(r, lo, hi, usec), value(r, lo, hi, usec), r.range(1, span / 3 + 2)),
     }
 }
 
@@ -97,10 +84,7 @@ fn chain(r: &mut Rng, lo: i64, hi: i64, usec: bool, star: f64) -> String {
         return "*".into();
     }
     let n = [1, 1, 1, 2, 3][r.below(5) as usize];
-    (0..n)
-        .map(|_| component(r, lo, hi, usec))
-        .collect::<Vec<_>>()
-        .join(",")
+    (0..n).map(|_| component(r, lo, hi, usec)).collect::<Vec<_>>().join(",")
 }
 
 fn random_expr(r: &mut Rng) -> String {
@@ -123,11 +107,8 @@ fn random_expr(r: &mut Rng) -> String {
         let month = chain(r, 1, 12, false, 0.5);
         let sep = if r.chance(0.2) { "~" } else { "-" };
         if r.chance(0.5) {
-            let year = if r.chance(0.3) {
-                chain(r, 20, 35, false, 0.0)
-            } else {
-                chain(r, 2023, 2030, false, 0.6)
-            };
+            let year =
+                if r.chance(0.3) { chain(r, 20, 35, false, 0.0) } else { chain(r, 2023, 2030, false, 0.6) };
             parts.push(format!("{year}-{month}{sep}{day}"));
         } else {
             parts.push(format!("{month}{sep}{day}"));
@@ -145,13 +126,7 @@ fn random_expr(r: &mut Rng) -> String {
     let mut expr = parts.join(" ");
     if r.chance(0.1) {
         expr.push(' ');
-        expr.push_str(r.pick(&[
-            "UTC",
-            "utc",
-            "Europe/Berlin",
-            "Asia/Kolkata",
-            "Nowhere/Zone",
-        ]));
+        expr.push_str(r.pick(&["UTC", "utc", "Europe/Berlin", "Asia/Kolkata", "Nowhere/Zone"]));
     }
     expr
 }
@@ -231,11 +206,9 @@ fn systemd(expr: &str, tz: &str, after: DateTime<Utc>) -> Option<Systemd> {
             // "Tue 2024-01-30 12:00:00 UTC"
             let fields: Vec<&str> = t.split(' ').collect();
             assert_eq!(fields.get(3), Some(&"UTC"), "unexpected time {t:?}");
-            let naive = NaiveDateTime::parse_from_str(
-                &format!("{} {}", fields[1], fields[2]),
-                "%Y-%m-%d %H:%M:%S",
-            )
-            .expect("systemd time");
+            let naive =
+                NaiveDateTime::parse_from_str(&format!("{} {}", fields[1], fields[2]), "%Y-%m-%d %H:%M:%S")
+                    .expect("systemd time");
             naive.and_utc()
         })
         .collect();
@@ -248,10 +221,7 @@ fn systemd_252() -> bool {
         Ok(out) => {
             println!(
                 "note: skipping live systemd comparison, need systemd 252, found {:?}",
-                String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
+                String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("")
             );
             false
         }
@@ -300,22 +270,11 @@ fn agrees_with_live_systemd_analyze() {
     if !systemd_252() {
         return;
     }
-    let seed: u64 = std::env::var("CAIRN_SYSTEMD_LIVE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_cafe);
-    let n: usize = std::env::var("CAIRN_SYSTEMD_LIVE_N")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
+    let seed: u64 =
+        std::env::var("CAIRN_SYSTEMD_LIVE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_cafe);
+    let n: usize = std::env::var("CAIRN_SYSTEMD_LIVE_N").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
     let mut r = Rng(seed | 1);
-    let zones = [
-        "UTC",
-        "UTC",
-        "Europe/Berlin",
-        "America/New_York",
-        "Australia/Lord_Howe",
-    ];
+    let zones = ["UTC", "UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"];
     let mut failures = Vec::new();
     let (mut accepted, mut rejected, mut bug_40260, mut dst_artifacts) = (0, 0, 0, 0);
     for i in 0..n {
@@ -328,10 +287,7 @@ fn agrees_with_live_systemd_analyze() {
         let zone = r.pick(&zones);
         let tz = parse_time_zone(zone).expect("zone");
         // Bases between 2023 and 2027, on whole seconds.
-        let after = Utc
-            .timestamp_opt(r.range(1_672_531_200, 1_798_761_600), 0)
-            .single()
-            .expect("base");
+        let after = Utc.timestamp_opt(r.range(1_672_531_200, 1_798_761_600), 0).single().expect("base");
         let ours = CalendarEvent::parse(&expr);
         let theirs = systemd(&expr, zone, after);
         match (&ours, &theirs) {
@@ -340,15 +296,10 @@ fn agrees_with_live_systemd_analyze() {
                 // systemd may also give up computing across a DST change ("Infinite loop").
                 let again = systemd(&expr, "UTC", after);
                 if again.is_none() {
-                    failures.push(format!(
-                        "{expr:?}: Cairn accepts ({}), systemd rejects",
-                        c.normalized()
-                    ));
+                    failures.push(format!("{expr:?}: Cairn accepts ({}), systemd rejects", c.normalized()));
                 }
             }
-            (Err(e), Some(_)) => {
-                failures.push(format!("{expr:?}: systemd accepts, Cairn rejects: {e}"))
-            }
+            (Err(e), Some(_)) => failures.push(format!("{expr:?}: systemd accepts, Cairn rejects: {e}")),
             (Ok(event), Some(s)) => {
                 accepted += 1;
                 if event.normalized() != s.normalized {
@@ -363,24 +314,20 @@ fn agrees_with_live_systemd_analyze() {
                     Schedule::new(Recurrence::Calendar(event.clone()), tz, None).expect("schedule");
                 let got: Vec<_> = schedule.iter_after(after).take(ITERATIONS).collect();
                 let zone_of = event.time_zone().unwrap_or(tz);
-                let until =
-                    got.iter().chain(&s.next).max().copied().unwrap_or(after) + Duration::days(1);
+                let until = got.iter().chain(&s.next).max().copied().unwrap_or(after) + Duration::days(1);
                 let cut = cut(zone_of, after, until);
                 let keep = |ts: &[DateTime<Utc>]| -> Vec<DateTime<Utc>> {
-                    ts.iter()
-                        .map(|t| t.trunc_subsecs(0))
-                        .filter(|t| cut.is_none_or(|c| *t < c))
-                        .collect()
+                    ts.iter().map(|t| t.trunc_subsecs(0)).filter(|t| cut.is_none_or(|c| *t < c)).collect()
                 };
                 if keep(&got) == keep(&s.next) {
                     continue;
                 }
-                let compat: Vec<_> = std::iter::successors(
-                    compat::calendar_next_after_systemd_252(event, tz, after),
-                    |&t| compat::calendar_next_after_systemd_252(event, tz, t),
-                )
-                .take(ITERATIONS)
-                .collect();
+                let compat: Vec<_> =
+                    std::iter::successors(compat::calendar_next_after_systemd_252(event, tz, after), |&t| {
+                        compat::calendar_next_after_systemd_252(event, tz, t)
+                    })
+                    .take(ITERATIONS)
+                    .collect();
                 if keep(&compat) == keep(&s.next) {
                     bug_40260 += 1;
                     continue;
@@ -402,12 +349,7 @@ fn agrees_with_live_systemd_analyze() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "seed {seed}: {} differences:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "seed {seed}: {} differences:\n{}", failures.len(), failures.join("\n"));
     println!(
         "live systemd-analyze: {accepted} accepted and {rejected} rejected expressions agree \
          ({bug_40260} differ only by the #40260 fix, {dst_artifacts} by systemd's DST carry)"

@@ -60,12 +60,7 @@ fn accepts_and_rejects_like_systemd() {
             Err(e) => failures.push(format!("{:?} rejected: {e}", a.expr)),
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} mismatches:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
     println!(
         "{} rejected and {} accepted expressions agree with systemd",
         file.rejected.len(),
@@ -74,11 +69,7 @@ fn accepts_and_rejects_like_systemd() {
 }
 
 fn before_cut(times: &[DateTime<Utc>], cut: Option<DateTime<Utc>>) -> Vec<DateTime<Utc>> {
-    times
-        .iter()
-        .map(|t| t.trunc_subsecs(0))
-        .filter(|t| cut.is_none_or(|c| *t < c))
-        .collect()
+    times.iter().map(|t| t.trunc_subsecs(0)).filter(|t| cut.is_none_or(|c| *t < c)).collect()
 }
 
 /// Whether `tz` changes its UTC offset within `days` after `from` (30-minute steps).
@@ -115,22 +106,19 @@ fn next_fire_times_match_systemd() {
             unreachable!("calendar() builds a calendar recurrence")
         };
         let schedule = Schedule::new(recurrence.clone(), tz, None).expect("schedule");
-        let ours: Vec<_> = schedule
-            .iter_after(case.after)
-            .take(file.iterations)
-            .collect();
+        let ours: Vec<_> = schedule.iter_after(case.after).take(file.iterations).collect();
         let want = before_cut(&case.next, case.cut);
         let got = before_cut(&ours, case.cut);
         compared += 1;
         if got == want {
             continue;
         }
-        let systemd: Vec<_> = std::iter::successors(
-            compat::calendar_next_after_systemd_252(event, tz, case.after),
-            |&t| compat::calendar_next_after_systemd_252(event, tz, t),
-        )
-        .take(file.iterations)
-        .collect();
+        let systemd: Vec<_> =
+            std::iter::successors(compat::calendar_next_after_systemd_252(event, tz, case.after), |&t| {
+                compat::calendar_next_after_systemd_252(event, tz, t)
+            })
+            .take(file.iterations)
+            .collect();
         if before_cut(&systemd, case.cut) == want {
             bug_40260 += 1;
             continue;
@@ -148,12 +136,7 @@ fn next_fire_times_match_systemd() {
             case.expr, case.time_zone, case.after, want, got
         ));
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {compared} cases differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {compared} cases differ:\n{}", failures.len(), failures.join("\n"));
     assert!(bug_40260 > 0, "the vectors should contain #40260 cases");
     println!(
         "{compared} cases agree with systemd 252 ({bug_40260} differ only by the #40260 fix, \

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 
-/// How long a cached plan is trusted.
+/// How long a cached plan is trusted by default.
 pub const PLAN_TTL: Duration = Duration::from_secs(5);
 /// How long resolved secrets are kept in memory.
 const RESOLVED_TTL: Duration = Duration::from_secs(2);
@@ -91,8 +91,10 @@ fn store_limit(c: &Option<ResolvedConnector>) -> Option<StoreLimit> {
 impl TaskPlan {
     /// Reads a plan from a resolved task.
     pub fn from_resolved(r: &ResolvedTask) -> Result<TaskPlan> {
-        let t = r.task.as_ref().ok_or_else(|| Error::Internal("catalog returned a task without task".into()))?;
-        let id = names::parse_id(Kind::Task, &t.name).map_err(|e| Error::Internal(format!("task name: {e}")))?;
+        let t =
+            r.task.as_ref().ok_or_else(|| Error::Internal("catalog returned a task without task".into()))?;
+        let id =
+            names::parse_id(Kind::Task, &t.name).map_err(|e| Error::Internal(format!("task name: {e}")))?;
         let task_type = TaskType::try_from(t.r#type).unwrap_or_default();
         let secs = |d: &Option<prost_types::Duration>, default: u64| {
             d.as_ref().and_then(from_duration).unwrap_or(Duration::from_secs(default))
@@ -141,6 +143,7 @@ struct Caches {
 pub struct Catalog {
     client: Client,
     caches: Arc<Mutex<Caches>>,
+    plan_ttl: Duration,
 }
 
 fn unavailable(s: tonic::Status) -> Error {
@@ -154,17 +157,22 @@ fn unavailable(s: tonic::Status) -> Error {
 }
 
 impl Catalog {
-    /// A client of the catalog at `url` (connects lazily).
-    pub fn new(url: &str, token: Option<&str>) -> std::result::Result<Self, String> {
+    /// A client of the catalog at `url` (connects lazily) trusting cached plans for `plan_ttl`.
+    pub fn new(url: &str, token: Option<&str>, plan_ttl: Duration) -> std::result::Result<Self, String> {
         let channel = cairn_runtime::grpc::channel(url)?;
         Ok(Catalog {
             client: CatalogInternalServiceClient::with_interceptor(channel, ClientInterceptor::new(token))
                 .max_decoding_message_size(64 << 20),
             caches: Arc::default(),
+            plan_ttl,
         })
     }
 
-    async fn resolve(&self, names: Vec<String>, with_secrets: bool) -> Result<(Vec<ResolvedTask>, Vec<String>)> {
+    async fn resolve(
+        &self,
+        names: Vec<String>,
+        with_secrets: bool,
+    ) -> Result<(Vec<ResolvedTask>, Vec<String>)> {
         let mut req = tonic::Request::new(ResolveTasksRequest { names, with_secrets });
         req.set_timeout(Duration::from_secs(10));
         let r = self.client.clone().resolve_tasks(req).await.map_err(unavailable)?.into_inner();
@@ -179,7 +187,7 @@ impl Catalog {
             let caches = self.caches.lock().map_err(|_| Error::Internal("cache poisoned".into()))?;
             for id in ids {
                 match caches.plans.get(id) {
-                    Some((at, plan)) if at.elapsed() < PLAN_TTL => {
+                    Some((at, plan)) if at.elapsed() < self.plan_ttl => {
                         out.insert(*id, plan.clone());
                     }
                     _ => wanted.push(*id),
@@ -249,7 +257,9 @@ impl Catalog {
             out.insert(id, None);
         }
         for r in found {
-            let Ok(id) = r.task.as_ref().map(|t| names::parse_id(Kind::Task, &t.name)).transpose() else { continue };
+            let Ok(id) = r.task.as_ref().map(|t| names::parse_id(Kind::Task, &t.name)).transpose() else {
+                continue;
+            };
             let Some(id) = id else { continue };
             let r = Arc::new(r);
             out.insert(id, Some(r.clone()));

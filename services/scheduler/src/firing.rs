@@ -109,7 +109,13 @@ pub async fn tick(state: &State) -> Result<usize> {
     Ok(handled)
 }
 
-async fn fire(state: &State, conn: &mut PgConnection, row: &rows::Row, plan: &Arc<TaskPlan>, now: DateTime<Utc>) -> Result<()> {
+async fn fire(
+    state: &State,
+    conn: &mut PgConnection,
+    row: &rows::Row,
+    plan: &Arc<TaskPlan>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let spec: Schedule = store::decode(&row.spec)?;
     let maths = maths(&spec, row.anchor, "")?;
     let max_jitter = jitter(&spec);

@@ -6,9 +6,9 @@ use std::{pin::Pin, time::Duration};
 use cairn_api::{
     names::{self, Kind},
     v1::{
-        CancelJobRequest, GetJobRequest, Job, JobProgress, JobState, JobStats, JobTrigger, JobView, ListJobLogsRequest,
-        ListJobLogsResponse, ListJobsRequest, ListJobsResponse, LogLevel, LogLine, RunTaskRequest, TaskType,
-        WatchJobEvent, WatchJobRequest, watch_job_event::Event,
+        CancelJobRequest, GetJobRequest, Job, JobProgress, JobState, JobStats, JobTrigger, JobView,
+        ListJobLogsRequest, ListJobLogsResponse, ListJobsRequest, ListJobsResponse, LogLevel, LogLine,
+        RunTaskRequest, TaskType, WatchJobEvent, WatchJobRequest, watch_job_event::Event,
     },
 };
 use cairn_runtime::{
@@ -27,7 +27,10 @@ use uuid::Uuid;
 use crate::{
     State,
     catalog::TaskPlan,
-    domain::job::{self as rules, Overlap, is_final, parse_state, parse_trigger, parse_type, state_name, trigger_name, type_name},
+    domain::job::{
+        self as rules, Overlap, is_final, parse_state, parse_trigger, parse_type, state_name, trigger_name,
+        type_name,
+    },
     error::{Error, Result},
     events::{self, JobEvent},
     store::{self, jobs as rows, logs},
@@ -145,7 +148,12 @@ pub fn new_row(plan: &TaskPlan, spec: &Spec, now: DateTime<Utc>) -> rows::New {
 /// Creates the job of `spec` inside the caller's transaction, applying the task's overlap
 /// policy (serialised per task across replicas). Returns the job id, or `None` when the
 /// schedule occurrence already has a job.
-pub async fn create(conn: &mut PgConnection, plan: &TaskPlan, spec: &Spec, now: DateTime<Utc>) -> Result<Option<Uuid>> {
+pub async fn create(
+    conn: &mut PgConnection,
+    plan: &TaskPlan,
+    spec: &Spec,
+    now: DateTime<Utc>,
+) -> Result<Option<Uuid>> {
     store::lock_uuid(conn, store::LOCK_TASK, plan.id).await?;
     let active = rows::active_of_task(conn, plan.id).await?;
     let mut job = new_row(plan, spec, now);
@@ -179,8 +187,15 @@ pub async fn create(conn: &mut PgConnection, plan: &TaskPlan, spec: &Spec, now: 
 
 /// Cancels a job inside the caller's transaction: a queued one at once, a running one through
 /// its worker. Returns the state it was in.
-pub async fn cancel_in_tx(conn: &mut PgConnection, id: Uuid, reason: &str, now: DateTime<Utc>) -> Result<JobState> {
-    let Some(row) = rows::get_for_update(conn, id).await? else { return Err(Error::NotFound(Kind::Job.name(id))) };
+pub async fn cancel_in_tx(
+    conn: &mut PgConnection,
+    id: Uuid,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<JobState> {
+    let Some(row) = rows::get_for_update(conn, id).await? else {
+        return Err(Error::NotFound(Kind::Job.name(id)));
+    };
     let state = parse_state(&row.state);
     match state {
         JobState::Queued => {
@@ -203,7 +218,12 @@ pub async fn cancel_in_tx(conn: &mut PgConnection, id: Uuid, reason: &str, now: 
                 conn,
                 id,
                 row.attempt,
-                &[logs::Line { time: now, level: LogLevel::Warn as i16, message: format!("cancel requested: {reason}"), worker_seq: 0 }],
+                &[logs::Line {
+                    time: now,
+                    level: LogLevel::Warn as i16,
+                    message: format!("cancel requested: {reason}"),
+                    worker_seq: 0,
+                }],
             )
             .await?;
             events::notify_jobs(conn, &[id]).await?;
@@ -258,7 +278,11 @@ pub async fn run_task(state: &State, req: RunTaskRequest) -> Result<Job> {
             drop(tx);
             let mut conn = state.pool.acquire().await?;
             let row = rows::by_request_id(&mut conn, rid.unwrap_or_default()).await?;
-            return row.as_ref().map(to_proto).transpose()?.ok_or_else(|| Error::Internal("request id vanished".into()));
+            return row
+                .as_ref()
+                .map(to_proto)
+                .transpose()?
+                .ok_or_else(|| Error::Internal("request id vanished".into()));
         }
         Err(e) => return Err(e),
     };
@@ -276,7 +300,8 @@ pub async fn upsert_stores(state: &State, plan: &TaskPlan) -> Result<()> {
         return Ok(());
     }
     let mut conn = state.pool.acquire().await?;
-    let stores: Vec<_> = plan.stores.iter().map(|s| (s.id, s.display_name.clone(), s.max_concurrent_jobs)).collect();
+    let stores: Vec<_> =
+        plan.stores.iter().map(|s| (s.id, s.display_name.clone(), s.max_concurrent_jobs)).collect();
     rows::upsert_stores(&mut conn, &stores).await
 }
 
@@ -358,14 +383,18 @@ pub async fn list(state: &State, req: ListJobsRequest) -> Result<ListJobsRespons
     let mut states = Vec::new();
     for (i, s) in req.states.iter().enumerate() {
         match JobState::try_from(*s) {
-            Ok(JobState::Unspecified) | Err(_) => v.add(format!("states[{i}]"), format!("{s} is not a job state")),
+            Ok(JobState::Unspecified) | Err(_) => {
+                v.add(format!("states[{i}]"), format!("{s} is not a job state"))
+            }
             Ok(st) => states.push(state_name(st).to_owned()),
         }
     }
     let mut triggers = Vec::new();
     for (i, t) in req.triggers.iter().enumerate() {
         match JobTrigger::try_from(*t) {
-            Ok(JobTrigger::Unspecified) | Err(_) => v.add(format!("triggers[{i}]"), format!("{t} is not a trigger")),
+            Ok(JobTrigger::Unspecified) | Err(_) => {
+                v.add(format!("triggers[{i}]"), format!("{t} is not a trigger"))
+            }
             Ok(tr) => triggers.push(trigger_name(tr).to_owned()),
         }
     }
@@ -377,12 +406,14 @@ pub async fn list(state: &State, req: ListJobsRequest) -> Result<ListJobsRespons
             None
         }
     };
-    let ts = |t: &Option<prost_types::Timestamp>, field: &str, v: &mut cairn_runtime::status::Violations| match t {
-        None => None,
-        Some(t) => from_timestamp(t).or_else(|| {
-            v.add(field, "is not a valid timestamp");
-            None
-        }),
+    let ts = |t: &Option<prost_types::Timestamp>, field: &str, v: &mut cairn_runtime::status::Violations| {
+        match t {
+            None => None,
+            Some(t) => from_timestamp(t).or_else(|| {
+                v.add(field, "is not a valid timestamp");
+                None
+            }),
+        }
     };
     let from = ts(&req.create_time_from, "create_time_from", &mut v);
     let to = ts(&req.create_time_to, "create_time_to", &mut v);
@@ -421,7 +452,8 @@ pub async fn cancel(state: &State, req: CancelJobRequest) -> Result<Job> {
     if req.reason.chars().count() > 1024 {
         return Err(Error::invalid("reason", "is longer than 1024 characters"));
     }
-    let reason = if req.reason.trim().is_empty() { "cancelled by request".to_owned() } else { req.reason.clone() };
+    let reason =
+        if req.reason.trim().is_empty() { "cancelled by request".to_owned() } else { req.reason.clone() };
     let now = state.clock.now();
     let mut tx = state.pool.begin().await?;
     let before = cancel_in_tx(&mut tx, id, &reason, now).await?;

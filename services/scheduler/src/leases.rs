@@ -8,11 +8,12 @@ use std::{
 };
 
 use cairn_api::{
-    names::{Kind, Reference},
+    names::Kind,
     v1::{
-        AcquireLeaseRequest, AcquireLeaseResponse, AppendLogRequest, BatchCompleteJobsRequest, BatchCompleteJobsResponse,
-        BatchCompleteResult, CompleteJobRequest, CompleteJobResponse, HeartbeatRequest, HeartbeatResponse, JobState,
-        Lease, LogLevel, ResolvedTask, TaskType, complete_job_request::Outcome,
+        AcquireLeaseRequest, AcquireLeaseResponse, AppendLogRequest, BatchCompleteJobsRequest,
+        BatchCompleteJobsResponse, BatchCompleteResult, CompleteJobRequest, CompleteJobResponse,
+        HeartbeatRequest, HeartbeatResponse, JobState, Lease, LogLevel, ResolvedTask, TaskType,
+        complete_job_request::Outcome,
     },
 };
 use cairn_runtime::{
@@ -49,7 +50,11 @@ fn validate(req: &AcquireLeaseRequest) -> Result<(usize, Duration)> {
         v.add("worker_id", "is required: 1..=128 printable characters");
     }
     for (k, val) in &req.labels {
-        if k.is_empty() || k.len() > 63 || val.len() > 63 || k.chars().chain(val.chars()).any(char::is_control) {
+        if k.is_empty()
+            || k.len() > 63
+            || val.len() > 63
+            || k.chars().chain(val.chars()).any(char::is_control)
+        {
             v.add(format!("labels[{k:?}]"), "keys of 1..=63 and values of 0..=63 printable characters");
         }
     }
@@ -123,7 +128,12 @@ pub async fn try_acquire(
         for (id, name, max) in rows::lock_stores(&mut tx, &store_ids).await? {
             loads.insert(
                 id,
-                StoreLoad { display_name: name, max_concurrent_jobs: max, running: 0, exclusive_running: false },
+                StoreLoad {
+                    display_name: name,
+                    max_concurrent_jobs: max,
+                    running: 0,
+                    exclusive_running: false,
+                },
             );
         }
         for (id, running, exclusive) in rows::store_loads(&mut tx, &store_ids).await? {
@@ -175,9 +185,15 @@ pub async fn try_acquire(
     }
 }
 
-async fn leases_for(state: &State, started: &[rows::Row], expire: DateTime<Utc>, ttl: Duration) -> Result<Vec<Lease>> {
+async fn leases_for(
+    state: &State,
+    started: &[rows::Row],
+    expire: DateTime<Utc>,
+    ttl: Duration,
+) -> Result<Vec<Lease>> {
     let task_ids: Vec<Uuid> = started.iter().filter_map(|r| r.task_id).collect();
-    let resolved = if task_ids.is_empty() { HashMap::new() } else { state.catalog.resolved(&task_ids).await? };
+    let resolved =
+        if task_ids.is_empty() { HashMap::new() } else { state.catalog.resolved(&task_ids).await? };
     let mut leases = Vec::with_capacity(started.len());
     for row in started {
         let mut lease = Lease {
@@ -190,7 +206,8 @@ async fn leases_for(state: &State, started: &[rows::Row], expire: DateTime<Utc>,
             ttl: Some(to_duration(ttl)),
         };
         if parse_type(&row.r#type) == TaskType::TestConnection {
-            let id = row.test_connector_id.ok_or_else(|| Error::Internal("test job without connector".into()))?;
+            let id =
+                row.test_connector_id.ok_or_else(|| Error::Internal("test job without connector".into()))?;
             match state.catalog.connector(&Kind::Connector.name(id), true).await? {
                 Some(c) => lease.test_connector = Some(c),
                 None => {
@@ -258,7 +275,8 @@ pub async fn heartbeat(state: &State, req: HeartbeatRequest) -> Result<Heartbeat
         None => None,
     };
     let mut conn = state.pool.acquire().await?;
-    let Some((id, cancel)) = rows::heartbeat(&mut conn, lease, req.generation, progress, expire).await? else {
+    let Some((id, cancel)) = rows::heartbeat(&mut conn, lease, req.generation, progress, expire).await?
+    else {
         return Err(lost(&req.lease, req.generation));
     };
     events::notify_jobs(&mut conn, &[id]).await?;
@@ -313,14 +331,21 @@ pub async fn append_log(state: &State, req: AppendLogRequest) -> Result<()> {
 /// CompleteJob.
 pub async fn complete(state: &State, req: CompleteJobRequest) -> Result<CompleteJobResponse> {
     let lease = lease_id(&req.lease)?;
-    let outcome = req.outcome.ok_or_else(|| Error::invalid("outcome", "is required: succeeded, failed or cancelled"))?;
+    let outcome = req
+        .outcome
+        .ok_or_else(|| Error::invalid("outcome", "is required: succeeded, failed or cancelled"))?;
     let now = state.clock.now();
     let mut tx = state.pool.begin().await?;
     let Some(row) = rows::by_lease_for_update(&mut tx, lease, req.generation).await? else {
         return Err(lost(&req.lease, req.generation));
     };
     let mut finish = rows::Finish { end_time: Some(now), ..Default::default() };
-    let timed_out = || format!("timed out after {}", humantime::format_duration(Duration::from_millis(row.timeout_ms.unwrap_or(0).max(0) as u64)));
+    let timed_out = || {
+        format!(
+            "timed out after {}",
+            humantime::format_duration(Duration::from_millis(row.timeout_ms.unwrap_or(0).max(0) as u64))
+        )
+    };
     let mut retry_note = None;
     match outcome {
         Outcome::Succeeded(s) => {
@@ -335,7 +360,8 @@ pub async fn complete(state: &State, req: CompleteJobRequest) -> Result<Complete
                 finish.error = timed_out();
             } else {
                 finish.state = state_name(JobState::Cancelled).to_owned();
-                finish.error = if row.cancel_reason.is_empty() { c.message } else { row.cancel_reason.clone() };
+                finish.error =
+                    if row.cancel_reason.is_empty() { c.message } else { row.cancel_reason.clone() };
             }
         }
         Outcome::Failed(f) => {
@@ -377,7 +403,13 @@ pub async fn complete(state: &State, req: CompleteJobRequest) -> Result<Complete
         }
     }
     if let Some(note) = retry_note {
-        logs::append(&mut tx, row.id, row.attempt, &[logs::Line { time: now, level: LogLevel::Warn as i16, message: note, worker_seq: 0 }]).await?;
+        logs::append(
+            &mut tx,
+            row.id,
+            row.attempt,
+            &[logs::Line { time: now, level: LogLevel::Warn as i16, message: note, worker_seq: 0 }],
+        )
+        .await?;
     }
     let done = rows::finish(&mut tx, row.id, &finish).await?;
     if !req.snapshot_index.is_empty() {
@@ -394,7 +426,8 @@ pub async fn complete(state: &State, req: CompleteJobRequest) -> Result<Complete
     metrics::counter!("cairn_scheduler_jobs_finished_total", "type" => done.r#type.clone(), "state" => done.state.clone()).increment(1);
     if let (Some(start), Some(end)) = (done.start_time, done.end_time) {
         let secs = (end - start).num_milliseconds().max(0) as f64 / 1000.0;
-        metrics::histogram!("cairn_scheduler_job_duration_seconds", "type" => done.r#type.clone()).record(secs);
+        metrics::histogram!("cairn_scheduler_job_duration_seconds", "type" => done.r#type.clone())
+            .record(secs);
     }
     if parse_type(&done.r#type) == TaskType::TestConnection
         && let (Some(connector), Some(test)) = (done.test_connector_id, to_proto(&done)?.connection_test)
@@ -411,7 +444,10 @@ pub async fn complete(state: &State, req: CompleteJobRequest) -> Result<Complete
 }
 
 /// BatchCompleteJobs: each completion on its own, results in order.
-pub async fn batch_complete(state: &State, req: BatchCompleteJobsRequest) -> Result<BatchCompleteJobsResponse> {
+pub async fn batch_complete(
+    state: &State,
+    req: BatchCompleteJobsRequest,
+) -> Result<BatchCompleteJobsResponse> {
     if req.completions.len() > 1000 {
         return Err(Error::invalid("completions", "at most 1000 per call"));
     }
@@ -427,4 +463,3 @@ pub async fn batch_complete(state: &State, req: BatchCompleteJobsRequest) -> Res
     }
     Ok(BatchCompleteJobsResponse { results })
 }
-

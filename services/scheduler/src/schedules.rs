@@ -5,8 +5,9 @@
 use cairn_api::{
     names::{self, Kind, Reference},
     v1::{
-        CreateScheduleRequest, DeleteScheduleRequest, ListSchedulesRequest, ListSchedulesResponse, PauseScheduleRequest,
-        PreviewScheduleRequest, PreviewScheduleResponse, ResumeScheduleRequest, Schedule, UpdateScheduleRequest,
+        CreateScheduleRequest, DeleteScheduleRequest, ListSchedulesRequest, ListSchedulesResponse,
+        PauseScheduleRequest, PreviewScheduleRequest, PreviewScheduleResponse, ResumeScheduleRequest,
+        Schedule, UpdateScheduleRequest,
     },
 };
 use cairn_runtime::{
@@ -37,7 +38,8 @@ const UPDATABLE: &[&str] =
 pub fn maths(spec: &Schedule, anchor: DateTime<Utc>, prefix: &str) -> Result<cairn_schedule::Schedule> {
     let rec = recurrence::parse(spec.recurrence.as_ref(), &format!("{prefix}recurrence"))?;
     let tz = recurrence::zone(&spec.time_zone, &format!("{prefix}time_zone"))?;
-    cairn_schedule::Schedule::new(rec, tz, Some(anchor)).map_err(|e| Error::invalid(format!("{prefix}recurrence"), e.to_string()))
+    cairn_schedule::Schedule::new(rec, tz, Some(anchor))
+        .map_err(|e| Error::invalid(format!("{prefix}recurrence"), e.to_string()))
 }
 
 /// The jitter of a schedule message.
@@ -83,7 +85,10 @@ fn inputs(s: &Schedule) -> Schedule {
 }
 
 /// Checks the non-task inputs; returns the maths and the anchor.
-fn validate(s: &Schedule, anchor_default: DateTime<Utc>) -> Result<(cairn_schedule::Schedule, DateTime<Utc>)> {
+fn validate(
+    s: &Schedule,
+    anchor_default: DateTime<Utc>,
+) -> Result<(cairn_schedule::Schedule, DateTime<Utc>)> {
     let mut v = Violations::default();
     if let Err(e) = names::check_display_name(&s.display_name) {
         v.add("schedule.display_name", e);
@@ -142,7 +147,10 @@ fn taken(name: &str) -> Error {
 pub async fn create(state: &State, req: CreateScheduleRequest) -> Result<Schedule> {
     let rid = match req.request_id.as_str() {
         "" => None,
-        raw => Some(Uuid::parse_str(raw).map_err(|_| Error::invalid("request_id", format!("{raw:?} is not a UUID")))?),
+        raw => Some(
+            Uuid::parse_str(raw)
+                .map_err(|_| Error::invalid("request_id", format!("{raw:?} is not a UUID")))?,
+        ),
     };
     let s = req.schedule.ok_or_else(|| Error::invalid("schedule", "is required"))?;
     if let Some(rid) = rid {
@@ -156,12 +164,12 @@ pub async fn create(state: &State, req: CreateScheduleRequest) -> Result<Schedul
     if s.task.trim().is_empty() {
         return Err(Error::invalid("schedule.task", "is required"));
     }
-    names::parse_reference(Kind::Task, &s.task).map_err(|e| Error::invalid("schedule.task", e.to_string()))?;
-    let plan = state
-        .catalog
-        .plan_fresh(&s.task)
-        .await?
-        .ok_or_else(|| Error::invalid("schedule.task", format!("task {:?} does not exist", s.task.trim())))?;
+    names::parse_reference(Kind::Task, &s.task)
+        .map_err(|e| Error::invalid("schedule.task", e.to_string()))?;
+    let plan =
+        state.catalog.plan_fresh(&s.task).await?.ok_or_else(|| {
+            Error::invalid("schedule.task", format!("task {:?} does not exist", s.task.trim()))
+        })?;
     let id = Uuid::now_v7();
     let enabled = s.enabled.unwrap_or(true);
     let (next_fire, next_run_time) = next_from(id, &maths, anchor, now, jitter(&s));
@@ -194,14 +202,19 @@ pub async fn create(state: &State, req: CreateScheduleRequest) -> Result<Schedul
                 drop(tx);
                 let mut conn = state.pool.acquire().await?;
                 let row = rows::by_request_id(&mut conn, rid.unwrap_or_default()).await?;
-                return row.as_ref().map(to_proto).transpose()?.ok_or_else(|| Error::Internal("vanished".into()));
+                return row
+                    .as_ref()
+                    .map(to_proto)
+                    .transpose()?
+                    .ok_or_else(|| Error::Internal("vanished".into()));
             }
             return Err(taken(&s.display_name));
         }
         Err(e) => return Err(e),
     }
     events::notify(&mut tx, events::SCHEDULES, "").await?;
-    let row = rows::find(&mut tx, &Reference::Id(id)).await?.ok_or_else(|| Error::Internal("vanished".into()))?;
+    let row =
+        rows::find(&mut tx, &Reference::Id(id)).await?.ok_or_else(|| Error::Internal("vanished".into()))?;
     tx.commit().await?;
     tracing::info!(schedule.id = %id, task.id = %plan.id, next = ?next_run_time, "schedule created");
     to_proto(&row)
@@ -251,7 +264,10 @@ pub async fn list(state: &State, req: ListSchedulesRequest) -> Result<ListSchedu
     } else {
         String::new()
     };
-    Ok(ListSchedulesResponse { schedules: page.iter().map(to_proto).collect::<Result<_>>()?, next_page_token: next })
+    Ok(ListSchedulesResponse {
+        schedules: page.iter().map(to_proto).collect::<Result<_>>()?,
+        next_page_token: next,
+    })
 }
 
 /// UpdateSchedule: inputs change; the next run is recomputed from now.
@@ -259,7 +275,10 @@ pub async fn update(state: &State, req: UpdateScheduleRequest) -> Result<Schedul
     let patch = req.schedule.ok_or_else(|| Error::invalid("schedule", "is required"))?;
     let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
     if paths.is_empty() {
-        return Err(Error::invalid("update_mask", "is required: name the fields to change (e.g. recurrence)"));
+        return Err(Error::invalid(
+            "update_mask",
+            "is required: name the fields to change (e.g. recurrence)",
+        ));
     }
     for p in &paths {
         let top = p.split('.').next().unwrap_or_default();
@@ -290,7 +309,8 @@ pub async fn update(state: &State, req: UpdateScheduleRequest) -> Result<Schedul
             _ => {}
         }
     }
-    let timing_changed = paths.iter().any(|p| !matches!(p.as_str(), "display_name" | "description" | "journalised"));
+    let timing_changed =
+        paths.iter().any(|p| !matches!(p.as_str(), "display_name" | "description" | "journalised"));
     let anchor_default = if paths.iter().any(|p| p == "start_time") { now } else { row.anchor };
     let (maths, anchor) = validate(&merged, anchor_default)?;
     let (next_fire, next_run_time) = if timing_changed {
@@ -313,11 +333,15 @@ pub async fn update(state: &State, req: UpdateScheduleRequest) -> Result<Schedul
         now,
     };
     match rows::update(&mut tx, &w).await {
-        Err(Error::Db(e)) if db::classify(&e) == DbErrorKind::UniqueViolation => return Err(taken(&merged.display_name)),
+        Err(Error::Db(e)) if db::classify(&e) == DbErrorKind::UniqueViolation => {
+            return Err(taken(&merged.display_name));
+        }
         other => other?,
     }
     events::notify(&mut tx, events::SCHEDULES, "").await?;
-    let row = rows::find(&mut tx, &Reference::Id(row.id)).await?.ok_or_else(|| Error::Internal("vanished".into()))?;
+    let row = rows::find(&mut tx, &Reference::Id(row.id))
+        .await?
+        .ok_or_else(|| Error::Internal("vanished".into()))?;
     tx.commit().await?;
     to_proto(&row)
 }
@@ -362,7 +386,9 @@ async fn set_enabled(state: &State, name: &str, enabled: bool) -> Result<Schedul
         events::notify(&mut tx, events::SCHEDULES, "").await?;
         tracing::info!(schedule.id = %row.id, enabled, "schedule {}", if enabled { "resumed" } else { "paused" });
     }
-    let row = rows::find(&mut tx, &Reference::Id(row.id)).await?.ok_or_else(|| Error::Internal("vanished".into()))?;
+    let row = rows::find(&mut tx, &Reference::Id(row.id))
+        .await?
+        .ok_or_else(|| Error::Internal("vanished".into()))?;
     tx.commit().await?;
     to_proto(&row)
 }
@@ -399,6 +425,10 @@ pub fn preview(now: DateTime<Utc>, req: &PreviewScheduleRequest) -> Result<Previ
     v.check()?;
     let (rec, tz) = (rec?, tz?);
     let normalized = recurrence::normalized(&rec);
-    let s = cairn_schedule::Schedule::new(rec, tz, Some(anchor)).map_err(|e| Error::invalid("recurrence", e.to_string()))?;
-    Ok(PreviewScheduleResponse { fire_times: s.iter_after(after).take(count).map(to_timestamp).collect(), normalized })
+    let s = cairn_schedule::Schedule::new(rec, tz, Some(anchor))
+        .map_err(|e| Error::invalid("recurrence", e.to_string()))?;
+    Ok(PreviewScheduleResponse {
+        fire_times: s.iter_after(after).take(count).map(to_timestamp).collect(),
+        normalized,
+    })
 }

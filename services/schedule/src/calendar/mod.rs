@@ -190,11 +190,7 @@ fn format_chain(out: &mut String, width: usize, chain: &Chain, usec: bool) {
     let d = if usec { USEC_PER_SEC } else { 1 };
     // systemd 252 prints the whole seconds list as `*` as soon as one element is `0/1`
     // (e.g. `*:*:5,0/1` → `*`); the other elements still count when matching.
-    if usec
-        && items
-            .iter()
-            .any(|c| c.start == 0 && c.stop < 0 && c.repeat == d)
-    {
+    if usec && items.iter().any(|c| c.start == 0 && c.stop < 0 && c.repeat == d) {
         out.push('*');
         return;
     }

@@ -56,12 +56,7 @@ pub(crate) struct Matcher {
 
 /// Sets the bits of every value `chain` produces up to `limit`, shifted down by `offset`.
 /// `map` turns a component into the (start, stop) actually walked (end-of-month days).
-fn fill(
-    chain: &[Component],
-    offset: i32,
-    limit: i32,
-    map: impl Fn(&Component) -> (i32, i32),
-) -> [u64; 4] {
+fn fill(chain: &[Component], offset: i32, limit: i32, map: impl Fn(&Component) -> (i32, i32)) -> [u64; 4] {
     let mut bits = [0u64; 4];
     let mut set = |v: i32| {
         if (offset..=limit).contains(&v) && v - offset < 256 {
@@ -144,12 +139,9 @@ fn next_in_list(chain: &[Component], val: i32) -> Option<i32> {
         let candidate = if c.start >= val {
             Some(c.start)
         } else if c.repeat > 0 {
-            let steps = (i64::from(val) - i64::from(c.start) + i64::from(c.repeat) - 1)
-                / i64::from(c.repeat);
+            let steps = (i64::from(val) - i64::from(c.start) + i64::from(c.repeat) - 1) / i64::from(c.repeat);
             let k = i64::from(c.start) + i64::from(c.repeat) * steps;
-            (c.stop < 0 || k <= i64::from(c.stop))
-                .then_some(k)
-                .and_then(|k| i32::try_from(k).ok())
+            (c.stop < 0 || k <= i64::from(c.stop)).then_some(k).and_then(|k| i32::try_from(k).ok())
         } else {
             None
         };
@@ -162,10 +154,7 @@ fn next_in_list(chain: &[Component], val: i32) -> Option<i32> {
 
 impl Matcher {
     pub(crate) fn compile(event: &CalendarEvent) -> Matcher {
-        let years = event
-            .year
-            .as_deref()
-            .map(|items| fill(items, MIN_YEAR, MAX_YEAR, identity));
+        let years = event.year.as_deref().map(|items| fill(items, MIN_YEAR, MAX_YEAR, identity));
         let months = field(&event.month, 31)[0] as u32;
         let mut days = [0u64; 4];
         for (i, slot) in days.iter_mut().enumerate() {
@@ -177,11 +166,7 @@ impl Matcher {
                     // `~d` is the d-th last day; a range `~a..b` runs from the b-th last
                     // day up to the a-th last (systemd swaps the ends).
                     let from_end = |d: i32| len + 1 - d;
-                    if c.stop >= 0 {
-                        (from_end(c.stop), from_end(c.start))
-                    } else {
-                        (from_end(c.start), -1)
-                    }
+                    if c.stop >= 0 { (from_end(c.stop), from_end(c.start)) } else { (from_end(c.start), -1) }
                 })[0],
             };
         }
@@ -203,11 +188,7 @@ impl Matcher {
                     .iter()
                     .map(|c| Component {
                         start: c.start / USEC_PER_SEC,
-                        stop: if c.stop < 0 {
-                            -1
-                        } else {
-                            c.stop / USEC_PER_SEC
-                        },
+                        stop: if c.stop < 0 { -1 } else { c.stop / USEC_PER_SEC },
                         repeat: c.repeat / USEC_PER_SEC,
                     })
                     .collect();
@@ -216,15 +197,7 @@ impl Matcher {
             }
             Some(items) => Seconds::Micro(items.clone()),
         };
-        Matcher {
-            years,
-            months,
-            days,
-            hours,
-            minutes,
-            seconds,
-            weekdays: event.weekdays.unwrap_or(0x7f),
-        }
+        Matcher { years, months, days, hours, minutes, seconds, weekdays: event.weekdays.unwrap_or(0x7f) }
     }
 
     fn next_year(&self, year: i32) -> Option<i32> {
@@ -452,13 +425,12 @@ impl Tm {
     }
 
     fn to_naive(self, usec: i32) -> Option<NaiveDateTime> {
-        NaiveDate::from_ymd_opt(self.year, (self.mon + 1) as u32, self.mday as u32)?
-            .and_hms_micro_opt(
-                self.hour as u32,
-                self.min as u32,
-                self.sec as u32,
-                usec as u32,
-            )
+        NaiveDate::from_ymd_opt(self.year, (self.mon + 1) as u32, self.mday as u32)?.and_hms_micro_opt(
+            self.hour as u32,
+            self.min as u32,
+            self.sec as u32,
+            usec as u32,
+        )
     }
 
     fn reset_below_year(&mut self) {
@@ -547,32 +519,21 @@ mod tests {
     fn next(expr: &str, from: &str) -> Option<String> {
         let event = CalendarEvent::parse(expr).unwrap();
         let from = NaiveDateTime::parse_from_str(from, "%Y-%m-%d %H:%M:%S%.f").unwrap();
-        event
-            .next_local(from)
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S%.f").to_string())
+        event.next_local(from).map(|t| t.format("%Y-%m-%d %H:%M:%S%.f").to_string())
     }
 
     #[test]
     fn bug_40260_is_fixed() {
         // systemd 252 answers 2025-01-12 23:00 here.
-        assert_eq!(
-            next("*-*-1/11 23:00", "2024-12-23 23:30:00").as_deref(),
-            Some("2025-01-01 23:00:00")
-        );
+        assert_eq!(next("*-*-1/11 23:00", "2024-12-23 23:30:00").as_deref(), Some("2025-01-01 23:00:00"));
     }
 
     #[test]
     fn reproduces_systemds_incomplete_resets() {
         // systemd 252 (and later) skip 00:00 after a minute carry crosses midnight.
-        assert_eq!(
-            next("*:0/25", "2024-01-30 23:55:00").as_deref(),
-            Some("2024-01-31 00:25:00")
-        );
+        assert_eq!(next("*:0/25", "2024-01-30 23:55:00").as_deref(), Some("2024-01-31 00:25:00"));
         // ... and keep the fraction of a second after a seconds carry.
-        assert_eq!(
-            next("*:*:0/25.5", "2024-01-31 23:59:58").as_deref(),
-            Some("2024-02-01 00:00:25.500")
-        );
+        assert_eq!(next("*:*:0/25.5", "2024-01-31 23:59:58").as_deref(), Some("2024-02-01 00:00:25.500"));
         assert_eq!(
             next("*:*:0/25.5", "2024-02-01 00:00:51.000001").as_deref(),
             Some("2024-02-01 00:01:25.500")
@@ -581,18 +542,9 @@ mod tests {
 
     #[test]
     fn end_of_month() {
-        assert_eq!(
-            next("*-*~03/2 12:00", "2024-02-01 00:00:00").as_deref(),
-            Some("2024-02-27 12:00:00")
-        );
-        assert_eq!(
-            next("Mon *-05~07/1", "2024-01-01 00:00:00").as_deref(),
-            Some("2024-05-27 00:00:00")
-        );
-        assert_eq!(
-            next("*-02~01", "2023-03-01 00:00:00").as_deref(),
-            Some("2024-02-29 00:00:00")
-        );
+        assert_eq!(next("*-*~03/2 12:00", "2024-02-01 00:00:00").as_deref(), Some("2024-02-27 12:00:00"));
+        assert_eq!(next("Mon *-05~07/1", "2024-01-01 00:00:00").as_deref(), Some("2024-05-27 00:00:00"));
+        assert_eq!(next("*-02~01", "2023-03-01 00:00:00").as_deref(), Some("2024-02-29 00:00:00"));
     }
 
     #[test]
@@ -600,10 +552,7 @@ mod tests {
         assert_eq!(next("*-04-31", "2024-01-01 00:00:00"), None);
         assert_eq!(next("*-02-30", "1970-01-01 00:00:00"), None);
         assert_eq!(next("2199-12-31", "2199-12-31 00:00:00.000001"), None);
-        assert_eq!(
-            next("2199-12-31", "2199-12-30 00:00:00").as_deref(),
-            Some("2199-12-31 00:00:00")
-        );
+        assert_eq!(next("2199-12-31", "2199-12-30 00:00:00").as_deref(), Some("2199-12-31 00:00:00"));
         assert_eq!(next("*-*-* 00:00", "2199-12-31 00:00:01"), None);
     }
 }

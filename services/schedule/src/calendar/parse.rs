@@ -25,11 +25,7 @@ pub(super) fn parse(input: &str) -> Result<CalendarEvent, Error> {
     }
     let mut raw = Raw::default();
     if !shorthand(body, &mut raw) {
-        let mut p = Parser {
-            s: body,
-            b: body.as_bytes(),
-            pos: 0,
-        };
+        let mut p = Parser { s: body, b: body.as_bytes(), pos: 0 };
         p.weekdays(&mut raw)?;
         if !p.date(&mut raw)? {
             p.time(&mut raw)?;
@@ -52,13 +48,7 @@ fn split_zone(input: &str) -> (&str, ZoneSpec) {
     if let Some(space) = input.rfind(' ') {
         let name = &input[space + 1..];
         if let Some(tz) = zone_file_name(name) {
-            return (
-                &input[..space],
-                ZoneSpec::Named {
-                    name: name.to_owned(),
-                    tz,
-                },
-            );
+            return (&input[..space], ZoneSpec::Named { name: name.to_owned(), tz });
         }
     }
     (input, ZoneSpec::Schedule)
@@ -72,15 +62,10 @@ pub(crate) fn zone_file_name(name: &str) -> Option<Tz> {
     if name.is_empty() || name.starts_with('/') || name.ends_with('/') || name.contains("//") {
         return None;
     }
-    if !name
-        .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'+' | b'/'))
-    {
+    if !name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'+' | b'/')) {
         return None;
     }
-    Tz::from_str(name)
-        .ok()
-        .or_else(|| Tz::from_str(name.strip_prefix("posix/")?).ok())
+    Tz::from_str(name).ok().or_else(|| Tz::from_str(name.strip_prefix("posix/")?).ok())
 }
 
 /// Fields as parsed, before normalisation.
@@ -107,23 +92,11 @@ struct Sections {
 }
 
 fn konst(v: i32) -> Chain {
-    Some(vec![Component {
-        start: v,
-        stop: -1,
-        repeat: 0,
-    }])
+    Some(vec![Component { start: v, stop: -1, repeat: 0 }])
 }
 
 fn konsts(vs: &[i32]) -> Chain {
-    Some(
-        vs.iter()
-            .map(|&v| Component {
-                start: v,
-                stop: -1,
-                repeat: 0,
-            })
-            .collect(),
-    )
+    Some(vs.iter().map(|&v| Component { start: v, stop: -1, repeat: 0 }).collect())
 }
 
 /// systemd's shorthands; `anually` and `bi-annually` are systemd's own spellings too.
@@ -206,14 +179,8 @@ impl<'a> Parser<'a> {
     /// The space-delimited word around `at`, for error messages.
     fn word_at(&self, at: usize) -> &'a str {
         let at = at.min(self.b.len());
-        let start = self.b[..at]
-            .iter()
-            .rposition(|&c| c == b' ')
-            .map_or(0, |i| i + 1);
-        let end = self.b[at..]
-            .iter()
-            .position(|&c| c == b' ')
-            .map_or(self.b.len(), |i| at + i);
+        let start = self.b[..at].iter().rposition(|&c| c == b' ').map_or(0, |i| i + 1);
+        let end = self.b[at..].iter().position(|&c| c == b' ').map_or(self.b.len(), |i| at + i);
         if start >= end {
             return self.s.trim();
         }
@@ -225,13 +192,7 @@ impl<'a> Parser<'a> {
             Some(c) => format!("{detail} (at {c:?})"),
             None => format!("{detail} (at the end)"),
         };
-        Error::new(
-            self.word_at(self.pos),
-            Reason::Syntax {
-                field,
-                detail: found,
-            },
-        )
+        Error::new(self.word_at(self.pos), Reason::Syntax { field, detail: found })
     }
 
     fn sections(&self) -> Sections {
@@ -361,11 +322,7 @@ impl<'a> Parser<'a> {
             _ => return Err(self.syntax(first_field, "expected \"-\", \"~\" or \":\"")),
         }
         self.pos += 1;
-        let second_field = if separators >= 2 {
-            Field::Month
-        } else {
-            Field::Day
-        };
+        let second_field = if separators >= 2 { Field::Month } else { Field::Day };
         let second = self.chain(second_field, false)?;
         if matches!(self.peek(), 0 | b' ') {
             self.skip_spaces();
@@ -415,9 +372,7 @@ impl<'a> Parser<'a> {
         let mut value: Option<u64> = Some(0);
         while self.peek().is_ascii_digit() {
             let d = u64::from(self.peek() - b'0');
-            value = value
-                .and_then(|v| v.checked_mul(10))
-                .and_then(|v| v.checked_add(d));
+            value = value.and_then(|v| v.checked_mul(10)).and_then(|v| v.checked_add(d));
             self.pos += 1;
         }
         if self.pos == digits_start {
@@ -494,11 +449,7 @@ impl<'a> Parser<'a> {
         if self.peek() == b'*' {
             self.pos += 1;
             return Ok(if usec {
-                Some(vec![Component {
-                    start: 0,
-                    stop: -1,
-                    repeat: USEC_PER_SEC,
-                }])
+                Some(vec![Component { start: 0, stop: -1, repeat: USEC_PER_SEC }])
             } else {
                 None
             });
@@ -509,10 +460,7 @@ impl<'a> Parser<'a> {
             if items.len() == MAX_LIST {
                 return Err(Error::new(
                     self.word_at(start_pos),
-                    Reason::TooManyValues {
-                        field,
-                        max: MAX_LIST,
-                    },
+                    Reason::TooManyValues { field, max: MAX_LIST },
                 ));
             }
             items.push(self.component(field, usec)?);
@@ -541,10 +489,7 @@ impl<'a> Parser<'a> {
             if repeat == 0 {
                 return Err(Error::new(
                     self.word_at(at),
-                    Reason::Repetition {
-                        field,
-                        detail: "/0 is zero".into(),
-                    },
+                    Reason::Repetition { field, detail: "/0 is zero".into() },
                 ));
             }
         } else if usec && stop >= 0 && i64::from(start) + i64::from(repeat) > i64::from(stop) {
@@ -564,11 +509,7 @@ impl<'a> Parser<'a> {
         if !matches!(self.peek(), 0 | b' ' | b',' | b'-' | b'~' | b':') {
             return Err(self.syntax(field, "unexpected character in a value"));
         }
-        Ok(Component {
-            start,
-            stop,
-            repeat,
-        })
+        Ok(Component { start, stop, repeat })
     }
 
     /// `parse_component_decimal`: digits, and for seconds an optional fraction rounded to µs.
@@ -580,9 +521,7 @@ impl<'a> Parser<'a> {
         let mut value: Option<u64> = Some(0);
         while self.peek().is_ascii_digit() {
             let d = u64::from(self.peek() - b'0');
-            value = value
-                .and_then(|v| v.checked_mul(10))
-                .and_then(|v| v.checked_add(d));
+            value = value.and_then(|v| v.checked_mul(10)).and_then(|v| v.checked_add(d));
             self.pos += 1;
         }
         let too_big = |p: &Self| {
@@ -599,9 +538,7 @@ impl<'a> Parser<'a> {
         };
         let mut value = value.ok_or_else(|| too_big(self))?;
         if usec {
-            value = value
-                .checked_mul(USEC_PER_SEC as u64)
-                .ok_or_else(|| too_big(self))?;
+            value = value.checked_mul(USEC_PER_SEC as u64).ok_or_else(|| too_big(self))?;
             if self.peek() == b'.' && self.peek_at(1) != b'.' {
                 self.pos += 1;
                 if !self.peek().is_ascii_digit() {
@@ -733,10 +670,7 @@ fn check_chain(chain: &Chain, field: Field, end_of_month: bool, part: &str) -> R
         } else if end_of_month && c.start - c.repeat < from {
             return err(Reason::Repetition {
                 field,
-                detail: format!(
-                    "/{} from ~{} would step past the first day of the month",
-                    c.repeat, c.start
-                ),
+                detail: format!("/{} from ~{} would step past the first day of the month", c.repeat, c.start),
             });
         } else if !end_of_month && c.start + c.repeat > to {
             return err(Reason::Repetition {
@@ -764,23 +698,14 @@ fn finish(input: &str, mut raw: Raw, zone: ZoneSpec) -> Result<CalendarEvent, Er
         raw.end_of_month = false;
     }
     fix_year(&mut raw.year);
-    for chain in [
-        &mut raw.year,
-        &mut raw.month,
-        &mut raw.day,
-        &mut raw.hour,
-        &mut raw.minute,
-        &mut raw.second,
-    ] {
+    for chain in
+        [&mut raw.year, &mut raw.month, &mut raw.day, &mut raw.hour, &mut raw.minute, &mut raw.second]
+    {
         normalize_chain(chain);
     }
     let sec = &raw.sections;
     let pick = |s: &str| {
-        if s.is_empty() {
-            input.to_owned()
-        } else {
-            s.to_owned()
-        }
+        if s.is_empty() { input.to_owned() } else { s.to_owned() }
     };
     let date = pick(&sec.date);
     let time = pick(&sec.time);
@@ -819,10 +744,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_part_and_the_field() {
-        assert_eq!(
-            err("25:00").to_string(),
-            r#""25:00": hour 25 out of range 0..23"#
-        );
+        assert_eq!(err("25:00").to_string(), r#""25:00": hour 25 out of range 0..23"#);
         let e = err("Mon *-13-01 12:00");
         assert_eq!(e.part(), "*-13-01");
         assert_eq!(e.field(), Some(Field::Month));
@@ -917,9 +839,6 @@ mod tests {
         assert_eq!(c.time_zone(), Some(chrono_tz::Europe::Berlin));
         assert_eq!(c.normalized(), "*-*-* 12:00:00 posix/Europe/Berlin");
         assert_eq!(CalendarEvent::parse("daily").unwrap().time_zone(), None);
-        assert_eq!(
-            CalendarEvent::parse("@0").unwrap().time_zone(),
-            Some(Tz::UTC)
-        );
+        assert_eq!(CalendarEvent::parse("@0").unwrap().time_zone(), Some(Tz::UTC));
     }
 }

@@ -99,7 +99,9 @@ pub fn overlap(policy: OverlapPolicy, active: &[Active]) -> Overlap {
     let describe = |a: &Active| format!("jobs/{} is still {}", a.id, state_name(a.state));
     match policy {
         OverlapPolicy::Allow => Overlap::Queue { serial: false, cancel: vec![] },
-        OverlapPolicy::CancelRunning => Overlap::Queue { serial: true, cancel: active.iter().map(|a| a.id).collect() },
+        OverlapPolicy::CancelRunning => {
+            Overlap::Queue { serial: true, cancel: active.iter().map(|a| a.id).collect() }
+        }
         OverlapPolicy::QueueOne => match active.iter().find(|a| a.state == JobState::Queued) {
             Some(waiting) => Overlap::Skip(format!(
                 "skipped by overlap policy QUEUE_ONE: {} (at most one waits)",
@@ -146,10 +148,21 @@ mod tests {
         let running = Active { id: Uuid::now_v7(), state: JobState::Running };
         let queued = Active { id: Uuid::now_v7(), state: JobState::Queued };
         assert_eq!(overlap(OverlapPolicy::Skip, &[]), Overlap::Queue { serial: true, cancel: vec![] });
-        assert!(matches!(overlap(OverlapPolicy::Skip, &[running.clone()]), Overlap::Skip(r) if r.contains("RUNNING")));
-        assert_eq!(overlap(OverlapPolicy::QueueOne, &[running.clone()]), Overlap::Queue { serial: true, cancel: vec![] });
-        assert!(matches!(overlap(OverlapPolicy::QueueOne, &[running.clone(), queued.clone()]), Overlap::Skip(_)));
-        assert_eq!(overlap(OverlapPolicy::Allow, &[running.clone()]), Overlap::Queue { serial: false, cancel: vec![] });
+        assert!(
+            matches!(overlap(OverlapPolicy::Skip, std::slice::from_ref(&running)), Overlap::Skip(r) if r.contains("RUNNING"))
+        );
+        assert_eq!(
+            overlap(OverlapPolicy::QueueOne, std::slice::from_ref(&running)),
+            Overlap::Queue { serial: true, cancel: vec![] }
+        );
+        assert!(matches!(
+            overlap(OverlapPolicy::QueueOne, &[running.clone(), queued.clone()]),
+            Overlap::Skip(_)
+        ));
+        assert_eq!(
+            overlap(OverlapPolicy::Allow, std::slice::from_ref(&running)),
+            Overlap::Queue { serial: false, cancel: vec![] }
+        );
         assert_eq!(
             overlap(OverlapPolicy::CancelRunning, &[running.clone(), queued.clone()]),
             Overlap::Queue { serial: true, cancel: vec![running.id, queued.id] }

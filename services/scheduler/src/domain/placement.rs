@@ -106,11 +106,22 @@ mod tests {
     use super::*;
 
     fn cand(store: Uuid, exclusive: bool) -> Candidate {
-        Candidate { id: Uuid::now_v7(), task_id: Some(Uuid::now_v7()), store_ids: vec![store], exclusive, serial: true }
+        Candidate {
+            id: Uuid::now_v7(),
+            task_id: Some(Uuid::now_v7()),
+            store_ids: vec![store],
+            exclusive,
+            serial: true,
+        }
     }
 
     fn load(max: i32, running: i32, exclusive: bool) -> StoreLoad {
-        StoreLoad { display_name: "nas".into(), max_concurrent_jobs: max, running, exclusive_running: exclusive }
+        StoreLoad {
+            display_name: "nas".into(),
+            max_concurrent_jobs: max,
+            running,
+            exclusive_running: exclusive,
+        }
     }
 
     #[test]

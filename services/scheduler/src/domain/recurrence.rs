@@ -15,15 +15,16 @@ pub const MAX_MISSED_COUNT: u64 = 1_000_000;
 
 /// Reads a recurrence; errors name `{prefix}.calendar` etc. and the bad part.
 pub fn parse(r: Option<&ProtoRecurrence>, prefix: &str) -> Result<Recurrence> {
-    let kind = r.and_then(|r| r.kind.as_ref()).ok_or_else(|| {
-        Error::invalid(prefix, "is required: one of calendar, cron, interval or preset")
-    })?;
+    let kind = r
+        .and_then(|r| r.kind.as_ref())
+        .ok_or_else(|| Error::invalid(prefix, "is required: one of calendar, cron, interval or preset"))?;
     match kind {
         Kind::Calendar(expr) => {
             if expr.trim().is_empty() {
                 return Err(Error::invalid(format!("{prefix}.calendar"), "is empty"));
             }
-            Recurrence::calendar(expr).map_err(|e| Error::invalid(format!("{prefix}.calendar"), e.to_string()))
+            Recurrence::calendar(expr)
+                .map_err(|e| Error::invalid(format!("{prefix}.calendar"), e.to_string()))
         }
         Kind::Cron(expr) => {
             if expr.trim().is_empty() {
@@ -34,7 +35,8 @@ pub fn parse(r: Option<&ProtoRecurrence>, prefix: &str) -> Result<Recurrence> {
         Kind::Interval(i) => {
             let field = format!("{prefix}.interval");
             let part = |v: i32, name: &str| {
-                u32::try_from(v).map_err(|_| Error::invalid(format!("{field}.{name}"), format!("{v} is negative")))
+                u32::try_from(v)
+                    .map_err(|_| Error::invalid(format!("{field}.{name}"), format!("{v} is negative")))
             };
             let (d, h, m) = (part(i.days, "days")?, part(i.hours, "hours")?, part(i.minutes, "minutes")?);
             Interval::new(d, h, m).map(Recurrence::Interval).map_err(|e| Error::invalid(field, e.to_string()))
@@ -46,7 +48,9 @@ pub fn parse(r: Option<&ProtoRecurrence>, prefix: &str) -> Result<Recurrence> {
             Ok(ProtoPreset::Every30Days) => Ok(Recurrence::Preset(Preset::Every30Days)),
             _ => Err(Error::invalid(
                 format!("{prefix}.preset"),
-                format!("{p} is not a preset (PRESET_TWICE_DAILY, PRESET_DAILY, PRESET_WEEKLY, PRESET_EVERY_30_DAYS)"),
+                format!(
+                    "{p} is not a preset (PRESET_TWICE_DAILY, PRESET_DAILY, PRESET_WEEKLY, PRESET_EVERY_30_DAYS)"
+                ),
             )),
         },
     }
@@ -166,7 +170,8 @@ mod tests {
         assert!(v.items()[0].1.contains("25:00"), "{}", v.items()[0].1);
         let Error::Invalid(v) = parse(None, "recurrence").unwrap_err() else { panic!() };
         assert_eq!(v.items()[0].0, "recurrence");
-        let neg = ProtoRecurrence { kind: Some(Kind::Interval(ProtoInterval { days: -1, hours: 0, minutes: 0 })) };
+        let neg =
+            ProtoRecurrence { kind: Some(Kind::Interval(ProtoInterval { days: -1, hours: 0, minutes: 0 })) };
         let Error::Invalid(v) = parse(Some(&neg), "recurrence").unwrap_err() else { panic!() };
         assert_eq!(v.items()[0].0, "recurrence.interval.days");
         let zero = ProtoRecurrence { kind: Some(Kind::Interval(ProtoInterval::default())) };

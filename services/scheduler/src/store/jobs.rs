@@ -351,7 +351,11 @@ pub async fn release(conn: &mut PgConnection, ids: &[Uuid], reason: &str) -> Res
 }
 
 /// The job under a current lease, row-locked; `None` when the lease is not current.
-pub async fn by_lease_for_update(conn: &mut PgConnection, lease: Uuid, generation: i64) -> Result<Option<Row>> {
+pub async fn by_lease_for_update(
+    conn: &mut PgConnection,
+    lease: Uuid,
+    generation: i64,
+) -> Result<Option<Row>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM jobs WHERE lease_id = $1 AND lease_generation = $2 AND state = 'RUNNING' FOR UPDATE"
     )))
@@ -478,7 +482,11 @@ pub async fn queue_depth(conn: &mut PgConnection) -> Result<Vec<(String, i64)>> 
 }
 
 /// Durations (seconds) of the last successful runs of tasks, newest first (for forecasts).
-pub async fn recent_durations(conn: &mut PgConnection, task_ids: &[Uuid], per_task: i64) -> Result<Vec<(Uuid, f64)>> {
+pub async fn recent_durations(
+    conn: &mut PgConnection,
+    task_ids: &[Uuid],
+    per_task: i64,
+) -> Result<Vec<(Uuid, f64)>> {
     Ok(sqlx::query_as(
         "SELECT task_id, secs FROM (
             SELECT task_id, extract(epoch FROM end_time - start_time)::float8 AS secs,

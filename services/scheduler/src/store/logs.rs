@@ -30,23 +30,25 @@ pub struct Row {
 /// Appends lines of `attempt` to a job whose row the caller has locked; lines whose worker
 /// sequence was already stored are dropped. Returns how many were written.
 pub async fn append(conn: &mut PgConnection, job: Uuid, attempt: i32, lines: &[Line]) -> Result<u64> {
-    let seen: Option<i64> =
-        sqlx::query_scalar("SELECT max(worker_seq) FROM job_logs WHERE job_id = $1 AND attempt = $2 AND worker_seq > 0")
-            .bind(job)
-            .bind(attempt)
-            .fetch_one(&mut *conn)
-            .await?;
+    let seen: Option<i64> = sqlx::query_scalar(
+        "SELECT max(worker_seq) FROM job_logs WHERE job_id = $1 AND attempt = $2 AND worker_seq > 0",
+    )
+    .bind(job)
+    .bind(attempt)
+    .fetch_one(&mut *conn)
+    .await?;
     let seen = seen.unwrap_or(0);
     let fresh: Vec<&Line> = lines.iter().filter(|l| l.worker_seq == 0 || l.worker_seq > seen).collect();
     if fresh.is_empty() {
         return Ok(0);
     }
     let n = fresh.len() as i64;
-    let last: i64 = sqlx::query_scalar("UPDATE jobs SET log_seq = log_seq + $2 WHERE id = $1 RETURNING log_seq")
-        .bind(job)
-        .bind(n)
-        .fetch_one(&mut *conn)
-        .await?;
+    let last: i64 =
+        sqlx::query_scalar("UPDATE jobs SET log_seq = log_seq + $2 WHERE id = $1 RETURNING log_seq")
+            .bind(job)
+            .bind(n)
+            .fetch_one(&mut *conn)
+            .await?;
     let first = last - n + 1;
     let seqs: Vec<i64> = (first..=last).collect();
     let times: Vec<DateTime<Utc>> = fresh.iter().map(|l| l.time).collect();

@@ -32,7 +32,12 @@ pub fn check_etag(given: &str, version: i64, what: &str) -> Result<()> {
 /// decisions across replicas).
 pub async fn lock_uuid(conn: &mut sqlx::PgConnection, namespace: i32, id: uuid::Uuid) -> Result<()> {
     let b = id.as_bytes();
-    let key = i32::from_be_bytes([b[0] ^ b[4] ^ b[8] ^ b[12], b[1] ^ b[5] ^ b[9] ^ b[13], b[2] ^ b[6] ^ b[10] ^ b[14], b[3] ^ b[7] ^ b[11] ^ b[15]]);
+    let key = i32::from_be_bytes([
+        b[0] ^ b[4] ^ b[8] ^ b[12],
+        b[1] ^ b[5] ^ b[9] ^ b[13],
+        b[2] ^ b[6] ^ b[10] ^ b[14],
+        b[3] ^ b[7] ^ b[11] ^ b[15],
+    ]);
     sqlx::query("SELECT pg_advisory_xact_lock($1, $2)").bind(namespace).bind(key).execute(conn).await?;
     Ok(())
 }

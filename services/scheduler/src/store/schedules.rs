@@ -126,7 +126,9 @@ pub async fn update(conn: &mut PgConnection, w: &Write<'_>) -> Result<()> {
 /// Finds a schedule by id or display name.
 pub async fn find(conn: &mut PgConnection, r: &Reference) -> Result<Option<Row>> {
     let q = match r {
-        Reference::Id(id) => sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE s.id = $1"))).bind(*id),
+        Reference::Id(id) => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE s.id = $1"))).bind(*id)
+        }
         Reference::DisplayName(n) => {
             sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE s.display_name = $1"))).bind(n.clone())
         }
@@ -136,7 +138,11 @@ pub async fn find(conn: &mut PgConnection, r: &Reference) -> Result<Option<Row>>
 
 /// Locks a schedule row for an update.
 pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
-    Ok(sqlx::query("SELECT 1 FROM schedules WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(conn).await?.is_some())
+    Ok(sqlx::query("SELECT 1 FROM schedules WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .is_some())
 }
 
 /// The schedule created with a request id.
@@ -177,7 +183,9 @@ pub async fn list(conn: &mut PgConnection, f: &Filter, after: Option<Uuid>, limi
 
 /// Enabled schedules (for forecasts).
 pub async fn enabled(conn: &mut PgConnection) -> Result<Vec<Row>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE s.enabled ORDER BY s.id"))).fetch_all(conn).await?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE s.enabled ORDER BY s.id")))
+        .fetch_all(conn)
+        .await?)
 }
 
 /// Deletes a schedule.
@@ -187,7 +195,11 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
 
 /// Deletes the schedules of a task.
 pub async fn delete_of_task(conn: &mut PgConnection, task_id: Uuid) -> Result<u64> {
-    Ok(sqlx::query("DELETE FROM schedules WHERE task_id = $1").bind(task_id).execute(conn).await?.rows_affected())
+    Ok(sqlx::query("DELETE FROM schedules WHERE task_id = $1")
+        .bind(task_id)
+        .execute(conn)
+        .await?
+        .rows_affected())
 }
 
 /// Sets enabled and the next run (pause, resume).

@@ -1,0 +1,110 @@
+//! The scheduler's internal service for the catalog: connection tests (a TEST_CONNECTION job
+//! waited on) and task deletions.
+
+use std::time::Duration;
+
+use cairn_api::{
+    names::{self, Kind},
+    v1::{
+        ConnectionTest, ConnectorRole, ForgetTaskRequest, JobState, JobTrigger, RunConnectionTestRequest,
+        TaskType,
+    },
+};
+use cairn_runtime::time::{from_duration, to_timestamp};
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use crate::{
+    State,
+    domain::job::{is_final, parse_state, state_name, trigger_name, type_name},
+    error::{Error, Result},
+    events::{self, JobEvent},
+    jobs::to_proto,
+    store::{jobs as rows, schedules},
+};
+
+/// RunConnectionTest: queue a TEST_CONNECTION job for a worker matching the connector, wait.
+pub async fn run_connection_test(state: &State, req: RunConnectionTestRequest) -> Result<ConnectionTest> {
+    let connector = req.connector.ok_or_else(|| Error::invalid("connector", "is required"))?;
+    let id = names::parse_id(Kind::Connector, &connector.name)
+        .map_err(|e| Error::invalid("connector.name", e.to_string()))?;
+    let wait = req
+        .timeout
+        .as_ref()
+        .and_then(from_duration)
+        .unwrap_or(Duration::from_secs(30))
+        .min(Duration::from_secs(600));
+    let now = state.clock.now();
+    let job = rows::New {
+        id: Uuid::now_v7(),
+        task_display_name: format!("test {}", connector.display_name),
+        r#type: type_name(TaskType::TestConnection).to_owned(),
+        trigger: trigger_name(JobTrigger::System).to_owned(),
+        connector_ids: vec![id],
+        selector: connector.worker_selector.clone(),
+        test_connector_id: Some(id),
+        state: state_name(JobState::Queued).to_owned(),
+        scheduled_time: now,
+        create_time: now,
+        max_attempts: 1,
+        initial_backoff_ms: 1000,
+        max_backoff_ms: 1000,
+        timeout_ms: Some(120_000),
+        trace_parent: cairn_runtime::grpc::current_traceparent(),
+        ..Default::default()
+    };
+    let mut rx = state.events.subscribe_jobs();
+    let mut tx = state.pool.begin().await?;
+    rows::insert(&mut tx, &job).await?;
+    events::notify(&mut tx, events::WORK, "").await?;
+    tx.commit().await?;
+    state.events.wake_work();
+    let role = ConnectorRole::try_from(connector.role).unwrap_or_default();
+    tracing::info!(job.id = %job.id, connector.id = %id, ?role, "connection test queued");
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let mut conn = state.pool.acquire().await?;
+        let row =
+            rows::get(&mut conn, job.id).await?.ok_or_else(|| Error::Internal("test job vanished".into()))?;
+        drop(conn);
+        let st = parse_state(&row.state);
+        if is_final(st) {
+            let j = to_proto(&row)?;
+            return Ok(j.connection_test.unwrap_or_else(|| ConnectionTest {
+                time: row.end_time.map(to_timestamp),
+                ok: false,
+                message: if j.error.is_empty() {
+                    format!("the test job ended {}", state_name(st))
+                } else {
+                    j.error
+                },
+                worker: row.worker.clone(),
+                job: Kind::Job.name(row.id),
+                ..Default::default()
+            }));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(Error::DeadlineExceeded(format!(
+                    "no worker finished the connection test (jobs/{}) within {}s", job.id, wait.as_secs()
+                )));
+            }
+            ev = rx.recv() => match ev {
+                Ok(JobEvent::Job(j)) if j != job.id => {}
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return Err(Error::Unavailable("the event hub".into())),
+            },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// ForgetTask: drop the schedules of a deleted task.
+pub async fn forget_task(state: &State, req: ForgetTaskRequest) -> Result<()> {
+    let id = names::parse_id(Kind::Task, &req.task).map_err(|e| Error::invalid("task", e.to_string()))?;
+    let mut conn = state.pool.acquire().await?;
+    let n = schedules::delete_of_task(&mut conn, id).await?;
+    state.catalog.forget(id);
+    tracing::info!(task.id = %id, schedules = n, "task deleted in the catalog; its schedules are gone");
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! The scheduler service: schedules, jobs, leases, history, the snapshot index and
+//! notifications (schema `scheduler`).
+//!
+//! Layout: [`config`], [`grpc`] (thin handlers of `ScheduleService`, `JobService`,
+//! `LeaseService` and the internal `SchedulerInternalService`), one module per noun with the
+//! operations ([`schedules`], [`jobs`], [`leases`], [`snapshots`], [`forecast`],
+//! [`notifications`], [`internal`]), the loops ([`firing`], [`reaper`]), [`events`]
+//! (LISTEN/NOTIFY), [`catalog`] (the catalog's internal API), [`clock`], [`domain`] (rules, no
+//! I/O), [`store`] (SQL), [`error`].
+//!
+//! The scheduler never reads the catalog's tables and never logs a secret it holds for a lease.
+
+pub mod catalog;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod firing;
+pub mod forecast;
+pub mod grpc;
+pub mod internal;
+pub mod jobs;
+pub mod leases;
+pub mod notifications;
+pub mod reaper;
+pub mod retention;
+pub mod schedules;
+pub mod snapshots;
+pub mod store;
+
+use std::sync::Arc;
+
+use cairn_api::v1::{
+    job_service_server::{JobServiceServer, SERVICE_NAME as JOBS},
+    lease_service_server::{LeaseServiceServer, SERVICE_NAME as LEASES},
+    schedule_service_server::{SERVICE_NAME as SCHEDULES, ScheduleServiceServer},
+    scheduler_internal_service_server::{SERVICE_NAME as INTERNAL, SchedulerInternalServiceServer},
+};
+use cairn_runtime::{CancellationToken, db, grpc as rgrpc};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+pub use clock::{Clock, DbClock, ManualClock, SharedClock};
+pub use config::Config;
+
+/// What every handler and loop shares; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct State {
+    /// Postgres, `search_path = scheduler`.
+    pub pool: PgPool,
+    /// Now.
+    pub clock: SharedClock,
+    /// Cross-replica wake-ups.
+    pub events: events::Events,
+    /// The catalog.
+    pub catalog: catalog::Catalog,
+    /// Settings.
+    pub config: Arc<Config>,
+    /// Cancelled at shutdown (long polls and streams end).
+    pub shutdown: CancellationToken,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Names of the gRPC services served (for health).
+pub const SERVICES: &[&str] = &[SCHEDULES, JOBS, LEASES, INTERNAL];
+
+/// Runs the scheduler with the Postgres-synchronised clock.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let clock = DbClock::new();
+    run_with_clock(config, listener, shutdown, Some(clock.clone()), clock).await
+}
+
+/// Runs the scheduler on `listener` until `shutdown`: migrates, starts the firing loop, the
+/// reaper, the notification dispatcher and the LISTEN connection, and serves gRPC.
+pub async fn run_with_clock(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    db_clock: Option<Arc<DbClock>>,
+    clock: SharedClock,
+) -> anyhow::Result<()> {
+    config.validate()?;
+    let settings = db::PoolSettings { max_connections: config.db_max_connections, ..Default::default() };
+    let pool = db::pool(config.database_url()?, "scheduler", &settings)?;
+    db::migrate(&pool, &MIGRATOR, "scheduler").await?;
+    let token = config.cluster_token.clone();
+    let catalog = catalog::Catalog::new(
+        &config.catalog_url,
+        token.as_deref(),
+        std::time::Duration::from_millis(config.catalog_cache_ms),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let state = State {
+        pool: pool.clone(),
+        clock,
+        events: events::Events::default(),
+        catalog,
+        config: Arc::new(config.clone()),
+        shutdown: shutdown.clone(),
+    };
+    let tracker = tokio_util::task::TaskTracker::new();
+    if let Some(c) = db_clock {
+        c.sync(&pool).await?;
+        tracker.spawn(c.keep_synced(pool.clone(), shutdown.clone()));
+    }
+    tracker.spawn(state.events.clone().listen(pool.clone(), shutdown.clone()));
+    tracker.spawn(firing::run(state.clone(), shutdown.clone()));
+    tracker.spawn(reaper::run(state.clone(), shutdown.clone()));
+    tracker.close();
+
+    let (health, health_routes) = rgrpc::health().await;
+    let h = grpc::Handlers(state.clone());
+    let guard = rgrpc::RequireToken::new(token.as_deref());
+    let routes = health_routes
+        .add_service(ScheduleServiceServer::new(h.clone()))
+        .add_service(JobServiceServer::new(h.clone()))
+        .add_service(LeaseServiceServer::with_interceptor(h.clone(), guard.clone()))
+        .add_service(SchedulerInternalServiceServer::with_interceptor(h, guard));
+    rgrpc::set_serving(&health, SERVICES).await;
+    tracing::info!(listen = %listener.local_addr()?, "scheduler serving");
+    let served =
+        rgrpc::serve(listener, routes, health, SERVICES, shutdown.clone(), config.drain_delay()).await;
+    shutdown.cancel();
+    tracker.wait().await;
+    pool.close().await;
+    served?;
+    Ok(())
+}
+
+/// The pool of a running scheduler's database (tests inspect it).
+pub fn schema_pool(url: &str) -> Result<PgPool, sqlx::Error> {
+    db::pool(url, "scheduler", &db::PoolSettings::default())
+}
