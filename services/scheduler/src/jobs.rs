@@ -154,8 +154,13 @@ pub async fn create(
     spec: &Spec,
     now: DateTime<Utc>,
 ) -> Result<Option<Uuid>> {
-    store::lock_uuid(conn, store::LOCK_TASK, plan.id).await?;
-    let active = rows::active_of_task(conn, plan.id).await?;
+    // ALLOW never looks at other jobs, so it needs neither the lock nor the query.
+    let active = if plan.overlap == cairn_api::v1::OverlapPolicy::Allow {
+        Vec::new()
+    } else {
+        store::lock_uuid(conn, store::LOCK_TASK, plan.id).await?;
+        rows::active_of_task(conn, plan.id).await?
+    };
     let mut job = new_row(plan, spec, now);
     match rules::overlap(plan.overlap, &active) {
         Overlap::Skip(reason) => {
@@ -299,10 +304,24 @@ pub async fn upsert_stores(state: &State, plan: &TaskPlan) -> Result<()> {
     if plan.stores.is_empty() {
         return Ok(());
     }
+    let changed: Vec<_> = {
+        let seen = state.stores_seen.lock().map_err(|_| Error::Internal("poisoned".into()))?;
+        plan.stores
+            .iter()
+            .filter(|s| seen.get(&s.id) != Some(&(s.display_name.clone(), s.max_concurrent_jobs)))
+            .map(|s| (s.id, s.display_name.clone(), s.max_concurrent_jobs))
+            .collect()
+    };
+    if changed.is_empty() {
+        return Ok(());
+    }
     let mut conn = state.pool.acquire().await?;
-    let stores: Vec<_> =
-        plan.stores.iter().map(|s| (s.id, s.display_name.clone(), s.max_concurrent_jobs)).collect();
-    rows::upsert_stores(&mut conn, &stores).await
+    rows::upsert_stores(&mut conn, &changed).await?;
+    let mut seen = state.stores_seen.lock().map_err(|_| Error::Internal("poisoned".into()))?;
+    for (id, name, max) in changed {
+        seen.insert(id, (name, max));
+    }
+    Ok(())
 }
 
 fn job_id(raw: &str) -> Result<Uuid> {

@@ -115,6 +115,10 @@ pub async fn try_acquire(
     let ttl = state.config.lease_ttl();
     let expire = now + chrono::Duration::from_std(ttl).unwrap_or_default();
     let mut tx = state.pool.begin().await?;
+    // Without fresh statistics (a burst of new jobs before autovacuum analyzes) the planner
+    // prefers a bitmap scan + sort over every queued row; the ordered index scan that stops
+    // after LIMIT rows is always right for this query.
+    sqlx::query("SET LOCAL enable_bitmapscan = off").execute(&mut *tx).await?;
     let candidates = rows::claim_candidates(&mut tx, labels, now, (capacity * 4 + 16) as i64).await?;
     if candidates.is_empty() {
         tx.commit().await?;
@@ -274,12 +278,16 @@ pub async fn heartbeat(state: &State, req: HeartbeatRequest) -> Result<Heartbeat
         }
         None => None,
     };
+    let with_progress = progress.is_some();
     let mut conn = state.pool.acquire().await?;
     let Some((id, cancel)) = rows::heartbeat(&mut conn, lease, req.generation, progress, expire).await?
     else {
         return Err(lost(&req.lease, req.generation));
     };
-    events::notify_jobs(&mut conn, &[id]).await?;
+    // Watchers only care when there is news; bare keep-alives wake nobody.
+    if with_progress {
+        events::notify_jobs(&mut conn, &[id]).await?;
+    }
     Ok(HeartbeatResponse { cancel_requested: cancel, expire_time: Some(to_timestamp(expire)) })
 }
 
@@ -330,13 +338,120 @@ pub async fn append_log(state: &State, req: AppendLogRequest) -> Result<()> {
 
 /// CompleteJob.
 pub async fn complete(state: &State, req: CompleteJobRequest) -> Result<CompleteJobResponse> {
-    let lease = lease_id(&req.lease)?;
-    let outcome = req
-        .outcome
-        .ok_or_else(|| Error::invalid("outcome", "is required: succeeded, failed or cancelled"))?;
+    let mut results = complete_many(state, vec![req]).await?;
+    let row = results.pop().ok_or_else(|| Error::Internal("no completion result".into()))??;
+    Ok(CompleteJobResponse { job: Some(to_proto(&row)?) })
+}
+
+/// BatchCompleteJobs: one transaction; each completion succeeds or fails on its own.
+pub async fn batch_complete(state: &State, req: BatchCompleteJobsRequest) -> Result<BatchCompleteJobsResponse> {
+    if req.completions.len() > 1000 {
+        return Err(Error::invalid("completions", "at most 1000 per call"));
+    }
+    let results = complete_many(state, req.completions).await?;
+    Ok(BatchCompleteJobsResponse {
+        results: results
+            .into_iter()
+            .map(|r| match r {
+                Ok(_) => BatchCompleteResult { code: 0, message: String::new() },
+                Err(e) => {
+                    let s = tonic::Status::from(e);
+                    BatchCompleteResult { code: s.code() as i32, message: s.message().to_owned() }
+                }
+            })
+            .collect(),
+    })
+}
+
+/// A plain success (no snapshot index, no verdict) takes the one-statement path.
+fn is_plain_success(req: &CompleteJobRequest) -> bool {
+    req.snapshot_index.is_empty() && matches!(&req.outcome, Some(Outcome::Succeeded(s)) if s.connection_test.is_none())
+}
+
+async fn complete_many(state: &State, reqs: Vec<CompleteJobRequest>) -> Result<Vec<Result<rows::Row>>> {
     let now = state.clock.now();
+    let mut out: Vec<Option<Result<rows::Row>>> = (0..reqs.len()).map(|_| None).collect();
     let mut tx = state.pool.begin().await?;
-    let Some(row) = rows::by_lease_for_update(&mut tx, lease, req.generation).await? else {
+    // Plain successes of every lease in one statement.
+    let mut fast = Vec::new();
+    for (i, r) in reqs.iter().enumerate() {
+        if !is_plain_success(r) {
+            continue;
+        }
+        match lease_id(&r.lease) {
+            Ok(id) => fast.push((i, id)),
+            Err(e) => out[i] = Some(Err(e)),
+        }
+    }
+    if !fast.is_empty() {
+        let mut items = Vec::with_capacity(fast.len());
+        for (i, id) in &fast {
+            let Some(Outcome::Succeeded(s)) = &reqs[*i].outcome else { continue };
+            items.push(rows::Success {
+                lease: *id,
+                generation: reqs[*i].generation,
+                snapshot: s.snapshot.clone(),
+                stats: s.stats.as_ref().map(store::encode).transpose()?,
+            });
+        }
+        let done = rows::succeed_many(&mut tx, &items, now).await?;
+        let by_lease: HashMap<Uuid, rows::Row> =
+            done.into_iter().filter_map(|r| r.lease_id.map(|l| (l, r))).collect();
+        for (i, id) in fast {
+            out[i] = Some(match by_lease.get(&id) {
+                Some(row) => Ok(row.clone()),
+                None => Err(lost(&reqs[i].lease, reqs[i].generation)),
+            });
+        }
+    }
+    for (i, r) in reqs.into_iter().enumerate() {
+        if out[i].is_none() {
+            out[i] = Some(complete_one(&mut tx, r, now).await);
+        }
+    }
+    let done: Vec<&rows::Row> = out.iter().filter_map(|r| r.as_ref().and_then(|r| r.as_ref().ok())).collect();
+    if !done.is_empty() {
+        events::notify(&mut tx, events::WORK, "").await?;
+        events::notify_jobs(&mut tx, &done.iter().map(|r| r.id).collect::<Vec<_>>()).await?;
+    }
+    tx.commit().await?;
+    if !done.is_empty() {
+        state.events.wake_work();
+    }
+    for row in done {
+        after_commit(state, row)?;
+    }
+    Ok(out.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::Internal("completion skipped".into())))).collect())
+}
+
+/// Metrics, logs and the catalog's copy of a connection test verdict.
+fn after_commit(state: &State, done: &rows::Row) -> Result<()> {
+    metrics::counter!("cairn_scheduler_jobs_finished_total", "type" => done.r#type.clone(), "state" => done.state.clone())
+        .increment(1);
+    if let (Some(start), Some(end)) = (done.start_time, done.end_time) {
+        let secs = (end - start).num_milliseconds().max(0) as f64 / 1000.0;
+        metrics::histogram!("cairn_scheduler_job_duration_seconds", "type" => done.r#type.clone()).record(secs);
+    }
+    if parse_type(&done.r#type) == TaskType::TestConnection
+        && let (Some(connector), Some(test)) = (done.test_connector_id, to_proto(done)?.connection_test)
+    {
+        let catalog = state.catalog.clone();
+        tokio::spawn(async move {
+            if let Err(e) = catalog.record_test(connector, test).await {
+                tracing::warn!(error = %e, "connection test verdict not recorded in the catalog");
+            }
+        });
+    }
+    tracing::debug!(job.id = %done.id, job.state = %done.state, attempt = done.attempt, "job completed");
+    Ok(())
+}
+
+/// One completion with its full rules (failures, retries, cancellation, snapshot index).
+async fn complete_one(conn: &mut sqlx::PgConnection, req: CompleteJobRequest, now: DateTime<Utc>) -> Result<rows::Row> {
+    let lease = lease_id(&req.lease)?;
+    let outcome =
+        req.outcome.ok_or_else(|| Error::invalid("outcome", "is required: succeeded, failed or cancelled"))?;
+    let Some(row) = rows::by_lease_for_update(conn, lease, req.generation).await? else {
         return Err(lost(&req.lease, req.generation));
     };
     let mut finish = rows::Finish { end_time: Some(now), ..Default::default() };
@@ -360,8 +475,7 @@ pub async fn complete(state: &State, req: CompleteJobRequest) -> Result<Complete
                 finish.error = timed_out();
             } else {
                 finish.state = state_name(JobState::Cancelled).to_owned();
-                finish.error =
-                    if row.cancel_reason.is_empty() { c.message } else { row.cancel_reason.clone() };
+                finish.error = if row.cancel_reason.is_empty() { c.message } else { row.cancel_reason.clone() };
             }
         }
         Outcome::Failed(f) => {
@@ -378,10 +492,9 @@ pub async fn complete(state: &State, req: CompleteJobRequest) -> Result<Complete
                     Duration::from_millis(row.initial_backoff_ms.max(0) as u64),
                     Duration::from_millis(row.max_backoff_ms.max(0) as u64),
                 );
-                let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
                 finish.state = state_name(JobState::Queued).to_owned();
                 finish.end_time = None;
-                finish.run_after = Some(at);
+                finish.run_after = Some(now + chrono::Duration::from_std(delay).unwrap_or_default());
                 finish.error = f.error.clone();
                 finish.wait_reason = format!(
                     "retry {}/{} after {} backoff (attempt {} failed: {})",
@@ -394,72 +507,21 @@ pub async fn complete(state: &State, req: CompleteJobRequest) -> Result<Complete
                 retry_note = Some(finish.wait_reason.clone());
             } else {
                 finish.state = state_name(JobState::Failed).to_owned();
-                finish.error = if f.retryable {
-                    format!("{} (gave up after {} attempts)", f.error, row.attempt)
-                } else {
-                    f.error
-                };
+                finish.error =
+                    if f.retryable { format!("{} (gave up after {} attempts)", f.error, row.attempt) } else { f.error };
             }
         }
     }
     if let Some(note) = retry_note {
-        logs::append(
-            &mut tx,
-            row.id,
-            row.attempt,
-            &[logs::Line { time: now, level: LogLevel::Warn as i16, message: note, worker_seq: 0 }],
-        )
-        .await?;
+        let line = logs::Line { time: now, level: LogLevel::Warn as i16, message: note, worker_seq: 0 };
+        logs::append(conn, row.id, row.attempt, &[line]).await?;
     }
-    let done = rows::finish(&mut tx, row.id, &finish).await?;
+    let done = rows::finish(conn, row.id, &finish).await?;
     if !req.snapshot_index.is_empty() {
-        crate::snapshots::refresh(&mut tx, &req.snapshot_index, row.id, now).await?;
+        crate::snapshots::refresh(conn, &req.snapshot_index, row.id, now).await?;
     }
-    let final_state = parse_state(&done.state);
-    if crate::domain::job::is_final(final_state) {
-        crate::notifications::enqueue(&mut tx, &done).await?;
+    if crate::domain::job::is_final(parse_state(&done.state)) {
+        crate::notifications::enqueue(conn, &done).await?;
     }
-    events::notify(&mut tx, events::WORK, "").await?;
-    events::notify_jobs(&mut tx, &[row.id]).await?;
-    tx.commit().await?;
-    state.events.wake_work();
-    metrics::counter!("cairn_scheduler_jobs_finished_total", "type" => done.r#type.clone(), "state" => done.state.clone()).increment(1);
-    if let (Some(start), Some(end)) = (done.start_time, done.end_time) {
-        let secs = (end - start).num_milliseconds().max(0) as f64 / 1000.0;
-        metrics::histogram!("cairn_scheduler_job_duration_seconds", "type" => done.r#type.clone())
-            .record(secs);
-    }
-    if parse_type(&done.r#type) == TaskType::TestConnection
-        && let (Some(connector), Some(test)) = (done.test_connector_id, to_proto(&done)?.connection_test)
-    {
-        let catalog = state.catalog.clone();
-        tokio::spawn(async move {
-            if let Err(e) = catalog.record_test(connector, test).await {
-                tracing::warn!(error = %e, "connection test verdict not recorded in the catalog");
-            }
-        });
-    }
-    tracing::info!(job.id = %done.id, job.state = %done.state, attempt = done.attempt, "job completed");
-    Ok(CompleteJobResponse { job: Some(to_proto(&done)?) })
-}
-
-/// BatchCompleteJobs: each completion on its own, results in order.
-pub async fn batch_complete(
-    state: &State,
-    req: BatchCompleteJobsRequest,
-) -> Result<BatchCompleteJobsResponse> {
-    if req.completions.len() > 1000 {
-        return Err(Error::invalid("completions", "at most 1000 per call"));
-    }
-    let mut results = Vec::with_capacity(req.completions.len());
-    for c in req.completions {
-        results.push(match complete(state, c).await {
-            Ok(_) => BatchCompleteResult { code: 0, message: String::new() },
-            Err(e) => {
-                let s = tonic::Status::from(e);
-                BatchCompleteResult { code: s.code() as i32, message: s.message().to_owned() }
-            }
-        });
-    }
-    Ok(BatchCompleteJobsResponse { results })
+    Ok(done)
 }

@@ -24,7 +24,6 @@ pub mod jobs;
 pub mod leases;
 pub mod notifications;
 pub mod reaper;
-pub mod retention;
 pub mod schedules;
 pub mod snapshots;
 pub mod store;
@@ -59,6 +58,9 @@ pub struct State {
     pub config: Arc<Config>,
     /// Cancelled at shutdown (long polls and streams end).
     pub shutdown: CancellationToken,
+    /// Store limits already written to `stores` by this process (skips needless upserts, whose
+    /// row locks would contend with leasing).
+    pub stores_seen: Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, (String, i32)>>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -99,6 +101,7 @@ pub async fn run_with_clock(
         catalog,
         config: Arc::new(config.clone()),
         shutdown: shutdown.clone(),
+        stores_seen: Arc::default(),
     };
     let tracker = tokio_util::task::TaskTracker::new();
     if let Some(c) = db_clock {

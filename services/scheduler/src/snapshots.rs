@@ -185,7 +185,7 @@ pub async fn list(state: &State, req: ListSnapshotsRequest) -> Result<ListSnapsh
 
 /// SimulateRetention: decisions for every snapshot; nothing changes.
 pub async fn simulate(state: &State, req: SimulateRetentionRequest) -> Result<SimulateRetentionResponse> {
-    let raw = req.policy.as_ref().map(crate::retention::raw_policy).unwrap_or_default();
+    let raw: cairn_retention::RawPolicy = req.policy.as_ref().map(Into::into).unwrap_or_default();
     let policy = cairn_retention::Policy::from_raw(&raw).map_err(|e| {
         let field = e.field().map(|f| format!("policy.{f}")).unwrap_or_else(|| "policy".into());
         Error::invalid(field, e.to_string())

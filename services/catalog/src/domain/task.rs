@@ -423,29 +423,9 @@ fn default_options(ty: TaskType) -> Options {
     }
 }
 
-/// The retention crate's reading of a proto policy.
-pub fn raw_policy(p: &RetentionPolicy) -> cairn_retention::RawPolicy {
-    cairn_retention::RawPolicy {
-        keep_last: p.keep_last,
-        keep_hourly: p.keep_hourly,
-        keep_daily: p.keep_daily,
-        keep_weekly: p.keep_weekly,
-        keep_monthly: p.keep_monthly,
-        keep_yearly: p.keep_yearly,
-        keep_within: p.keep_within.clone(),
-        keep_within_hourly: p.keep_within_hourly.clone(),
-        keep_within_daily: p.keep_within_daily.clone(),
-        keep_within_weekly: p.keep_within_weekly.clone(),
-        keep_within_monthly: p.keep_within_monthly.clone(),
-        keep_within_yearly: p.keep_within_yearly.clone(),
-        keep_tags: p.keep_tags.iter().map(|s| s.labels.clone()).collect(),
-        time_zone: p.time_zone.clone(),
-    }
-}
-
 fn retention(p: Option<&RetentionPolicy>, prefix: &str, v: &mut Violations) {
     let Some(p) = p else { return };
-    if let Err(e) = cairn_retention::Policy::from_raw(&raw_policy(p)) {
+    if let Err(e) = cairn_retention::Policy::from_raw(&p.into()) {
         let field = e.field().map(|f| format!("{prefix}.{f}")).unwrap_or_else(|| prefix.to_owned());
         v.add(field, e.to_string());
     }

@@ -423,6 +423,45 @@ pub async fn finish(conn: &mut PgConnection, id: Uuid, f: &Finish) -> Result<Row
     .await?)
 }
 
+/// A plain success to record.
+#[derive(Debug)]
+pub struct Success {
+    pub lease: Uuid,
+    pub generation: i64,
+    pub snapshot: String,
+    pub stats: Option<serde_json::Value>,
+}
+
+/// Records plain successes of current leases in one statement (and queues their
+/// notifications); leases that are not current are simply absent from the result.
+pub async fn succeed_many(conn: &mut PgConnection, items: &[Success], now: DateTime<Utc>) -> Result<Vec<Row>> {
+    let leases: Vec<Uuid> = items.iter().map(|i| i.lease).collect();
+    let gens: Vec<i64> = items.iter().map(|i| i.generation).collect();
+    let snaps: Vec<&str> = items.iter().map(|i| i.snapshot.as_str()).collect();
+    let stats: Vec<Option<serde_json::Value>> = items.iter().map(|i| i.stats.clone()).collect();
+    let cols = COLUMNS.split(',').map(|c| format!("j.{}", c.trim())).collect::<Vec<_>>().join(", ");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::jsonb[])
+                          AS i(lease, gen, snap, stats)),
+         done AS (
+            UPDATE jobs j SET state = 'SUCCEEDED', end_time = $5, snapshot = i.snap, stats = i.stats,
+                   lease_expire_time = NULL, error = ''
+            FROM input i WHERE j.lease_id = i.lease AND j.lease_generation = i.gen AND j.state = 'RUNNING'
+            RETURNING {cols}),
+         queued AS (
+            INSERT INTO notifications (job_id, channel, next_attempt, create_time)
+            SELECT id, '*', $5, $5 FROM done WHERE task_id IS NOT NULL ON CONFLICT DO NOTHING)
+         SELECT * FROM done"
+    )))
+    .bind(&leases)
+    .bind(&gens)
+    .bind(&snaps)
+    .bind(&stats)
+    .bind(now)
+    .fetch_all(conn)
+    .await?)
+}
+
 /// Asks a running job to stop (seen by its worker at the next heartbeat).
 pub async fn request_cancel(conn: &mut PgConnection, id: Uuid, reason: &str, timed_out: bool) -> Result<()> {
     sqlx::query(

@@ -1,0 +1,146 @@
+//! The worker's configuration (see `cairn_runtime::config` for the layering).
+
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+use cairn_runtime::{
+    config::{ConfigError, REDACTED},
+    telemetry::LogFormat,
+};
+use serde::{Deserialize, Serialize};
+
+/// Effective configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// The scheduler's gRPC URL (`CAIRN_SCHEDULER_URL`).
+    pub scheduler_url: String,
+    /// Stable identity; empty = `<host name>-<process id>`.
+    pub worker_id: String,
+    /// Placement labels, `key=value` pairs separated by commas (`CAIRN_WORKER_LABELS`).
+    /// `host=<host name>` is added unless a `host` label is given.
+    pub worker_labels: String,
+    /// Jobs run at once.
+    pub capacity: u32,
+    /// At shutdown, how long running jobs may finish before they are cancelled (seconds).
+    pub grace_period_secs: u64,
+    /// How long one AcquireLease call waits for work (seconds).
+    pub poll_wait_secs: u64,
+    /// Repository cache directory; empty = none.
+    pub cache_dir: Option<PathBuf>,
+    /// Prometheus metrics listen address.
+    pub metrics_listen: SocketAddr,
+    /// Shared token sent to the scheduler.
+    pub cluster_token: Option<String>,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// OTLP collector (`OTEL_EXPORTER_OTLP_ENDPOINT`); unset = no span export.
+    pub otel_exporter_otlp_endpoint: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            scheduler_url: "http://127.0.0.1:50052".into(),
+            worker_id: String::new(),
+            worker_labels: String::new(),
+            capacity: 2,
+            grace_period_secs: 30,
+            poll_wait_secs: 20,
+            cache_dir: None,
+            metrics_listen: ([127, 0, 0, 1], 9103).into(),
+            cluster_token: None,
+            log_format: LogFormat::Text,
+            otel_exporter_otlp_endpoint: None,
+        }
+    }
+}
+
+/// The machine's host name.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Parses `k=v,k2=v2` labels; errors name `worker_labels`.
+pub fn parse_labels(raw: &str) -> Result<HashMap<String, String>, ConfigError> {
+    let mut out = HashMap::new();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((k, v)) = part.split_once('=') else {
+            return Err(ConfigError::invalid("worker_labels", format!("{part:?} is not key=value")));
+        };
+        let (k, v) = (k.trim(), v.trim());
+        let ok = |s: &str| !s.is_empty() && s.len() <= 63 && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
+        if !ok(k) || !ok(v) {
+            return Err(ConfigError::invalid(
+                "worker_labels",
+                format!("{part:?}: keys and values are 1..=63 of letters, digits, '.', '_', '-', '/'"),
+            ));
+        }
+        if out.insert(k.to_owned(), v.to_owned()).is_some() {
+            return Err(ConfigError::invalid("worker_labels", format!("label {k:?} is given twice")));
+        }
+    }
+    Ok(out)
+}
+
+impl Config {
+    /// The configuration with secrets replaced.
+    pub fn redacted(&self) -> Config {
+        Config { cluster_token: self.cluster_token.as_ref().map(|_| REDACTED.to_owned()), ..self.clone() }
+    }
+
+    /// The worker id to use.
+    pub fn id(&self) -> String {
+        if self.worker_id.is_empty() { format!("{}-{}", host_name(), std::process::id()) } else { self.worker_id.clone() }
+    }
+
+    /// The labels to advertise.
+    pub fn labels(&self) -> Result<HashMap<String, String>, ConfigError> {
+        let mut l = parse_labels(&self.worker_labels)?;
+        l.entry("host".into()).or_insert_with(host_name);
+        Ok(l)
+    }
+
+    /// Grace period at shutdown.
+    pub fn grace_period(&self) -> Duration {
+        Duration::from_secs(self.grace_period_secs)
+    }
+
+    /// Checks everything that can be checked without I/O.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        cairn_runtime::grpc::check_url(&self.scheduler_url).map_err(|e| ConfigError::invalid("scheduler_url", e))?;
+        if !(1..=64).contains(&self.capacity) {
+            return Err(ConfigError::invalid("capacity", "must be between 1 and 64"));
+        }
+        if !(1..=60).contains(&self.poll_wait_secs) {
+            return Err(ConfigError::invalid("poll_wait_secs", "must be between 1 and 60"));
+        }
+        if self.worker_id.len() > 128 {
+            return Err(ConfigError::invalid("worker_id", "is longer than 128 characters"));
+        }
+        self.labels().map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_parse_and_get_a_host() {
+        let c = Config { worker_labels: "zone=eu, tier=db".into(), ..Config::default() };
+        let l = c.labels().unwrap();
+        assert_eq!(l.get("zone").map(String::as_str), Some("eu"));
+        assert!(l.contains_key("host"));
+        let c = Config { worker_labels: "host=db1".into(), ..Config::default() };
+        assert_eq!(c.labels().unwrap().get("host").map(String::as_str), Some("db1"));
+        for bad in ["zone", "a=b=c", "=x", "a=b,a=c", "k=v w"] {
+            let c = Config { worker_labels: bad.into(), ..Config::default() };
+            assert!(c.validate().unwrap_err().to_string().contains("worker_labels"), "{bad}");
+        }
+    }
+}
