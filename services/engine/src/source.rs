@@ -285,7 +285,7 @@ pub(crate) struct GuardedReader<R> {
 impl<R: Read> Read for GuardedReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.guard.stopped() {
-            return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
+            return Err(io::Error::other("operation stopped (cancelled)"));
         }
         self.inner.read(buf).inspect_err(|err| {
             if !self.guard.stopped() {
@@ -511,7 +511,7 @@ impl Read for CommandReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let o = &mut self.open;
         if o.guard.stopped() {
-            return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
+            return Err(io::Error::other("operation stopped (cancelled)"));
         }
         let n = o.stdout.read(buf)?;
         if n > 0 {

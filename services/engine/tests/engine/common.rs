@@ -111,13 +111,16 @@ pub fn local_store(dir: &Path) -> Store {
     Store::local(dir, "test-password-123").create_if_missing(true)
 }
 
+/// Hook run on each update (e.g. to cancel at a given point).
+pub type OnUpdate = Box<dyn Fn(&Update) + Send + Sync>;
+
 /// A `Progress` that records everything.
 #[derive(Default)]
 pub struct Recorder {
     pub phases: Mutex<Vec<Phase>>,
     pub updates: Mutex<Vec<Update>>,
     pub logs: Mutex<Vec<(Level, String)>>,
-    pub on_update: Option<Box<dyn Fn(&Update) + Send + Sync>>,
+    pub on_update: Option<OnUpdate>,
 }
 
 impl Progress for Recorder {
