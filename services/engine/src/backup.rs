@@ -20,6 +20,7 @@ use rustic_core::{
 
 use crate::cancel::{CancelToken, Guard};
 use crate::progress::{Phase, Progress, Reporter};
+use crate::readahead::ReadAhead;
 use crate::snapshots::{SnapshotStats, short_id, to_chrono};
 use crate::source::{CommandSource, GuardedSource};
 use crate::store::{OpenOptions, open};
@@ -238,7 +239,16 @@ impl Engine {
                     &paths,
                 )
                 .map_err(|e| Error::InvalidInput(redactor.clean(&e.display_log())))?;
-                let src = GuardedSource::new(local, guard.clone(), reporter.clone());
+                let readers = if opts.concurrency > 0 {
+                    opts.concurrency
+                } else {
+                    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+                };
+                let src = ReadAhead::new(
+                    GuardedSource::new(local, guard.clone(), reporter.clone()),
+                    readers,
+                    guard.clone(),
+                );
                 repo.archive(&backup_opts, &src, snap, &paths)
                     .map_err(|e| guard.stop_reason().unwrap_or_else(|| rustic(e)))
             }

@@ -11,6 +11,7 @@
 //! | --- | --- |
 //! | `store` | [`Store`] kinds, opening/initialising repositories, [`Engine`] settings |
 //! | `source` | [`Source`] kinds and the guarded/command sources fed to rustic's archiver |
+//! | `readahead` | parallel read-ahead of small files for the archiver |
 //! | `backup` | BACKUP: parent selection, tags, snapshot commit |
 //! | `restore` | RESTORE: snapshot selection, path safety, batched restore |
 //! | `sync` | SYNC: copying snapshots between stores |
@@ -31,6 +32,7 @@ mod check;
 mod error;
 mod progress;
 mod prune;
+mod readahead;
 mod restore;
 mod snapshots;
 mod source;
