@@ -244,13 +244,16 @@ impl Engine {
                 } else {
                     std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
                 };
-                let src = ReadAhead::new(
-                    GuardedSource::new(local, guard.clone(), reporter.clone()),
-                    readers,
-                    guard.clone(),
-                );
-                repo.archive(&backup_opts, &src, snap, &paths)
-                    .map_err(|e| guard.stop_reason().unwrap_or_else(|| rustic(e)))
+                let src = GuardedSource::new(local, guard.clone(), reporter.clone());
+                // Read-ahead pays off when files are read; with a parent most files are
+                // unchanged and never opened, so prefetching them would only waste work.
+                if parent.is_none() {
+                    let src = ReadAhead::new(src, readers, guard.clone());
+                    repo.archive(&backup_opts, &src, snap, &paths)
+                } else {
+                    repo.archive(&backup_opts, &src, snap, &paths)
+                }
+                .map_err(|e| guard.stop_reason().unwrap_or_else(|| rustic(e)))
             }
             (Source::Command { .. }, None) => {
                 Err(Error::Internal("command source without a process".into()))
