@@ -204,14 +204,22 @@ impl Engine {
                 let src =
                     GuardedSource::new(cmd.clone(), guard.clone(), reporter.clone()).without_scan();
                 let result = repo.archive(&backup_opts, &src, snap, &paths);
-                let failure = cmd.finish();
+                // `finish` joins the stderr reader, so its error carries the complete tail.
+                let failure = cmd.finish().map(|f| {
+                    if cancel.is_cancelled() {
+                        Error::Cancelled
+                    } else {
+                        f
+                    }
+                });
                 match (result, failure) {
                     (Ok(snap), Some(failure)) => {
                         // The command failed after its output was complete: undo the snapshot.
                         let _ = repo.delete_snapshots(&[snap.id]);
                         Err(failure)
                     }
-                    (result, _) => {
+                    (Err(_), Some(failure)) => Err(failure),
+                    (result, None) => {
                         result.map_err(|e| guard.stop_reason().unwrap_or_else(|| rustic(e)))
                     }
                 }
