@@ -204,14 +204,22 @@ impl Engine {
                 let src =
                     GuardedSource::new(cmd.clone(), guard.clone(), reporter.clone()).without_scan();
                 let result = repo.archive(&backup_opts, &src, snap, &paths);
-                let failure = cmd.finish();
+                // `finish` joins the stderr reader, so its error carries the complete tail.
+                let failure = cmd.finish().map(|f| {
+                    if cancel.is_cancelled() {
+                        Error::Cancelled
+                    } else {
+                        f
+                    }
+                });
                 match (result, failure) {
                     (Ok(snap), Some(failure)) => {
                         // The command failed after its output was complete: undo the snapshot.
                         let _ = repo.delete_snapshots(&[snap.id]);
                         Err(failure)
                     }
-                    (result, _) => {
+                    (Err(_), Some(failure)) => Err(failure),
+                    (result, None) => {
                         result.map_err(|e| guard.stop_reason().unwrap_or_else(|| rustic(e)))
                     }
                 }
@@ -244,13 +252,16 @@ impl Engine {
                 } else {
                     std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
                 };
-                let src = ReadAhead::new(
-                    GuardedSource::new(local, guard.clone(), reporter.clone()),
-                    readers,
-                    guard.clone(),
-                );
-                repo.archive(&backup_opts, &src, snap, &paths)
-                    .map_err(|e| guard.stop_reason().unwrap_or_else(|| rustic(e)))
+                let src = GuardedSource::new(local, guard.clone(), reporter.clone());
+                // Read-ahead pays off when files are read; with a parent most files are
+                // unchanged and never opened, so prefetching them would only waste work.
+                if parent.is_none() {
+                    let src = ReadAhead::new(src, readers, guard.clone());
+                    repo.archive(&backup_opts, &src, snap, &paths)
+                } else {
+                    repo.archive(&backup_opts, &src, snap, &paths)
+                }
+                .map_err(|e| guard.stop_reason().unwrap_or_else(|| rustic(e)))
             }
             (Source::Command { .. }, None) => {
                 Err(Error::Internal("command source without a process".into()))
