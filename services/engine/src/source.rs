@@ -11,6 +11,7 @@
 //!
 //! This module reads; it never writes to a repository.
 
+use std::os::unix::process::CommandExt as _;
 use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::io::{self, Read};
@@ -326,6 +327,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Kills the command's process group (it leads one), falling back to the child alone.
+fn kill_group(child: &mut std::process::Child) {
+    let group = rustix::process::Pid::from_raw(child.id() as i32);
+    let killed = group.is_some_and(|g| rustix::process::kill_process_group(g, rustix::process::Signal::KILL).is_ok());
+    if !killed {
+        let _ = child.kill();
+    }
+}
+
 impl CommandSource {
     /// Starts the command. `file_name` must have been validated.
     pub(crate) fn spawn(
@@ -336,8 +346,11 @@ impl CommandSource {
         let (program, args) = argv
             .split_first()
             .ok_or_else(|| Error::InvalidInput("source.argv is empty".into()))?;
+        // Its own process group, so cancelling kills the whole pipeline (`sh -c 'a | b'`),
+        // not only the shell while a grandchild keeps stdout open.
         let mut child = Command::new(program)
             .args(args)
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -371,7 +384,7 @@ impl CommandSource {
                     if guard.cancelled() {
                         let mut child = lock(&child);
                         if matches!(child.try_wait(), Ok(None)) {
-                            let _ = child.kill();
+                            kill_group(&mut child);
                         }
                         return;
                     }
@@ -411,7 +424,7 @@ impl Process {
             let mut child = lock(&self.child);
             // Still running means nobody reads its output any more: stop it.
             if matches!(child.try_wait(), Ok(None)) {
-                let _ = child.kill();
+                kill_group(&mut child);
             }
             child.wait()
         };
