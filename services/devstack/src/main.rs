@@ -1,7 +1,8 @@
-//! `cairn-dev`: Cairn in one process for trying it out and for demos. Uses `DATABASE_URL`
-//! when set, else a throwaway Postgres cluster from local binaries (removed at exit).
+//! `cairn-dev`: Cairn in one process for trying it out and for demos: catalog, scheduler and
+//! one worker, on `DATABASE_URL` or a throwaway Postgres cluster from local binaries (removed
+//! at exit). Secrets use an ephemeral key: they do not survive a restart.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf};
 
 use clap::Parser;
 
@@ -21,6 +22,15 @@ struct Flags {
     /// Prometheus metrics of the whole process.
     #[arg(long, default_value = "127.0.0.1:9101")]
     metrics_listen: SocketAddr,
+    /// Labels of the built-in worker (`host=<this host>` is always added).
+    #[arg(long, env = "CAIRN_WORKER_LABELS", default_value = "")]
+    worker_labels: String,
+    /// Jobs the built-in worker runs at once.
+    #[arg(long, default_value_t = 2)]
+    worker_capacity: u32,
+    /// Repository cache of the built-in worker.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -40,20 +50,44 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!(error = %e, "metrics endpoint not started");
     }
     let shutdown = cairn_runtime::shutdown::on_signal();
+    let catalog_url = format!("http://{}", flags.catalog_listen);
+    let scheduler_url = format!("http://{}", flags.scheduler_listen);
     let catalog = cairn_catalog::Config {
         listen: flags.catalog_listen,
         database_url: Some(database_url.clone()),
         dev_ephemeral_key: true,
-        scheduler_url: format!("http://{}", flags.scheduler_listen),
+        scheduler_url: scheduler_url.clone(),
         ..Default::default()
     };
-    let listener = cairn_runtime::grpc::bind(catalog.listen).await?;
+    let scheduler = cairn_scheduler::Config {
+        listen: flags.scheduler_listen,
+        database_url: Some(database_url.clone()),
+        catalog_url: catalog_url.clone(),
+        ..Default::default()
+    };
+    let worker = cairn_worker::Config {
+        scheduler_url: scheduler_url.clone(),
+        worker_labels: flags.worker_labels,
+        capacity: flags.worker_capacity,
+        cache_dir: flags.cache_dir,
+        ..Default::default()
+    };
+    let catalog_listener = cairn_runtime::grpc::bind(catalog.listen).await?;
+    let scheduler_listener = cairn_runtime::grpc::bind(scheduler.listen).await?;
+    let c = tokio::spawn(cairn_catalog::run(catalog, catalog_listener, shutdown.clone()));
+    let s = tokio::spawn(cairn_scheduler::run(scheduler, scheduler_listener, shutdown.clone()));
+    let w = tokio::spawn(cairn_worker::run(worker, shutdown.clone()));
     println!(
-        "\nCairn dev stack\n  catalog    http://{}\n  metrics    http://{}/metrics\n  database   {}\n\n\
-         Press Ctrl-C to stop.\n",
-        flags.catalog_listen,
+        "\nCairn dev stack is up\n  catalog    {catalog_url}\n  scheduler  {scheduler_url}\n  worker     1 (in process)\n  \
+         metrics    http://{}/metrics\n  database   {}\n\nTry it (in another terminal):\n  \
+         export CAIRN_CATALOG_URL={catalog_url} CAIRN_SCHEDULER_URL={scheduler_url}\n  \
+         cargo run -q --bin cairn -- --help\n\nCtrl-C stops everything.\n",
         flags.metrics_listen,
         cairn_runtime::config::redact_url(&database_url),
     );
-    cairn_catalog::run(catalog, listener, shutdown).await
+    let (c, s, w) = tokio::join!(c, s, w);
+    c??;
+    s??;
+    w??;
+    Ok(())
 }

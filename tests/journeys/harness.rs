@@ -1,0 +1,294 @@
+//! The whole stack for journeys: a fresh database, the real catalog and scheduler on port 0,
+//! workers in-process or as real processes (`cairn-test-worker`) that can be killed, and
+//! helpers that talk gRPC only.
+
+#![allow(dead_code)]
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::{Child, Command},
+    time::Duration,
+};
+
+use cairn_api::v1::{
+    CommandSource, Connector, CreateConnectorRequest, CreateTaskRequest, GetJobRequest, Job, JobState,
+    ListSnapshotsRequest, LocalPathDestination, LocalPathSource, LocalStore, RunTaskRequest, Snapshot, Task,
+    catalog_service_client::CatalogServiceClient, connector::Config as Cfg, job_service_client::JobServiceClient,
+    schedule_service_client::ScheduleServiceClient,
+};
+use cairn_runtime::CancellationToken;
+use cairn_testkit::TestDatabase;
+use tonic::transport::Channel;
+
+pub const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub const PASSWORD: &str = "journey-repo-password";
+
+pub struct Stack {
+    pub db: TestDatabase,
+    pub dir: tempfile::TempDir,
+    pub catalog_url: String,
+    pub scheduler_url: String,
+    pub catalog: CatalogServiceClient<Channel>,
+    pub jobs: JobServiceClient<Channel>,
+    pub schedules: ScheduleServiceClient<Channel>,
+    shutdown: CancellationToken,
+    workers: Vec<CancellationToken>,
+    processes: Vec<Child>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for w in &self.workers {
+            w.cancel();
+        }
+        for p in &mut self.processes {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+        self.shutdown.cancel();
+    }
+}
+
+pub struct Options {
+    pub lease_ttl_secs: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { lease_ttl_secs: 30 }
+    }
+}
+
+pub async fn stack() -> Stack {
+    stack_with(Options::default()).await
+}
+
+pub async fn stack_with(opts: Options) -> Stack {
+    let db = cairn_testkit::database().await;
+    let cl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let sl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let catalog_url = format!("http://{}", cl.local_addr().unwrap());
+    let scheduler_url = format!("http://{}", sl.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cairn_catalog::run(
+        cairn_catalog::Config {
+            database_url: Some(db.url().to_owned()),
+            secret_key: Some(KEY.into()),
+            scheduler_url: scheduler_url.clone(),
+            ..Default::default()
+        },
+        cl,
+        shutdown.clone(),
+    ));
+    tokio::spawn(cairn_scheduler::run(
+        cairn_scheduler::Config {
+            database_url: Some(db.url().to_owned()),
+            catalog_url: catalog_url.clone(),
+            lease_ttl_secs: opts.lease_ttl_secs,
+            catalog_cache_ms: 0,
+            ..Default::default()
+        },
+        sl,
+        shutdown.clone(),
+    ));
+    cairn_testkit::wait_serving(&catalog_url, "").await;
+    cairn_testkit::wait_serving(&scheduler_url, "").await;
+    Stack {
+        db,
+        dir: tempfile::tempdir().unwrap(),
+        catalog: CatalogServiceClient::connect(catalog_url.clone()).await.unwrap(),
+        jobs: JobServiceClient::connect(scheduler_url.clone()).await.unwrap(),
+        schedules: ScheduleServiceClient::connect(scheduler_url.clone()).await.unwrap(),
+        catalog_url,
+        scheduler_url,
+        shutdown,
+        workers: vec![],
+        processes: vec![],
+    }
+}
+
+impl Stack {
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// A worker inside this process.
+    pub fn worker(&mut self, id: &str, labels: &str) -> CancellationToken {
+        let token = CancellationToken::new();
+        let config = cairn_worker::Config {
+            scheduler_url: self.scheduler_url.clone(),
+            worker_id: id.into(),
+            worker_labels: labels.into(),
+            poll_wait_secs: 2,
+            grace_period_secs: 5,
+            ..Default::default()
+        };
+        tokio::spawn(cairn_worker::run(config, token.clone()));
+        self.workers.push(token.clone());
+        token
+    }
+
+    /// A worker process (real signals reach it).
+    pub fn worker_process(&mut self, id: &str) -> u32 {
+        let child = Command::new(env!("CARGO_BIN_EXE_cairn-test-worker"))
+            .env("CAIRN_SCHEDULER_URL", &self.scheduler_url)
+            .env("CAIRN_WORKER_ID", id)
+            .env("CAIRN_POLL_WAIT_SECS", "2")
+            .env("CAIRN_GRACE_PERIOD_SECS", "60")
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("start cairn-test-worker");
+        let pid = child.id();
+        self.processes.push(child);
+        pid
+    }
+
+    pub async fn connector(&mut self, c: Connector) -> Connector {
+        self.catalog
+            .create_connector(CreateConnectorRequest { connector: Some(c), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    pub async fn local_store(&mut self, name: &str) -> (Connector, PathBuf) {
+        let path = self.path(&format!("repos/{name}"));
+        let c = self
+            .connector(Connector {
+                display_name: name.into(),
+                config: Some(Cfg::LocalStore(LocalStore { path: path.display().to_string() })),
+                repository_password: PASSWORD.into(),
+                create_if_missing: true,
+                ..Default::default()
+            })
+            .await;
+        (c, path)
+    }
+
+    pub async fn path_source(&mut self, name: &str, path: &Path) -> Connector {
+        self.connector(Connector {
+            display_name: name.into(),
+            config: Some(Cfg::LocalPathSource(LocalPathSource { paths: vec![path.display().to_string()], ..Default::default() })),
+            ..Default::default()
+        })
+        .await
+    }
+
+    pub async fn command_source(&mut self, name: &str, script: &str, file: &str) -> Connector {
+        self.connector(Connector {
+            display_name: name.into(),
+            config: Some(Cfg::CommandSource(CommandSource {
+                command: vec!["sh".into(), "-c".into(), script.into()],
+                file_name: file.into(),
+            })),
+            ..Default::default()
+        })
+        .await
+    }
+
+    pub async fn destination(&mut self, name: &str) -> (Connector, PathBuf) {
+        let path = self.path(&format!("restores/{name}"));
+        std::fs::create_dir_all(&path).unwrap();
+        let c = self
+            .connector(Connector {
+                display_name: name.into(),
+                config: Some(Cfg::LocalPathDestination(LocalPathDestination { path: path.display().to_string() })),
+                ..Default::default()
+            })
+            .await;
+        (c, path)
+    }
+
+    pub async fn task(&mut self, t: Task) -> Task {
+        self.catalog.create_task(CreateTaskRequest { task: Some(t), ..Default::default() }).await.unwrap().into_inner()
+    }
+
+    pub async fn run(&mut self, task: &str) -> Job {
+        self.jobs.run_task(RunTaskRequest { task: task.into(), ..Default::default() }).await.unwrap().into_inner()
+    }
+
+    pub async fn job(&mut self, name: &str) -> Job {
+        self.jobs.get_job(GetJobRequest { name: name.into(), view: 2 }).await.unwrap().into_inner()
+    }
+
+    /// Waits until the job ends; returns it with its log.
+    pub async fn finished(&mut self, name: &str, within: Duration) -> Job {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let j = self.job(name).await;
+            if matches!(j.state(), JobState::Succeeded | JobState::Failed | JobState::Cancelled | JobState::Skipped) {
+                return j;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "job {name} still {:?}: {:?}", j.state(), j);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Runs a task and requires success.
+    pub async fn run_ok(&mut self, task: &str) -> Job {
+        let j = self.run(task).await;
+        let done = self.finished(&j.name, Duration::from_secs(120)).await;
+        assert_eq!(done.state(), JobState::Succeeded, "{} failed: {}\n{}", task, done.error, log_text(&done));
+        done
+    }
+
+    pub async fn snapshots(&mut self, store: &str) -> Vec<Snapshot> {
+        self.jobs
+            .list_snapshots(ListSnapshotsRequest { store: store.into(), page_size: 1000, ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .snapshots
+    }
+}
+
+pub fn log_text(j: &Job) -> String {
+    j.log.iter().map(|l| format!("{:>3} {}", l.seq, l.message)).collect::<Vec<_>>().join("\n")
+}
+
+/// A deterministic tree: nested directories, small and larger files, an empty file.
+pub fn generate_tree(root: &Path, files: usize, seed: u64) {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..files {
+        let dir = root.join(format!("d{}/e{}", i % 7, i % 3));
+        std::fs::create_dir_all(&dir).unwrap();
+        let len = match i % 10 {
+            0 => 0,
+            1 => 300_000 + (next() % 200_000) as usize,
+            _ => (next() % 20_000) as usize,
+        };
+        let data: Vec<u8> = (0..len).map(|_| (next() & 0xff) as u8).collect();
+        std::fs::write(dir.join(format!("f{i}.bin")), data).unwrap();
+    }
+    std::fs::write(root.join("README"), b"cairn journey\n").unwrap();
+}
+
+/// Every regular file under `root` by relative path.
+pub fn read_tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() {
+                out.insert(e.path().strip_prefix(root).unwrap().to_path_buf(), std::fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// `restic` on PATH, or None (the caller prints a skip note).
+pub fn restic() -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join("restic")).find(|c| c.is_file()))
+}
