@@ -14,8 +14,8 @@ use std::{
 use cairn_api::v1::{
     CommandSource, Connector, CreateConnectorRequest, CreateTaskRequest, GetJobRequest, Job, JobState,
     ListSnapshotsRequest, LocalPathDestination, LocalPathSource, LocalStore, RunTaskRequest, Snapshot, Task,
-    catalog_service_client::CatalogServiceClient, connector::Config as Cfg, job_service_client::JobServiceClient,
-    schedule_service_client::ScheduleServiceClient,
+    catalog_service_client::CatalogServiceClient, connector::Config as Cfg,
+    job_service_client::JobServiceClient, schedule_service_client::ScheduleServiceClient,
 };
 use cairn_runtime::CancellationToken;
 use cairn_testkit::TestDatabase;
@@ -169,7 +169,10 @@ impl Stack {
     pub async fn path_source(&mut self, name: &str, path: &Path) -> Connector {
         self.connector(Connector {
             display_name: name.into(),
-            config: Some(Cfg::LocalPathSource(LocalPathSource { paths: vec![path.display().to_string()], ..Default::default() })),
+            config: Some(Cfg::LocalPathSource(LocalPathSource {
+                paths: vec![path.display().to_string()],
+                ..Default::default()
+            })),
             ..Default::default()
         })
         .await
@@ -193,7 +196,9 @@ impl Stack {
         let c = self
             .connector(Connector {
                 display_name: name.into(),
-                config: Some(Cfg::LocalPathDestination(LocalPathDestination { path: path.display().to_string() })),
+                config: Some(Cfg::LocalPathDestination(LocalPathDestination {
+                    path: path.display().to_string(),
+                })),
                 ..Default::default()
             })
             .await;
@@ -201,11 +206,19 @@ impl Stack {
     }
 
     pub async fn task(&mut self, t: Task) -> Task {
-        self.catalog.create_task(CreateTaskRequest { task: Some(t), ..Default::default() }).await.unwrap().into_inner()
+        self.catalog
+            .create_task(CreateTaskRequest { task: Some(t), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
     }
 
     pub async fn run(&mut self, task: &str) -> Job {
-        self.jobs.run_task(RunTaskRequest { task: task.into(), ..Default::default() }).await.unwrap().into_inner()
+        self.jobs
+            .run_task(RunTaskRequest { task: task.into(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
     }
 
     pub async fn job(&mut self, name: &str) -> Job {
@@ -217,7 +230,10 @@ impl Stack {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let j = self.job(name).await;
-            if matches!(j.state(), JobState::Succeeded | JobState::Failed | JobState::Cancelled | JobState::Skipped) {
+            if matches!(
+                j.state(),
+                JobState::Succeeded | JobState::Failed | JobState::Cancelled | JobState::Skipped
+            ) {
                 return j;
             }
             assert!(tokio::time::Instant::now() < deadline, "job {name} still {:?}: {:?}", j.state(), j);
@@ -235,7 +251,11 @@ impl Stack {
 
     pub async fn snapshots(&mut self, store: &str) -> Vec<Snapshot> {
         self.jobs
-            .list_snapshots(ListSnapshotsRequest { store: store.into(), page_size: 1000, ..Default::default() })
+            .list_snapshots(ListSnapshotsRequest {
+                store: store.into(),
+                page_size: 1000,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner()
@@ -281,7 +301,10 @@ pub fn read_tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if ft.is_dir() {
                 stack.push(e.path());
             } else if ft.is_file() {
-                out.insert(e.path().strip_prefix(root).unwrap().to_path_buf(), std::fs::read(e.path()).unwrap());
+                out.insert(
+                    e.path().strip_prefix(root).unwrap().to_path_buf(),
+                    std::fs::read(e.path()).unwrap(),
+                );
             }
         }
     }
@@ -290,5 +313,6 @@ pub fn read_tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 /// `restic` on PATH, or None (the caller prints a skip note).
 pub fn restic() -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join("restic")).find(|c| c.is_file()))
+    std::env::var_os("PATH")
+        .and_then(|p| std::env::split_paths(&p).map(|d| d.join("restic")).find(|c| c.is_file()))
 }

@@ -6,9 +6,9 @@ mod harness;
 use std::time::Duration;
 
 use cairn_api::v1::{
-    BackupOptions, CancelJobRequest, CheckOptions, CreateScheduleRequest, JobState, JobTrigger, ListJobsRequest,
-    PauseScheduleRequest, Recurrence, RestoreOptions, RetentionPolicy, Schedule, SyncOptions, Task, TaskType,
-    TestConnectorRequest, recurrence::Kind, task::Options,
+    BackupOptions, CancelJobRequest, CheckOptions, CreateScheduleRequest, JobState, JobTrigger,
+    ListJobsRequest, PauseScheduleRequest, Recurrence, RestoreOptions, RetentionPolicy, Schedule,
+    SyncOptions, Task, TaskType, TestConnectorRequest, recurrence::Kind, task::Options,
 };
 use harness::*;
 
@@ -25,7 +25,15 @@ async fn backup_and_restore_reproduce_the_tree_byte_for_byte() {
     s.path_source("data", &src).await;
     let (_, repo) = s.local_store("nas").await;
     let (_, dest) = s.destination("restore-here").await;
-    s.task(Task { display_name: "backup".into(), r#type: TaskType::Backup as i32, source: "data".into(), store: "nas".into(), labels: vec!["journey".into()], ..Default::default() }).await;
+    s.task(Task {
+        display_name: "backup".into(),
+        r#type: TaskType::Backup as i32,
+        source: "data".into(),
+        store: "nas".into(),
+        labels: vec!["journey".into()],
+        ..Default::default()
+    })
+    .await;
     s.task(Task {
         display_name: "restore".into(),
         r#type: TaskType::Restore as i32,
@@ -68,7 +76,15 @@ async fn backup_and_restore_reproduce_the_tree_byte_for_byte() {
     assert_eq!(listed[0]["id"], b.snapshot);
     let target = s.path("restic-restore");
     let out = std::process::Command::new(&restic)
-        .args(["-r", repo.to_str().unwrap(), "restore", &b.snapshot, "--target", target.to_str().unwrap(), "--no-cache"])
+        .args([
+            "-r",
+            repo.to_str().unwrap(),
+            "restore",
+            &b.snapshot,
+            "--target",
+            target.to_str().unwrap(),
+            "--no-cache",
+        ])
         .env("RESTIC_PASSWORD", PASSWORD)
         .output()
         .unwrap();
@@ -84,7 +100,15 @@ async fn a_schedule_makes_successive_incremental_snapshots() {
     generate_tree(&src, 30, 2);
     s.path_source("data", &src).await;
     s.local_store("nas").await;
-    let t = s.task(Task { display_name: "often".into(), r#type: TaskType::Backup as i32, source: "data".into(), store: "nas".into(), ..Default::default() }).await;
+    let t = s
+        .task(Task {
+            display_name: "often".into(),
+            r#type: TaskType::Backup as i32,
+            source: "data".into(),
+            store: "nas".into(),
+            ..Default::default()
+        })
+        .await;
     s.schedules
         .create_schedule(CreateScheduleRequest {
             schedule: Some(Schedule {
@@ -101,7 +125,11 @@ async fn a_schedule_makes_successive_incremental_snapshots() {
     let done = loop {
         let jobs = s
             .jobs
-            .list_jobs(ListJobsRequest { task: t.name.clone(), states: vec![JobState::Succeeded as i32], ..Default::default() })
+            .list_jobs(ListJobsRequest {
+                task: t.name.clone(),
+                states: vec![JobState::Succeeded as i32],
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner()
@@ -146,14 +174,24 @@ async fn a_killed_worker_s_job_is_retried_on_another_and_the_store_stays_clean()
         ..Default::default()
     })
     .await;
-    s.task(Task { display_name: "check".into(), r#type: TaskType::Check as i32, store: "nas".into(), options: Some(Options::Check(CheckOptions { read_data_percent: 100.0, ..Default::default() })), ..Default::default() }).await;
+    s.task(Task {
+        display_name: "check".into(),
+        r#type: TaskType::Check as i32,
+        store: "nas".into(),
+        options: Some(Options::Check(CheckOptions { read_data_percent: 100.0, ..Default::default() })),
+        ..Default::default()
+    })
+    .await;
     let victim = s.worker_process("victim");
     let job = s.run("dump").await;
     // Wait until the victim is mid-backup.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let j = s.job(&job.name).await;
-        if j.state() == JobState::Running && marker.exists() && j.progress.as_ref().is_some_and(|p| p.bytes_done > 0) {
+        if j.state() == JobState::Running
+            && marker.exists()
+            && j.progress.as_ref().is_some_and(|p| p.bytes_done > 0)
+        {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "never saw the backup running: {j:?}");
@@ -177,14 +215,24 @@ async fn cancelling_a_running_backup_writes_no_snapshot() {
     s.worker("w1", "");
     s.command_source("endless", "head -c 4000000 /dev/urandom; exec sleep 600", "endless.bin").await;
     s.local_store("nas").await;
-    s.task(Task { display_name: "endless".into(), r#type: TaskType::Backup as i32, source: "endless".into(), store: "nas".into(), ..Default::default() }).await;
+    s.task(Task {
+        display_name: "endless".into(),
+        r#type: TaskType::Backup as i32,
+        source: "endless".into(),
+        store: "nas".into(),
+        ..Default::default()
+    })
+    .await;
     let job = s.run("endless").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while s.job(&job.name).await.progress.as_ref().is_none_or(|p| p.bytes_done == 0) {
         assert!(tokio::time::Instant::now() < deadline, "backup never progressed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    s.jobs.cancel_job(CancelJobRequest { name: job.name.clone(), reason: "operator said stop".into() }).await.unwrap();
+    s.jobs
+        .cancel_job(CancelJobRequest { name: job.name.clone(), reason: "operator said stop".into() })
+        .await
+        .unwrap();
     let done = s.finished(&job.name, Duration::from_secs(60)).await;
     assert_eq!(done.state(), JobState::Cancelled, "{}", log_text(&done));
     assert_eq!(done.error, "operator said stop");
@@ -204,7 +252,15 @@ async fn sync_copies_to_a_second_store_that_restores_identically() {
     s.local_store("primary").await;
     s.local_store("offsite").await;
     let (_, dest) = s.destination("dst").await;
-    s.task(Task { display_name: "backup".into(), r#type: TaskType::Backup as i32, source: "data".into(), store: "primary".into(), labels: vec!["prod".into()], ..Default::default() }).await;
+    s.task(Task {
+        display_name: "backup".into(),
+        r#type: TaskType::Backup as i32,
+        source: "data".into(),
+        store: "primary".into(),
+        labels: vec!["prod".into()],
+        ..Default::default()
+    })
+    .await;
     s.task(Task {
         display_name: "sync".into(),
         r#type: TaskType::Sync as i32,
@@ -215,7 +271,14 @@ async fn sync_copies_to_a_second_store_that_restores_identically() {
         ..Default::default()
     })
     .await;
-    s.task(Task { display_name: "restore-offsite".into(), r#type: TaskType::Restore as i32, store: "offsite".into(), destination: "dst".into(), ..Default::default() }).await;
+    s.task(Task {
+        display_name: "restore-offsite".into(),
+        r#type: TaskType::Restore as i32,
+        store: "offsite".into(),
+        destination: "dst".into(),
+        ..Default::default()
+    })
+    .await;
     let b = s.run_ok("backup").await;
     let first = s.run_ok("sync").await;
     assert_eq!(first.stats.unwrap().snapshots_copied, 1);
@@ -236,8 +299,22 @@ async fn check_detects_a_corrupted_pack() {
     generate_tree(&src, 40, 4);
     s.path_source("data", &src).await;
     let (_, repo) = s.local_store("nas").await;
-    s.task(Task { display_name: "backup".into(), r#type: TaskType::Backup as i32, source: "data".into(), store: "nas".into(), ..Default::default() }).await;
-    s.task(Task { display_name: "check".into(), r#type: TaskType::Check as i32, store: "nas".into(), options: Some(Options::Check(CheckOptions { read_data_percent: 100.0, ..Default::default() })), ..Default::default() }).await;
+    s.task(Task {
+        display_name: "backup".into(),
+        r#type: TaskType::Backup as i32,
+        source: "data".into(),
+        store: "nas".into(),
+        ..Default::default()
+    })
+    .await;
+    s.task(Task {
+        display_name: "check".into(),
+        r#type: TaskType::Check as i32,
+        store: "nas".into(),
+        options: Some(Options::Check(CheckOptions { read_data_percent: 100.0, ..Default::default() })),
+        ..Default::default()
+    })
+    .await;
     s.run_ok("backup").await;
     s.run_ok("check").await;
     // Flip bytes in the middle of the largest pack file.
@@ -274,7 +351,10 @@ async fn retention_forgets_after_each_backup() {
         r#type: TaskType::Backup as i32,
         source: "data".into(),
         store: "nas".into(),
-        options: Some(Options::Backup(BackupOptions { retention: Some(RetentionPolicy { keep_last: 2, ..Default::default() }), ..Default::default() })),
+        options: Some(Options::Backup(BackupOptions {
+            retention: Some(RetentionPolicy { keep_last: 2, ..Default::default() }),
+            ..Default::default()
+        })),
         ..Default::default()
     })
     .await;
@@ -303,13 +383,21 @@ async fn test_connector_runs_on_a_worker_and_is_recorded() {
     for name in ["fresh", "data", "dst"] {
         let v = s
             .catalog
-            .test_connector(TestConnectorRequest { name: name.into(), timeout: Some(prost_types::Duration { seconds: 60, nanos: 0 }) })
+            .test_connector(TestConnectorRequest {
+                name: name.into(),
+                timeout: Some(prost_types::Duration { seconds: 60, nanos: 0 }),
+            })
             .await
             .unwrap()
             .into_inner();
         assert!(v.ok, "{name}: {v:?}");
         assert_eq!(v.worker, "w1");
-        let c = s.catalog.get_connector(cairn_api::v1::GetConnectorRequest { name: name.into() }).await.unwrap().into_inner();
+        let c = s
+            .catalog
+            .get_connector(cairn_api::v1::GetConnectorRequest { name: name.into() })
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(c.last_test.map(|t| t.ok), Some(true), "{name}: verdict not stored");
     }
     // create_if_missing initialised the repository during the test.
@@ -318,12 +406,19 @@ async fn test_connector_runs_on_a_worker_and_is_recorded() {
     let bad = s
         .connector(cairn_api::v1::Connector {
             display_name: "empty".into(),
-            config: Some(cairn_api::v1::connector::Config::LocalStore(cairn_api::v1::LocalStore { path: s.path("nothing-here").display().to_string() })),
+            config: Some(cairn_api::v1::connector::Config::LocalStore(cairn_api::v1::LocalStore {
+                path: s.path("nothing-here").display().to_string(),
+            })),
             repository_password: "x".into(),
             ..Default::default()
         })
         .await;
-    let v = s.catalog.test_connector(TestConnectorRequest { name: bad.name, timeout: None }).await.unwrap().into_inner();
+    let v = s
+        .catalog
+        .test_connector(TestConnectorRequest { name: bad.name, timeout: None })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!v.ok && !v.initialized, "{v:?}");
     assert!(!v.message.is_empty());
 }
@@ -337,7 +432,14 @@ async fn restore_of_a_named_snapshot_with_include_paths() {
     s.path_source("data", &src).await;
     s.local_store("nas").await;
     let (_, dest) = s.destination("dst").await;
-    s.task(Task { display_name: "backup".into(), r#type: TaskType::Backup as i32, source: "data".into(), store: "nas".into(), ..Default::default() }).await;
+    s.task(Task {
+        display_name: "backup".into(),
+        r#type: TaskType::Backup as i32,
+        source: "data".into(),
+        store: "nas".into(),
+        ..Default::default()
+    })
+    .await;
     let b = s.run_ok("backup").await;
     let include = format!("{}/d1", src.display());
     s.task(Task {
@@ -345,13 +447,18 @@ async fn restore_of_a_named_snapshot_with_include_paths() {
         r#type: TaskType::Restore as i32,
         store: "nas".into(),
         destination: "dst".into(),
-        options: Some(Options::Restore(RestoreOptions { snapshot: b.snapshot[..8].to_owned(), include_paths: vec![include], ..Default::default() })),
+        options: Some(Options::Restore(RestoreOptions {
+            snapshot: b.snapshot[..8].to_owned(),
+            include_paths: vec![include],
+            ..Default::default()
+        })),
         ..Default::default()
     })
     .await;
     s.run_ok("partial").await;
     let got = read_tree(&restored(&dest, &src));
-    let want: std::collections::BTreeMap<_, _> = read_tree(&src).into_iter().filter(|(p, _)| p.starts_with("d1")).collect();
+    let want: std::collections::BTreeMap<_, _> =
+        read_tree(&src).into_iter().filter(|(p, _)| p.starts_with("d1")).collect();
     assert!(!want.is_empty());
     assert_eq!(got, want);
 }

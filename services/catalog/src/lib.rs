@@ -9,6 +9,7 @@
 //! The catalog never reads the scheduler's tables, and never logs or returns a secret outside
 //! `CatalogInternalService`.
 
+pub mod cli;
 pub mod config;
 pub mod connectors;
 pub mod domain;
@@ -54,6 +55,7 @@ pub const SERVICES: &[&str] = &[PUBLIC_NAME, INTERNAL_NAME];
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     config.validate()?;
     let keyring = Arc::new(config.keyring()?);
+    let key_id = keyring.current_id();
     if config.dev_ephemeral_key && config.secret_key.is_none() && config.secret_key_file.is_none() {
         tracing::warn!(
             "DEV MODE: secrets are sealed with an ephemeral key generated at start-up; they cannot be opened after \
@@ -77,7 +79,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         ));
     rgrpc::set_serving(&health, SERVICES).await;
     tokio::spawn(watch_database(pool.clone(), health.clone(), shutdown.clone()));
-    tracing::info!(listen = %listener.local_addr()?, key = %"sealing key loaded", "catalog serving");
+    tracing::info!(listen = %listener.local_addr()?, key.id = %key_id, "catalog serving");
     rgrpc::serve(listener, routes, health, SERVICES, shutdown, config.drain_delay()).await?;
     pool.close().await;
     Ok(())

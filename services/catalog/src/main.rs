@@ -1,53 +1,12 @@
-//! `cairn-catalog`: connectors, tasks and secrets over gRPC.
+//! `cairn-catalog`: see the crate documentation.
 
-use std::path::PathBuf;
-
-use cairn_catalog::Config;
-use clap::Parser;
-use serde::Serialize;
-
-/// Cairn's catalog service. Every flag can also be set as CAIRN_<NAME> or in --config.
-#[derive(Parser, Serialize)]
-#[command(version, about)]
-struct Flags {
-    /// TOML configuration file.
-    #[arg(long, env = "CAIRN_CONFIG")]
-    #[serde(skip)]
-    config: Option<PathBuf>,
-    /// Print the effective configuration (secrets redacted) and exit.
-    #[arg(long)]
-    #[serde(skip)]
-    print_config: bool,
-    /// gRPC listen address [default: 127.0.0.1:50051].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    listen: Option<std::net::SocketAddr>,
-    /// Prometheus listen address [default: 127.0.0.1:9101].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    metrics_listen: Option<std::net::SocketAddr>,
-    /// Postgres URL (else DATABASE_URL).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    database_url: Option<String>,
-    /// File holding the 32-byte secret key.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    secret_key_file: Option<PathBuf>,
-    /// Generate a throwaway secret key (development only).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    dev_ephemeral_key: bool,
-    /// The scheduler's URL [default: http://127.0.0.1:50052].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scheduler_url: Option<String>,
-}
+use cairn_catalog::cli::Flags;
+use clap::Parser as _;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
-    let config: Config = cairn_runtime::config::load(&Config::default(), flags.config.as_deref(), &flags)?;
+    let config = flags.config()?;
     if flags.print_config {
         print!("{}", cairn_runtime::config::render(&config.redacted()));
         return Ok(());

@@ -15,8 +15,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use cairn_engine::{
-    BackupOptions, CancelToken, Engine, NoProgress, Overwrite, RestoreOptions, SnapshotSel, Source,
-    Store,
+    BackupOptions, CancelToken, Engine, NoProgress, Overwrite, RestoreOptions, SnapshotSel, Source, Store,
 };
 
 struct Rng(u64);
@@ -50,17 +49,13 @@ impl Rng {
 /// 5% duplicates) in 100-file directories, plus 32 MiB random large files.
 fn generate(out: &Path, scale: f64, seed: u64) -> std::io::Result<()> {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let (n_small, n_large) = (
-        ((50_000.0 * scale) as usize).max(100),
-        ((10.0 * scale).round() as usize).max(1),
-    );
+    let (n_small, n_large) =
+        (((50_000.0 * scale) as usize).max(100), ((10.0 * scale).round() as usize).max(1));
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let vocab: Vec<String> = (0..5000)
         .map(|_| {
             let len = 2 + rng.below(9) as usize;
-            (0..len)
-                .map(|_| char::from(b'a' + rng.below(26) as u8))
-                .collect()
+            (0..len).map(|_| char::from(b'a' + rng.below(26) as u8)).collect()
         })
         .collect();
     let mut corpus = Vec::new();
@@ -159,23 +154,13 @@ fn restic(work: &Path, args: &[&str]) -> f64 {
         .output()
         .expect("running restic");
     let secs = start.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "restic {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "restic {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     secs
 }
 
 fn main() {
-    let scale: f64 = std::env::var("SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1.0);
-    let seed: u64 = std::env::var("SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(42);
+    let scale: f64 = std::env::var("SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let seed: u64 = std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(42);
     let tmp = tempfile::tempdir().expect("temp dir");
     let work = std::env::var_os("WORK").map_or_else(|| tmp.path().to_path_buf(), PathBuf::from);
     let data = match std::env::var_os("DATA") {
@@ -189,14 +174,9 @@ fn main() {
             d
         }
     };
-    for sub in [
-        "engine-repo",
-        "engine-cache",
-        "engine-restore",
-        "restic-repo",
-        "restic-cache",
-        "restic-restore",
-    ] {
+    for sub in
+        ["engine-repo", "engine-cache", "engine-restore", "restic-repo", "restic-cache", "restic-restore"]
+    {
         let _ = fs::remove_dir_all(work.join(sub));
     }
     let (files, bytes) = dataset_stats(&data);
@@ -211,21 +191,16 @@ fn main() {
     let engine = Engine::with_cache_dir(work.join("engine-cache"));
     let store = Store::local(work.join("engine-repo"), "bench-password").create_if_missing(true);
     let source = Source::paths([&data]);
-    let opts = BackupOptions {
-        host: Some("bench".into()),
-        ..BackupOptions::default()
-    };
+    let opts = BackupOptions { host: Some("bench".into()), ..BackupOptions::default() };
     let cancel = CancelToken::new();
     eprintln!("engine:");
     warm(&data);
-    let (first, e_init) = timed("initial backup", || {
-        engine.backup(&source, &store, &opts, &NoProgress, &cancel)
-    });
+    let (first, e_init) =
+        timed("initial backup", || engine.backup(&source, &store, &opts, &NoProgress, &cancel));
     let first = first.expect("engine backup");
     warm(&data);
-    let (second, e_incr) = timed("no-change backup", || {
-        engine.backup(&source, &store, &opts, &NoProgress, &cancel)
-    });
+    let (second, e_incr) =
+        timed("no-change backup", || engine.backup(&source, &store, &opts, &NoProgress, &cancel));
     let second = second.expect("engine incremental");
     assert_eq!(second.parent.as_deref(), Some(first.snapshot_id.as_str()));
     let restore_opts = RestoreOptions {
@@ -234,9 +209,8 @@ fn main() {
         overwrite: Overwrite::Always,
     };
     let dest = work.join("engine-restore");
-    let (restored, e_rest) = timed("restore", || {
-        engine.restore(&store, &restore_opts, &dest, &NoProgress, &cancel)
-    });
+    let (restored, e_rest) =
+        timed("restore", || engine.restore(&store, &restore_opts, &dest, &NoProgress, &cancel));
     restored.expect("engine restore");
     let _ = fs::remove_dir_all(&dest);
 
@@ -251,10 +225,7 @@ fn main() {
     report("engine_backup_nochange", e_incr);
     report("engine_restore", e_rest);
 
-    let have_restic = Command::new("restic")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let have_restic = Command::new("restic").arg("version").output().is_ok_and(|o| o.status.success());
     if !have_restic {
         println!("# restic not on PATH: no comparison");
         return;
@@ -269,15 +240,7 @@ fn main() {
     let r_incr = restic(&work, &["backup", "--host", "bench", data_s]);
     eprintln!("  no-change backup: {r_incr:.2}s");
     let rdest = work.join("restic-restore");
-    let r_rest = restic(
-        &work,
-        &[
-            "restore",
-            "latest",
-            "--target",
-            rdest.to_str().expect("utf-8"),
-        ],
-    );
+    let r_rest = restic(&work, &["restore", "latest", "--target", rdest.to_str().expect("utf-8")]);
     eprintln!("  restore: {r_rest:.2}s");
     let _ = fs::remove_dir_all(&rdest);
     report("restic_backup_initial", r_init);

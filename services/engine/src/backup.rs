@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use rustic_core::repofile::SnapshotFile;
 use rustic_core::{
-    Excludes, LocalSource, LocalSourceFilterOptions, LocalSourceSaveOptions, ParentOptions,
-    PathList, SnapshotOptions, StringList,
+    Excludes, LocalSource, LocalSourceFilterOptions, LocalSourceSaveOptions, ParentOptions, PathList,
+    SnapshotOptions, StringList,
 };
 
 use crate::cancel::{CancelToken, Guard};
@@ -113,9 +113,7 @@ impl Engine {
         source.validate()?;
         validate_tags(&opts.tags)?;
         Reporter::run(progress, |reporter| {
-            with_pool(opts.concurrency, || {
-                self.backup_inner(source, store, opts, reporter, cancel)
-            })
+            with_pool(opts.concurrency, || self.backup_inner(source, store, opts, reporter, cancel))
         })
     }
 
@@ -150,10 +148,8 @@ impl Engine {
         let redactor = opened.redactor.clone();
         let rustic = |e: Box<rustic_core::RusticError>| redactor.rustic(&e);
         cancel.check()?;
-        let repo = opened
-            .repo
-            .to_indexed_ids()
-            .map_err(|e| guard.stop_reason().unwrap_or_else(|| rustic(e)))?;
+        let repo =
+            opened.repo.to_indexed_ids().map_err(|e| guard.stop_reason().unwrap_or_else(|| rustic(e)))?;
         cancel.check()?;
 
         let mut snap_opts = SnapshotOptions::default().command("cairn backup".to_string());
@@ -190,28 +186,18 @@ impl Engine {
             None if opts.full => reporter.info("FULL mode: no parent, reading every file"),
             None => reporter.info("no parent snapshot: reading every file"),
         }
-        let parent_opts = ParentOptions::default().force(parent.is_none()).parents(
-            parent
-                .as_ref()
-                .map(|p| vec![p.id.to_hex().to_string()])
-                .unwrap_or_default(),
-        );
+        let parent_opts = ParentOptions::default()
+            .force(parent.is_none())
+            .parents(parent.as_ref().map(|p| vec![p.id.to_hex().to_string()]).unwrap_or_default());
         let backup_opts = rustic_core::BackupOptions::default().parent_opts(parent_opts);
 
         reporter.phase(Phase::BackingUp);
         let result = match (source, command) {
             (_, Some(cmd)) => {
-                let src =
-                    GuardedSource::new(cmd.clone(), guard.clone(), reporter.clone()).without_scan();
+                let src = GuardedSource::new(cmd.clone(), guard.clone(), reporter.clone()).without_scan();
                 let result = repo.archive(&backup_opts, &src, snap, &paths);
                 // `finish` joins the stderr reader, so its error carries the complete tail.
-                let failure = cmd.finish().map(|f| {
-                    if cancel.is_cancelled() {
-                        Error::Cancelled
-                    } else {
-                        f
-                    }
-                });
+                let failure = cmd.finish().map(|f| if cancel.is_cancelled() { Error::Cancelled } else { f });
                 match (result, failure) {
                     (Ok(snap), Some(failure)) => {
                         // The command failed after its output was complete: undo the snapshot.
@@ -219,18 +205,12 @@ impl Engine {
                         Err(failure)
                     }
                     (Err(_), Some(failure)) => Err(failure),
-                    (result, None) => {
-                        result.map_err(|e| guard.stop_reason().unwrap_or_else(|| rustic(e)))
-                    }
+                    (result, None) => result.map_err(|e| guard.stop_reason().unwrap_or_else(|| rustic(e))),
                 }
             }
             (
                 Source::LocalPath {
-                    include_globs,
-                    exclude_globs,
-                    exclude_if_present,
-                    one_file_system,
-                    ..
+                    include_globs, exclude_globs, exclude_if_present, one_file_system, ..
                 },
                 None,
             ) => {
@@ -240,13 +220,8 @@ impl Engine {
                 let filter = LocalSourceFilterOptions::default()
                     .exclude_if_present(exclude_if_present.clone())
                     .one_file_system(*one_file_system);
-                let local = LocalSource::new(
-                    LocalSourceSaveOptions::default(),
-                    &excludes,
-                    &filter,
-                    &paths,
-                )
-                .map_err(|e| Error::InvalidInput(redactor.clean(&e.display_log())))?;
+                let local = LocalSource::new(LocalSourceSaveOptions::default(), &excludes, &filter, &paths)
+                    .map_err(|e| Error::InvalidInput(redactor.clean(&e.display_log())))?;
                 let readers = if opts.concurrency > 0 {
                     opts.concurrency
                 } else {
@@ -263,17 +238,11 @@ impl Engine {
                 }
                 .map_err(|e| guard.stop_reason().unwrap_or_else(|| rustic(e)))
             }
-            (Source::Command { .. }, None) => {
-                Err(Error::Internal("command source without a process".into()))
-            }
+            (Source::Command { .. }, None) => Err(Error::Internal("command source without a process".into())),
         };
         // A cancel racing with the commit: if the snapshot was written, it stands.
         let snap = result?;
-        let stats = snap
-            .summary
-            .as_ref()
-            .map(SnapshotStats::from_summary)
-            .unwrap_or_default();
+        let stats = snap.summary.as_ref().map(SnapshotStats::from_summary).unwrap_or_default();
         let outcome = BackupOutcome {
             snapshot_id: snap.id.to_hex().to_string(),
             parent: snap.parent.map(|p| p.to_hex().to_string()),
@@ -301,15 +270,12 @@ impl Engine {
 
 fn describe_source(source: &Source) -> String {
     match source {
-        Source::LocalPath { paths, .. } => paths
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        Source::Command { argv, file_name } => format!(
-            "command `{}` as {file_name}",
-            argv.first().map_or("", String::as_str)
-        ),
+        Source::LocalPath { paths, .. } => {
+            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        }
+        Source::Command { argv, file_name } => {
+            format!("command `{}` as {file_name}", argv.first().map_or("", String::as_str))
+        }
     }
 }
 
@@ -322,9 +288,7 @@ fn find_parent<S: rustic_core::Open>(
     let want_paths: BTreeSet<String> = paths.iter().map(|p| p.display().to_string()).collect();
     let want_tags = set_of(&snap.tags);
     let candidates = repo.get_matching_snapshots(|sn| {
-        sn.hostname == snap.hostname
-            && set_of(&sn.paths) == want_paths
-            && set_of(&sn.tags) == want_tags
+        sn.hostname == snap.hostname && set_of(&sn.paths) == want_paths && set_of(&sn.tags) == want_tags
     })?;
     Ok(candidates.into_iter().max_by(|a, b| a.time.cmp(&b.time)))
 }

@@ -13,9 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use rustic_core::{
-    BytesList, ErrorKind, FileType, Id, ReadBackend, RusticError, RusticResult, WriteBackend,
-};
+use rustic_core::{BytesList, ErrorKind, FileType, Id, ReadBackend, RusticError, RusticResult, WriteBackend};
 
 use crate::Error;
 
@@ -43,11 +41,7 @@ impl CancelToken {
 
     /// `Err(Cancelled)` once cancelled: the checkpoint between steps.
     pub(crate) fn check(&self) -> Result<(), Error> {
-        if self.is_cancelled() {
-            Err(Error::Cancelled)
-        } else {
-            Ok(())
-        }
+        if self.is_cancelled() { Err(Error::Cancelled) } else { Ok(()) }
     }
 }
 
@@ -60,10 +54,7 @@ pub(crate) struct Guard {
 
 impl Guard {
     pub(crate) fn new(token: &CancelToken) -> Arc<Self> {
-        Arc::new(Self {
-            token: token.clone(),
-            failure: Mutex::new(None),
-        })
+        Arc::new(Self { token: token.clone(), failure: Mutex::new(None) })
     }
 
     pub(crate) fn stopped(&self) -> bool {
@@ -83,10 +74,7 @@ impl Guard {
     }
 
     pub(crate) fn failure(&self) -> Option<Error> {
-        self.failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.failure.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The error to report for a rustic failure that happened while stopping.
@@ -123,19 +111,11 @@ pub(crate) struct GuardedBackend {
 impl GuardedBackend {
     /// `fail_reads` must stay false where rustic unwraps read results (restore).
     pub(crate) fn new(inner: Arc<dyn WriteBackend>, guard: Arc<Guard>, fail_reads: bool) -> Self {
-        Self {
-            inner,
-            guard,
-            fail_reads,
-        }
+        Self { inner, guard, fail_reads }
     }
 
     fn read_gate(&self) -> RusticResult<()> {
-        if self.fail_reads {
-            self.guard.refuse()
-        } else {
-            Ok(())
-        }
+        if self.fail_reads { self.guard.refuse() } else { Ok(()) }
     }
 }
 
@@ -190,13 +170,7 @@ impl WriteBackend for GuardedBackend {
         self.inner.create()
     }
 
-    fn write_bytes(
-        &self,
-        tpe: FileType,
-        id: &Id,
-        cacheable: bool,
-        content: BytesList,
-    ) -> RusticResult<()> {
+    fn write_bytes(&self, tpe: FileType, id: &Id, cacheable: bool, content: BytesList) -> RusticResult<()> {
         self.guard.refuse()?;
         self.inner.write_bytes(tpe, id, cacheable, content)
     }

@@ -56,9 +56,7 @@ impl Engine {
     ) -> Result<CheckOutcome, Error> {
         let pct = opts.read_data_percent;
         if !(0.0..=100.0).contains(&pct) || pct.is_nan() {
-            return Err(Error::InvalidInput(format!(
-                "read_data_percent {pct} is outside 0..=100"
-            )));
+            return Err(Error::InvalidInput(format!("read_data_percent {pct} is outside 0..=100")));
         }
         crate::backup::validate_tags(&opts.filter.tags)?;
         let matches = opts.filter.matcher()?;
@@ -77,15 +75,10 @@ impl Engine {
                 },
             )?;
             let rustic = |e: Box<rustic_core::RusticError>| {
-                guard
-                    .stop_reason()
-                    .unwrap_or_else(|| opened.redactor.rustic(&e))
+                guard.stop_reason().unwrap_or_else(|| opened.redactor.rustic(&e))
             };
             cancel.check()?;
-            let snaps = opened
-                .repo
-                .get_matching_snapshots(&matches)
-                .map_err(rustic)?;
+            let snaps = opened.repo.get_matching_snapshots(&matches).map_err(rustic)?;
             let trees = snaps.iter().map(|s| s.tree).collect();
             let mut check_opts = RusticCheckOptions::default();
             if pct > 0.0 {
@@ -99,15 +92,10 @@ impl Engine {
                 store.describe(),
                 snaps.len()
             ));
-            let results = opened
-                .repo
-                .check_with_trees(check_opts, trees)
-                .map_err(rustic)?;
+            let results = opened.repo.check_with_trees(check_opts, trees).map_err(rustic)?;
             cancel.check()?;
-            let mut outcome = CheckOutcome {
-                snapshots_checked: snaps.len() as u64,
-                ..CheckOutcome::default()
-            };
+            let mut outcome =
+                CheckOutcome { snapshots_checked: snaps.len() as u64, ..CheckOutcome::default() };
             for (level, finding) in &results.0 {
                 let text = opened.redactor.clean(&finding.to_string());
                 if format!("{level:?}") == "Error" {

@@ -107,10 +107,7 @@ impl Redactor {
             return Error::WrongPassword;
         }
         let message = self.clean(&err.display_log());
-        let message = message
-            .strip_prefix("Error: ")
-            .unwrap_or(&message)
-            .to_string();
+        let message = message.strip_prefix("Error: ").unwrap_or(&message).to_string();
         match rustic_kind(err).as_str() {
             "Backend" => Error::Backend(message),
             "InputOutput" => Error::Io(message),
@@ -133,11 +130,7 @@ fn rustic_kind(err: &RusticError) -> String {
     let debug = format!("{err:?}");
     debug
         .split_once("kind: ")
-        .map(|(_, rest)| {
-            rest.chars()
-                .take_while(char::is_ascii_alphanumeric)
-                .collect::<String>()
-        })
+        .map(|(_, rest)| rest.chars().take_while(char::is_ascii_alphanumeric).collect::<String>())
         .unwrap_or_default()
 }
 
@@ -163,10 +156,7 @@ mod tests {
         let r = Redactor::new(["hunter22".to_string(), "AKIASECRET".to_string()]);
         let err = RusticError::new(ErrorKind::Backend, "failed with key AKIASECRET/hunter22");
         let text = r.rustic(&err).to_string();
-        assert!(
-            !text.contains("hunter22") && !text.contains("AKIASECRET"),
-            "{text}"
-        );
+        assert!(!text.contains("hunter22") && !text.contains("AKIASECRET"), "{text}");
     }
 
     #[test]

@@ -224,12 +224,8 @@ impl Reporter {
             let (events, finished) = {
                 let mut queue = lock(&self.shared.queue);
                 if queue.events.is_empty() && !queue.finished {
-                    queue = self
-                        .shared
-                        .wake
-                        .wait_timeout(queue, TICK)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
+                    queue =
+                        self.shared.wake.wait_timeout(queue, TICK).unwrap_or_else(PoisonError::into_inner).0;
                 }
                 (std::mem::take(&mut queue.events), queue.finished)
             };
@@ -340,9 +336,7 @@ impl Reporter {
 
     /// The rustic `ProgressBars` implementation feeding this reporter.
     pub(crate) fn bars(&self) -> Bars {
-        Bars {
-            reporter: self.clone(),
-        }
+        Bars { reporter: self.clone() }
     }
 }
 
@@ -368,13 +362,9 @@ impl ProgressBars for Bars {
         }
         let prefix = prefix.trim();
         if !prefix.is_empty() {
-            self.reporter
-                .log(Level::Debug, prefix.trim_end_matches("...").to_string());
+            self.reporter.log(Level::Debug, prefix.trim_end_matches("...").to_string());
         }
-        RusticBar::new(Bar {
-            reporter: self.reporter.clone(),
-            bytes,
-        })
+        RusticBar::new(Bar { reporter: self.reporter.clone(), bytes })
     }
 }
 

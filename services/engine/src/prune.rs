@@ -27,9 +27,7 @@ pub struct PruneOptions {
 
 impl Default for PruneOptions {
     fn default() -> Self {
-        Self {
-            max_unused_percent: 5.0,
-        }
+        Self { max_unused_percent: 5.0 }
     }
 }
 
@@ -83,9 +81,7 @@ impl Engine {
     ) -> Result<PruneOutcome, Error> {
         let pct = opts.max_unused_percent;
         if !(0.0..=100.0).contains(&pct) || pct.is_nan() {
-            return Err(Error::InvalidInput(format!(
-                "max_unused_percent {pct} is outside 0..=100"
-            )));
+            return Err(Error::InvalidInput(format!("max_unused_percent {pct} is outside 0..=100")));
         }
         let max_unused = if pct >= 100.0 {
             LimitOption::Unlimited
@@ -108,13 +104,9 @@ impl Engine {
                 },
             )?;
             let rustic = |e: Box<rustic_core::RusticError>| {
-                guard
-                    .stop_reason()
-                    .unwrap_or_else(|| opened.redactor.rustic(&e))
+                guard.stop_reason().unwrap_or_else(|| opened.redactor.rustic(&e))
             };
-            let prune_opts = RusticPruneOptions::default()
-                .instant_delete(true)
-                .max_unused(max_unused);
+            let prune_opts = RusticPruneOptions::default().instant_delete(true).max_unused(max_unused);
             cancel.check()?;
             let plan = opened.repo.prune_plan(&prune_opts).map_err(rustic)?;
             let mut outcome = PruneOutcome::from_plan(&plan);
@@ -128,10 +120,7 @@ impl Engine {
             cancel.check()?;
             opened.repo.prune(&prune_opts, plan).map_err(rustic)?;
             outcome.duration = started.elapsed();
-            reporter.info(format!(
-                "prune done in {:.1}s",
-                outcome.duration.as_secs_f64()
-            ));
+            reporter.info(format!("prune done in {:.1}s", outcome.duration.as_secs_f64()));
             Ok(outcome)
         })
     }

@@ -16,9 +16,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use rustic_core::{
-    ErrorKind, ReadSource, ReadSourceEntry, ReadSourceOpen, RusticError, RusticResult,
-};
+use rustic_core::{ErrorKind, ReadSource, ReadSourceEntry, ReadSourceOpen, RusticError, RusticResult};
 
 use crate::cancel::Guard;
 
@@ -38,11 +36,7 @@ pub(crate) struct ReadAhead<S> {
 
 impl<S> ReadAhead<S> {
     pub(crate) fn new(inner: S, threads: usize, guard: Arc<Guard>) -> Self {
-        Self {
-            inner,
-            threads: threads.max(1),
-            guard,
-        }
+        Self { inner, threads: threads.max(1), guard }
     }
 }
 
@@ -87,13 +81,10 @@ fn worker<O: ReadSourceOpen>(rx: &Mutex<Receiver<Job<O>>>) {
         let Ok((open, reply)) = job else {
             return;
         };
-        let result = open
-            .open()
-            .map_err(|e| io::Error::other(e.display_log()))
-            .and_then(|mut reader| {
-                let mut buf = Vec::new();
-                reader.read_to_end(&mut buf).map(|_| buf)
-            });
+        let result = open.open().map_err(|e| io::Error::other(e.display_log())).and_then(|mut reader| {
+            let mut buf = Vec::new();
+            reader.read_to_end(&mut buf).map(|_| buf)
+        });
         // The entry may have been dropped (cancelled): nobody waits for the result then.
         let _ = reply.send(result);
     }
@@ -116,10 +107,7 @@ where
     O: ReadSourceOpen + Send + 'static,
 {
     fn fill(&mut self) {
-        while !self.exhausted
-            && self.pending.len() < WINDOW_ENTRIES
-            && self.pending_bytes < WINDOW_BYTES
-        {
+        while !self.exhausted && self.pending.len() < WINDOW_ENTRIES && self.pending_bytes < WINDOW_BYTES {
             let Some(item) = self.inner.next() else {
                 self.exhausted = true;
                 return;
@@ -139,14 +127,7 @@ where
                         }
                         (open, _, _) => (open.map(Prefetched::Lazy), 0),
                     };
-                    (
-                        Ok(ReadSourceEntry {
-                            path: entry.path,
-                            node: entry.node,
-                            open,
-                        }),
-                        bytes,
-                    )
+                    (Ok(ReadSourceEntry { path: entry.path, node: entry.node, open }), bytes)
                 }
             };
             self.pending_bytes += bytes;
@@ -199,16 +180,12 @@ impl<O: ReadSourceOpen> ReadSourceOpen for Prefetched<O> {
             Self::Lazy(open) => open.open().map(Either::Lazy),
             Self::Ready(rx) => match rx.recv() {
                 Ok(Ok(buf)) => Ok(Either::Ready(Cursor::new(buf))),
-                Ok(Err(e)) => Err(RusticError::with_source(
-                    ErrorKind::InputOutput,
-                    "Failed to read file ahead.",
-                    e,
-                )),
-                Err(e) => Err(RusticError::with_source(
-                    ErrorKind::Internal,
-                    "Read-ahead worker ended early.",
-                    e,
-                )),
+                Ok(Err(e)) => {
+                    Err(RusticError::with_source(ErrorKind::InputOutput, "Failed to read file ahead.", e))
+                }
+                Err(e) => {
+                    Err(RusticError::with_source(ErrorKind::Internal, "Read-ahead worker ended early.", e))
+                }
             },
         }
     }

@@ -132,13 +132,9 @@ impl Engine {
         if let SnapshotSel::Id(id) = &opts.snapshot
             && (id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_hexdigit()))
         {
-            return Err(Error::InvalidInput(format!(
-                "snapshot id `{id}` is not a hex id or prefix"
-            )));
+            return Err(Error::InvalidInput(format!("snapshot id `{id}` is not a hex id or prefix")));
         }
-        Reporter::run(progress, |reporter| {
-            self.restore_inner(store, opts, &includes, dest, reporter, cancel)
-        })
+        Reporter::run(progress, |reporter| self.restore_inner(store, opts, &includes, dest, reporter, cancel))
     }
 
     fn restore_inner(
@@ -156,13 +152,7 @@ impl Engine {
         let guard = Guard::new(cancel);
         let opened = open(
             store,
-            &OpenOptions {
-                engine: self,
-                guard,
-                reporter,
-                fail_reads: false,
-                allow_create: false,
-            },
+            &OpenOptions { engine: self, guard, reporter, fail_reads: false, allow_create: false },
         )?;
         let redactor = opened.redactor.clone();
         let rustic = |e: Box<rustic_core::RusticError>| redactor.rustic(&e);
@@ -178,9 +168,7 @@ impl Engine {
             dest.display()
         ));
 
-        let root = repo
-            .node_from_snapshot_and_path(&snap, "")
-            .map_err(rustic)?;
+        let root = repo.node_from_snapshot_and_path(&snap, "").map_err(rustic)?;
         let nodes = repo.ls(&root, &LsOptions::default()).map_err(rustic)?;
         let plan = build_plan(nodes, includes, &dest, opts.overwrite, cancel, &redactor)?;
         for path in &plan.remove_first {
@@ -189,8 +177,8 @@ impl Engine {
         cancel.check()?;
 
         let local = LocalDestination::new(&dest.to_string_lossy(), false, false).map_err(rustic)?;
-        let ropts = rustic_core::RestoreOptions::default()
-            .verify_existing(opts.overwrite == Overwrite::Always);
+        let ropts =
+            rustic_core::RestoreOptions::default().verify_existing(opts.overwrite == Overwrite::Always);
         let mut outcome = RestoreOutcome {
             snapshot_id: snap_id,
             skipped: plan.skipped,
@@ -257,10 +245,8 @@ fn repo_restore<S: IndexedFull>(
     local: &LocalDestination,
 ) -> Result<BatchStats, Failure> {
     let plan = run_rustic(|| repo.prepare_restore(ropts, ok_iter(batch), local, false))?;
-    let stats = BatchStats {
-        files: plan.stats.files,
-        written: plan.restore_size.saturating_sub(plan.matched_size),
-    };
+    let stats =
+        BatchStats { files: plan.stats.files, written: plan.restore_size.saturating_sub(plan.matched_size) };
     run_rustic(|| repo.restore(plan, ropts, ok_iter(batch), local))?;
     Ok(stats)
 }
@@ -290,9 +276,9 @@ fn run_rustic<T>(f: impl FnOnce() -> rustic_core::RusticResult<T>) -> Result<T, 
 fn into_error(f: Failure, redactor: &Redactor) -> Error {
     match f {
         Failure::Rustic(e) => redactor.rustic(&e),
-        Failure::Panic(text) => Error::Io(redactor.clean(&format!(
-            "restore aborted while writing the destination: {text}"
-        ))),
+        Failure::Panic(text) => {
+            Error::Io(redactor.clean(&format!("restore aborted while writing the destination: {text}")))
+        }
     }
 }
 
@@ -325,15 +311,10 @@ fn prepare_destination(dest: &Path) -> Result<PathBuf, Error> {
     let canonical = fs::canonicalize(dest)
         .map_err(|e| Error::Io(format!("resolving destination {}: {e}", dest.display())))?;
     if !canonical.is_dir() {
-        return Err(Error::InvalidInput(format!(
-            "destination {} is not a directory",
-            dest.display()
-        )));
+        return Err(Error::InvalidInput(format!("destination {} is not a directory", dest.display())));
     }
     if canonical.to_str().is_none() {
-        return Err(Error::InvalidInput(
-            "destination path is not valid UTF-8".into(),
-        ));
+        return Err(Error::InvalidInput("destination path is not valid UTF-8".into()));
     }
     Ok(canonical)
 }
@@ -371,12 +352,9 @@ fn select_snapshot<S: IndexedFull>(
     redactor: &Redactor,
 ) -> Result<SnapshotFile, Error> {
     match sel {
-        SnapshotSel::Id(id) => repo.get_snapshot_from_str(id, |_| true).map_err(|e| {
-            Error::NotFound(format!(
-                "snapshot {id}: {}",
-                redactor.clean(&e.display_log())
-            ))
-        }),
+        SnapshotSel::Id(id) => repo
+            .get_snapshot_from_str(id, |_| true)
+            .map_err(|e| Error::NotFound(format!("snapshot {id}: {}", redactor.clean(&e.display_log())))),
         SnapshotSel::Latest { tags } => {
             let snaps = repo
                 .get_matching_snapshots(|sn| tags.iter().all(|t| sn.tags.contains(t)))
@@ -422,10 +400,7 @@ fn build_plan(
         {
             // Either filtered out by includes (then skip quietly) or a crafted tree.
             if includes.is_empty() {
-                return Err(refuse(
-                    &path,
-                    "entry below something that is not a directory",
-                ));
+                return Err(refuse(&path, "entry below something that is not a directory"));
             }
             continue;
         }
@@ -458,10 +433,7 @@ fn build_plan(
                     return Err(refuse(&path, "is a symbolic link in the destination"));
                 }
                 Some(_) => {
-                    return Err(refuse(
-                        &path,
-                        "exists in the destination and is not a directory",
-                    ));
+                    return Err(refuse(&path, "exists in the destination and is not a directory"));
                 }
             }
             dirs.insert(path.clone());
@@ -503,10 +475,7 @@ fn validate_node_path(path: &Path, node: &Node) -> Result<(), Error> {
         return Err(refuse(path, "snapshot entry name is not a plain path"));
     }
     if path.file_name() != Some(node.name().as_ref()) {
-        return Err(refuse(
-            path,
-            "snapshot entry name contains a path separator",
-        ));
+        return Err(refuse(path, "snapshot entry name contains a path separator"));
     }
     Ok(())
 }
@@ -518,14 +487,7 @@ mod tests {
     #[test]
     fn include_paths_are_normalised_or_refused() {
         let ok = normalize_includes(&["/home/x".into(), "a/b/".into(), "./c".into()]).unwrap();
-        assert_eq!(
-            ok,
-            vec![
-                PathBuf::from("home/x"),
-                PathBuf::from("a/b"),
-                PathBuf::from("c")
-            ]
-        );
+        assert_eq!(ok, vec![PathBuf::from("home/x"), PathBuf::from("a/b"), PathBuf::from("c")]);
         for bad in ["../etc", "/a/../../etc", "a/..", "/", ""] {
             assert!(normalize_includes(&[bad.to_string()]).is_err(), "{bad}");
         }
@@ -535,21 +497,10 @@ mod tests {
     fn batches_split_by_bytes() {
         use rustic_core::repofile::{Metadata, NodeType};
         let file = |name: &str, size: u64| {
-            let meta = Metadata {
-                size,
-                ..Metadata::default()
-            };
-            (
-                PathBuf::from(name),
-                Node::new_node(std::ffi::OsStr::new(name), NodeType::File, meta),
-            )
+            let meta = Metadata { size, ..Metadata::default() };
+            (PathBuf::from(name), Node::new_node(std::ffi::OsStr::new(name), NodeType::File, meta))
         };
-        let entries = vec![
-            file("a", BATCH_BYTES),
-            file("b", 1),
-            file("c", 1),
-            file("d", BATCH_BYTES),
-        ];
+        let entries = vec![file("a", BATCH_BYTES), file("b", 1), file("c", 1), file("d", BATCH_BYTES)];
         let b = batches(&entries);
         assert_eq!(b.iter().map(|b| b.len()).collect::<Vec<_>>(), vec![1, 3]);
     }

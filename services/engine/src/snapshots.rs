@@ -122,8 +122,7 @@ impl SnapshotFilter {
             }
         };
         Ok(move |sn: &SnapshotFile| {
-            tags.iter().all(|t| sn.tags.contains(t))
-                && cutoff.is_none_or(|c| sn.time.timestamp() >= c)
+            tags.iter().all(|t| sn.tags.contains(t)) && cutoff.is_none_or(|c| sn.time.timestamp() >= c)
         })
     }
 }
@@ -156,18 +155,9 @@ impl Engine {
             let guard = Guard::new(&CancelToken::new());
             let opened = open(
                 store,
-                &OpenOptions {
-                    engine: self,
-                    guard,
-                    reporter,
-                    fail_reads: false,
-                    allow_create: false,
-                },
+                &OpenOptions { engine: self, guard, reporter, fail_reads: false, allow_create: false },
             )?;
-            let mut snaps = opened
-                .repo
-                .get_all_snapshots()
-                .map_err(|e| opened.redactor.rustic(&e))?;
+            let mut snaps = opened.repo.get_all_snapshots().map_err(|e| opened.redactor.rustic(&e))?;
             snaps.sort_by(|a, b| a.time.cmp(&b.time));
             Ok(snaps.iter().map(SnapshotInfo::from_file).collect())
         })
@@ -207,11 +197,10 @@ impl Engine {
                 .map_err(|e| Error::NotFound(opened.redactor.clean(&e.display_log())))?;
             cancel.check()?;
             let remove: Vec<SnapshotId> = snaps.iter().map(|s| s.id).collect();
-            opened.repo.delete_snapshots(&remove).map_err(|e| {
-                guard
-                    .stop_reason()
-                    .unwrap_or_else(|| opened.redactor.rustic(&e))
-            })?;
+            opened
+                .repo
+                .delete_snapshots(&remove)
+                .map_err(|e| guard.stop_reason().unwrap_or_else(|| opened.redactor.rustic(&e)))?;
             let removed: Vec<String> = remove.iter().map(|i| i.to_hex().to_string()).collect();
             reporter.info(format!("forgot {} snapshot(s)", removed.len()));
             Ok(ForgetOutcome { removed })

@@ -11,10 +11,10 @@
 //!
 //! This module reads; it never writes to a repository.
 
-use std::os::unix::process::CommandExt as _;
 use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::io::{self, Read};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,13 +71,7 @@ impl Source {
     /// Validates the source description (not whether its paths exist).
     pub(crate) fn validate(&self) -> Result<(), Error> {
         match self {
-            Self::LocalPath {
-                paths,
-                include_globs,
-                exclude_globs,
-                exclude_if_present,
-                ..
-            } => {
+            Self::LocalPath { paths, include_globs, exclude_globs, exclude_if_present, .. } => {
                 if paths.is_empty() {
                     return Err(Error::InvalidInput("source.paths is empty".into()));
                 }
@@ -85,9 +79,7 @@ impl Source {
                     return Err(Error::InvalidInput("source.paths has an empty path".into()));
                 }
                 if paths.iter().any(|p| p.to_str().is_none()) {
-                    return Err(Error::InvalidInput(
-                        "source.paths must be valid UTF-8".into(),
-                    ));
+                    return Err(Error::InvalidInput("source.paths must be valid UTF-8".into()));
                 }
                 for glob in include_globs.iter().chain(exclude_globs) {
                     if glob.trim().is_empty() || glob.starts_with('!') {
@@ -137,12 +129,7 @@ pub(crate) struct GuardedSource<S> {
 
 impl<S> GuardedSource<S> {
     pub(crate) fn new(inner: S, guard: Arc<Guard>, reporter: Reporter) -> Self {
-        Self {
-            inner,
-            guard,
-            reporter,
-            scan: true,
-        }
+        Self { inner, guard, reporter, scan: true }
     }
 
     /// For sources whose entries can be listed only once (a command's output).
@@ -211,8 +198,7 @@ where
             }
             match self.inner.next()? {
                 Err(err) => {
-                    self.reporter
-                        .warn(format!("skipped unreadable entry: {}", err.display_log()));
+                    self.reporter.warn(format!("skipped unreadable entry: {}", err.display_log()));
                 }
                 Ok(entry) => {
                     if !entry.node.is_dir() {
@@ -225,11 +211,7 @@ where
                         guard: self.guard.clone(),
                         reporter: self.reporter.clone(),
                     });
-                    return Some(Ok(ReadSourceEntry {
-                        path: entry.path,
-                        node: entry.node,
-                        open,
-                    }));
+                    return Some(Ok(ReadSourceEntry { path: entry.path, node: entry.node, open }));
                 }
             }
         }
@@ -257,12 +239,9 @@ impl<O: ReadSourceOpen> ReadSourceOpen for GuardedOpen<O> {
             return Err(stopped_error());
         }
         match self.inner.open() {
-            Ok(inner) => Ok(GuardedReader {
-                inner,
-                path: self.path,
-                guard: self.guard,
-                reporter: self.reporter,
-            }),
+            Ok(inner) => {
+                Ok(GuardedReader { inner, path: self.path, guard: self.guard, reporter: self.reporter })
+            }
             Err(err) => {
                 self.reporter.warn(format!(
                     "skipped unreadable file {}: {}",
@@ -290,10 +269,7 @@ impl<R: Read> Read for GuardedReader<R> {
         }
         self.inner.read(buf).inspect_err(|err| {
             if !self.guard.stopped() {
-                self.reporter.warn(format!(
-                    "skipped file {}: read failed: {err}",
-                    self.path.display()
-                ));
+                self.reporter.warn(format!("skipped file {}: read failed: {err}", self.path.display()));
             }
         })
     }
@@ -330,7 +306,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Kills the command's process group (it leads one), falling back to the child alone.
 fn kill_group(child: &mut std::process::Child) {
     let group = rustix::process::Pid::from_raw(child.id() as i32);
-    let killed = group.is_some_and(|g| rustix::process::kill_process_group(g, rustix::process::Signal::KILL).is_ok());
+    let killed =
+        group.is_some_and(|g| rustix::process::kill_process_group(g, rustix::process::Signal::KILL).is_ok());
     if !killed {
         let _ = child.kill();
     }
@@ -338,14 +315,9 @@ fn kill_group(child: &mut std::process::Child) {
 
 impl CommandSource {
     /// Starts the command. `file_name` must have been validated.
-    pub(crate) fn spawn(
-        argv: &[String],
-        file_name: &str,
-        guard: Arc<Guard>,
-    ) -> Result<Self, Error> {
-        let (program, args) = argv
-            .split_first()
-            .ok_or_else(|| Error::InvalidInput("source.argv is empty".into()))?;
+    pub(crate) fn spawn(argv: &[String], file_name: &str, guard: Arc<Guard>) -> Result<Self, Error> {
+        let (program, args) =
+            argv.split_first().ok_or_else(|| Error::InvalidInput("source.argv is empty".into()))?;
         // Its own process group, so cancelling kills the whole pipeline (`sh -c 'a | b'`),
         // not only the shell while a grandchild keeps stdout open.
         let mut child = Command::new(program)
@@ -489,12 +461,7 @@ impl ReadSource for CommandSource {
             tail: p.stderr_tail.clone(),
             guard: p.guard.clone(),
         });
-        Some(Ok(ReadSourceEntry {
-            path: p.path.clone(),
-            node,
-            open,
-        }))
-        .into_iter()
+        Some(Ok(ReadSourceEntry { path: p.path.clone(), node, open })).into_iter()
     }
 }
 
@@ -551,10 +518,7 @@ mod tests {
     fn validates_sources() {
         assert!(Source::paths(["/tmp"]).validate().is_ok());
         assert!(Source::paths(Vec::<PathBuf>::new()).validate().is_err());
-        let cmd = |name: &str| Source::Command {
-            argv: vec!["true".into()],
-            file_name: name.into(),
-        };
+        let cmd = |name: &str| Source::Command { argv: vec!["true".into()], file_name: name.into() };
         assert!(cmd("db.sql").validate().is_ok());
         for bad in ["", "../x", "a/b", "/abs", "."] {
             assert!(cmd(bad).validate().is_err(), "{bad}");

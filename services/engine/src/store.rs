@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use rustic_backend::BackendOptions;
 use rustic_core::{
-    ConfigOptions, Credentials, KeyOptions, OpenStatus, Repository, RepositoryBackends,
-    RepositoryOptions, WriteBackend,
+    ConfigOptions, Credentials, KeyOptions, OpenStatus, Repository, RepositoryBackends, RepositoryOptions,
+    WriteBackend,
 };
 
 use crate::Error;
@@ -44,9 +44,7 @@ impl Engine {
     /// An engine caching repository metadata under `dir`.
     #[must_use]
     pub fn with_cache_dir(dir: impl Into<PathBuf>) -> Self {
-        Self {
-            cache_dir: Some(dir.into()),
-        }
+        Self { cache_dir: Some(dir.into()) }
     }
 }
 
@@ -117,14 +115,7 @@ impl fmt::Debug for StoreKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Local { path } => f.debug_struct("Local").field("path", path).finish(),
-            Self::S3 {
-                endpoint,
-                bucket,
-                prefix,
-                region,
-                access_key_id,
-                ..
-            } => f
+            Self::S3 { endpoint, bucket, prefix, region, access_key_id, .. } => f
                 .debug_struct("S3")
                 .field("endpoint", endpoint)
                 .field("bucket", bucket)
@@ -133,16 +124,8 @@ impl fmt::Debug for StoreKind {
                 .field("access_key_id", access_key_id)
                 .field("secret_access_key", &"***")
                 .finish(),
-            Self::Rest { url } => f
-                .debug_struct("Rest")
-                .field("url", &redact_url(url))
-                .finish(),
-            Self::Sftp {
-                endpoint,
-                user,
-                path,
-                key_file,
-            } => f
+            Self::Rest { url } => f.debug_struct("Rest").field("url", &redact_url(url)).finish(),
+            Self::Sftp { endpoint, user, path, key_file } => f
                 .debug_struct("Sftp")
                 .field("endpoint", endpoint)
                 .field("user", user)
@@ -189,28 +172,16 @@ impl Store {
     pub fn describe(&self) -> String {
         match &self.kind {
             StoreKind::Local { path } => format!("local:{}", path.display()),
-            StoreKind::S3 {
-                endpoint,
-                bucket,
-                prefix,
-                ..
-            } => format!("s3:{endpoint}/{bucket}/{prefix}"),
+            StoreKind::S3 { endpoint, bucket, prefix, .. } => format!("s3:{endpoint}/{bucket}/{prefix}"),
             StoreKind::Rest { url } => format!("rest:{}", redact_url(url)),
-            StoreKind::Sftp {
-                endpoint,
-                user,
-                path,
-                ..
-            } => format!("sftp:{user}@{endpoint}:{path}"),
+            StoreKind::Sftp { endpoint, user, path, .. } => format!("sftp:{user}@{endpoint}:{path}"),
         }
     }
 
     pub(crate) fn redactor(&self) -> Redactor {
         let mut secrets = vec![self.password.clone()];
         match &self.kind {
-            StoreKind::S3 {
-                secret_access_key, ..
-            } => secrets.push(secret_access_key.clone()),
+            StoreKind::S3 { secret_access_key, .. } => secrets.push(secret_access_key.clone()),
             StoreKind::Rest { url } => {
                 if let Some(pw) = url_password(url) {
                     secrets.push(pw.to_string());
@@ -225,31 +196,20 @@ impl Store {
         let mut options = BTreeMap::new();
         let repository = match &self.kind {
             StoreKind::Local { path } => {
-                let path = path.to_str().ok_or_else(|| {
-                    Error::InvalidInput("local store path is not valid UTF-8".into())
-                })?;
+                let path = path
+                    .to_str()
+                    .ok_or_else(|| Error::InvalidInput("local store path is not valid UTF-8".into()))?;
                 if path.is_empty() {
                     return Err(Error::InvalidInput("local store path is empty".into()));
                 }
                 // The explicit scheme keeps paths containing ':' local.
                 format!("local:{path}")
             }
-            StoreKind::S3 {
-                endpoint,
-                bucket,
-                prefix,
-                region,
-                access_key_id,
-                secret_access_key,
-            } => {
+            StoreKind::S3 { endpoint, bucket, prefix, region, access_key_id, secret_access_key } => {
                 if bucket.is_empty() {
                     return Err(Error::InvalidInput("s3 store: bucket is empty".into()));
                 }
-                let region = if region.is_empty() {
-                    "us-east-1"
-                } else {
-                    region
-                };
+                let region = if region.is_empty() { "us-east-1" } else { region };
                 let mut set = |k: &str, v: &str| {
                     options.insert(k.to_string(), v.to_string());
                 };
@@ -274,12 +234,7 @@ impl Store {
                 }
                 format!("rest:{url}")
             }
-            StoreKind::Sftp {
-                endpoint,
-                user,
-                path,
-                key_file,
-            } => {
+            StoreKind::Sftp { endpoint, user, path, key_file } => {
                 options.insert("endpoint".into(), format!("ssh://{endpoint}"));
                 options.insert("user".into(), user.clone());
                 options.insert("root".into(), path.clone());
@@ -292,17 +247,12 @@ impl Store {
                 "opendal:sftp".to_string()
             }
         };
-        Ok(BackendOptions::default()
-            .repository(repository)
-            .options(options))
+        Ok(BackendOptions::default().repository(repository).options(options))
     }
 
     /// The raw (unguarded) backend.
     pub(crate) fn backend(&self) -> Result<Arc<dyn WriteBackend>, Error> {
-        let backends = self
-            .backend_options()?
-            .to_backends()
-            .map_err(|e| self.redactor().rustic(&e))?;
+        let backends = self.backend_options()?.to_backends().map_err(|e| self.redactor().rustic(&e))?;
         Ok(backends.repository())
     }
 }
@@ -337,40 +287,22 @@ pub(crate) fn open(store: &Store, opts: &OpenOptions<'_>) -> Result<Opened, Erro
         Some(dir) => RepositoryOptions::default().cache_dir(dir.clone()),
         None => RepositoryOptions::default().no_cache(true),
     };
-    let repo = Repository::new_with_progress(&repo_opts, &backends, opts.reporter.bars())
-        .map_err(rustic)?;
+    let repo = Repository::new_with_progress(&repo_opts, &backends, opts.reporter.bars()).map_err(rustic)?;
     let credentials = Credentials::password(&store.password);
     let exists = repo.config_id().map_err(rustic)?.is_some();
     if exists {
         let repo = repo.open(&credentials).map_err(rustic)?;
-        return Ok(Opened {
-            repo,
-            redactor,
-            created: false,
-        });
+        return Ok(Opened { repo, redactor, created: false });
     }
     if !(store.create_if_missing && opts.allow_create) {
         return Err(Error::RepositoryNotFound(store.describe()));
     }
     if store.password.is_empty() {
-        return Err(Error::InvalidInput(
-            "store password is empty; refusing to initialise".into(),
-        ));
+        return Err(Error::InvalidInput("store password is empty; refusing to initialise".into()));
     }
-    let repo = repo
-        .init(
-            &credentials,
-            &KeyOptions::default(),
-            &ConfigOptions::default(),
-        )
-        .map_err(rustic)?;
-    opts.reporter
-        .info(format!("initialised repository {}", store.describe()));
-    Ok(Opened {
-        repo,
-        redactor,
-        created: true,
-    })
+    let repo = repo.init(&credentials, &KeyOptions::default(), &ConfigOptions::default()).map_err(rustic)?;
+    opts.reporter.info(format!("initialised repository {}", store.describe()));
+    Ok(Opened { repo, redactor, created: true })
 }
 
 #[cfg(test)]
@@ -395,9 +327,7 @@ mod tests {
         assert!(!shown.contains("topsecretkey") && !shown.contains("repo-password"));
 
         let rest = Store {
-            kind: StoreKind::Rest {
-                url: "https://alice:s3cr3t@host:8000/repo".into(),
-            },
+            kind: StoreKind::Rest { url: "https://alice:s3cr3t@host:8000/repo".into() },
             password: "pw1234".into(),
             create_if_missing: false,
         };

@@ -45,11 +45,7 @@ impl Engine {
         Reporter::run(progress, |reporter| {
             let started = Instant::now();
             reporter.phase(Phase::Scanning);
-            reporter.info(format!(
-                "sync from {} to {}",
-                from.describe(),
-                to.describe()
-            ));
+            reporter.info(format!("sync from {} to {}", from.describe(), to.describe()));
             let guard = Guard::new(cancel);
             let open_opts = |allow_create| OpenOptions {
                 engine: self,
@@ -61,27 +57,19 @@ impl Engine {
             let src = open(from, &open_opts(false))?;
             let dst = open(to, &open_opts(true))?;
             let redactor = src.redactor.merge(&dst.redactor);
-            let rustic = |e: Box<rustic_core::RusticError>| {
-                guard.stop_reason().unwrap_or_else(|| redactor.rustic(&e))
-            };
+            let rustic =
+                |e: Box<rustic_core::RusticError>| guard.stop_reason().unwrap_or_else(|| redactor.rustic(&e));
             cancel.check()?;
             let snaps = src.repo.get_matching_snapshots(&matches).map_err(rustic)?;
-            let candidates = dst
-                .repo
-                .relevant_copy_snapshots(|_| true, &snaps)
-                .map_err(rustic)?;
-            let (todo, present): (Vec<_>, Vec<_>) =
-                candidates.into_iter().partition(|c| c.relevant);
+            let candidates = dst.repo.relevant_copy_snapshots(|_| true, &snaps).map_err(rustic)?;
+            let (todo, present): (Vec<_>, Vec<_>) = candidates.into_iter().partition(|c| c.relevant);
             reporter.info(format!(
                 "{} matching snapshot(s): {} to copy, {} already present",
                 snaps.len(),
                 todo.len(),
                 present.len()
             ));
-            let mut outcome = SyncOutcome {
-                already_present: present.len() as u64,
-                ..SyncOutcome::default()
-            };
+            let mut outcome = SyncOutcome { already_present: present.len() as u64, ..SyncOutcome::default() };
             if !todo.is_empty() {
                 cancel.check()?;
                 let src_repo = src.repo.to_indexed().map_err(rustic)?;
@@ -89,9 +77,7 @@ impl Engine {
                 let dst_repo = dst.repo.to_indexed_ids().map_err(rustic)?;
                 cancel.check()?;
                 reporter.phase(Phase::Copying);
-                src_repo
-                    .copy(&dst_repo, todo.iter().map(|c| &c.sn))
-                    .map_err(rustic)?;
+                src_repo.copy(&dst_repo, todo.iter().map(|c| &c.sn)).map_err(rustic)?;
                 outcome.copied = todo.iter().map(|c| c.sn.id.to_hex().to_string()).collect();
                 for id in &outcome.copied {
                     reporter.info(format!("copied snapshot {}", short_id(id)));

@@ -41,7 +41,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let db = format!("cairn_bench_{}", std::process::id());
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await?;
-    sqlx::Executor::execute(&mut conn, sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))).await?;
+    sqlx::Executor::execute(&mut conn, sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))))
+        .await?;
     let url = match admin.rsplit_once('/') {
         Some((base, _)) => format!("{base}/{db}"),
         None => anyhow::bail!("DATABASE_URL has no database"),
@@ -77,7 +78,10 @@ async fn main() -> anyhow::Result<()> {
     for c in [
         Connector {
             display_name: "src".into(),
-            config: Some(Cfg::LocalPathSource(LocalPathSource { paths: vec!["/data".into()], ..Default::default() })),
+            config: Some(Cfg::LocalPathSource(LocalPathSource {
+                paths: vec!["/data".into()],
+                ..Default::default()
+            })),
             ..Default::default()
         },
         Connector {
@@ -106,13 +110,17 @@ async fn main() -> anyhow::Result<()> {
     let pool = cairn_scheduler::schema_pool(&url)?;
     // One RunTask creates the job shape (and registers the store); the rest are copies,
     // inserted in bulk like the peers' benchmarks insert their rows.
-    let mut jobs_client = cairn_api::v1::job_service_client::JobServiceClient::connect(scheduler_url.clone()).await?;
+    let mut jobs_client =
+        cairn_api::v1::job_service_client::JobServiceClient::connect(scheduler_url.clone()).await?;
     jobs_client
         .run_task(cairn_api::v1::RunTaskRequest { task: task.name.clone(), ..Default::default() })
         .await?;
     let total: i64 = env("JOBS", 20_000);
     let capacity: i32 = env("CAPACITY", 10);
-    println!("# cairn lease benchmark: {total} no-op jobs per run, capacity {capacity}, nproc {}", num_cpus());
+    println!(
+        "# cairn lease benchmark: {total} no-op jobs per run, capacity {capacity}, nproc {}",
+        num_cpus()
+    );
     for workers in env("WORKERS", "10,50".to_owned()).split(',').filter_map(|w| w.parse::<usize>().ok()) {
         sqlx::query("DELETE FROM jobs").execute(&pool).await?;
         let task_id = uuid_of(&task.name);
@@ -148,9 +156,13 @@ async fn main() -> anyhow::Result<()> {
                     let mut completions = Vec::with_capacity(leases.len());
                     let t1 = Instant::now();
                     for l in &leases {
-                        c.heartbeat(HeartbeatRequest { lease: l.name.clone(), generation: l.generation, progress: None })
-                            .await
-                            .expect("heartbeat");
+                        c.heartbeat(HeartbeatRequest {
+                            lease: l.name.clone(),
+                            generation: l.generation,
+                            progress: None,
+                        })
+                        .await
+                        .expect("heartbeat");
                         completions.push(CompleteJobRequest {
                             lease: l.name.clone(),
                             generation: l.generation,
@@ -171,7 +183,9 @@ async fn main() -> anyhow::Result<()> {
             h.await?;
         }
         let secs = started.elapsed().as_secs_f64();
-        let finished: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'").fetch_one(&pool).await?;
+        let finished: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'")
+            .fetch_one(&pool)
+            .await?;
         let calls = timing[3].load(Ordering::Relaxed).max(1) as f64;
         let ms = |i: usize| timing[i].load(Ordering::Relaxed) as f64 / 1000.0 / calls;
         println!(
@@ -212,8 +226,16 @@ async fn main() -> anyhow::Result<()> {
                 let now = chrono::Utc::now();
                 let mut completions = Vec::new();
                 for l in &leases {
-                    let due = l.job.as_ref().and_then(|j| j.scheduled_time.as_ref()).and_then(from_timestamp).expect("due");
-                    samples.lock().expect("lock").push((now - due).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+                    let due = l
+                        .job
+                        .as_ref()
+                        .and_then(|j| j.scheduled_time.as_ref())
+                        .and_then(from_timestamp)
+                        .expect("due");
+                    samples
+                        .lock()
+                        .expect("lock")
+                        .push((now - due).num_microseconds().unwrap_or(0) as f64 / 1000.0);
                     completions.push(CompleteJobRequest {
                         lease: l.name.clone(),
                         generation: l.generation,
@@ -234,7 +256,9 @@ async fn main() -> anyhow::Result<()> {
                 schedule: Some(Schedule {
                     display_name: format!("every-second-{i}"),
                     task: task.name.clone(),
-                    recurrence: Some(Recurrence { kind: Some(cairn_api::v1::recurrence::Kind::Calendar("*:*:*".into())) }),
+                    recurrence: Some(Recurrence {
+                        kind: Some(cairn_api::v1::recurrence::Kind::Calendar("*:*:*".into())),
+                    }),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -261,7 +285,11 @@ async fn main() -> anyhow::Result<()> {
     );
     shutdown.cancel();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let _ = sqlx::Executor::execute(&mut conn, sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {db} WITH (FORCE)")))).await;
+    let _ = sqlx::Executor::execute(
+        &mut conn,
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {db} WITH (FORCE)"))),
+    )
+    .await;
     Ok(())
 }
 

@@ -344,7 +344,10 @@ pub async fn complete(state: &State, req: CompleteJobRequest) -> Result<Complete
 }
 
 /// BatchCompleteJobs: one transaction; each completion succeeds or fails on its own.
-pub async fn batch_complete(state: &State, req: BatchCompleteJobsRequest) -> Result<BatchCompleteJobsResponse> {
+pub async fn batch_complete(
+    state: &State,
+    req: BatchCompleteJobsRequest,
+) -> Result<BatchCompleteJobsResponse> {
     if req.completions.len() > 1000 {
         return Err(Error::invalid("completions", "at most 1000 per call"));
     }
@@ -365,7 +368,8 @@ pub async fn batch_complete(state: &State, req: BatchCompleteJobsRequest) -> Res
 
 /// A plain success (no snapshot index, no verdict) takes the one-statement path.
 fn is_plain_success(req: &CompleteJobRequest) -> bool {
-    req.snapshot_index.is_empty() && matches!(&req.outcome, Some(Outcome::Succeeded(s)) if s.connection_test.is_none())
+    req.snapshot_index.is_empty()
+        && matches!(&req.outcome, Some(Outcome::Succeeded(s)) if s.connection_test.is_none())
 }
 
 async fn complete_many(state: &State, reqs: Vec<CompleteJobRequest>) -> Result<Vec<Result<rows::Row>>> {
@@ -421,7 +425,10 @@ async fn complete_many(state: &State, reqs: Vec<CompleteJobRequest>) -> Result<V
     for row in done {
         after_commit(state, row)?;
     }
-    Ok(out.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::Internal("completion skipped".into())))).collect())
+    Ok(out
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Error::Internal("completion skipped".into()))))
+        .collect())
 }
 
 /// Metrics, logs and the catalog's copy of a connection test verdict.
@@ -430,7 +437,8 @@ fn after_commit(state: &State, done: &rows::Row) -> Result<()> {
         .increment(1);
     if let (Some(start), Some(end)) = (done.start_time, done.end_time) {
         let secs = (end - start).num_milliseconds().max(0) as f64 / 1000.0;
-        metrics::histogram!("cairn_scheduler_job_duration_seconds", "type" => done.r#type.clone()).record(secs);
+        metrics::histogram!("cairn_scheduler_job_duration_seconds", "type" => done.r#type.clone())
+            .record(secs);
     }
     if parse_type(&done.r#type) == TaskType::TestConnection
         && let (Some(connector), Some(test)) = (done.test_connector_id, to_proto(done)?.connection_test)
@@ -447,10 +455,15 @@ fn after_commit(state: &State, done: &rows::Row) -> Result<()> {
 }
 
 /// One completion with its full rules (failures, retries, cancellation, snapshot index).
-async fn complete_one(conn: &mut sqlx::PgConnection, req: CompleteJobRequest, now: DateTime<Utc>) -> Result<rows::Row> {
+async fn complete_one(
+    conn: &mut sqlx::PgConnection,
+    req: CompleteJobRequest,
+    now: DateTime<Utc>,
+) -> Result<rows::Row> {
     let lease = lease_id(&req.lease)?;
-    let outcome =
-        req.outcome.ok_or_else(|| Error::invalid("outcome", "is required: succeeded, failed or cancelled"))?;
+    let outcome = req
+        .outcome
+        .ok_or_else(|| Error::invalid("outcome", "is required: succeeded, failed or cancelled"))?;
     let Some(row) = rows::by_lease_for_update(conn, lease, req.generation).await? else {
         return Err(lost(&req.lease, req.generation));
     };
@@ -475,7 +488,8 @@ async fn complete_one(conn: &mut sqlx::PgConnection, req: CompleteJobRequest, no
                 finish.error = timed_out();
             } else {
                 finish.state = state_name(JobState::Cancelled).to_owned();
-                finish.error = if row.cancel_reason.is_empty() { c.message } else { row.cancel_reason.clone() };
+                finish.error =
+                    if row.cancel_reason.is_empty() { c.message } else { row.cancel_reason.clone() };
             }
         }
         Outcome::Failed(f) => {
@@ -507,8 +521,11 @@ async fn complete_one(conn: &mut sqlx::PgConnection, req: CompleteJobRequest, no
                 retry_note = Some(finish.wait_reason.clone());
             } else {
                 finish.state = state_name(JobState::Failed).to_owned();
-                finish.error =
-                    if f.retryable { format!("{} (gave up after {} attempts)", f.error, row.attempt) } else { f.error };
+                finish.error = if f.retryable {
+                    format!("{} (gave up after {} attempts)", f.error, row.attempt)
+                } else {
+                    f.error
+                };
             }
         }
     }

@@ -11,6 +11,7 @@
 //! The scheduler never reads the catalog's tables and never logs a secret it holds for a lease.
 
 pub mod catalog;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;

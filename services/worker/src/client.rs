@@ -5,8 +5,8 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use cairn_api::v1::{
-    AcquireLeaseRequest, AppendLogRequest, CompleteJobRequest, HeartbeatRequest, HeartbeatResponse, JobProgress,
-    Lease, LogLine, lease_service_client::LeaseServiceClient,
+    AcquireLeaseRequest, AppendLogRequest, CompleteJobRequest, HeartbeatRequest, HeartbeatResponse,
+    JobProgress, Lease, LogLine, lease_service_client::LeaseServiceClient,
 };
 use cairn_runtime::{grpc::ClientInterceptor, time::to_duration};
 use tonic::{Status, codegen::InterceptedService, transport::Channel};
@@ -23,7 +23,11 @@ pub trait LeaseClient: Send + Sync + 'static {
         wait: Duration,
     ) -> Result<Vec<Lease>, Status>;
     /// Extends a lease and reports progress.
-    async fn heartbeat(&self, lease: &Lease, progress: Option<JobProgress>) -> Result<HeartbeatResponse, Status>;
+    async fn heartbeat(
+        &self,
+        lease: &Lease,
+        progress: Option<JobProgress>,
+    ) -> Result<HeartbeatResponse, Status>;
     /// Appends log lines (idempotent by the lines' sequence numbers).
     async fn append_log(&self, lease: &Lease, lines: Vec<LogLine>) -> Result<(), Status>;
     /// Finishes the attempt.
@@ -71,16 +75,26 @@ impl LeaseClient for GrpcLeaseClient {
         Ok(self.inner.clone().acquire_lease(req).await?.into_inner().leases)
     }
 
-    async fn heartbeat(&self, lease: &Lease, progress: Option<JobProgress>) -> Result<HeartbeatResponse, Status> {
-        let mut req =
-            tonic::Request::new(HeartbeatRequest { lease: lease.name.clone(), generation: lease.generation, progress });
+    async fn heartbeat(
+        &self,
+        lease: &Lease,
+        progress: Option<JobProgress>,
+    ) -> Result<HeartbeatResponse, Status> {
+        let mut req = tonic::Request::new(HeartbeatRequest {
+            lease: lease.name.clone(),
+            generation: lease.generation,
+            progress,
+        });
         req.set_timeout(Duration::from_secs(10));
         Ok(self.inner.clone().heartbeat(req).await?.into_inner())
     }
 
     async fn append_log(&self, lease: &Lease, lines: Vec<LogLine>) -> Result<(), Status> {
-        let mut req =
-            tonic::Request::new(AppendLogRequest { lease: lease.name.clone(), generation: lease.generation, lines });
+        let mut req = tonic::Request::new(AppendLogRequest {
+            lease: lease.name.clone(),
+            generation: lease.generation,
+            lines,
+        });
         req.set_timeout(Duration::from_secs(10));
         self.inner.clone().append_log(req).await.map(|_| ())
     }

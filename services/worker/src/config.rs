@@ -73,7 +73,11 @@ pub fn parse_labels(raw: &str) -> Result<HashMap<String, String>, ConfigError> {
             return Err(ConfigError::invalid("worker_labels", format!("{part:?} is not key=value")));
         };
         let (k, v) = (k.trim(), v.trim());
-        let ok = |s: &str| !s.is_empty() && s.len() <= 63 && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
+        let ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 63
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+        };
         if !ok(k) || !ok(v) {
             return Err(ConfigError::invalid(
                 "worker_labels",
@@ -95,7 +99,11 @@ impl Config {
 
     /// The worker id to use.
     pub fn id(&self) -> String {
-        if self.worker_id.is_empty() { format!("{}-{}", host_name(), std::process::id()) } else { self.worker_id.clone() }
+        if self.worker_id.is_empty() {
+            format!("{}-{}", host_name(), std::process::id())
+        } else {
+            self.worker_id.clone()
+        }
     }
 
     /// The labels to advertise.
@@ -112,7 +120,8 @@ impl Config {
 
     /// Checks everything that can be checked without I/O.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        cairn_runtime::grpc::check_url(&self.scheduler_url).map_err(|e| ConfigError::invalid("scheduler_url", e))?;
+        cairn_runtime::grpc::check_url(&self.scheduler_url)
+            .map_err(|e| ConfigError::invalid("scheduler_url", e))?;
         if !(1..=64).contains(&self.capacity) {
             return Err(ConfigError::invalid("capacity", "must be between 1 and 64"));
         }

@@ -11,7 +11,10 @@ use cairn_engine::{Source, Store, StoreKind};
 #[error("{0}")]
 pub struct Invalid(pub String);
 
-fn connector(c: &Option<ResolvedConnector>, what: &str) -> Result<(Connector, std::collections::HashMap<String, String>), Invalid> {
+fn connector(
+    c: &Option<ResolvedConnector>,
+    what: &str,
+) -> Result<(Connector, std::collections::HashMap<String, String>), Invalid> {
     let r = c.as_ref().ok_or_else(|| Invalid(format!("the task has no {what} connector")))?;
     let conn = r.connector.clone().ok_or_else(|| Invalid(format!("the {what} connector is empty")))?;
     Ok((conn, r.secrets.clone()))
@@ -24,7 +27,10 @@ pub fn store(c: &Option<ResolvedConnector>, what: &str) -> Result<Store, Invalid
 }
 
 /// A STORE connector (already unwrapped) as an engine store.
-pub fn store_of(conn: &Connector, secrets: &std::collections::HashMap<String, String>) -> Result<Store, Invalid> {
+pub fn store_of(
+    conn: &Connector,
+    secrets: &std::collections::HashMap<String, String>,
+) -> Result<Store, Invalid> {
     let secret = |k: &str| secrets.get(k).cloned().unwrap_or_default();
     let kind = match &conn.config {
         Some(Config::LocalStore(s)) => StoreKind::Local { path: PathBuf::from(&s.path) },
@@ -77,7 +83,9 @@ pub fn source_of(conn: &Connector) -> Result<Source, Invalid> {
             exclude_if_present: s.exclude_if_present.clone(),
             one_file_system: s.one_file_system,
         }),
-        Some(Config::CommandSource(s)) => Ok(Source::Command { argv: s.command.clone(), file_name: s.file_name.clone() }),
+        Some(Config::CommandSource(s)) => {
+            Ok(Source::Command { argv: s.command.clone(), file_name: s.file_name.clone() })
+        }
         _ => Err(Invalid(format!("connector {} is not a source", conn.display_name))),
     }
 }
@@ -101,7 +109,9 @@ pub fn window(w: &str, field: &str) -> Result<Option<Duration>, Invalid> {
     if w.trim().is_empty() {
         return Ok(None);
     }
-    humantime::parse_duration(w).map(Some).map_err(|e| Invalid(format!("{field}: {w:?} is not a duration: {e}")))
+    humantime::parse_duration(w)
+        .map(Some)
+        .map_err(|e| Invalid(format!("{field}: {w:?} is not a duration: {e}")))
 }
 
 #[cfg(test)]
@@ -125,10 +135,16 @@ mod tests {
         assert!(store_of(&conn, &Default::default()).is_err());
         let rest = Connector {
             display_name: "r".into(),
-            config: Some(Config::RestStore(RestStore { url: "https://h/repo".into(), username: "u".into(), ..Default::default() })),
+            config: Some(Config::RestStore(RestStore {
+                url: "https://h/repo".into(),
+                username: "u".into(),
+                ..Default::default()
+            })),
             ..Default::default()
         };
-        let secrets = [("repository_password".to_owned(), "pw".to_owned()), ("password".to_owned(), "p2".to_owned())].into();
+        let secrets =
+            [("repository_password".to_owned(), "pw".to_owned()), ("password".to_owned(), "p2".to_owned())]
+                .into();
         let StoreKind::Rest { url } = store_of(&rest, &secrets).unwrap().kind else { panic!() };
         assert_eq!(url, "https://u:p2@h/repo");
     }

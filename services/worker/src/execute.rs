@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use cairn_api::{
     names::{self, Kind},
     v1::{
-        BackupMode, ConnectionTest, ConnectorRole, JobStats, JobSucceeded, Lease, OverwritePolicy, RetentionPolicy,
-        Snapshot, StoreSnapshots, TaskType, connector::Config, task::Options,
+        BackupMode, ConnectionTest, ConnectorRole, JobStats, JobSucceeded, Lease, OverwritePolicy,
+        RetentionPolicy, Snapshot, StoreSnapshots, TaskType, connector::Config, task::Options,
     },
 };
 use cairn_engine::{
-    BackupOptions, CancelToken, CheckOptions, Engine, Level, Overwrite, Progress, PruneOptions, RestoreOptions,
-    SnapshotFilter, SnapshotInfo, SnapshotSel, Store, Verdict,
+    BackupOptions, CancelToken, CheckOptions, Engine, Level, Overwrite, Progress, PruneOptions,
+    RestoreOptions, SnapshotFilter, SnapshotInfo, SnapshotSel, Store, Verdict,
 };
 use cairn_runtime::time::{to_duration, to_timestamp};
 
@@ -52,7 +52,10 @@ pub struct Done {
     pub index: Vec<StoreSnapshots>,
 }
 
-fn store_name(lease: &Lease, which: fn(&cairn_api::v1::ResolvedTask) -> &Option<cairn_api::v1::ResolvedConnector>) -> String {
+fn store_name(
+    lease: &Lease,
+    which: fn(&cairn_api::v1::ResolvedTask) -> &Option<cairn_api::v1::ResolvedConnector>,
+) -> String {
     lease
         .task
         .as_ref()
@@ -63,7 +66,12 @@ fn store_name(lease: &Lease, which: fn(&cairn_api::v1::ResolvedTask) -> &Option<
 }
 
 /// Runs the lease's job.
-pub fn execute(engine: &Engine, lease: &Lease, progress: &dyn Progress, cancel: &CancelToken) -> Result<Done, Failure> {
+pub fn execute(
+    engine: &Engine,
+    lease: &Lease,
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+) -> Result<Done, Failure> {
     let job = lease.job.as_ref().ok_or_else(|| Invalid("the lease carries no job".into()))?;
     let ty = TaskType::try_from(job.r#type).unwrap_or_default();
     if ty == TaskType::TestConnection {
@@ -86,11 +94,24 @@ pub fn execute(engine: &Engine, lease: &Lease, progress: &dyn Progress, cancel: 
             let mut tags = task.labels.clone();
             tags.push(format!("{TASK_TAG}{task_id}"));
             let full = opts.mode == BackupMode::Full as i32;
-            progress.log(Level::Info, &format!("backup of {} into {} ({})", describe_source(&source), store.describe(), if full { "FULL" } else { "INCREMENTAL" }));
+            progress.log(
+                Level::Info,
+                &format!(
+                    "backup of {} into {} ({})",
+                    describe_source(&source),
+                    store.describe(),
+                    if full { "FULL" } else { "INCREMENTAL" }
+                ),
+            );
             let out = engine.backup(
                 &source,
                 &store,
-                &BackupOptions { tags, host: (!opts.host.is_empty()).then(|| opts.host.clone()), full, concurrency },
+                &BackupOptions {
+                    tags,
+                    host: (!opts.host.is_empty()).then(|| opts.host.clone()),
+                    full,
+                    concurrency,
+                },
                 progress,
                 cancel,
             )?;
@@ -116,7 +137,14 @@ pub fn execute(engine: &Engine, lease: &Lease, progress: &dyn Progress, cancel: 
             done.succeeded.snapshot = out.snapshot_id;
             if let Some(policy) = &opts.retention {
                 let task_tag = format!("{TASK_TAG}{task_id}");
-                stats.snapshots_forgotten = apply_retention(engine, &store, policy, |tags| tags.iter().any(|t| *t == task_tag), progress, cancel)?;
+                stats.snapshots_forgotten = apply_retention(
+                    engine,
+                    &store,
+                    policy,
+                    |tags| tags.iter().any(|t| *t == task_tag),
+                    progress,
+                    cancel,
+                )?;
             }
             done.index.push(index_of(engine, &store, &store_name(lease, |t| &t.store))?);
         }
@@ -169,7 +197,10 @@ pub fn execute(engine: &Engine, lease: &Lease, progress: &dyn Progress, cancel: 
                 Some(Options::Sync(s)) => s.clone(),
                 _ => Default::default(),
             };
-            let filter = SnapshotFilter { tags: task.labels.clone(), window: convert::window(&opts.window, "sync.window")? };
+            let filter = SnapshotFilter {
+                tags: task.labels.clone(),
+                window: convert::window(&opts.window, "sync.window")?,
+            };
             progress.log(Level::Info, &format!("sync from {} to {}", from.describe(), to.describe()));
             let out = engine.sync(&from, &to, &filter, progress, cancel)?;
             stats.snapshots_copied = out.copied.len() as i64;
@@ -180,7 +211,14 @@ pub fn execute(engine: &Engine, lease: &Lease, progress: &dyn Progress, cancel: 
             );
             if let Some(policy) = &opts.retention {
                 let labels = task.labels.clone();
-                stats.snapshots_forgotten = apply_retention(engine, &to, policy, |tags| labels.iter().all(|l| tags.contains(l)), progress, cancel)?;
+                stats.snapshots_forgotten = apply_retention(
+                    engine,
+                    &to,
+                    policy,
+                    |tags| labels.iter().all(|l| tags.contains(l)),
+                    progress,
+                    cancel,
+                )?;
             }
             done.index.push(index_of(engine, &from, &store_name(lease, |t| &t.store))?);
             done.index.push(index_of(engine, &to, &store_name(lease, |t| &t.target_store))?);
@@ -191,9 +229,20 @@ pub fn execute(engine: &Engine, lease: &Lease, progress: &dyn Progress, cancel: 
                 Some(Options::Check(c)) => c.clone(),
                 _ => Default::default(),
             };
-            let filter = SnapshotFilter { tags: task.labels.clone(), window: convert::window(&opts.window, "check.window")? };
-            progress.log(Level::Info, &format!("check of {} (read data: {}%)", store.describe(), opts.read_data_percent));
-            let out = engine.check(&store, &CheckOptions { read_data_percent: opts.read_data_percent, filter }, progress, cancel)?;
+            let filter = SnapshotFilter {
+                tags: task.labels.clone(),
+                window: convert::window(&opts.window, "check.window")?,
+            };
+            progress.log(
+                Level::Info,
+                &format!("check of {} (read data: {}%)", store.describe(), opts.read_data_percent),
+            );
+            let out = engine.check(
+                &store,
+                &CheckOptions { read_data_percent: opts.read_data_percent, filter },
+                progress,
+                cancel,
+            )?;
             stats.errors_found = out.errors.len() as i64;
             stats.duration = Some(to_duration(out.duration));
             for w in &out.warnings {
@@ -243,7 +292,10 @@ pub fn execute(engine: &Engine, lease: &Lease, progress: &dyn Progress, cancel: 
 }
 
 fn test_connection(engine: &Engine, lease: &Lease, progress: &dyn Progress) -> Result<Done, Failure> {
-    let rc = lease.test_connector.as_ref().ok_or_else(|| Invalid("the lease carries no connector to test".into()))?;
+    let rc = lease
+        .test_connector
+        .as_ref()
+        .ok_or_else(|| Invalid("the lease carries no connector to test".into()))?;
     let conn = rc.connector.clone().ok_or_else(|| Invalid("the connector to test is empty".into()))?;
     let role = ConnectorRole::try_from(conn.role).unwrap_or_default();
     progress.log(Level::Info, &format!("testing {} connector {}", role.as_str_name(), conn.display_name));
@@ -264,8 +316,12 @@ fn test_connection(engine: &Engine, lease: &Lease, progress: &dyn Progress) -> R
         ConnectorRole::Unspecified => return Err(Invalid("the connector has no role".into()).into()),
     };
     let ok = match (&conn.config, role) {
-        (_, ConnectorRole::Store) => verdict.reachable && verdict.initialized && verdict.readable && verdict.writable,
-        (Some(Config::CommandSource(_)), _) | (_, ConnectorRole::Source) => verdict.reachable && verdict.readable,
+        (_, ConnectorRole::Store) => {
+            verdict.reachable && verdict.initialized && verdict.readable && verdict.writable
+        }
+        (Some(Config::CommandSource(_)), _) | (_, ConnectorRole::Source) => {
+            verdict.reachable && verdict.readable
+        }
         _ => verdict.reachable && verdict.writable,
     };
     progress.log(if ok { Level::Info } else { Level::Warn }, &verdict.message);
@@ -301,16 +357,35 @@ fn apply_retention(
             continue;
         }
         let Some(task) = s.tags.iter().find(|t| t.starts_with(TASK_TAG)).cloned() else { continue };
-        groups.entry(task).or_default().push(cairn_retention::Snapshot { id: s.id, time: s.time, labels: s.tags });
+        groups.entry(task).or_default().push(cairn_retention::Snapshot {
+            id: s.id,
+            time: s.time,
+            labels: s.tags,
+        });
     }
     let now = chrono::Utc::now();
     let mut forget = Vec::new();
     for snaps in groups.values() {
         for d in cairn_retention::apply(&policy, snaps, now) {
             if d.keep {
-                progress.log(Level::Debug, &format!("retention keeps {} ({}): {}", short(&d.id), d.time.to_rfc3339(), d.reasons.join(", ")));
+                progress.log(
+                    Level::Debug,
+                    &format!(
+                        "retention keeps {} ({}): {}",
+                        short(&d.id),
+                        d.time.to_rfc3339(),
+                        d.reasons.join(", ")
+                    ),
+                );
             } else {
-                progress.log(Level::Info, &format!("retention forgets {} ({}): no rule keeps it", short(&d.id), d.time.to_rfc3339()));
+                progress.log(
+                    Level::Info,
+                    &format!(
+                        "retention forgets {} ({}): no rule keeps it",
+                        short(&d.id),
+                        d.time.to_rfc3339()
+                    ),
+                );
                 forget.push(d.id);
             }
         }
@@ -320,7 +395,10 @@ fn apply_retention(
         return Ok(0);
     }
     let out = engine.forget(store, &forget, progress, cancel)?;
-    progress.log(Level::Info, &format!("retention forgot {} snapshot(s); PRUNE reclaims their space", out.removed.len()));
+    progress.log(
+        Level::Info,
+        &format!("retention forgot {} snapshot(s); PRUNE reclaims their space", out.removed.len()),
+    );
     Ok(out.removed.len() as i64)
 }
 

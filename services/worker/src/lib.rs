@@ -10,6 +10,7 @@
 //! then cancel them; a cancelled attempt is reported as a retryable failure so another worker
 //! runs the job.
 
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod convert;
@@ -28,7 +29,12 @@ pub use config::Config;
 pub use runner::Ended;
 
 /// Runs the worker against `client` until `shutdown`, then drains. Returns how each job ended.
-pub async fn run_with(config: Config, client: SharedClient, engine: Engine, shutdown: CancellationToken) -> anyhow::Result<Vec<Ended>> {
+pub async fn run_with(
+    config: Config,
+    client: SharedClient,
+    engine: Engine,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Vec<Ended>> {
     config.validate()?;
     let id = config.id();
     let labels = config.labels()?;
@@ -63,7 +69,13 @@ pub async fn run_with(config: Config, client: SharedClient, engine: Engine, shut
                 for lease in leases {
                     let job = lease.job.as_ref().map(|j| j.name.clone()).unwrap_or_default();
                     tracing::info!(job.id = %job, "lease acquired");
-                    running.spawn(runner::run(client.clone(), engine.clone(), id.clone(), lease, stop_jobs.clone()));
+                    running.spawn(runner::run(
+                        client.clone(),
+                        engine.clone(),
+                        id.clone(),
+                        lease,
+                        stop_jobs.clone(),
+                    ));
                 }
             }
             Err(s) => {
@@ -98,8 +110,10 @@ pub async fn run_with(config: Config, client: SharedClient, engine: Engine, shut
 
 /// Runs the worker against the scheduler named in `config`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let client: SharedClient =
-        Arc::new(GrpcLeaseClient::new(&config.scheduler_url, config.cluster_token.as_deref()).map_err(anyhow::Error::msg)?);
+    let client: SharedClient = Arc::new(
+        GrpcLeaseClient::new(&config.scheduler_url, config.cluster_token.as_deref())
+            .map_err(anyhow::Error::msg)?,
+    );
     let engine = match &config.cache_dir {
         Some(dir) => Engine::with_cache_dir(dir),
         None => Engine::new(),

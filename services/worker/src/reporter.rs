@@ -113,7 +113,12 @@ mod tests {
         r.sent(1);
         assert_eq!(r.pending(10)[0].message, "b");
         assert!(r.take_progress().is_none());
-        r.update(&Update { phase: Some(Phase::BackingUp), bytes_done: 5, bytes_total: Some(10), ..Default::default() });
+        r.update(&Update {
+            phase: Some(Phase::BackingUp),
+            bytes_done: 5,
+            bytes_total: Some(10),
+            ..Default::default()
+        });
         let p = r.take_progress().unwrap();
         assert_eq!((p.phase.as_str(), p.percent), ("backing up", 50.0));
         assert!(r.take_progress().is_none(), "only changes are sent");

@@ -33,7 +33,13 @@ pub enum Ended {
 
 /// Runs `lease` to the end. `stop` cancels it (worker shutdown after the grace period): the
 /// attempt is then reported as a retryable failure so another worker picks the job up.
-pub async fn run(client: SharedClient, engine: Engine, worker_id: String, lease: Lease, stop: CancellationToken) -> Ended {
+pub async fn run(
+    client: SharedClient,
+    engine: Engine,
+    worker_id: String,
+    lease: Lease,
+    stop: CancellationToken,
+) -> Ended {
     let job = lease.job.clone().unwrap_or_default();
     let span = tracing::info_span!("job.run", otel.name = "job.run", job.id = %job.name, job.attempt = job.attempt, worker = %worker_id);
     if !job.trace_parent.is_empty() {
@@ -42,10 +48,19 @@ pub async fn run(client: SharedClient, engine: Engine, worker_id: String, lease:
     run_inner(client, engine, worker_id, lease, stop).instrument(span).await
 }
 
-async fn run_inner(client: SharedClient, engine: Engine, worker_id: String, lease: Lease, stop: CancellationToken) -> Ended {
+async fn run_inner(
+    client: SharedClient,
+    engine: Engine,
+    worker_id: String,
+    lease: Lease,
+    stop: CancellationToken,
+) -> Ended {
     let job = lease.job.clone().unwrap_or_default();
     let reporter = Arc::new(Reporter::default());
-    reporter.line(LogLevel::Info, format!("attempt {} of {} started on worker {worker_id}", job.attempt, job.max_attempts.max(1)));
+    reporter.line(
+        LogLevel::Info,
+        format!("attempt {} of {} started on worker {worker_id}", job.attempt, job.max_attempts.max(1)),
+    );
     tracing::info!(job.id = %job.name, r#type = job.r#type, "job started");
     let cancel = CancelToken::new();
     let ttl = lease.ttl.as_ref().and_then(from_duration).unwrap_or(Duration::from_secs(30));
@@ -73,7 +88,8 @@ async fn run_inner(client: SharedClient, engine: Engine, worker_id: String, leas
         }
         flush_logs(&client, &lease, &reporter).await;
         let progress = reporter.take_progress();
-        let due = last_beat.elapsed() >= keepalive || (progress.is_some() && last_beat.elapsed() >= Duration::from_secs(1));
+        let due = last_beat.elapsed() >= keepalive
+            || (progress.is_some() && last_beat.elapsed() >= Duration::from_secs(1));
         if !due {
             continue;
         }
@@ -98,18 +114,35 @@ async fn run_inner(client: SharedClient, engine: Engine, worker_id: String, leas
     let (outcome, index) = match result {
         Ok(Ok(Done { succeeded, index })) => {
             reporter.line(LogLevel::Info, "finished successfully");
-            (Outcome::Succeeded(JobSucceeded { connection_test: succeeded.connection_test.map(|mut t| { t.worker = worker_id.clone(); t }), ..succeeded }), index)
+            (
+                Outcome::Succeeded(JobSucceeded {
+                    connection_test: succeeded.connection_test.map(|mut t| {
+                        t.worker = worker_id.clone();
+                        t
+                    }),
+                    ..succeeded
+                }),
+                index,
+            )
         }
         Ok(Err(Failure::Engine(e))) if e.is_cancelled() && server_cancel => {
             reporter.line(LogLevel::Warn, "cancelled; no snapshot was written");
             (Outcome::Cancelled(JobCancelled { message: "cancelled at a checkpoint".into() }), vec![])
         }
-        Ok(Err(Failure::Engine(e))) if e.is_cancelled() => {
-            (Outcome::Failed(JobFailed { error: "the worker shut down during the job".into(), retryable: true, stats: None }), vec![])
-        }
+        Ok(Err(Failure::Engine(e))) if e.is_cancelled() => (
+            Outcome::Failed(JobFailed {
+                error: "the worker shut down during the job".into(),
+                retryable: true,
+                stats: None,
+            }),
+            vec![],
+        ),
         Ok(Err(f)) => {
             reporter.line(LogLevel::Error, format!("failed: {f}"));
-            (Outcome::Failed(JobFailed { error: f.to_string(), retryable: f.is_retryable(), stats: None }), vec![])
+            (
+                Outcome::Failed(JobFailed { error: f.to_string(), retryable: f.is_retryable(), stats: None }),
+                vec![],
+            )
         }
         Err(join) => {
             let msg = format!("the engine crashed: {join}");
@@ -123,7 +156,12 @@ async fn run_inner(client: SharedClient, engine: Engine, worker_id: String, leas
         Outcome::Cancelled(_) => "CANCELLED",
         Outcome::Failed(_) => "FAILED",
     };
-    let req = CompleteJobRequest { lease: lease.name.clone(), generation: lease.generation, outcome: Some(outcome), snapshot_index: index };
+    let req = CompleteJobRequest {
+        lease: lease.name.clone(),
+        generation: lease.generation,
+        outcome: Some(outcome),
+        snapshot_index: index,
+    };
     let mut delay = Duration::from_millis(200);
     for attempt in 1..=8 {
         match client.complete(req.clone()).await {

@@ -8,9 +8,9 @@ use std::{
 };
 
 use cairn_api::v1::{
-    CompleteJobRequest, Connector, HeartbeatResponse, Job, JobProgress, Lease, LocalPathDestination, LocalPathSource,
-    LocalStore, LogLine, ResolvedConnector, ResolvedTask, RestoreOptions, Task, TaskType, complete_job_request::Outcome,
-    connector::Config as Cfg, task::Options,
+    CompleteJobRequest, Connector, HeartbeatResponse, Job, JobProgress, Lease, LocalPathDestination,
+    LocalPathSource, LocalStore, LogLine, ResolvedConnector, ResolvedTask, RestoreOptions, Task, TaskType,
+    complete_job_request::Outcome, connector::Config as Cfg, task::Options,
 };
 use cairn_engine::Engine;
 use cairn_worker::{Config, Ended, LeaseClient, SharedClient};
@@ -33,7 +33,13 @@ struct Fake(Arc<Mutex<Script>>);
 
 #[tonic::async_trait]
 impl LeaseClient for Fake {
-    async fn acquire(&self, _: &str, _: &HashMap<String, String>, capacity: i32, wait: Duration) -> Result<Vec<Lease>, Status> {
+    async fn acquire(
+        &self,
+        _: &str,
+        _: &HashMap<String, String>,
+        capacity: i32,
+        wait: Duration,
+    ) -> Result<Vec<Lease>, Status> {
         let got: Vec<Lease> = {
             let mut s = self.0.lock().unwrap();
             (0..capacity).filter_map(|_| s.leases.pop_front()).collect()
@@ -50,7 +56,10 @@ impl LeaseClient for Fake {
         }
         s.beats += 1;
         s.progress.extend(progress);
-        Ok(HeartbeatResponse { cancel_requested: s.cancel_after_beats.is_some_and(|n| s.beats >= n), expire_time: None })
+        Ok(HeartbeatResponse {
+            cancel_requested: s.cancel_after_beats.is_some_and(|n| s.beats >= n),
+            expire_time: None,
+        })
     }
     async fn append_log(&self, _: &Lease, lines: Vec<LogLine>) -> Result<(), Status> {
         let mut s = self.0.lock().unwrap();
@@ -98,14 +107,22 @@ fn lease(n: u32, task: Task, resolved: ResolvedTask) -> Lease {
 }
 
 fn task(ty: TaskType) -> Task {
-    Task { name: "tasks/0193f3a2-6b1c-7cc0-8a5e-3b0c1d2e3f99".into(), display_name: "t".into(), r#type: ty as i32, ..Default::default() }
+    Task {
+        name: "tasks/0193f3a2-6b1c-7cc0-8a5e-3b0c1d2e3f99".into(),
+        display_name: "t".into(),
+        r#type: ty as i32,
+        ..Default::default()
+    }
 }
 
 fn source(path: &std::path::Path) -> ResolvedConnector {
     ResolvedConnector {
         connector: Some(Connector {
             display_name: "src".into(),
-            config: Some(Cfg::LocalPathSource(LocalPathSource { paths: vec![path.display().to_string()], ..Default::default() })),
+            config: Some(Cfg::LocalPathSource(LocalPathSource {
+                paths: vec![path.display().to_string()],
+                ..Default::default()
+            })),
             ..Default::default()
         }),
         secrets: HashMap::new(),
@@ -152,11 +169,11 @@ async fn backup_then_restore_round_trips_with_progress_and_logs() {
     write_tree(&src);
     std::fs::create_dir_all(&dst).unwrap();
     let fake = Fake::default();
-    let backup = lease(1, Task { labels: vec!["prod".into()], ..task(TaskType::Backup) }, ResolvedTask {
-        source: Some(source(&src)),
-        store: Some(store(&repo)),
-        ..Default::default()
-    });
+    let backup = lease(
+        1,
+        Task { labels: vec!["prod".into()], ..task(TaskType::Backup) },
+        ResolvedTask { source: Some(source(&src)), store: Some(store(&repo)), ..Default::default() },
+    );
     fake.0.lock().unwrap().leases.push_back(backup);
     let ended = run_all(&fake, 1).await;
     assert_eq!(ended, vec![Ended::Reported("SUCCEEDED")]);
@@ -165,7 +182,11 @@ async fn backup_then_restore_round_trips_with_progress_and_logs() {
         let c = &s.completions[0];
         let Some(Outcome::Succeeded(ok)) = &c.outcome else { panic!("{:?}", c.outcome) };
         assert_eq!(ok.stats.as_ref().unwrap().files_new, 3);
-        assert!(s.lines.iter().any(|l| l.message.contains("snapshot") && l.message.contains("saved")), "{:?}", s.lines);
+        assert!(
+            s.lines.iter().any(|l| l.message.contains("snapshot") && l.message.contains("saved")),
+            "{:?}",
+            s.lines
+        );
         assert!(s.lines.iter().any(|l| l.message.starts_with("attempt 1 of 3 started")));
         let seqs: Vec<i64> = s.lines.iter().map(|l| l.seq).collect();
         assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "gap-free worker sequence: {seqs:?}");
@@ -178,18 +199,28 @@ async fn backup_then_restore_round_trips_with_progress_and_logs() {
     assert!(index[0].snapshots[0].labels.contains(&"prod".to_owned()));
     assert!(index[0].snapshots[0].labels.iter().any(|l| l.starts_with("cairn-task=")));
 
-    let restore = lease(2, Task { options: Some(Options::Restore(RestoreOptions::default())), labels: vec!["prod".into()], ..task(TaskType::Restore) }, ResolvedTask {
-        store: Some(store(&repo)),
-        destination: Some(ResolvedConnector {
-            connector: Some(Connector {
-                display_name: "dst".into(),
-                config: Some(Cfg::LocalPathDestination(LocalPathDestination { path: dst.display().to_string() })),
-                ..Default::default()
+    let restore = lease(
+        2,
+        Task {
+            options: Some(Options::Restore(RestoreOptions::default())),
+            labels: vec!["prod".into()],
+            ..task(TaskType::Restore)
+        },
+        ResolvedTask {
+            store: Some(store(&repo)),
+            destination: Some(ResolvedConnector {
+                connector: Some(Connector {
+                    display_name: "dst".into(),
+                    config: Some(Cfg::LocalPathDestination(LocalPathDestination {
+                        path: dst.display().to_string(),
+                    })),
+                    ..Default::default()
+                }),
+                secrets: HashMap::new(),
             }),
-            secrets: HashMap::new(),
-        }),
-        ..Default::default()
-    });
+            ..Default::default()
+        },
+    );
     let fake2 = Fake::default();
     fake2.0.lock().unwrap().leases.push_back(restore);
     assert_eq!(run_all(&fake2, 1).await, vec![Ended::Reported("SUCCEEDED")]);
@@ -210,11 +241,15 @@ async fn cancel_requests_stop_the_engine() {
     {
         let mut s = fake.0.lock().unwrap();
         s.cancel_after_beats = Some(1);
-        s.leases.push_back(lease(3, task(TaskType::Backup), ResolvedTask {
-            source: Some(source(&src)),
-            store: Some(store(&dir.path().join("repo"))),
-            ..Default::default()
-        }));
+        s.leases.push_back(lease(
+            3,
+            task(TaskType::Backup),
+            ResolvedTask {
+                source: Some(source(&src)),
+                store: Some(store(&dir.path().join("repo"))),
+                ..Default::default()
+            },
+        ));
     }
     let ended = run_all(&fake, 1).await;
     assert_eq!(ended, vec![Ended::Reported("CANCELLED")]);
@@ -234,11 +269,15 @@ async fn a_lost_lease_is_abandoned_without_reporting() {
     {
         let mut s = fake.0.lock().unwrap();
         s.lose_lease = true;
-        s.leases.push_back(lease(4, task(TaskType::Backup), ResolvedTask {
-            source: Some(source(&src)),
-            store: Some(store(&dir.path().join("repo"))),
-            ..Default::default()
-        }));
+        s.leases.push_back(lease(
+            4,
+            task(TaskType::Backup),
+            ResolvedTask {
+                source: Some(source(&src)),
+                store: Some(store(&dir.path().join("repo"))),
+                ..Default::default()
+            },
+        ));
     }
     let shutdown = CancellationToken::new();
     let s2 = shutdown.clone();
@@ -268,11 +307,15 @@ async fn shutdown_after_the_grace_period_reports_a_retryable_failure() {
         }),
         secrets: HashMap::new(),
     };
-    fake.0.lock().unwrap().leases.push_back(lease(5, t, ResolvedTask {
-        source: Some(slow),
-        store: Some(store(&dir.path().join("repo"))),
-        ..Default::default()
-    }));
+    fake.0.lock().unwrap().leases.push_back(lease(
+        5,
+        t,
+        ResolvedTask {
+            source: Some(slow),
+            store: Some(store(&dir.path().join("repo"))),
+            ..Default::default()
+        },
+    ));
     let shutdown = CancellationToken::new();
     let s2 = shutdown.clone();
     tokio::spawn(async move {
@@ -294,7 +337,11 @@ async fn bad_leases_fail_permanently() {
     let fake = Fake::default();
     let mut nopw = store(&dir.path().join("repo"));
     nopw.secrets.clear();
-    fake.0.lock().unwrap().leases.push_back(lease(6, task(TaskType::Check), ResolvedTask { store: Some(nopw), ..Default::default() }));
+    fake.0.lock().unwrap().leases.push_back(lease(
+        6,
+        task(TaskType::Check),
+        ResolvedTask { store: Some(nopw), ..Default::default() },
+    ));
     assert_eq!(run_all(&fake, 1).await, vec![Ended::Reported("FAILED")]);
     let s = fake.0.lock().unwrap();
     let Some(Outcome::Failed(f)) = &s.completions[0].outcome else { panic!() };

@@ -49,10 +49,7 @@ pub fn gen_tree(root: &Path, large_files: usize, large_size: usize) {
     write(&root.join("d0/empty-too"), b"");
     fs::create_dir_all(root.join("d1/empty-dir")).unwrap();
     for l in 0..large_files {
-        write(
-            &root.join(format!("large/big{l}.bin")),
-            &random_bytes(1000 + l as u64, large_size),
-        );
+        write(&root.join(format!("large/big{l}.bin")), &random_bytes(1000 + l as u64, large_size));
     }
     std::os::unix::fs::symlink("d0/s0/f0.dat", root.join("link-to-f0")).unwrap();
 }
@@ -93,10 +90,7 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
     let b = read_tree(actual);
     let ka: Vec<_> = a.keys().collect();
     let kb: Vec<_> = b.keys().collect();
-    assert_eq!(
-        ka, kb,
-        "entry names differ between {expected:?} and {actual:?}"
-    );
+    assert_eq!(ka, kb, "entry names differ between {expected:?} and {actual:?}");
     for (k, v) in &a {
         assert!(b[k] == *v, "entry {k:?} differs");
     }
@@ -152,10 +146,7 @@ impl Recorder {
 
 /// True if `tool --version`-like probe runs; otherwise prints a skip note.
 pub fn have_tool(tool: &str, probe: &[&str], test: &str) -> bool {
-    let ok = Command::new(tool)
-        .args(probe)
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = Command::new(tool).args(probe).output().is_ok_and(|o| o.status.success());
     if !ok {
         eprintln!("SKIP {test}: `{tool}` not found on PATH");
     }
@@ -168,11 +159,7 @@ pub fn dir_size(dir: &Path) -> u64 {
     for e in fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
         let m = fs::symlink_metadata(e.path()).unwrap();
-        total += if m.is_dir() {
-            dir_size(&e.path())
-        } else {
-            m.len()
-        };
+        total += if m.is_dir() { dir_size(&e.path()) } else { m.len() };
     }
     total
 }

@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cairn_engine::{
-    BackupOptions, CancelToken, Engine, NoProgress, Overwrite, RestoreOptions, SnapshotSel, Source,
-    Store, StoreKind,
+    BackupOptions, CancelToken, Engine, NoProgress, Overwrite, RestoreOptions, SnapshotSel, Source, Store,
+    StoreKind,
 };
 
 use crate::common::*;
@@ -41,43 +41,19 @@ fn restic_cli_lists_checks_and_restores_engine_snapshots() {
         host: Some("db1".into()),
         ..BackupOptions::default()
     };
-    let snap = engine
-        .backup(
-            &Source::paths([&src]),
-            &store,
-            &opts,
-            &NoProgress,
-            &CancelToken::new(),
-        )
-        .unwrap();
+    let snap =
+        engine.backup(&Source::paths([&src]), &store, &opts, &NoProgress, &CancelToken::new()).unwrap();
     // A second, untagged snapshot must not match the tag filter.
     engine
-        .backup(
-            &Source::paths([&src]),
-            &store,
-            &BackupOptions::default(),
-            &NoProgress,
-            &CancelToken::new(),
-        )
+        .backup(&Source::paths([&src]), &store, &BackupOptions::default(), &NoProgress, &CancelToken::new())
         .unwrap();
 
-    let out = restic(
-        &repo,
-        &store.password,
-        &["snapshots", "--json", "--tag", "cairn-task=0192abcd"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = restic(&repo, &store.password, &["snapshots", "--json", "--tag", "cairn-task=0192abcd"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let json = String::from_utf8(out.stdout).unwrap();
     assert_eq!(json.matches("\"id\":").count(), 1, "{json}");
     assert!(json.contains(&snap.snapshot_id), "{json}");
-    assert!(
-        json.contains("\"env=prod\"") && json.contains("\"db1\""),
-        "{json}"
-    );
+    assert!(json.contains("\"env=prod\"") && json.contains("\"db1\""), "{json}");
 
     let out = restic(&repo, &store.password, &["check", "--read-data"]);
     assert!(
@@ -88,21 +64,9 @@ fn restic_cli_lists_checks_and_restores_engine_snapshots() {
     );
 
     let dest = tmp.path().join("restic-restore");
-    let out = restic(
-        &repo,
-        &store.password,
-        &[
-            "restore",
-            &snap.snapshot_id,
-            "--target",
-            dest.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        restic(&repo, &store.password, &["restore", &snap.snapshot_id, "--target", dest.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_same_tree(&src, &restored(&dest, &src));
 }
 
@@ -117,31 +81,19 @@ fn engine_reads_a_restic_cli_repository() {
     let repo = tmp.path().join("repo");
     let pw = "restic-made-it";
     assert!(restic(&repo, pw, &["init"]).status.success());
-    let out = restic(
-        &repo,
-        pw,
-        &["backup", "--tag", "cairn-task=x", src.to_str().unwrap()],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = restic(&repo, pw, &["backup", "--tag", "cairn-task=x", src.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let store = Store::local(&repo, pw);
     let engine = Engine::new();
     let snaps = engine.list_snapshots(&store).unwrap();
     assert_eq!(snaps.len(), 1);
     let dest = tmp.path().join("dest");
     let opts = RestoreOptions {
-        snapshot: SnapshotSel::Latest {
-            tags: vec!["cairn-task=x".into()],
-        },
+        snapshot: SnapshotSel::Latest { tags: vec!["cairn-task=x".into()] },
         include_paths: vec![],
         overwrite: Overwrite::Always,
     };
-    engine
-        .restore(&store, &opts, &dest, &NoProgress, &CancelToken::new())
-        .unwrap();
+    engine.restore(&store, &opts, &dest, &NoProgress, &CancelToken::new()).unwrap();
     assert_same_tree(&src, &restored(&dest, &src));
 }
 
@@ -159,25 +111,14 @@ impl Drop for Moto {
 }
 
 fn start_moto() -> Option<Moto> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
     let port_s = port.to_string();
     let candidates: [(&str, Vec<&str>); 2] = [
         ("moto_server", vec!["-H", "127.0.0.1", "-p", &port_s]),
-        (
-            "python3",
-            vec!["-m", "moto.server", "-H", "127.0.0.1", "-p", &port_s],
-        ),
+        ("python3", vec!["-m", "moto.server", "-H", "127.0.0.1", "-p", &port_s]),
     ];
     for (program, args) in candidates {
-        let Ok(child) = Command::new(program)
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+        let Ok(child) = Command::new(program).args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn()
         else {
             continue;
         };
@@ -218,10 +159,7 @@ fn s3_backup_and_restore_through_opendal() {
             moto.port
         ),
     );
-    assert!(
-        resp.starts_with("HTTP/1.1 200") || resp.starts_with("HTTP/1.0 200"),
-        "create bucket: {resp}"
-    );
+    assert!(resp.starts_with("HTTP/1.1 200") || resp.starts_with("HTTP/1.0 200"), "create bucket: {resp}");
 
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
@@ -240,28 +178,13 @@ fn s3_backup_and_restore_through_opendal() {
     };
     let engine = Engine::with_cache_dir(tmp.path().join("cache"));
     let v = engine.test_store(&store);
-    assert!(
-        v.reachable && v.initialized && v.readable && v.writable,
-        "{v:?}"
-    );
+    assert!(v.reachable && v.initialized && v.readable && v.writable, "{v:?}");
     let first = engine
-        .backup(
-            &Source::paths([&src]),
-            &store,
-            &BackupOptions::default(),
-            &NoProgress,
-            &CancelToken::new(),
-        )
+        .backup(&Source::paths([&src]), &store, &BackupOptions::default(), &NoProgress, &CancelToken::new())
         .unwrap();
     write(&src.join("d0/new.txt"), b"new");
     let second = engine
-        .backup(
-            &Source::paths([&src]),
-            &store,
-            &BackupOptions::default(),
-            &NoProgress,
-            &CancelToken::new(),
-        )
+        .backup(&Source::paths([&src]), &store, &BackupOptions::default(), &NoProgress, &CancelToken::new())
         .unwrap();
     assert_eq!(second.parent.as_deref(), Some(first.snapshot_id.as_str()));
     let dest = tmp.path().join("dest");
@@ -270,9 +193,7 @@ fn s3_backup_and_restore_through_opendal() {
         include_paths: vec![],
         overwrite: Overwrite::Always,
     };
-    engine
-        .restore(&store, &opts, &dest, &NoProgress, &CancelToken::new())
-        .unwrap();
+    engine.restore(&store, &opts, &dest, &NoProgress, &CancelToken::new()).unwrap();
     assert_same_tree(&src, &restored(&dest, &src));
     // The repository lives under the prefix.
     let listing = http(

@@ -11,20 +11,9 @@ use cairn_engine::{
 use crate::common::*;
 
 fn backup(engine: &Engine, store: &Store, src: &std::path::Path, tags: &[&str]) -> String {
-    let opts = BackupOptions {
-        tags: tags.iter().map(|t| (*t).to_string()).collect(),
-        ..BackupOptions::default()
-    };
-    engine
-        .backup(
-            &Source::paths([src]),
-            store,
-            &opts,
-            &NoProgress,
-            &CancelToken::new(),
-        )
-        .unwrap()
-        .snapshot_id
+    let opts =
+        BackupOptions { tags: tags.iter().map(|t| (*t).to_string()).collect(), ..BackupOptions::default() };
+    engine.backup(&Source::paths([src]), store, &opts, &NoProgress, &CancelToken::new()).unwrap().snapshot_id
 }
 
 #[test]
@@ -38,17 +27,10 @@ fn sync_copies_once_and_the_copy_restores() {
     let wanted = backup(&engine, &from, &src, &["keep", "cairn-task=9"]);
     backup(&engine, &from, &src, &["other"]);
 
-    let filter = SnapshotFilter {
-        tags: vec!["keep".into()],
-        window: Some(Duration::from_secs(3600)),
-    };
-    let first = engine
-        .sync(&from, &to, &filter, &NoProgress, &CancelToken::new())
-        .unwrap();
+    let filter = SnapshotFilter { tags: vec!["keep".into()], window: Some(Duration::from_secs(3600)) };
+    let first = engine.sync(&from, &to, &filter, &NoProgress, &CancelToken::new()).unwrap();
     assert_eq!(first.copied, vec![wanted.clone()]);
-    let second = engine
-        .sync(&from, &to, &filter, &NoProgress, &CancelToken::new())
-        .unwrap();
+    let second = engine.sync(&from, &to, &filter, &NoProgress, &CancelToken::new()).unwrap();
     assert!(second.copied.is_empty(), "{second:?}");
     assert_eq!(second.already_present, 1);
 
@@ -63,31 +45,18 @@ fn sync_copies_once_and_the_copy_restores() {
         include_paths: vec![],
         overwrite: Overwrite::Always,
     };
-    engine
-        .restore(&to, &opts, &dest, &NoProgress, &CancelToken::new())
-        .unwrap();
+    engine.restore(&to, &opts, &dest, &NoProgress, &CancelToken::new()).unwrap();
     assert_same_tree(&src, &restored(&dest, &src));
 
     // A window that excludes everything copies nothing.
-    let old = SnapshotFilter {
-        tags: vec![],
-        window: Some(Duration::from_nanos(1)),
-    };
+    let old = SnapshotFilter { tags: vec![], window: Some(Duration::from_nanos(1)) };
     std::thread::sleep(Duration::from_millis(5));
-    let none = engine
-        .sync(&from, &to, &old, &NoProgress, &CancelToken::new())
-        .unwrap();
-    assert!(
-        none.copied.is_empty() && none.already_present == 0,
-        "{none:?}"
-    );
+    let none = engine.sync(&from, &to, &old, &NoProgress, &CancelToken::new()).unwrap();
+    assert!(none.copied.is_empty() && none.already_present == 0, "{none:?}");
     let check = engine
         .check(
             &to,
-            &CheckOptions {
-                read_data_percent: 100.0,
-                ..Default::default()
-            },
+            &CheckOptions { read_data_percent: 100.0, ..Default::default() },
             &NoProgress,
             &CancelToken::new(),
         )
@@ -107,10 +76,7 @@ fn check_detects_a_corrupted_pack() {
     let clean = engine
         .check(
             &store,
-            &CheckOptions {
-                read_data_percent: 100.0,
-                ..Default::default()
-            },
+            &CheckOptions { read_data_percent: 100.0, ..Default::default() },
             &NoProgress,
             &CancelToken::new(),
         )
@@ -118,10 +84,7 @@ fn check_detects_a_corrupted_pack() {
     assert!(clean.ok && clean.errors.is_empty(), "{clean:?}");
 
     // Flip bytes in the middle of the largest pack (data, not header).
-    let pack = pack_files(&repo)
-        .into_iter()
-        .max_by_key(|p| fs::metadata(p).unwrap().len())
-        .unwrap();
+    let pack = pack_files(&repo).into_iter().max_by_key(|p| fs::metadata(p).unwrap().len()).unwrap();
     let mut bytes = fs::read(&pack).unwrap();
     let mid = bytes.len() / 3;
     for b in &mut bytes[mid..mid + 16] {
@@ -133,26 +96,14 @@ fn check_detects_a_corrupted_pack() {
     fs::set_permissions(&pack, perms).unwrap();
     fs::write(&pack, &bytes).unwrap();
 
-    let structural = engine
-        .check(
-            &store,
-            &CheckOptions::default(),
-            &NoProgress,
-            &CancelToken::new(),
-        )
-        .unwrap();
-    eprintln!(
-        "structure-only check after corruption: ok={}",
-        structural.ok
-    );
+    let structural =
+        engine.check(&store, &CheckOptions::default(), &NoProgress, &CancelToken::new()).unwrap();
+    eprintln!("structure-only check after corruption: ok={}", structural.ok);
     let rec = Recorder::default();
     let full = engine
         .check(
             &store,
-            &CheckOptions {
-                read_data_percent: 100.0,
-                ..Default::default()
-            },
+            &CheckOptions { read_data_percent: 100.0, ..Default::default() },
             &rec,
             &CancelToken::new(),
         )
@@ -174,38 +125,15 @@ fn forget_then_prune_reclaims_space() {
     write(&src.join("big.bin"), &random_bytes(3, 8 << 20));
     let drop = backup(&engine, &store, &src, &["t"]);
     let before = dir_size(&repo);
-    let out = engine
-        .forget(
-            &store,
-            &[drop[..10].to_string()],
-            &NoProgress,
-            &CancelToken::new(),
-        )
-        .unwrap();
+    let out = engine.forget(&store, &[drop[..10].to_string()], &NoProgress, &CancelToken::new()).unwrap();
     assert_eq!(out.removed, vec![drop.clone()]);
-    let ids: Vec<_> = engine
-        .list_snapshots(&store)
-        .unwrap()
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
+    let ids: Vec<_> = engine.list_snapshots(&store).unwrap().into_iter().map(|s| s.id).collect();
     assert_eq!(ids, vec![keep]);
-    assert!(
-        engine
-            .forget(
-                &store,
-                &["deadbeef".into()],
-                &NoProgress,
-                &CancelToken::new()
-            )
-            .is_err()
-    );
+    assert!(engine.forget(&store, &["deadbeef".into()], &NoProgress, &CancelToken::new()).is_err());
     let pruned = engine
         .prune(
             &store,
-            &cairn_engine::PruneOptions {
-                max_unused_percent: 0.0,
-            },
+            &cairn_engine::PruneOptions { max_unused_percent: 0.0 },
             &NoProgress,
             &CancelToken::new(),
         )
@@ -216,10 +144,7 @@ fn forget_then_prune_reclaims_space() {
     let check = engine
         .check(
             &store,
-            &CheckOptions {
-                read_data_percent: 100.0,
-                ..Default::default()
-            },
+            &CheckOptions { read_data_percent: 100.0, ..Default::default() },
             &NoProgress,
             &CancelToken::new(),
         )
@@ -237,21 +162,12 @@ fn verdicts_and_store_errors() {
     let v = engine.test_store(&missing);
     assert!(!v.initialized && !v.readable, "{v:?}");
     let err = engine.list_snapshots(&missing).unwrap_err();
-    assert!(
-        matches!(err, Error::RepositoryNotFound(_)) && !err.is_retryable(),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::RepositoryNotFound(_)) && !err.is_retryable(), "{err:?}");
 
     let created = engine.test_store(&missing.clone().create_if_missing(true));
-    assert!(
-        created.reachable && created.initialized && created.readable && created.writable,
-        "{created:?}"
-    );
+    assert!(created.reachable && created.initialized && created.readable && created.writable, "{created:?}");
     let again = engine.test_store(&missing);
-    assert!(
-        again.initialized && again.readable && again.writable,
-        "{again:?}"
-    );
+    assert!(again.initialized && again.readable && again.writable, "{again:?}");
 
     let wrong = Store::local(&repo, "wrong-password");
     let v = engine.test_store(&wrong);
@@ -264,15 +180,8 @@ fn verdicts_and_store_errors() {
     let src = tmp.path().join("src");
     write(&src.join("a"), b"a");
     assert!(engine.test_source(&Source::paths([&src])).readable);
-    assert!(
-        !engine
-            .test_source(&Source::paths([tmp.path().join("nope")]))
-            .reachable
-    );
-    let cmd = |p: &str| Source::Command {
-        argv: vec![p.into()],
-        file_name: "x".into(),
-    };
+    assert!(!engine.test_source(&Source::paths([tmp.path().join("nope")])).reachable);
+    let cmd = |p: &str| Source::Command { argv: vec![p.into()], file_name: "x".into() };
     assert!(engine.test_source(&cmd("sh")).reachable);
     assert!(!engine.test_source(&cmd("no-such-program-xyz")).reachable);
 

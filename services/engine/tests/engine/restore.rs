@@ -5,27 +5,16 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 
 use cairn_engine::{
-    BackupOptions, CancelToken, Engine, Error, NoProgress, Overwrite, RestoreOptions, SnapshotSel,
-    Source, Store,
+    BackupOptions, CancelToken, Engine, Error, NoProgress, Overwrite, RestoreOptions, SnapshotSel, Source,
+    Store,
 };
 
 use crate::common::*;
 
 fn backup(engine: &Engine, store: &Store, src: &Path, tags: &[&str]) -> String {
-    let opts = BackupOptions {
-        tags: tags.iter().map(|t| (*t).to_string()).collect(),
-        ..BackupOptions::default()
-    };
-    engine
-        .backup(
-            &Source::paths([src]),
-            store,
-            &opts,
-            &NoProgress,
-            &CancelToken::new(),
-        )
-        .unwrap()
-        .snapshot_id
+    let opts =
+        BackupOptions { tags: tags.iter().map(|t| (*t).to_string()).collect(), ..BackupOptions::default() };
+    engine.backup(&Source::paths([src]), store, &opts, &NoProgress, &CancelToken::new()).unwrap().snapshot_id
 }
 
 fn restore(
@@ -66,9 +55,7 @@ fn latest_by_tags_and_include_paths() {
     let out = restore(
         &engine,
         &store,
-        SnapshotSel::Latest {
-            tags: vec!["x".into(), "cairn-task=1".into()],
-        },
+        SnapshotSel::Latest { tags: vec!["x".into(), "cairn-task=1".into()] },
         &[&inc],
         Overwrite::Always,
         &dest,
@@ -82,26 +69,14 @@ fn latest_by_tags_and_include_paths() {
     let none = restore(
         &engine,
         &store,
-        SnapshotSel::Latest {
-            tags: vec!["x".into(), "nope".into()],
-        },
+        SnapshotSel::Latest { tags: vec!["x".into(), "nope".into()] },
         &[],
         Overwrite::Always,
         &dest,
     );
     assert!(matches!(none, Err(Error::NotFound(_))), "{none:?}");
-    let missing_inc = restore(
-        &engine,
-        &store,
-        id(&second),
-        &["/no/such/path"],
-        Overwrite::Always,
-        &dest,
-    );
-    assert!(
-        matches!(missing_inc, Err(Error::NotFound(_))),
-        "{missing_inc:?}"
-    );
+    let missing_inc = restore(&engine, &store, id(&second), &["/no/such/path"], Overwrite::Always, &dest);
+    assert!(matches!(missing_inc, Err(Error::NotFound(_))), "{missing_inc:?}");
     let bad_id = restore(&engine, &store, id("zz"), &[], Overwrite::Always, &dest);
     assert!(matches!(bad_id, Err(Error::InvalidInput(_))));
 }
@@ -120,12 +95,7 @@ fn overwrite_policies() {
     let mtime = fs::metadata(&f).unwrap().modified().unwrap();
     let tamper = |content: &[u8]| {
         fs::write(&f, content).unwrap();
-        fs::File::options()
-            .write(true)
-            .open(&f)
-            .unwrap()
-            .set_modified(mtime)
-            .unwrap();
+        fs::File::options().write(true).open(&f).unwrap().set_modified(mtime).unwrap();
     };
 
     // Same size and mtime: IfChanged trusts it, Always verifies content and repairs it.
@@ -159,15 +129,7 @@ fn include_paths_cannot_escape() {
     }
     // An absolute include is a snapshot path: it lands inside the destination.
     let inc = format!("{}/a.txt", src.display());
-    restore(
-        &engine,
-        &store,
-        id(&snap),
-        &[&inc],
-        Overwrite::Always,
-        &dest,
-    )
-    .unwrap();
+    restore(&engine, &store, id(&snap), &[&inc], Overwrite::Always, &dest).unwrap();
     assert!(restored(&dest, &src).join("a.txt").exists());
 }
 
@@ -189,10 +151,7 @@ fn preexisting_symlinks_in_destination_are_refused() {
     symlink(&outside, base.join("dir")).unwrap();
     let r = restore(&engine, &store, id(&snap), &[], Overwrite::Always, &dest);
     assert!(matches!(r, Err(Error::RestoreRefused(_))), "{r:?}");
-    assert!(
-        fs::read_dir(&outside).unwrap().next().is_none(),
-        "wrote outside the destination"
-    );
+    assert!(fs::read_dir(&outside).unwrap().next().is_none(), "wrote outside the destination");
 
     // 2. The file itself is a symlink to a victim file outside.
     let victim = outside.join("victim");
@@ -203,10 +162,7 @@ fn preexisting_symlinks_in_destination_are_refused() {
     symlink(&victim, base.join("dir/file.txt")).unwrap();
     for policy in [Overwrite::Always, Overwrite::IfChanged] {
         let r = restore(&engine, &store, id(&snap), &[], policy, &dest);
-        assert!(
-            matches!(r, Err(Error::RestoreRefused(_))),
-            "{policy:?}: {r:?}"
-        );
+        assert!(matches!(r, Err(Error::RestoreRefused(_))), "{policy:?}: {r:?}");
     }
     // Never leaves the existing link alone and writes nothing through it.
     restore(&engine, &store, id(&snap), &[], Overwrite::Never, &dest).unwrap();
@@ -219,11 +175,7 @@ fn preexisting_symlinks_in_destination_are_refused() {
     symlink(&outside, dest.join(first)).unwrap();
     let r = restore(&engine, &store, id(&snap), &[], Overwrite::Always, &dest);
     assert!(matches!(r, Err(Error::RestoreRefused(_))), "{r:?}");
-    assert_eq!(
-        fs::read_dir(&outside).unwrap().count(),
-        1,
-        "only the victim file is allowed outside"
-    );
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 1, "only the victim file is allowed outside");
 }
 
 #[test]
@@ -252,32 +204,18 @@ fn snapshot_symlinks_are_recreated_not_followed() {
     restore(&engine, &store, id(&a), &[], Overwrite::Always, &dest).unwrap();
     let base = restored(&dest, &src);
     assert_eq!(fs::read_link(base.join("escape")).unwrap(), outside);
-    assert!(
-        fs::symlink_metadata(base.join("victim-link"))
-            .unwrap()
-            .file_type()
-            .is_symlink()
-    );
+    assert!(fs::symlink_metadata(base.join("victim-link")).unwrap().file_type().is_symlink());
     assert_eq!(fs::read(outside.join("victim")).unwrap(), b"precious");
 
     // Restoring B over A's result would write through A's symlinks: refused.
     for policy in [Overwrite::Always, Overwrite::IfChanged] {
         let r = restore(&engine, &store, id(&b), &[], policy, &dest);
-        assert!(
-            matches!(r, Err(Error::RestoreRefused(_))),
-            "{policy:?}: {r:?}"
-        );
+        assert!(matches!(r, Err(Error::RestoreRefused(_))), "{policy:?}: {r:?}");
     }
-    assert!(
-        !outside.join("pwned.txt").exists(),
-        "restore followed a snapshot symlink"
-    );
+    assert!(!outside.join("pwned.txt").exists(), "restore followed a snapshot symlink");
     assert_eq!(fs::read(outside.join("victim")).unwrap(), b"precious");
     // Into a fresh destination B restores fine.
     let fresh = tmp.path().join("fresh");
     restore(&engine, &store, id(&b), &[], Overwrite::Always, &fresh).unwrap();
-    assert_eq!(
-        fs::read(restored(&fresh, &src).join("escape/pwned.txt")).unwrap(),
-        b"pwned"
-    );
+    assert_eq!(fs::read(restored(&fresh, &src).join("escape/pwned.txt")).unwrap(), b"pwned");
 }

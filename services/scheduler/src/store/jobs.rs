@@ -434,7 +434,11 @@ pub struct Success {
 
 /// Records plain successes of current leases in one statement (and queues their
 /// notifications); leases that are not current are simply absent from the result.
-pub async fn succeed_many(conn: &mut PgConnection, items: &[Success], now: DateTime<Utc>) -> Result<Vec<Row>> {
+pub async fn succeed_many(
+    conn: &mut PgConnection,
+    items: &[Success],
+    now: DateTime<Utc>,
+) -> Result<Vec<Row>> {
     let leases: Vec<Uuid> = items.iter().map(|i| i.lease).collect();
     let gens: Vec<i64> = items.iter().map(|i| i.generation).collect();
     let snaps: Vec<&str> = items.iter().map(|i| i.snapshot.as_str()).collect();
