@@ -59,6 +59,14 @@ pub enum NameError {
         /// The collection expected.
         expected: &'static str,
     },
+    /// An id was required (jobs have no display names).
+    #[error("{given:?} is not an id (want {expected}/{{id}} or the bare id)")]
+    NotAnId {
+        /// What was given.
+        given: String,
+        /// The collection expected.
+        expected: &'static str,
+    },
 }
 
 /// Reads `collection/{id}`, `collection/{display_name}`, a bare id or a bare display name.
@@ -89,7 +97,7 @@ pub fn parse_id(kind: Kind, raw: &str) -> Result<Uuid, NameError> {
     match parse_reference(kind, raw)? {
         Reference::Id(id) => Ok(id),
         Reference::DisplayName(_) => {
-            Err(NameError::WrongCollection { given: raw.trim().to_owned(), expected: kind.collection() })
+            Err(NameError::NotAnId { given: raw.trim().to_owned(), expected: kind.collection() })
         }
     }
 }

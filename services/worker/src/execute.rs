@@ -94,15 +94,6 @@ pub fn execute(
             let mut tags = task.labels.clone();
             tags.push(format!("{TASK_TAG}{task_id}"));
             let full = opts.mode == BackupMode::Full as i32;
-            progress.log(
-                Level::Info,
-                &format!(
-                    "backup of {} into {} ({})",
-                    describe_source(&source),
-                    store.describe(),
-                    if full { "FULL" } else { "INCREMENTAL" }
-                ),
-            );
             let out = engine.backup(
                 &source,
                 &store,
@@ -122,18 +113,6 @@ pub fn execute(
             stats.bytes_added = out.stats.bytes_added as i64;
             stats.duration = Some(to_duration(out.duration));
             stats.parent_snapshot = out.parent.clone().unwrap_or_default();
-            progress.log(
-                Level::Info,
-                &format!(
-                    "snapshot {} saved: {} new, {} changed, {} unmodified files; {} processed, {} added",
-                    short(&out.snapshot_id),
-                    out.stats.files_new,
-                    out.stats.files_changed,
-                    out.stats.files_unmodified,
-                    human_bytes(out.stats.bytes_processed),
-                    human_bytes(out.stats.bytes_added)
-                ),
-            );
             done.succeeded.snapshot = out.snapshot_id;
             if let Some(policy) = &opts.retention {
                 let task_tag = format!("{TASK_TAG}{task_id}");
@@ -427,15 +406,6 @@ fn snapshot(s: &SnapshotInfo) -> Snapshot {
 
 fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
-}
-
-fn describe_source(s: &cairn_engine::Source) -> String {
-    match s {
-        cairn_engine::Source::LocalPath { paths, .. } => {
-            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-        }
-        cairn_engine::Source::Command { argv, file_name } => format!("`{}` as {file_name}", argv.join(" ")),
-    }
 }
 
 /// Bytes for people (`1.5 GiB`).

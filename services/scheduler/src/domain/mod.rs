@@ -2,6 +2,7 @@
 //! and missed-run decisions), job states and retries, overlap policies, and lease placement
 //! (worker labels, store limits, exclusive and serial jobs).
 
+pub mod forecast;
 pub mod job;
 pub mod placement;
 pub mod recurrence;

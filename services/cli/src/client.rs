@@ -1,0 +1,64 @@
+//! gRPC clients of the two public endpoints (trace context on every call).
+
+use cairn_api::v1::{
+    catalog_service_client::CatalogServiceClient, job_service_client::JobServiceClient,
+    schedule_service_client::ScheduleServiceClient,
+};
+use cairn_runtime::grpc::ClientInterceptor;
+use tonic::{codegen::InterceptedService, transport::Channel};
+
+use crate::error::{CliError, Result};
+
+type Intercepted = InterceptedService<Channel, ClientInterceptor>;
+
+/// Connections to Cairn.
+#[derive(Clone)]
+pub struct Clients {
+    /// Catalog URL.
+    pub catalog_url: String,
+    /// Scheduler URL.
+    pub scheduler_url: String,
+    catalog: Channel,
+    scheduler: Channel,
+}
+
+impl Clients {
+    /// Lazy channels (nothing connects until a call).
+    pub fn new(catalog_url: &str, scheduler_url: &str) -> Result<Clients> {
+        let catalog = cairn_runtime::grpc::channel(catalog_url)
+            .map_err(|e| CliError::Usage(format!("--catalog-url: {e}")))?;
+        let scheduler = cairn_runtime::grpc::channel(scheduler_url)
+            .map_err(|e| CliError::Usage(format!("--scheduler-url: {e}")))?;
+        Ok(Clients {
+            catalog_url: catalog_url.to_owned(),
+            scheduler_url: scheduler_url.to_owned(),
+            catalog,
+            scheduler,
+        })
+    }
+
+    /// CatalogService.
+    pub fn catalog(&self) -> CatalogServiceClient<Intercepted> {
+        CatalogServiceClient::with_interceptor(self.catalog.clone(), ClientInterceptor::new(None))
+    }
+
+    /// JobService.
+    pub fn jobs(&self) -> JobServiceClient<Intercepted> {
+        JobServiceClient::with_interceptor(self.scheduler.clone(), ClientInterceptor::new(None))
+    }
+
+    /// ScheduleService.
+    pub fn schedules(&self) -> ScheduleServiceClient<Intercepted> {
+        ScheduleServiceClient::with_interceptor(self.scheduler.clone(), ClientInterceptor::new(None))
+    }
+
+    /// Maps a catalog error.
+    pub fn catalog_err(&self) -> impl Fn(tonic::Status) -> CliError + '_ {
+        move |s| CliError::status(s, &format!("the catalog at {}", self.catalog_url))
+    }
+
+    /// Maps a scheduler error.
+    pub fn scheduler_err(&self) -> impl Fn(tonic::Status) -> CliError + '_ {
+        move |s| CliError::status(s, &format!("the scheduler at {}", self.scheduler_url))
+    }
+}

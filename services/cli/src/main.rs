@@ -1,0 +1,34 @@
+//! `cairn`: the command-line client of Cairn. Every public RPC is a command; tables for
+//! people, `--output json` for programs. Exit codes: 0 ok, 1 server or job failure, 2 usage.
+
+mod cli;
+mod client;
+mod commands;
+mod error;
+mod heatmap;
+mod output;
+mod watch;
+
+use clap::Parser as _;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = runtime.block_on(async {
+        let _telemetry = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .ok()
+            .map(|ep| cairn_runtime::telemetry::init("cairn-cli", Default::default(), Some(&ep)));
+        cairn_runtime::telemetry::install_propagator();
+        match commands::run(cli).await {
+            Ok(code) => code,
+            Err(e) => e.report(),
+        }
+    });
+    std::process::exit(code);
+}

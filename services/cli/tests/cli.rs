@@ -1,0 +1,523 @@
+//! The `cairn` binary against a real stack (catalog, scheduler, one worker, fresh Postgres):
+//! a scripted session through every command, golden outputs (insta, with ids and times
+//! redacted), JSON outputs parsed back as the API's messages, and exit codes.
+
+use std::{path::Path, process::Command, time::Duration};
+
+use cairn_runtime::CancellationToken;
+
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+struct Stack {
+    catalog_url: String,
+    scheduler_url: String,
+    dir: tempfile::TempDir,
+    shutdown: CancellationToken,
+    _db: cairn_testkit::TestDatabase,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn stack() -> Stack {
+    let db = cairn_testkit::database().await;
+    let cl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let sl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let catalog_url = format!("http://{}", cl.local_addr().unwrap());
+    let scheduler_url = format!("http://{}", sl.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cairn_catalog::run(
+        cairn_catalog::Config {
+            database_url: Some(db.url().into()),
+            secret_key: Some(KEY.into()),
+            scheduler_url: scheduler_url.clone(),
+            ..Default::default()
+        },
+        cl,
+        shutdown.clone(),
+    ));
+    tokio::spawn(cairn_scheduler::run(
+        cairn_scheduler::Config {
+            database_url: Some(db.url().into()),
+            catalog_url: catalog_url.clone(),
+            catalog_cache_ms: 0,
+            ..Default::default()
+        },
+        sl,
+        shutdown.clone(),
+    ));
+    cairn_testkit::wait_serving(&catalog_url, "").await;
+    cairn_testkit::wait_serving(&scheduler_url, "").await;
+    tokio::spawn(cairn_worker::run(
+        cairn_worker::Config {
+            scheduler_url: scheduler_url.clone(),
+            worker_id: "cli-worker".into(),
+            worker_labels: "host=testhost".into(),
+            poll_wait_secs: 1,
+            ..Default::default()
+        },
+        shutdown.clone(),
+    ));
+    Stack { catalog_url, scheduler_url, dir: tempfile::tempdir().unwrap(), shutdown, _db: db }
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Stack {
+    async fn cairn(&self, args: &[&str]) -> Out {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        cmd.args(args)
+            .env("CAIRN_CATALOG_URL", &self.catalog_url)
+            .env("CAIRN_SCHEDULER_URL", &self.scheduler_url)
+            .env("TZ", "UTC")
+            .env("NO_COLOR", "1")
+            .env_remove("CAIRN_REPOSITORY_PASSWORD")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+        let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs and requires exit 0.
+    async fn ok(&self, args: &[&str]) -> String {
+        let o = self.cairn(args).await;
+        assert_eq!(o.code, 0, "cairn {args:?} failed:\n{}\n{}", o.stdout, o.stderr);
+        o.stdout
+    }
+
+    /// Runs with `--output json` and parses the output as message `M` (the API's JSON mapping).
+    async fn json<M: prost::Message + prost::Name + Default>(&self, args: &[&str]) -> M {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        let text = self.ok(&all).await;
+        cairn_api::json::from_json::<M>(&text)
+            .unwrap_or_else(|e| panic!("cairn {args:?}: not a {}: {e}\n{text}", M::full_name()))
+    }
+
+    fn path(&self, rel: &str) -> String {
+        self.dir.path().join(rel).display().to_string()
+    }
+}
+
+/// Redacts ids, times and machine-specific bits, and collapses table padding.
+fn settings(dir: &Path) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.add_filter(&regex::escape(&dir.display().to_string()), "[TMP]");
+    s.add_filter(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "[ID]");
+    s.add_filter(r"\b[0-9a-f]{64}\b", "[SNAPSHOT]");
+    s.add_filter(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]");
+    s.add_filter(r"\((now|in [^)]*|[^()]* ago)\)", "([REL])");
+    s.add_filter(r"\b\d+(ms|s|m \d+s)\b", "[DUR]");
+    s.add_filter(r"\b[0-9a-f]{8}\b", "[SHORT]");
+    s.add_filter(r#""etag": "\\"\d+\\"""#, r#""etag": "[ETAG]""#);
+    s.add_filter(r"(?m)  (in \d[0-9dhms ]*|\d[0-9dhms ]* ago)$", "  [REL]");
+    s.add_filter(r" {2,}", "  ");
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_session_through_every_command() {
+    let s = stack().await;
+    let src = s.path("src");
+    std::fs::create_dir_all(format!("{src}/docs")).unwrap();
+    std::fs::write(format!("{src}/docs/readme.txt"), "hello cairn\n").unwrap();
+    std::fs::write(format!("{src}/data.bin"), vec![42u8; 200_000]).unwrap();
+    std::fs::write(s.path("pass"), "repo-pass\n").unwrap();
+    let (repo, dest) = (s.path("repo"), s.path("restore"));
+    std::fs::create_dir_all(&dest).unwrap();
+    let settings = settings(s.dir.path());
+    let _guard = settings.bind_to_scope();
+
+    // Connectors of every type.
+    let out =
+        s.ok(&["connector", "create", "local-path", "docs", "--path", &src, "--exclude", "*.tmp"]).await;
+    insta::assert_snapshot!("connector_create_local_path", out);
+    s.ok(&[
+        "connector",
+        "create",
+        "command",
+        "dump",
+        "--file-name",
+        "dump.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo dumped",
+    ])
+    .await;
+    let pass = s.path("pass");
+    let store: cairn_api::v1::Connector = s
+        .json(&[
+            "connector",
+            "create",
+            "local-store",
+            "nas",
+            "--path",
+            &repo,
+            "--password-file",
+            &pass,
+            "--create-if-missing",
+        ])
+        .await;
+    assert!(store.repository_password_set && store.repository_password.is_empty());
+    std::fs::write(s.path("s3.key"), "s3-secret").unwrap();
+    let s3key = s.path("s3.key");
+    s.ok(&[
+        "connector",
+        "create",
+        "s3-store",
+        "offsite",
+        "--endpoint",
+        "http://127.0.0.1:1",
+        "--bucket",
+        "cairn-test",
+        "--access-key-id",
+        "AK",
+        "--secret-access-key-file",
+        &s3key,
+        "--password-file",
+        &pass,
+    ])
+    .await;
+    s.ok(&[
+        "connector",
+        "create",
+        "sftp-store",
+        "vault",
+        "--host",
+        "backup.example.com",
+        "--user",
+        "cairn",
+        "--path",
+        "/srv/repo",
+        "--password-file",
+        &pass,
+    ])
+    .await;
+    s.ok(&[
+        "connector",
+        "create",
+        "rest-store",
+        "rest",
+        "--url",
+        "https://rest.example.com/repo",
+        "--password-file",
+        &pass,
+    ])
+    .await;
+    s.ok(&["connector", "create", "destination", "restore-area", "--path", &dest]).await;
+    insta::assert_snapshot!("connector_list", s.ok(&["connector", "list"]).await);
+    let listed: cairn_api::v1::ListConnectorsResponse =
+        s.json(&["connector", "list", "--role", "store"]).await;
+    assert_eq!(listed.connectors.len(), 4);
+    insta::assert_snapshot!("connector_get_store", s.ok(&["connector", "get", "nas"]).await);
+    s.ok(&["connector", "update", "nas", "--max-concurrent-jobs", "2", "--description", "the NAS"]).await;
+    let nas: cairn_api::v1::Connector = s.json(&["connector", "get", "nas"]).await;
+    assert_eq!((nas.max_concurrent_jobs, nas.description.as_str()), (2, "the NAS"));
+    let verdict: cairn_api::v1::ConnectionTest =
+        s.json(&["connector", "test", "nas", "--timeout", "60s"]).await;
+    assert!(verdict.ok && verdict.initialized, "{verdict:?}");
+
+    // Tasks of every type.
+    s.ok(&[
+        "task",
+        "create",
+        "backup",
+        "docs-nightly",
+        "--source",
+        "docs",
+        "--store",
+        "nas",
+        "--label",
+        "docs",
+        "--keep-last",
+        "3",
+        "--host",
+        "testhost",
+    ])
+    .await;
+    s.ok(&[
+        "task",
+        "create",
+        "backup",
+        "dump-hourly",
+        "--source",
+        "dump",
+        "--store",
+        "nas",
+        "--overlap",
+        "queue-one",
+    ])
+    .await;
+    s.ok(&[
+        "task",
+        "create",
+        "restore",
+        "docs-restore",
+        "--store",
+        "nas",
+        "--destination",
+        "restore-area",
+        "--label",
+        "docs",
+    ])
+    .await;
+    s.ok(&["task", "create", "sync", "docs-offsite", "--from", "nas", "--to", "offsite", "--window", "7d"])
+        .await;
+    s.ok(&["task", "create", "check", "nas-check", "--store", "nas", "--read-data", "100"]).await;
+    s.ok(&["task", "create", "prune", "nas-prune", "--store", "nas"]).await;
+    insta::assert_snapshot!("task_list", s.ok(&["task", "list"]).await);
+    insta::assert_snapshot!(
+        "task_get_json",
+        s.ok(&["task", "get", "docs-nightly", "--output", "json"]).await
+    );
+    s.ok(&["task", "update", "docs-nightly", "--keep-last", "5", "--timeout", "1h"]).await;
+    let t: cairn_api::v1::Task = s.json(&["task", "get", "docs-nightly"]).await;
+    assert_eq!(t.timeout.unwrap().seconds, 3600);
+    let listed: cairn_api::v1::ListTasksResponse =
+        s.json(&["task", "list", "--connector", "nas", "--type", "backup"]).await;
+    assert_eq!(listed.tasks.len(), 2);
+
+    // Schedules with every recurrence kind.
+    s.ok(&[
+        "schedule",
+        "add",
+        "weeknights",
+        "--task",
+        "docs-nightly",
+        "--calendar",
+        "Mon..Fri 18:00",
+        "--tz",
+        "Europe/Berlin",
+    ])
+    .await;
+    s.ok(&["schedule", "add", "cron-2am", "--task", "docs-nightly", "--cron", "0 2 * * *"]).await;
+    s.ok(&[
+        "schedule",
+        "add",
+        "six-hourly",
+        "--task",
+        "dump-hourly",
+        "--every",
+        "6h",
+        "--journalised",
+        "--jitter",
+        "5m",
+        "--start",
+        "2030-01-01T00:00:00Z",
+    ])
+    .await;
+    s.ok(&["schedule", "add", "monthly", "--task", "nas-check", "--preset", "every-30-days", "--paused"])
+        .await;
+    insta::assert_snapshot!(
+        "schedule_preview",
+        s.ok(&[
+            "schedule",
+            "preview",
+            "--calendar",
+            "Mon..Fri 18:00",
+            "--tz",
+            "Europe/Berlin",
+            "--after",
+            "2024-01-30T10:15:00Z",
+            "--count",
+            "4"
+        ])
+        .await
+    );
+    let preview: cairn_api::v1::PreviewScheduleResponse = s
+        .json(&[
+            "schedule",
+            "preview",
+            "--cron",
+            "*/15 9-17 * * 1-5",
+            "--after",
+            "2024-01-30T10:15:00Z",
+            "--count",
+            "3",
+        ])
+        .await;
+    assert_eq!(preview.fire_times.len(), 3);
+    let sl: cairn_api::v1::ListSchedulesResponse = s.json(&["schedule", "list", "--paused"]).await;
+    assert_eq!(sl.schedules.len(), 1);
+    s.ok(&["schedule", "list", "--connector", "nas"]).await;
+    s.ok(&["schedule", "pause", "weeknights"]).await;
+    s.ok(&["schedule", "resume", "weeknights"]).await;
+    s.ok(&["schedule", "update", "weeknights", "--calendar", "Mon..Fri 19:30"]).await;
+    let sched: cairn_api::v1::Schedule = s.json(&["schedule", "get", "weeknights"]).await;
+    assert_eq!(sched.normalized_recurrence, "Mon..Fri *-*-* 19:30:00");
+    s.ok(&["schedule", "delete", "cron-2am"]).await;
+
+    // Run with a live follow, then restore, history, logs, snapshots.
+    let out = s.ok(&["run", "docs-nightly", "--wait", "--follow"]).await;
+    assert!(out.contains("SUCCEEDED") && out.contains("finished successfully"), "{out}");
+    let events: Vec<serde_json::Value> = s
+        .ok(&["run", "docs-nightly", "--follow", "--output", "json"])
+        .await
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(events.iter().any(|e| e.get("logLine").is_some()));
+    assert!(events.iter().any(|e| e["job"]["state"] == "JOB_STATE_SUCCEEDED"), "{events:?}");
+    s.ok(&["run", "docs-restore", "--wait"]).await;
+    let restored = std::fs::read_to_string(format!("{dest}{src}/docs/readme.txt")).unwrap();
+    assert_eq!(restored, "hello cairn\n");
+    let jobs: cairn_api::v1::ListJobsResponse =
+        s.json(&["job", "list", "--task", "docs-nightly", "--state", "succeeded"]).await;
+    assert_eq!(jobs.jobs.len(), 2);
+    let job = &jobs.jobs[0].name;
+    insta::assert_snapshot!(
+        "job_list",
+        s.ok(&["job", "list", "--task", "docs-nightly", "--since", "1h"]).await
+    );
+    let shown = s.ok(&["job", "show", job]).await;
+    assert!(shown.contains("SUCCEEDED") && shown.contains("last log lines"), "{shown}");
+    let logs = s.ok(&["job", "logs", job]).await;
+    assert!(logs.contains("finished successfully"));
+    let follow = s.ok(&["job", "logs", job, "--follow"]).await;
+    assert_eq!(follow, logs, "following an ended job prints the whole log once");
+    insta::assert_snapshot!(
+        "snapshot_list",
+        s.ok(&["snapshot", "list", "--store", "nas", "--label", "docs"]).await
+    );
+    let snaps: cairn_api::v1::ListSnapshotsResponse =
+        s.json(&["snapshot", "list", "--task", "docs-nightly"]).await;
+    assert_eq!(snaps.snapshots.len(), 2);
+    let sim = s
+        .ok(&["retention", "simulate", "--store", "nas", "--task", "docs-nightly", "--keep-last", "1"])
+        .await;
+    assert!(sim.contains("1 kept, 1 removed"), "{sim}");
+    std::fs::write(
+        s.path("snaps.json"),
+        r#"[{"id": "a", "time": "2026-01-01T02:00:00Z"}, {"id": "b", "time": "2026-01-02T02:00:00Z"}, {"id": "c", "time": "2026-01-02T03:00:00Z"}]"#,
+    )
+    .unwrap();
+    let snaps_file = s.path("snaps.json");
+    let sim: cairn_api::v1::SimulateRetentionResponse =
+        s.json(&["retention", "simulate", "--snapshots", &snaps_file, "--keep-daily", "5"]).await;
+    let kept: Vec<_> = sim.decisions.iter().filter(|d| d.keep).map(|d| d.snapshot_id.as_str()).collect();
+    assert_eq!(kept, vec!["c", "a"]);
+
+    // Cancel a queued job (queue-one keeps it behind nothing: cancel it at once).
+    let queued: cairn_api::v1::Job = s.json(&["run", "nas-prune"]).await;
+    let cancel = s.cairn(&["job", "cancel", &queued.name, "--reason", "not now"]).await;
+    assert_eq!(cancel.code, 0, "{}", cancel.stderr);
+    let watched = s.cairn(&["job", "watch", &queued.name]).await;
+    assert!(watched.code == 0 || watched.stdout.contains("CANCELLED"), "{}", watched.stdout);
+
+    // Forecast, health, completions.
+    let fc = s.ok(&["forecast", "--horizon", "7d", "--runs"]).await;
+    assert!(fc.contains("Mon") && fc.contains("legend"), "{fc}");
+    let fcj: cairn_api::v1::ForecastResponse = s.json(&["forecast"]).await;
+    assert_eq!(fcj.heatmap.len(), 7);
+    assert_eq!(s.cairn(&["health", &s.catalog_url]).await.code, 0);
+    assert_eq!(s.cairn(&["health", &s.scheduler_url, "--service", "cairn.v1.LeaseService"]).await.code, 0);
+    assert!(s.ok(&["completions", "bash"]).await.contains("cairn"));
+
+    // Deleting.
+    s.ok(&["task", "delete", "nas-prune"]).await;
+    let err = s.cairn(&["connector", "delete", "nas"]).await;
+    assert_eq!(err.code, 1);
+    assert!(err.stderr.contains("is used by task"), "{}", err.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_name_the_problem_with_exit_codes() {
+    let s = stack().await;
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["connector", "get", "nope"], 1, "not found"),
+        (vec!["task", "run", "nope"], 1, "task: task \"nope\" does not exist"),
+        (
+            vec!["schedule", "preview", "--calendar", "25:00"],
+            1,
+            "recurrence.calendar: \"25:00\": hour 25 out of range",
+        ),
+        (vec!["schedule", "preview", "--calendar", "daily", "--tz", "Mars/Base"], 1, "time_zone"),
+        (vec!["schedule", "preview", "--every", "soon"], 2, "--every"),
+        (vec!["schedule", "preview", "--calendar", "daily", "--cron", "* * * * *"], 2, "cannot be used with"),
+        (vec!["connector", "create", "local-store", "x", "--path", "/srv/x"], 2, "repository password"),
+        (
+            vec!["connector", "create", "local-path", "x", "--path", "relative"],
+            1,
+            "connector.local_path_source.paths[0]",
+        ),
+        (vec!["job", "show", "not-an-id"], 1, "is not an id"),
+        (vec!["frobnicate"], 2, "unrecognized subcommand"),
+        (vec!["--scheduler-url", "http://127.0.0.1:9", "job", "list"], 1, "cannot reach the scheduler"),
+    ];
+    for (args, code, needle) in cases {
+        let o = s.cairn(&args).await;
+        assert_eq!(o.code, code, "cairn {args:?}: {}{}", o.stdout, o.stderr);
+        assert!(o.stderr.contains(needle), "cairn {args:?}: stderr lacks {needle:?}:\n{}", o.stderr);
+    }
+    // Several bad fields are all listed.
+    let o = s
+        .cairn(&[
+            "connector",
+            "create",
+            "s3-store",
+            "Bad Name",
+            "--endpoint",
+            "ftp://x",
+            "--bucket",
+            "B",
+            "--access-key-id",
+            "a",
+            "--secret-access-key",
+            "k",
+            "--password",
+            "p",
+        ])
+        .await;
+    assert_eq!(o.code, 1);
+    for f in ["connector.display_name", "connector.s3_store.endpoint", "connector.s3_store.bucket"] {
+        assert!(o.stderr.contains(f), "{f} missing:\n{}", o.stderr);
+    }
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+#[test]
+fn every_command_has_help_with_examples() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn")).arg("--help").output().unwrap();
+    let root = String::from_utf8_lossy(&out.stdout);
+    assert!(root.contains("Examples:") && root.contains("cairn schedule add"));
+    for path in [
+        vec!["connector", "create", "local-path"],
+        vec!["connector", "create", "local-store"],
+        vec!["connector", "create", "s3-store"],
+        vec!["connector", "list"],
+        vec!["connector", "test"],
+        vec!["task", "create", "backup"],
+        vec!["task", "create", "restore"],
+        vec!["task", "create", "sync"],
+        vec!["task", "create", "check"],
+        vec!["task", "create", "prune"],
+        vec!["schedule", "add"],
+        vec!["schedule", "preview"],
+        vec!["job", "list"],
+        vec!["job", "logs"],
+        vec!["snapshot", "list"],
+        vec!["retention", "simulate"],
+        vec!["forecast"],
+        vec!["run"],
+    ] {
+        let mut args = path.clone();
+        args.push("--help");
+        let out = Command::new(env!("CARGO_BIN_EXE_cairn")).args(&args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("Examples:"),
+            "{path:?} --help has no examples:\n{text}"
+        );
+    }
+}
