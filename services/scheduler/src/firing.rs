@@ -225,6 +225,9 @@ async fn record_skip(
     };
     let id = job_rows::insert(conn, &job).await?;
     if let Some(id) = id {
+        if let Some(row) = job_rows::get(conn, id).await? {
+            crate::notifications::enqueue(conn, &row).await?;
+        }
         events::notify_jobs(conn, &[id]).await?;
     }
     Ok(id)

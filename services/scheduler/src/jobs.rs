@@ -183,6 +183,11 @@ pub async fn create(
     }
     let id = rows::insert(conn, &job).await?;
     if let Some(id) = id {
+        if job.state == state_name(JobState::Skipped)
+            && let Some(row) = rows::get(conn, id).await?
+        {
+            crate::notifications::enqueue(conn, &row).await?;
+        }
         events::notify(conn, events::WORK, "").await?;
         events::notify_jobs(conn, &[id]).await?;
         metrics::counter!("cairn_scheduler_jobs_created_total", "type" => job.r#type.clone(), "trigger" => job.trigger.clone(), "state" => job.state.clone()).increment(1);
@@ -204,7 +209,7 @@ pub async fn cancel_in_tx(
     let state = parse_state(&row.state);
     match state {
         JobState::Queued => {
-            rows::finish(
+            let done = rows::finish(
                 conn,
                 id,
                 &rows::Finish {
@@ -215,6 +220,7 @@ pub async fn cancel_in_tx(
                 },
             )
             .await?;
+            crate::notifications::enqueue(conn, &done).await?;
             events::notify_jobs(conn, &[id]).await?;
         }
         JobState::Running => {

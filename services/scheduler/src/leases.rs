@@ -238,7 +238,7 @@ async fn leases_for(
 
 async fn fail_gone(state: &State, row: &rows::Row, why: &str) -> Result<()> {
     let mut conn = state.pool.acquire().await?;
-    rows::finish(
+    let done = rows::finish(
         &mut conn,
         row.id,
         &rows::Finish {
@@ -249,6 +249,7 @@ async fn fail_gone(state: &State, row: &rows::Row, why: &str) -> Result<()> {
         },
     )
     .await?;
+    crate::notifications::enqueue(&mut conn, &done).await?;
     events::notify_jobs(&mut conn, &[row.id]).await?;
     Ok(())
 }

@@ -112,6 +112,7 @@ pub async fn run_with_clock(
     tracker.spawn(state.events.clone().listen(pool.clone(), shutdown.clone()));
     tracker.spawn(firing::run(state.clone(), shutdown.clone()));
     tracker.spawn(reaper::run(state.clone(), shutdown.clone()));
+    tracker.spawn(notifications::run(state.clone(), shutdown.clone()));
     tracker.close();
 
     let (health, health_routes) = rgrpc::health().await;

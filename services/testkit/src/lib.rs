@@ -4,7 +4,9 @@
 //! instead of sleeps. No helper here fakes a Cairn component.
 
 pub mod dynamic;
+pub mod http;
 pub mod logs;
+pub mod servers;
 
 use std::{future::Future, time::Duration};
 

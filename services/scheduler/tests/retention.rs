@@ -1,0 +1,199 @@
+//! SimulateRetention over gRPC on restic's own policy test suite, the shared conformance
+//! sample, and the snapshot index of a store.
+
+mod common;
+
+use cairn_api::v1::{
+    SimulateRetentionRequest, SimulateRetentionResponse, Snapshot, StoreSnapshots,
+    job_service_client::JobServiceClient,
+};
+use common::*;
+
+/// A policy from the vector files (snake_case keys, keep_tags as lists) as proto JSON.
+fn policy_json(p: &serde_json::Value) -> serde_json::Value {
+    let mut p = p.clone();
+    if let Some(tags) = p.get("keep_tags").cloned() {
+        let sets: Vec<serde_json::Value> =
+            tags.as_array().unwrap().iter().map(|set| serde_json::json!({"labels": set})).collect();
+        p["keep_tags"] = serde_json::Value::Array(sets);
+    }
+    p
+}
+
+async fn simulate(
+    client: &mut JobServiceClient<tonic::transport::Channel>,
+    policy: &serde_json::Value,
+    snaps: &serde_json::Value,
+) -> Result<SimulateRetentionResponse, tonic::Status> {
+    let items: Vec<serde_json::Value> = snaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| serde_json::json!({"id": s["id"], "time": s["time"], "labels": s.get("labels").or(s.get("tags")).cloned().unwrap_or_default()}))
+        .collect();
+    let req = serde_json::json!({"policy": policy_json(policy), "snapshots": {"items": items}});
+    let req: SimulateRetentionRequest = cairn_api::json::from_json(&req.to_string()).expect("request JSON");
+    client.simulate_retention(req).await.map(|r| r.into_inner())
+}
+
+#[tokio::test]
+async fn restic_policy_suite_and_conformance_sample_through_the_api() {
+    let s = stack().await;
+    let r = s.replica(None, |_| {}).await;
+    let mut client = r.jobs().await;
+    let suite: serde_json::Value =
+        serde_json::from_str(include_str!("../../retention/tests/data/restic-policy-suite.json")).unwrap();
+    let cases = suite["cases"].as_array().unwrap();
+    assert!(cases.len() >= 40);
+    let mut checked = 0;
+    for case in cases {
+        let got = simulate(&mut client, &case["policy"], &suite["snapshots"]).await;
+        if case.get("error").is_some() {
+            let err = got.unwrap_err();
+            assert_eq!(err.code(), tonic::Code::InvalidArgument, "case {}", case["index"]);
+            assert!(err.message().starts_with("policy"), "{}", err.message());
+            continue;
+        }
+        let got = got.unwrap_or_else(|e| panic!("case {}: {e}", case["index"]));
+        assert_eq!(got.decisions.len(), suite["snapshots"].as_array().unwrap().len());
+        let kept: Vec<&str> =
+            got.decisions.iter().filter(|d| d.keep).map(|d| d.snapshot_id.as_str()).collect();
+        let want: Vec<&str> = case["keep"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(kept, want, "restic case {} ({})", case["index"], case["policy"]);
+        if let Some(reasons) = case.get("reasons").and_then(|r| r.as_object()) {
+            for (id, want) in reasons {
+                let d = got.decisions.iter().find(|d| d.snapshot_id == *id).unwrap();
+                let want: Vec<String> =
+                    want.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+                assert_eq!(d.reasons, want, "case {} snapshot {id}", case["index"]);
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 39);
+    let sample: Vec<serde_json::Value> =
+        serde_json::from_str(include_str!("../../retention/tests/data/retention-sample.json")).unwrap();
+    for case in &sample {
+        let got = simulate(&mut client, &case["policy"], &case["snapshots"]).await.unwrap();
+        let mut kept: Vec<&str> =
+            got.decisions.iter().filter(|d| d.keep).map(|d| d.snapshot_id.as_str()).collect();
+        let mut want: Vec<&str> =
+            case["keep"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        kept.sort();
+        want.sort();
+        assert_eq!(kept, want, "{}", case["name"]);
+    }
+    // Bad input names the field.
+    for (policy, field) in [
+        (serde_json::json!({"keep_within": "7x"}), "policy.keep_within"),
+        (serde_json::json!({"keep_daily": -2}), "policy.keep_daily"),
+        (serde_json::json!({"keep_daily": 1, "time_zone": "Nowhere/X"}), "policy.time_zone"),
+    ] {
+        let err = simulate(&mut client, &policy, &serde_json::json!([])).await.unwrap_err();
+        assert!(err.message().starts_with(field), "{field}: {}", err.message());
+    }
+    let dup = serde_json::json!([{"id": "a", "time": "2024-01-01T00:00:00Z"}, {"id": "a", "time": "2024-01-02T00:00:00Z"}]);
+    let err = simulate(&mut client, &serde_json::json!({"keep_last": 1}), &dup).await.unwrap_err();
+    assert!(err.message().starts_with("snapshots.items[1].id"), "{}", err.message());
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn the_index_lists_and_simulates_a_store_without_opening_it() {
+    let s = stack().await;
+    let r = s.replica(None, |_| {}).await;
+    let store = s.store("nas", 4).await;
+    let task =
+        s.backup("b", "nas", cairn_api::v1::OverlapPolicy::Skip, |t| t.labels = vec!["web".into()]).await;
+    let task_id = &task.name["tasks/".len()..];
+    let mut w = Worker::new(&r, "w", &[]).await;
+    run(&r, "b").await;
+    let l = w.acquire(1, std::time::Duration::from_secs(5)).await.remove(0);
+    let snap = |id: &str, day: u32, labels: &[&str]| Snapshot {
+        id: format!("{id:0<64}"),
+        time: Some(cairn_runtime::time::to_timestamp(format!("2026-01-{day:02}T02:00:00Z").parse().unwrap())),
+        labels: labels.iter().map(|s| (*s).to_owned()).collect(),
+        ..Default::default()
+    };
+    let tag = format!("cairn-task={task_id}");
+    let index = vec![StoreSnapshots {
+        store: store.name.clone(),
+        snapshots: vec![
+            snap("a1", 1, &["web", &tag]),
+            snap("b2", 2, &["web", &tag]),
+            snap("c3", 3, &["other"]),
+        ],
+    }];
+    w.client
+        .complete_job(cairn_api::v1::CompleteJobRequest {
+            lease: l.name.clone(),
+            generation: l.generation,
+            outcome: Some(cairn_api::v1::complete_job_request::Outcome::Succeeded(Default::default())),
+            snapshot_index: index,
+        })
+        .await
+        .unwrap();
+    let mut jobs = r.jobs().await;
+    let all = jobs
+        .list_snapshots(cairn_api::v1::ListSnapshotsRequest { store: "nas".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshots;
+    assert_eq!(
+        all.iter().map(|s| &s.short_id[..2]).collect::<Vec<_>>(),
+        vec!["c3", "b2", "a1"],
+        "newest first"
+    );
+    assert_eq!(all[1].task, task.name);
+    let web = jobs
+        .list_snapshots(cairn_api::v1::ListSnapshotsRequest {
+            labels: vec!["web".into()],
+            task: "b".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshots;
+    assert_eq!(web.len(), 2);
+    let sim = jobs
+        .simulate_retention(SimulateRetentionRequest {
+            policy: Some(cairn_api::v1::RetentionPolicy { keep_last: 1, ..Default::default() }),
+            source: Some(cairn_api::v1::simulate_retention_request::Source::Stored(
+                cairn_api::v1::StoredSnapshots { store: "nas".into(), task: "b".into() },
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let decided: Vec<(String, bool)> =
+        sim.decisions.iter().map(|d| (d.snapshot_id[..2].to_owned(), d.keep)).collect();
+    assert_eq!(decided, vec![("b2".to_owned(), true), ("a1".to_owned(), false)]);
+    // A later job's list replaces the store's index (snapshots removed by another tool vanish).
+    run(&r, "b").await;
+    let l = w.acquire(1, std::time::Duration::from_secs(5)).await.remove(0);
+    w.client
+        .complete_job(cairn_api::v1::CompleteJobRequest {
+            lease: l.name.clone(),
+            generation: l.generation,
+            outcome: Some(cairn_api::v1::complete_job_request::Outcome::Succeeded(Default::default())),
+            snapshot_index: vec![StoreSnapshots {
+                store: store.name.clone(),
+                snapshots: vec![snap("b2", 2, &["web", &tag])],
+            }],
+        })
+        .await
+        .unwrap();
+    let left = jobs
+        .list_snapshots(cairn_api::v1::ListSnapshotsRequest {
+            store: store.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshots;
+    assert_eq!(left.len(), 1);
+    r.stop().await;
+}
