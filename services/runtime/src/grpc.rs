@@ -48,6 +48,17 @@ pub async fn health() -> (HealthReporter, Routes) {
     (reporter, Routes::new(service))
 }
 
+/// How a server is run.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions<'a> {
+    /// The gRPC services, for health.
+    pub service_names: &'a [&'a str],
+    /// Time between NOT_SERVING and closing.
+    pub drain_delay: Duration,
+    /// Metric names prefix (`cairn_catalog`).
+    pub metrics_prefix: &'static str,
+}
+
 /// Serves `routes` (plus reflection) on `listener` until `shutdown` is cancelled, then marks
 /// every service NOT_SERVING, waits `drain_delay` for load balancers to notice, and drains
 /// in-flight requests.
@@ -55,10 +66,10 @@ pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     health: HealthReporter,
-    service_names: &[&str],
+    opts: ServeOptions<'_>,
     shutdown: CancellationToken,
-    drain_delay: Duration,
 ) -> Result<(), tonic::transport::Error> {
+    let (service_names, drain_delay, metrics_prefix) = (opts.service_names, opts.drain_delay, opts.metrics_prefix);
     let routes = reflection_routes(routes);
     let names: Vec<String> = service_names.iter().map(|s| (*s).to_owned()).collect();
     let stop = async move {
@@ -70,6 +81,7 @@ pub async fn serve(
     };
     tonic::transport::Server::builder()
         .trace_fn(request_span)
+        .layer(crate::metrics::GrpcMetricsLayer::new(metrics_prefix))
         .accept_http1(true)
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)

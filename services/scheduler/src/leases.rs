@@ -21,6 +21,7 @@ use cairn_runtime::{
     time::{from_duration, from_timestamp, to_duration, to_timestamp},
 };
 use chrono::{DateTime, Utc};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use uuid::Uuid;
 
 use crate::{
@@ -175,6 +176,11 @@ pub async fn try_acquire(
     let started = rows::start(&mut tx, &pick.accepted, worker, now, expire).await?;
     events::notify_jobs(&mut tx, &started.iter().map(|r| r.id).collect::<Vec<_>>()).await?;
     tx.commit().await?;
+    for row in started.iter().filter(|r| !r.trace_parent.is_empty()) {
+        // A point in the job's own trace (the caller's span belongs to the worker's polling).
+        let span = tracing::info_span!("job.lease", otel.name = "job.lease", job.id = %row.id, worker, attempt = row.attempt);
+        let _ = span.set_parent(cairn_runtime::grpc::context_from_traceparent(&row.trace_parent));
+    }
     metrics::counter!("cairn_scheduler_leases_granted_total").increment(started.len() as u64);
     match leases_for(state, &started, expire, ttl).await {
         Ok(leases) => Ok(leases),
@@ -450,6 +456,10 @@ fn after_commit(state: &State, done: &rows::Row) -> Result<()> {
                 tracing::warn!(error = %e, "connection test verdict not recorded in the catalog");
             }
         });
+    }
+    if !done.trace_parent.is_empty() {
+        let span = tracing::info_span!("job.complete", otel.name = "job.complete", job.id = %done.id, job.state = %done.state);
+        let _ = span.set_parent(cairn_runtime::grpc::context_from_traceparent(&done.trace_parent));
     }
     tracing::debug!(job.id = %done.id, job.state = %done.state, attempt = done.attempt, "job completed");
     Ok(())

@@ -113,6 +113,7 @@ pub async fn run_with_clock(
     tracker.spawn(firing::run(state.clone(), shutdown.clone()));
     tracker.spawn(reaper::run(state.clone(), shutdown.clone()));
     tracker.spawn(notifications::run(state.clone(), shutdown.clone()));
+    tracker.spawn(cairn_runtime::metrics::watch_pool(pool.clone(), "cairn_scheduler", shutdown.clone()));
     tracker.close();
 
     let (health, health_routes) = rgrpc::health().await;
@@ -125,8 +126,9 @@ pub async fn run_with_clock(
         .add_service(SchedulerInternalServiceServer::with_interceptor(h, guard));
     rgrpc::set_serving(&health, SERVICES).await;
     tracing::info!(listen = %listener.local_addr()?, "scheduler serving");
-    let served =
-        rgrpc::serve(listener, routes, health, SERVICES, shutdown.clone(), config.drain_delay()).await;
+    let opts =
+        rgrpc::ServeOptions { service_names: SERVICES, drain_delay: config.drain_delay(), metrics_prefix: "cairn_scheduler" };
+    let served = rgrpc::serve(listener, routes, health, opts, shutdown.clone()).await;
     shutdown.cancel();
     tracker.wait().await;
     pool.close().await;

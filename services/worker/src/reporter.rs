@@ -15,6 +15,9 @@ use cairn_runtime::time::to_timestamp;
 /// What the engine reported, waiting to be sent.
 #[derive(Debug, Default)]
 pub struct Reporter {
+    /// The engine's span; each phase is a child span of it (for traces).
+    span: Mutex<Option<tracing::Span>>,
+    phase_span: Mutex<Option<tracing::Span>>,
     progress: Mutex<JobProgress>,
     changed: AtomicBool,
     lines: Mutex<Vec<LogLine>>,
@@ -22,6 +25,20 @@ pub struct Reporter {
 }
 
 impl Reporter {
+    /// Phases become child spans of `span`.
+    pub fn set_span(&self, span: tracing::Span) {
+        if let Ok(mut s) = self.span.lock() {
+            *s = Some(span);
+        }
+    }
+
+    /// Ends the current phase span.
+    pub fn end_phase(&self) {
+        if let Ok(mut p) = self.phase_span.lock() {
+            p.take();
+        }
+    }
+
     /// Records a line (also used by the worker itself: start, completion).
     pub fn line(&self, level: LogLevel, message: impl Into<String>) {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
@@ -65,6 +82,12 @@ impl Reporter {
 
 impl Progress for Reporter {
     fn phase(&self, phase: Phase) {
+        if let (Ok(parent), Ok(mut current)) = (self.span.lock(), self.phase_span.lock()) {
+            current.take();
+            if let Some(parent) = parent.as_ref() {
+                *current = Some(tracing::info_span!(parent: parent, "engine.phase", otel.name = %format!("engine.{}", phase.as_str()), phase = phase.as_str()));
+            }
+        }
         if let Ok(mut p) = self.progress.lock() {
             *p = JobProgress { phase: phase.as_str().to_owned(), ..Default::default() };
         }

@@ -66,6 +66,9 @@ async fn run_inner(
     let ttl = lease.ttl.as_ref().and_then(from_duration).unwrap_or(Duration::from_secs(30));
     let keepalive = (ttl / 3).max(Duration::from_millis(200));
     let engine_span = tracing::info_span!("engine.run", otel.name = "engine.run");
+    reporter.set_span(engine_span.clone());
+    metrics::gauge!("cairn_worker_jobs_running").increment(1.0);
+    let started = std::time::Instant::now();
     let mut work = {
         let (lease, reporter, cancel) = (lease.clone(), reporter.clone(), cancel.clone());
         tokio::task::spawn_blocking(move || {
@@ -111,6 +114,15 @@ async fn run_inner(
             Err(s) => tracing::warn!(job.id = %job.name, error = %s.message(), "heartbeat failed; retrying"),
         }
     };
+    reporter.end_phase();
+    metrics::gauge!("cairn_worker_jobs_running").decrement(1.0);
+    metrics::histogram!("cairn_worker_job_duration_seconds").record(started.elapsed().as_secs_f64());
+    if let Ok(Ok(done)) = &result
+        && let Some(stats) = &done.succeeded.stats
+    {
+        metrics::counter!("cairn_worker_bytes_processed_total").increment(stats.bytes_processed.max(0) as u64);
+        metrics::counter!("cairn_worker_bytes_added_total").increment(stats.bytes_added.max(0) as u64);
+    }
     let (outcome, index) = match result {
         Ok(Ok(Done { succeeded, index })) => {
             reporter.line(LogLevel::Info, "finished successfully");
