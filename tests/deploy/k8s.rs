@@ -1,0 +1,865 @@
+//! deploy/k8s without kustomize or a cluster: every kustomization's references exist, and
+//! the workloads its files declare agree with the binaries: args, variables (resolved from
+//! ConfigMaps and Secrets the way the kubelet does), ports, probes, Services, URLs,
+//! disruption budgets, shutdown timing, security settings and network policies.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+};
+
+use serde_json::Value as Json;
+
+use crate::support::*;
+
+const K8S: &str = "deploy/k8s";
+
+/// A resource read from a file listed by a kustomization.
+struct Object {
+    file: String,
+    doc: Json,
+}
+
+impl Object {
+    fn kind(&self) -> &str {
+        str_at(&self.doc, "/kind").unwrap_or_default()
+    }
+    fn name(&self) -> &str {
+        str_at(&self.doc, "/metadata/name").unwrap_or_default()
+    }
+}
+
+/// Every `kustomization.yaml` under deploy/k8s, by directory (relative to the root).
+fn kustomizations() -> BTreeMap<PathBuf, Json> {
+    fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Json>) {
+        for e in std::fs::read_dir(root().join(dir)).expect("readable directory").flatten() {
+            let rel = dir.join(e.file_name());
+            if e.path().is_dir() {
+                walk(&rel, out);
+            } else if e.file_name() == "kustomization.yaml" {
+                out.insert(dir.to_path_buf(), yaml(&rel));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(Path::new(K8S), &mut out);
+    out
+}
+
+/// `dir/entry`, normalised and relative to the root; None when it leaves the repository.
+fn join(dir: &Path, entry: &str) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in dir.join(entry).components() {
+        match c {
+            std::path::Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    Some(out)
+}
+
+fn strings(v: &Json) -> Vec<String> {
+    v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()
+}
+
+/// Checks every kustomization's references and returns the objects of every listed file
+/// (each file once).
+fn cluster(p: &mut Problems) -> Vec<Object> {
+    let mut files = BTreeSet::new();
+    for (dir, k) in kustomizations() {
+        let ctx = dir.join("kustomization.yaml").display().to_string();
+        p.check(str_at(&k, "/kind") == Some("Kustomization"), || format!("{ctx}: kind Kustomization"));
+        let mut referenced = strings(&k["resources"]);
+        referenced.extend(
+            k["patches"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x["path"].as_str().map(str::to_owned)),
+        );
+        referenced.extend(strings(&k["components"]));
+        for entry in referenced {
+            let Some(path) = join(&dir, &entry) else {
+                p.push(format!("{ctx}: {entry} leaves the repository"));
+                continue;
+            };
+            let abs = root().join(&path);
+            if abs.is_dir() {
+                p.check(abs.join("kustomization.yaml").exists(), || {
+                    format!("{ctx}: {entry} has no kustomization.yaml")
+                });
+            } else if abs.is_file() {
+                files.insert(path);
+            } else {
+                p.push(format!("{ctx}: {entry} does not exist"));
+            }
+        }
+    }
+    let mut objects = Vec::new();
+    for file in files {
+        for doc in yaml_docs(&file) {
+            let o = Object { file: file.display().to_string(), doc };
+            p.check(
+                !o.kind().is_empty() && !o.name().is_empty() && o.doc.get("apiVersion").is_some(),
+                || format!("{}: every resource has apiVersion, kind and metadata.name", o.file),
+            );
+            objects.push(o);
+        }
+    }
+    objects
+}
+
+fn labels(v: Option<&Json>) -> BTreeMap<String, String> {
+    v.and_then(Json::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), scalar(v)?)))
+        .collect()
+}
+
+/// Whether a label selector (`matchLabels` only; an empty selector matches everything)
+/// selects `l`.
+fn selects(selector: &Json, l: &BTreeMap<String, String>) -> bool {
+    assert!(selector.get("matchExpressions").is_none(), "matchExpressions are not evaluated by this test");
+    let wanted = match selector.get("matchLabels") {
+        Some(m) => labels(Some(m)),
+        None => labels(Some(selector)).into_iter().filter(|(k, _)| k != "matchLabels").collect(),
+    };
+    wanted.iter().all(|(k, v)| l.get(k) == Some(v))
+}
+
+/// A Deployment or DaemonSet running one Cairn binary, with its configuration loaded.
+struct Workload {
+    kind: String,
+    name: String,
+    file: String,
+    spec: Json,
+    pod: Json,
+    labels: BTreeMap<String, String>,
+    container: Json,
+    binary: Binary,
+    argv: Vec<String>,
+    env: BTreeMap<String, String>,
+    /// Where each variable comes from: `value`, `configmap:<name>/<key>`, `secret:<name>/<key>`
+    /// or `field:<path>`.
+    origin: BTreeMap<String, String>,
+    /// Variables other values refer to as `$(NAME)`.
+    helpers: BTreeSet<String>,
+    effective: Result<Effective, String>,
+}
+
+impl Workload {
+    fn ctx(&self) -> String {
+        format!("{} {} ({})", self.kind, self.name, self.file)
+    }
+
+    /// A container port by number or name.
+    fn port(&self, port: &Json) -> Option<u16> {
+        match port {
+            Json::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+            Json::String(name) => self.ports().get(name).copied(),
+            _ => None,
+        }
+    }
+
+    /// Named container ports.
+    fn ports(&self) -> BTreeMap<String, u16> {
+        self.container["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| {
+                Some((p["name"].as_str()?.to_owned(), u16::try_from(p["containerPort"].as_u64()?).ok()?))
+            })
+            .collect()
+    }
+
+    fn is(&self, b: Binary) -> bool {
+        self.binary == b
+    }
+}
+
+fn object<'a>(objects: &'a [Object], kind: &str, name: &str) -> Option<&'a Object> {
+    objects.iter().find(|o| o.kind() == kind && o.name() == name)
+}
+
+/// A Secret's value; the placeholder key is replaced by a valid one so the catalog's
+/// configuration validates.
+fn secret_value(secret: &Object, key: &str) -> Option<String> {
+    let v = scalar(secret.doc.pointer(&format!("/stringData/{key}"))?)?;
+    Some(if v.contains(PLACEHOLDER) && key.ends_with("SECRET_KEY") { TEST_SECRET_KEY.to_owned() } else { v })
+}
+
+/// Expands `$(NAME)` with the variables defined so far, as the kubelet does.
+fn expand(value: &str, env: &BTreeMap<String, String>, helpers: &mut BTreeSet<String>) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(i) = rest.find("$(") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        match after.find(')') {
+            Some(end) => {
+                let name = &after[..end];
+                helpers.insert(name.to_owned());
+                match env.get(name) {
+                    Some(v) => out.push_str(v),
+                    None => out.push_str(&rest[i..i + 2 + end + 1]),
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[i..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A sample value for a downward-API field.
+fn field_sample(path: &str) -> String {
+    match path {
+        "spec.nodeName" => "node-1".into(),
+        "metadata.name" => "pod-1".into(),
+        "metadata.namespace" => "cairn".into(),
+        "status.podIP" => "10.0.0.7".into(),
+        other => other.replace('.', "-"),
+    }
+}
+
+/// Every Deployment and DaemonSet with its container's configuration resolved.
+fn workloads(objects: &[Object], p: &mut Problems) -> Vec<Workload> {
+    let mut out = Vec::new();
+    for o in objects.iter().filter(|o| matches!(o.kind(), "Deployment" | "DaemonSet" | "StatefulSet")) {
+        let ctx = format!("{} {} ({})", o.kind(), o.name(), o.file);
+        let spec = o.doc["spec"].clone();
+        let pod = spec["template"].clone();
+        let containers =
+            pod.pointer("/spec/containers").and_then(Json::as_array).cloned().unwrap_or_default();
+        p.check(containers.len() == 1, || format!("{ctx}: one container"));
+        let Some(container) = containers.into_iter().next() else { continue };
+        p.check(container.get("command").is_none(), || {
+            format!("{ctx}: set args, not command (command replaces tini)")
+        });
+        let argv = strings(&container["args"]);
+        let Some(binary) = argv.first().and_then(|b| Binary::from_name(b)) else {
+            p.push(format!("{ctx}: args {argv:?} do not start with a Cairn service binary"));
+            continue;
+        };
+
+        let mut env = BTreeMap::new();
+        let mut origin = BTreeMap::new();
+        let mut helpers = BTreeSet::new();
+        for from in container["envFrom"].as_array().into_iter().flatten() {
+            let optional = |r: &Json| r["optional"].as_bool() == Some(true);
+            if let Some(r) = from.get("configMapRef") {
+                let name = r["name"].as_str().unwrap_or_default();
+                match object(objects, "ConfigMap", name) {
+                    Some(cm) => {
+                        for (k, v) in cm.doc["data"].as_object().into_iter().flatten() {
+                            env.insert(k.clone(), scalar(v).unwrap_or_default());
+                            origin.insert(k.clone(), format!("configmap:{name}/{k}"));
+                        }
+                    }
+                    None => {
+                        p.check(optional(r), || format!("{ctx}: envFrom ConfigMap {name} does not exist"))
+                    }
+                }
+            } else if let Some(r) = from.get("secretRef") {
+                let name = r["name"].as_str().unwrap_or_default();
+                match object(objects, "Secret", name) {
+                    Some(s) => {
+                        for k in s.doc["stringData"].as_object().into_iter().flatten().map(|(k, _)| k) {
+                            env.insert(k.clone(), secret_value(s, k).unwrap_or_default());
+                            origin.insert(k.clone(), format!("secret:{name}/{k}"));
+                        }
+                    }
+                    None => p.check(optional(r), || format!("{ctx}: envFrom Secret {name} does not exist")),
+                }
+            }
+        }
+        for e in container["env"].as_array().into_iter().flatten() {
+            let name = e["name"].as_str().unwrap_or_default().to_owned();
+            if let Some(v) = e.get("value") {
+                let v = expand(&scalar(v).unwrap_or_default(), &env, &mut helpers);
+                env.insert(name.clone(), v);
+                origin.insert(name, "value".into());
+                continue;
+            }
+            let from = &e["valueFrom"];
+            let keyed = |kind: &str, r: &Json| -> (Option<String>, String, bool) {
+                let (obj, key) =
+                    (r["name"].as_str().unwrap_or_default(), r["key"].as_str().unwrap_or_default());
+                let value = object(objects, kind, obj).and_then(|o| match kind {
+                    "Secret" => secret_value(o, key),
+                    _ => o.doc.pointer(&format!("/data/{key}")).and_then(scalar),
+                });
+                let tag = if kind == "Secret" { "secret" } else { "configmap" };
+                (value, format!("{tag}:{obj}/{key}"), r["optional"].as_bool() == Some(true))
+            };
+            let (value, source, optional) = if let Some(r) = from.get("secretKeyRef") {
+                keyed("Secret", r)
+            } else if let Some(r) = from.get("configMapKeyRef") {
+                keyed("ConfigMap", r)
+            } else if let Some(path) = from.pointer("/fieldRef/fieldPath").and_then(Json::as_str) {
+                (Some(field_sample(path)), format!("field:{path}"), false)
+            } else {
+                p.push(format!("{ctx}: {name}: unsupported env source {from}"));
+                continue;
+            };
+            match value {
+                Some(v) => {
+                    env.insert(name.clone(), v);
+                    origin.insert(name, source);
+                }
+                None => p.check(optional, || format!("{ctx}: {name} refers to missing {source}")),
+            }
+        }
+        let effective = binary.load(&argv, &env);
+        out.push(Workload {
+            kind: o.kind().to_owned(),
+            name: o.name().to_owned(),
+            file: o.file.clone(),
+            labels: labels(pod.pointer("/metadata/labels")),
+            spec,
+            pod,
+            container,
+            binary,
+            argv,
+            env,
+            origin,
+            helpers,
+            effective,
+        });
+    }
+    out
+}
+
+/// Workloads whose configuration loaded; the others are problems.
+fn loaded<'a>(ws: &'a [Workload], p: &mut Problems) -> Vec<(&'a Workload, Effective)> {
+    ws.iter().filter_map(|w| Some((w, p.ok(w.ctx(), w.effective.clone())?))).collect()
+}
+
+fn setup() -> (Vec<Object>, Vec<Workload>, Problems) {
+    let mut p = Problems::default();
+    let objects = cluster(&mut p);
+    let ws = workloads(&objects, &mut p);
+    (objects, ws, p)
+}
+
+#[test]
+fn kustomizations_reference_existing_files() {
+    let mut p = Problems::default();
+    let ks = kustomizations();
+    p.check(ks.contains_key(Path::new(K8S)), || format!("{K8S}/kustomization.yaml is the entry point"));
+    let objects = cluster(&mut p);
+    // Every YAML file under deploy/k8s is listed somewhere (nothing silently left out).
+    let listed: BTreeSet<&str> = objects.iter().map(|o| o.file.as_str()).collect();
+    fn yaml_files(dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(root().join(dir)).expect("readable").flatten() {
+            let rel = dir.join(e.file_name());
+            if e.path().is_dir() {
+                yaml_files(&rel, out);
+            } else if rel.extension().is_some_and(|x| x == "yaml") && e.file_name() != "kustomization.yaml" {
+                out.push(rel.display().to_string());
+            }
+        }
+    }
+    let mut files = Vec::new();
+    yaml_files(Path::new(K8S), &mut files);
+    for f in files {
+        p.check(listed.contains(f.as_str()), || format!("{f} is listed by no kustomization"));
+    }
+    // One namespace and one image everywhere resources are rewritten.
+    let namespaces: BTreeSet<&str> = ks.values().filter_map(|k| str_at(k, "/namespace")).collect();
+    p.check(namespaces.len() == 1, || format!("kustomizations disagree on the namespace: {namespaces:?}"));
+    let images: BTreeSet<String> = ks.values().filter_map(|k| k.get("images")).map(Json::to_string).collect();
+    p.check(images.len() == 1, || format!("kustomizations disagree on the image: {images:?}"));
+    let image_names: BTreeSet<String> = ks
+        .values()
+        .flat_map(|k| k["images"].as_array().cloned().unwrap_or_default())
+        .filter_map(|i| i["name"].as_str().map(str::to_owned))
+        .collect();
+    let ws = workloads(&objects, &mut p);
+    for w in &ws {
+        let image = w.container["image"].as_str().unwrap_or_default();
+        p.check(image_names.contains(image), || {
+            format!("{}: image {image} is not rewritten by `images:`", w.ctx())
+        });
+    }
+    p.assert_none(K8S);
+}
+
+#[test]
+fn workloads_run_real_commands_with_known_settings() {
+    let (_, ws, mut p) = setup();
+    let image = image();
+    for b in Binary::ALL {
+        p.check(ws.iter().any(|w| w.is(b) && w.kind == "Deployment"), || {
+            format!("a Deployment runs {}", b.name())
+        });
+    }
+    p.check(ws.iter().any(|w| w.is(Binary::Worker) && w.kind == "DaemonSet"), || {
+        "a DaemonSet variant runs node workers".into()
+    });
+    for w in &ws {
+        p.check(image.bins.contains(w.binary.name()), || {
+            format!("{}: the image lacks {}", w.ctx(), w.binary.name())
+        });
+        let unknown = w.binary.unknown_vars(w.env.keys(), &w.helpers);
+        p.check(unknown.is_empty(), || format!("{}: {} reads none of {unknown:?}", w.ctx(), w.binary.name()));
+        p.ok(format!("{} {:?}", w.ctx(), w.argv), w.effective.clone());
+    }
+    p.assert_none(K8S);
+}
+
+#[test]
+fn ports_probes_and_services_match_the_effective_config() {
+    let (objects, ws, mut p) = setup();
+    for (w, e) in loaded(&ws, &mut p) {
+        let ctx = w.ctx();
+        let ports = w.ports();
+        let (default_grpc, default_metrics) = w.binary.default_ports();
+        p.check(e.metrics().ip().is_unspecified(), || format!("{ctx}: metrics must listen on 0.0.0.0"));
+        p.check(ports.get("metrics") == Some(&e.metrics().port()), || {
+            format!(
+                "{ctx}: container port `metrics` {:?} != metrics_listen {}",
+                ports.get("metrics"),
+                e.metrics()
+            )
+        });
+        p.check(e.metrics().port() == default_metrics, || {
+            format!("{ctx}: metrics port differs from the default {default_metrics}")
+        });
+        let annotated =
+            str_at(&w.pod, "/metadata/annotations/prometheus.io~1port").and_then(|v| v.parse::<u16>().ok());
+        p.check(annotated == Some(e.metrics().port()), || format!("{ctx}: prometheus.io/port {annotated:?}"));
+        let probe_port = |kind: &str, field: &str| -> Option<u16> {
+            w.container.get(kind).and_then(|pr| pr.pointer(field)).and_then(|port| w.port(port))
+        };
+        match e.listen() {
+            Some(listen) => {
+                p.check(listen.ip().is_unspecified(), || format!("{ctx}: gRPC must listen on 0.0.0.0"));
+                p.check(Some(listen.port()) == default_grpc, || {
+                    format!("{ctx}: gRPC port differs from the default {default_grpc:?}")
+                });
+                p.check(ports.get("grpc") == Some(&listen.port()), || {
+                    format!("{ctx}: container port `grpc` {:?} != listen {listen}", ports.get("grpc"))
+                });
+                for kind in ["readinessProbe", "livenessProbe", "startupProbe"] {
+                    let required = kind != "startupProbe";
+                    let present = w.container.get(kind).is_some();
+                    p.check(present || !required, || format!("{ctx}: {kind} is required"));
+                    if present {
+                        let port = probe_port(kind, "/grpc/port");
+                        p.check(port == Some(listen.port()), || {
+                            format!("{ctx}: {kind} must be grpc on {}, got {port:?}", listen.port())
+                        });
+                    }
+                }
+            }
+            None => {
+                p.check(!ports.contains_key("grpc"), || format!("{ctx}: a worker serves no gRPC"));
+                let port = probe_port("livenessProbe", "/httpGet/port");
+                let path = w.container.pointer("/livenessProbe/httpGet/path").and_then(Json::as_str);
+                p.check(port == Some(e.metrics().port()) && path == Some("/health"), || {
+                    format!("{ctx}: livenessProbe must GET /health on the metrics port")
+                });
+            }
+        }
+        // The selector selects the template's pods.
+        let selector = w.spec.get("selector").cloned().unwrap_or_default();
+        p.check(selects(&selector, &w.labels), || {
+            format!("{ctx}: spec.selector does not select its pod template")
+        });
+    }
+
+    // Services: select workloads, and every port reaches a container port of each of them.
+    for svc in objects.iter().filter(|o| o.kind() == "Service") {
+        let selector = svc.doc.pointer("/spec/selector").cloned().unwrap_or_default();
+        let backends: Vec<&Workload> = ws.iter().filter(|w| selects(&selector, &w.labels)).collect();
+        p.check(!backends.is_empty(), || format!("Service {} selects no workload", svc.name()));
+        for port in svc.doc.pointer("/spec/ports").and_then(Json::as_array).into_iter().flatten() {
+            let target = port.get("targetPort").unwrap_or(&port["port"]);
+            for w in &backends {
+                let resolved = w.port(target);
+                let exposed = w.container["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["containerPort"].as_u64().map(|n| n as u16) == resolved);
+                p.check(resolved.is_some() && exposed, || {
+                    format!("Service {} port {port}: no such port on {}", svc.name(), w.ctx())
+                });
+            }
+        }
+    }
+    p.assert_none(K8S);
+}
+
+/// The Service named by a URL's host (`cairn-scheduler`, `cairn-scheduler.cairn.svc...`).
+fn service_for<'a>(objects: &'a [Object], host: &str) -> Option<&'a Object> {
+    let name = host.split('.').next().unwrap_or(host);
+    object(objects, "Service", name)
+}
+
+#[test]
+fn urls_name_services_that_reach_the_right_binary() {
+    let (objects, ws, mut p) = setup();
+    let mut token_sources = BTreeSet::new();
+    for (w, e) in loaded(&ws, &mut p) {
+        for (key, want, url) in e.service_urls() {
+            let ctx = format!("{}: {key} = {url}", w.ctx());
+            let (host, port) = match host_port(&url) {
+                Ok(hp) => hp,
+                Err(err) => {
+                    p.push(format!("{ctx}: {err}"));
+                    continue;
+                }
+            };
+            let Some(svc) = service_for(&objects, &host) else {
+                p.push(format!("{ctx}: no Service {host}"));
+                continue;
+            };
+            let selector = svc.doc.pointer("/spec/selector").cloned().unwrap_or_default();
+            let backends: Vec<&Workload> = ws.iter().filter(|b| selects(&selector, &b.labels)).collect();
+            p.check(!backends.is_empty() && backends.iter().all(|b| b.is(want)), || {
+                format!("{ctx}: Service {host} must select only {} pods", want.name())
+            });
+            let svc_port = svc
+                .doc
+                .pointer("/spec/ports")
+                .and_then(Json::as_array)
+                .into_iter()
+                .flatten()
+                .find(|sp| sp["port"].as_u64() == Some(u64::from(port)));
+            let Some(svc_port) = svc_port else {
+                p.push(format!("{ctx}: Service {host} has no port {port}"));
+                continue;
+            };
+            let target = svc_port.get("targetPort").unwrap_or(&svc_port["port"]);
+            for b in backends {
+                let listen = b.effective.as_ref().ok().and_then(Effective::listen).map(|a| a.port());
+                p.check(b.port(target).is_some() && b.port(target) == listen, || {
+                    format!(
+                        "{ctx}: Service port {port} reaches {:?} on {}, which listens on {listen:?}",
+                        b.port(target),
+                        b.ctx()
+                    )
+                });
+            }
+        }
+        token_sources.insert(w.origin.get("CAIRN_CLUSTER_TOKEN").cloned().unwrap_or_default());
+    }
+    p.check(token_sources.len() == 1 && token_sources.iter().all(|s| s.starts_with("secret:")), || {
+        format!(
+            "every workload must take CAIRN_CLUSTER_TOKEN from the same Secret key, got {token_sources:?}"
+        )
+    });
+    p.assert_none(K8S);
+}
+
+/// Variables that must come from a Secret.
+fn is_secret_var(name: &str) -> bool {
+    name == "DATABASE_URL"
+        || name.contains("SECRET_KEY")
+        || name.contains("TOKEN")
+        || name.contains("PASSWORD")
+}
+
+#[test]
+fn secrets_are_placeholders_and_config_maps_hold_none() {
+    let (objects, ws, mut p) = setup();
+    let secrets: Vec<&Object> = objects.iter().filter(|o| o.kind() == "Secret").collect();
+    p.check(!secrets.is_empty(), || "a Secret template".into());
+    for s in &secrets {
+        p.check(s.doc.get("data").is_none(), || {
+            format!("Secret {}: use stringData (readable placeholders)", s.name())
+        });
+        for (k, v) in s.doc["stringData"].as_object().into_iter().flatten() {
+            let v = scalar(v).unwrap_or_default();
+            p.check(v.is_empty() || v.contains(PLACEHOLDER), || {
+                format!("Secret {} {k}: {v:?} is not a {PLACEHOLDER} placeholder", s.name())
+            });
+        }
+    }
+    for cm in objects.iter().filter(|o| o.kind() == "ConfigMap") {
+        for k in cm.doc["data"].as_object().into_iter().flatten().map(|(k, _)| k) {
+            p.check(!is_secret_var(k), || format!("ConfigMap {}: {k} belongs in the Secret", cm.name()));
+        }
+    }
+    for w in &ws {
+        for (name, origin) in &w.origin {
+            p.check(!is_secret_var(name) || origin.starts_with("secret:"), || {
+                format!("{}: {name} must come from a Secret", w.ctx())
+            });
+        }
+    }
+    p.assert_none(K8S);
+}
+
+#[test]
+fn disruption_budgets_and_shutdown_timing() {
+    let (objects, ws, mut p) = setup();
+    let loaded = loaded(&ws, &mut p);
+    let longest_poll = loaded
+        .iter()
+        .filter(|(w, _)| w.is(Binary::Worker))
+        .map(|(_, e)| e.number("poll_wait_secs"))
+        .max()
+        .unwrap_or(0);
+    let pdbs: Vec<&Object> = objects.iter().filter(|o| o.kind() == "PodDisruptionBudget").collect();
+    for (w, e) in &loaded {
+        let ctx = w.ctx();
+        let grace_secs =
+            w.pod.pointer("/spec/terminationGracePeriodSeconds").and_then(Json::as_u64).unwrap_or(30);
+        if w.binary.serves_grpc() {
+            let replicas = w.spec["replicas"].as_u64().unwrap_or(1);
+            p.check(replicas >= 2, || format!("{ctx}: at least 2 replicas"));
+            let budgets: Vec<&&Object> = pdbs
+                .iter()
+                .filter(|b| b.doc.pointer("/spec/selector").is_some_and(|s| selects(s, &w.labels)))
+                .collect();
+            p.check(budgets.len() == 1, || format!("{ctx}: one PodDisruptionBudget"));
+            for b in budgets {
+                let max_unavailable = b.doc.pointer("/spec/maxUnavailable").and_then(Json::as_u64);
+                let min_available = b.doc.pointer("/spec/minAvailable").and_then(Json::as_u64);
+                let ok =
+                    max_unavailable.is_some_and(|m| m >= 1) || min_available.is_some_and(|m| m < replicas);
+                p.check(ok, || {
+                    format!("PodDisruptionBudget {}: must allow one disruption (drains)", b.name())
+                });
+            }
+            let drain = e.number("drain_delay_ms");
+            p.check(drain > 0, || {
+                format!("{ctx}: set CAIRN_DRAIN_DELAY_MS so endpoints update before the listener closes")
+            });
+            let needed = drain + longest_poll * 1000;
+            p.check(grace_secs * 1000 > needed, || {
+                format!(
+                    "{ctx}: terminationGracePeriodSeconds {grace_secs} must exceed the drain delay plus a \
+                     lease long poll ({needed} ms)"
+                )
+            });
+        } else {
+            let grace = e.number("grace_period_secs");
+            p.check(grace_secs >= grace + 10, || {
+                format!(
+                    "{ctx}: terminationGracePeriodSeconds {grace_secs} must exceed CAIRN_GRACE_PERIOD_SECS \
+                     {grace} (+10 s to report cancelled jobs)"
+                )
+            });
+        }
+    }
+    p.check(pdbs.iter().all(|b| ws.iter().any(|w| selects(&b.doc["spec"]["selector"], &w.labels))), || {
+        "a PodDisruptionBudget selects nothing".into()
+    });
+    p.assert_none(K8S);
+}
+
+#[test]
+fn pods_are_locked_down_and_sized() {
+    let (_, ws, mut p) = setup();
+    let image = image();
+    for (w, e) in loaded(&ws, &mut p) {
+        let ctx = w.ctx();
+        let c = &w.container;
+        for path in [
+            "/resources/requests/cpu",
+            "/resources/requests/memory",
+            "/resources/limits/cpu",
+            "/resources/limits/memory",
+        ] {
+            p.check(c.pointer(path).is_some(), || format!("{ctx}: {path}"));
+        }
+        p.check(w.pod.pointer("/spec/automountServiceAccountToken") == Some(&Json::Bool(false)), || {
+            format!("{ctx}: automountServiceAccountToken: false (Cairn never calls the API server)")
+        });
+        p.check(c.pointer("/securityContext/allowPrivilegeEscalation") == Some(&Json::Bool(false)), || {
+            format!("{ctx}: allowPrivilegeEscalation: false")
+        });
+        p.check(
+            strings(&c.pointer("/securityContext/capabilities/drop").cloned().unwrap_or_default())
+                .contains(&"ALL".into()),
+            || format!("{ctx}: drop ALL capabilities"),
+        );
+        let read_only = c.pointer("/securityContext/readOnlyRootFilesystem") == Some(&Json::Bool(true));
+        p.check(read_only, || format!("{ctx}: readOnlyRootFilesystem"));
+        let mounts: BTreeMap<String, Json> = c["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| Some((m["mountPath"].as_str()?.to_owned(), m.clone())))
+            .collect();
+        if w.is(Binary::Worker) {
+            match e.string("cache_dir") {
+                Some(cache) => p.check(mounts.contains_key(&cache), || {
+                    format!("{ctx}: cache_dir {cache} is on no volume (read-only root)")
+                }),
+                None => p.push(format!("{ctx}: set CAIRN_CACHE_DIR")),
+            }
+            p.check(mounts.contains_key("/tmp"), || format!("{ctx}: a writable /tmp (read-only root)"));
+        }
+        let uid = w.pod.pointer("/spec/securityContext/runAsUser").and_then(Json::as_u64);
+        if w.kind == "DaemonSet" {
+            // Node workers read host data as root, with read-only host mounts (the cache aside).
+            let volumes =
+                w.pod.pointer("/spec/volumes").and_then(Json::as_array).cloned().unwrap_or_default();
+            for v in volumes.iter().filter(|v| v.get("hostPath").is_some()) {
+                let name = v["name"].as_str().unwrap_or_default();
+                let mount = mounts.values().find(|m| m["name"] == name);
+                let is_cache =
+                    mount.and_then(|m| m["mountPath"].as_str()) == e.string("cache_dir").as_deref();
+                p.check(is_cache || mount.is_some_and(|m| m["readOnly"] == Json::Bool(true)), || {
+                    format!("{ctx}: hostPath volume {name} must be mounted read-only")
+                });
+            }
+        } else {
+            p.check(w.pod.pointer("/spec/securityContext/runAsNonRoot") == Some(&Json::Bool(true)), || {
+                format!("{ctx}: runAsNonRoot")
+            });
+            p.check(uid == Some(u64::from(image.uid)), || {
+                format!("{ctx}: runAsUser {uid:?}, the image's user is {}", image.uid)
+            });
+        }
+    }
+    p.assert_none(K8S);
+}
+
+/// A pod trying to connect: its labels and whether it runs in Cairn's namespace.
+struct Peer<'a> {
+    what: String,
+    labels: BTreeMap<String, String>,
+    same_namespace: bool,
+    workload: Option<&'a Workload>,
+}
+
+/// Whether NetworkPolicies admit `peer` to `port` of `target`'s pods (ingress; ipBlock and
+/// non-empty namespaceSelectors are treated as not matching).
+fn admitted(policies: &[&Object], target: &Workload, port: u16, peer: &Peer) -> bool {
+    let selecting: Vec<&&Object> = policies
+        .iter()
+        .filter(|np| selects(&np.doc["spec"]["podSelector"], &target.labels))
+        .filter(|np| {
+            let types = strings(&np.doc["spec"]["policyTypes"]);
+            types.is_empty() || types.iter().any(|t| t == "Ingress")
+        })
+        .collect();
+    if selecting.is_empty() {
+        return true;
+    }
+    selecting.iter().any(|np| {
+        np.doc["spec"]["ingress"].as_array().into_iter().flatten().any(|rule| {
+            let ports_ok = match rule["ports"].as_array() {
+                None => true,
+                Some(ports) => {
+                    ports.iter().any(|rp| rp.get("port").is_none_or(|x| target.port(x) == Some(port)))
+                }
+            };
+            let from_ok = match rule["from"].as_array() {
+                None => true,
+                Some(peers) => peers.iter().any(|f| {
+                    if f.get("ipBlock").is_some() {
+                        return false;
+                    }
+                    let ns_ok = match f.get("namespaceSelector") {
+                        None => peer.same_namespace,
+                        Some(ns) => ns.as_object().is_some_and(|m| m.is_empty()),
+                    };
+                    let pod_ok = f.get("podSelector").is_none_or(|s| selects(s, &peer.labels));
+                    ns_ok && pod_ok
+                }),
+            };
+            ports_ok && from_ok
+        })
+    })
+}
+
+#[test]
+fn network_policies_let_only_the_right_pods_in() {
+    let (objects, ws, mut p) = setup();
+    let policies: Vec<&Object> = objects.iter().filter(|o| o.kind() == "NetworkPolicy").collect();
+    let outside = |what: &str, k: &str| Peer {
+        what: what.into(),
+        labels: BTreeMap::from([(k.to_owned(), "true".to_owned())]),
+        same_namespace: false,
+        workload: None,
+    };
+    let api_client = outside("an API client", "cairn.dev/api-client");
+    let scraper = outside("a metrics scraper", "cairn.dev/metrics-scraper");
+    let stranger = Peer {
+        what: "an unlabelled pod".into(),
+        labels: BTreeMap::from([("app".to_owned(), "other".to_owned())]),
+        same_namespace: true,
+        workload: None,
+    };
+    let pods: Vec<Peer> = ws
+        .iter()
+        .map(|w| Peer { what: w.ctx(), labels: w.labels.clone(), same_namespace: true, workload: Some(w) })
+        .collect();
+    let of = |b: Binary| pods.iter().filter(move |peer| peer.workload.is_some_and(|w| w.is(b)));
+
+    for (target, e) in loaded(&ws, &mut p) {
+        let mut expect = |peer: &Peer, port: u16, allowed: bool| {
+            let got = admitted(&policies, target, port, peer);
+            p.check(got == allowed, || {
+                format!(
+                    "{} -> {}:{port}: {} but should be {}",
+                    peer.what,
+                    target.ctx(),
+                    verdict(got),
+                    verdict(allowed)
+                )
+            });
+        };
+        let metrics = e.metrics().port();
+        expect(&scraper, metrics, true);
+        expect(&stranger, metrics, false);
+        of(Binary::Worker).for_each(|s| expect(s, metrics, false));
+        match (target.binary, e.listen().map(|a| a.port())) {
+            (Binary::Catalog, Some(grpc)) => {
+                of(Binary::Scheduler).for_each(|s| expect(s, grpc, true));
+                of(Binary::Worker).for_each(|s| expect(s, grpc, false));
+                expect(&api_client, grpc, true);
+                expect(&stranger, grpc, false);
+            }
+            (Binary::Scheduler, Some(grpc)) => {
+                of(Binary::Worker).for_each(|s| expect(s, grpc, true));
+                of(Binary::Catalog).for_each(|s| expect(s, grpc, true));
+                expect(&api_client, grpc, true);
+                expect(&stranger, grpc, false);
+            }
+            _ => {
+                for peer in pods.iter().chain([&api_client, &stranger]) {
+                    expect(peer, metrics, false);
+                }
+            }
+        }
+        // Every rule's named port exists on the pods it applies to.
+        for np in policies.iter().filter(|np| selects(&np.doc["spec"]["podSelector"], &target.labels)) {
+            for rule in np.doc["spec"]["ingress"].as_array().into_iter().flatten() {
+                for rp in rule["ports"].as_array().into_iter().flatten() {
+                    p.check(rp.get("port").is_none_or(|x| target.port(x).is_some()), || {
+                        format!(
+                            "NetworkPolicy {}: port {} does not exist on {}",
+                            np.name(),
+                            rp["port"],
+                            target.ctx()
+                        )
+                    });
+                }
+            }
+        }
+    }
+    p.assert_none(K8S);
+}
+
+fn verdict(allowed: bool) -> &'static str {
+    if allowed { "admitted" } else { "refused" }
+}
