@@ -81,7 +81,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     tokio::spawn(watch_database(pool.clone(), health.clone(), shutdown.clone()));
     tokio::spawn(cairn_runtime::metrics::watch_pool(pool.clone(), "cairn_catalog", shutdown.clone()));
     tracing::info!(listen = %listener.local_addr()?, key.id = %key_id, "catalog serving");
-    let opts = rgrpc::ServeOptions { service_names: SERVICES, drain_delay: config.drain_delay(), metrics_prefix: "cairn_catalog" };
+    let opts = rgrpc::ServeOptions {
+        service_names: SERVICES,
+        drain_delay: config.drain_delay(),
+        metrics_prefix: "cairn_catalog",
+    };
     rgrpc::serve(listener, routes, health, opts, shutdown).await?;
     pool.close().await;
     Ok(())

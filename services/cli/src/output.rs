@@ -142,7 +142,7 @@ pub fn enum_name(full: &str, prefix: &str) -> String {
 pub fn table(headers: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(NOTHING).set_content_arrangement(ContentArrangement::Disabled);
-    t.set_header(headers.iter().map(|h| Cell::new(h)));
+    t.set_header(headers.iter().map(Cell::new));
     t
 }
 

@@ -69,7 +69,8 @@ pub async fn serve(
     opts: ServeOptions<'_>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    let (service_names, drain_delay, metrics_prefix) = (opts.service_names, opts.drain_delay, opts.metrics_prefix);
+    let (service_names, drain_delay, metrics_prefix) =
+        (opts.service_names, opts.drain_delay, opts.metrics_prefix);
     let routes = reflection_routes(routes);
     let names: Vec<String> = service_names.iter().map(|s| (*s).to_owned()).collect();
     let stop = async move {

@@ -57,7 +57,8 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -90,13 +91,18 @@ where
 
 /// Publishes a pool's size and idle connections as `<prefix>_db_pool_connections{state}` until
 /// `shutdown`.
-pub async fn watch_pool(pool: sqlx::PgPool, prefix: &'static str, shutdown: tokio_util::sync::CancellationToken) {
+pub async fn watch_pool(
+    pool: sqlx::PgPool,
+    prefix: &'static str,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
     let max = pool.options().get_max_connections();
     loop {
         let size = pool.size();
         let idle = pool.num_idle() as u32;
         metrics::gauge!(format!("{prefix}_db_pool_connections"), "state" => "idle").set(f64::from(idle));
-        metrics::gauge!(format!("{prefix}_db_pool_connections"), "state" => "used").set(f64::from(size.saturating_sub(idle)));
+        metrics::gauge!(format!("{prefix}_db_pool_connections"), "state" => "used")
+            .set(f64::from(size.saturating_sub(idle)));
         metrics::gauge!(format!("{prefix}_db_pool_connections"), "state" => "max").set(f64::from(max));
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -126,8 +126,11 @@ pub async fn run_with_clock(
         .add_service(SchedulerInternalServiceServer::with_interceptor(h, guard));
     rgrpc::set_serving(&health, SERVICES).await;
     tracing::info!(listen = %listener.local_addr()?, "scheduler serving");
-    let opts =
-        rgrpc::ServeOptions { service_names: SERVICES, drain_delay: config.drain_delay(), metrics_prefix: "cairn_scheduler" };
+    let opts = rgrpc::ServeOptions {
+        service_names: SERVICES,
+        drain_delay: config.drain_delay(),
+        metrics_prefix: "cairn_scheduler",
+    };
     let served = rgrpc::serve(listener, routes, health, opts, shutdown.clone()).await;
     shutdown.cancel();
     tracker.wait().await;

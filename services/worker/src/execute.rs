@@ -120,7 +120,7 @@ pub fn execute(
                     engine,
                     &store,
                     policy,
-                    |tags| tags.iter().any(|t| *t == task_tag),
+                    |tags| tags.contains(&task_tag),
                     progress,
                     cancel,
                 )?;

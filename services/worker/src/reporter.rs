@@ -85,7 +85,9 @@ impl Progress for Reporter {
         if let (Ok(parent), Ok(mut current)) = (self.span.lock(), self.phase_span.lock()) {
             current.take();
             if let Some(parent) = parent.as_ref() {
-                *current = Some(tracing::info_span!(parent: parent, "engine.phase", otel.name = %format!("engine.{}", phase.as_str()), phase = phase.as_str()));
+                *current = Some(
+                    tracing::info_span!(parent: parent, "engine.phase", otel.name = %format!("engine.{}", phase.as_str()), phase = phase.as_str()),
+                );
             }
         }
         if let Ok(mut p) = self.progress.lock() {

@@ -120,7 +120,8 @@ async fn run_inner(
     if let Ok(Ok(done)) = &result
         && let Some(stats) = &done.succeeded.stats
     {
-        metrics::counter!("cairn_worker_bytes_processed_total").increment(stats.bytes_processed.max(0) as u64);
+        metrics::counter!("cairn_worker_bytes_processed_total")
+            .increment(stats.bytes_processed.max(0) as u64);
         metrics::counter!("cairn_worker_bytes_added_total").increment(stats.bytes_added.max(0) as u64);
     }
     let (outcome, index) = match result {
