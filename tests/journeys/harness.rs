@@ -109,6 +109,21 @@ pub async fn stack_with(opts: Options) -> Stack {
 }
 
 impl Stack {
+    /// Waits for a worker process to exit; its exit status.
+    pub fn wait_process(&mut self, pid: u32, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        let p = self.processes.iter_mut().find(|p| p.id() == pid)?;
+        loop {
+            if let Ok(Some(status)) = p.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
@@ -131,11 +146,16 @@ impl Stack {
 
     /// A worker process (real signals reach it).
     pub fn worker_process(&mut self, id: &str) -> u32 {
+        self.worker_process_with(id, 60)
+    }
+
+    /// A worker process with a given shutdown grace period.
+    pub fn worker_process_with(&mut self, id: &str, grace_secs: u64) -> u32 {
         let child = Command::new(env!("CARGO_BIN_EXE_cairn-test-worker"))
             .env("CAIRN_SCHEDULER_URL", &self.scheduler_url)
             .env("CAIRN_WORKER_ID", id)
             .env("CAIRN_POLL_WAIT_SECS", "2")
-            .env("CAIRN_GRACE_PERIOD_SECS", "60")
+            .env("CAIRN_GRACE_PERIOD_SECS", grace_secs.to_string())
             .env("RUST_LOG", "warn")
             .spawn()
             .expect("start cairn-test-worker");

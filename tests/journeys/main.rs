@@ -2,6 +2,7 @@
 //! real restic-format repositories, driven through gRPC only.
 
 mod harness;
+mod trace;
 
 use std::time::Duration;
 
@@ -461,4 +462,124 @@ async fn restore_of_a_named_snapshot_with_include_paths() {
         read_tree(&src).into_iter().filter(|(p, _)| p.starts_with("d1")).collect();
     assert!(!want.is_empty());
     assert_eq!(got, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_runs_from_firing_through_the_worker_to_completion() {
+    trace::install();
+    let mut s = stack().await;
+    s.worker("traced", "");
+    let src = s.path("data");
+    generate_tree(&src, 5, 8);
+    s.path_source("data", &src).await;
+    s.local_store("nas").await;
+    s.task(Task {
+        display_name: "traced".into(),
+        r#type: TaskType::Backup as i32,
+        source: "data".into(),
+        store: "nas".into(),
+        overlap_policy: cairn_api::v1::OverlapPolicy::Allow as i32,
+        ..Default::default()
+    })
+    .await;
+    // RunTask.
+    let manual = s.run_ok("traced").await;
+    // A schedule.
+    s.schedules
+        .create_schedule(CreateScheduleRequest {
+            schedule: Some(Schedule {
+                display_name: "traced-every-2s".into(),
+                task: "traced".into(),
+                recurrence: Some(Recurrence { kind: Some(Kind::Calendar("*:*:0/2".into())) }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let fired = loop {
+        let jobs = s
+            .jobs
+            .list_jobs(ListJobsRequest {
+                triggers: vec![JobTrigger::Schedule as i32],
+                states: vec![JobState::Succeeded as i32],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .jobs;
+        if let Some(j) = jobs.into_iter().next() {
+            break j;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no scheduled job succeeded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    s.schedules.pause_schedule(PauseScheduleRequest { name: "traced-every-2s".into() }).await.unwrap();
+    for (job, root) in [(&manual, "job.run_task"), (&fired, "schedule.fire")] {
+        assert!(!job.trace_parent.is_empty(), "{} has no trace context", job.name);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        // The worker's spans close as the job completes; wait until the whole trace is in.
+        let names = loop {
+            let names: Vec<String> =
+                trace::trace_of_job(&job.name).into_iter().map(|s| s.name.to_string()).collect();
+            if ["job.complete", "engine.run", "job.lease"].iter().all(|n| names.iter().any(|x| x == n)) {
+                break names;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "incomplete trace for {}: {names:?}", job.name);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        for want in [root, "job.lease", "job.run", "engine.run", "engine.backing up", "job.complete"] {
+            assert!(names.iter().any(|n| n == want), "trace of {} lacks {want}: {names:?}", job.name);
+        }
+        // The worker's reports reached the scheduler inside the same trace.
+        assert!(names.iter().any(|n| n.ends_with("CompleteJob")), "{names:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_backup_hands_the_job_to_another_worker() {
+    let mut s = stack().await;
+    let marker = s.path("first-attempt-started");
+    let script = format!(
+        "if [ -e {m} ]; then head -c 1000000 /dev/zero; else touch {m}; head -c 4000000 /dev/urandom; exec sleep 600; fi",
+        m = marker.display()
+    );
+    s.command_source("dump", &script, "dump.bin").await;
+    s.local_store("nas").await;
+    s.task(Task {
+        display_name: "dump".into(),
+        r#type: TaskType::Backup as i32,
+        source: "dump".into(),
+        store: "nas".into(),
+        initial_backoff: Some(prost_types::Duration { seconds: 1, nanos: 0 }),
+        ..Default::default()
+    })
+    .await;
+    let leaving = s.worker_process_with("leaving", 1);
+    let job = s.run("dump").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let j = s.job(&job.name).await;
+        if j.state() == JobState::Running && j.progress.as_ref().is_some_and(|p| p.phase == "backing up") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never saw the backup running: {j:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    std::process::Command::new("kill").args(["-TERM", &leaving.to_string()]).status().unwrap();
+    // The worker drains: after its 1 s grace period it cancels and reports a retryable failure,
+    // then exits cleanly.
+    let status =
+        s.wait_process(leaving, Duration::from_secs(30)).expect("the worker did not exit after SIGTERM");
+    assert!(status.success(), "{status:?}");
+    s.worker("stays", "");
+    let done = s.finished(&job.name, Duration::from_secs(120)).await;
+    assert_eq!(done.state(), JobState::Succeeded, "{}\n{}", done.error, log_text(&done));
+    assert_eq!((done.attempt, done.worker.as_str()), (2, "stays"));
+    let log = log_text(&done);
+    assert!(log.contains("worker shutting down"), "{log}");
+    assert!(log.contains("retry 2/3"), "{log}");
+    assert_eq!(s.snapshots("nas").await.len(), 1, "the cancelled attempt left no snapshot");
 }

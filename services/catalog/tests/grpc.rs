@@ -688,3 +688,36 @@ async fn connectors_in_use_cannot_be_deleted() {
     assert_eq!(err.code(), Code::Unavailable);
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
+
+#[tokio::test]
+async fn the_binary_serves_health_and_prometheus_metrics() {
+    let db = cairn_testkit::database().await;
+    let (grpc, metrics) = (cairn_testkit::free_port(), cairn_testkit::free_port());
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-catalog"))
+        .env("DATABASE_URL", db.url())
+        .env("CAIRN_SECRET_KEY", KEY)
+        .env("CAIRN_LISTEN", format!("127.0.0.1:{grpc}"))
+        .env("CAIRN_METRICS_LISTEN", format!("127.0.0.1:{metrics}"))
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let _p = cairn_testkit::Process(child);
+    let url = format!("http://127.0.0.1:{grpc}");
+    cairn_testkit::wait_serving(&url, "cairn.v1.CatalogService").await;
+    let mut client = CatalogServiceClient::connect(url).await.unwrap();
+    client.list_connectors(ListConnectorsRequest::default()).await.unwrap();
+    let _ = client.get_connector(GetConnectorRequest { name: "nope".into() }).await;
+    let body = cairn_testkit::eventually(Duration::from_secs(20), "metrics", || async {
+        let (status, body) = cairn_testkit::http_get(&format!("http://127.0.0.1:{metrics}/metrics")).await?;
+        (status == 200 && body.contains("cairn_catalog_db_pool_connections")).then_some(body)
+    })
+    .await;
+    for name in [
+        "cairn_catalog_grpc_requests_total{method=\"ListConnectors\",code=\"Ok\"}",
+        "cairn_catalog_grpc_requests_total{method=\"GetConnector\",code=\"NotFound\"}",
+        "cairn_catalog_grpc_request_duration_seconds",
+        "cairn_catalog_db_pool_connections{state=\"max\"}",
+    ] {
+        assert!(body.contains(name), "{name} missing from:\n{body}");
+    }
+}

@@ -85,6 +85,7 @@ pub async fn run_with_clock(
     clock: SharedClock,
 ) -> anyhow::Result<()> {
     config.validate()?;
+    register_metrics();
     let settings = db::PoolSettings { max_connections: config.db_max_connections, ..Default::default() };
     let pool = db::pool(config.database_url()?, "scheduler", &settings)?;
     db::migrate(&pool, &MIGRATOR, "scheduler").await?;
@@ -137,6 +138,22 @@ pub async fn run_with_clock(
     pool.close().await;
     served?;
     Ok(())
+}
+
+/// Counters that only move on rare events start at zero, so dashboards and alerts see them.
+fn register_metrics() {
+    for name in [
+        "cairn_scheduler_missed_runs_total",
+        "cairn_scheduler_lease_expiries_total",
+        "cairn_scheduler_leases_granted_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for channel in ["webhook", "email"] {
+        metrics::counter!("cairn_scheduler_notification_failures_total", "channel" => channel).increment(0);
+    }
+    metrics::gauge!("cairn_scheduler_active_leases").set(0.0);
+    metrics::gauge!("cairn_scheduler_queue_depth", "reason" => "total").set(0.0);
 }
 
 /// The pool of a running scheduler's database (tests inspect it).

@@ -188,7 +188,10 @@ pub async fn purge(state: &State) -> Result<u64> {
 
 async fn gauges(state: &State) -> Result<()> {
     let mut conn = state.pool.acquire().await?;
-    for (reason, n) in rows::queue_depth(&mut conn).await? {
+    let depth = rows::queue_depth(&mut conn).await?;
+    metrics::gauge!("cairn_scheduler_queue_depth", "reason" => "total")
+        .set(depth.iter().map(|(_, n)| *n).sum::<i64>() as f64);
+    for (reason, n) in depth {
         let reason = if reason.is_empty() {
             "ready".to_owned()
         } else {

@@ -39,6 +39,11 @@ pub async fn run_with(
     let id = config.id();
     let labels = config.labels()?;
     let capacity = config.capacity as usize;
+    for name in ["cairn_worker_bytes_processed_total", "cairn_worker_bytes_added_total"] {
+        metrics::counter!(name).increment(0);
+    }
+    metrics::gauge!("cairn_worker_jobs_running").set(0.0);
+    metrics::gauge!("cairn_worker_capacity").set(capacity as f64);
     let wait = Duration::from_secs(config.poll_wait_secs);
     tracing::info!(worker = %id, ?labels, capacity, scheduler = %config.scheduler_url, "worker started");
     let stop_jobs = CancellationToken::new();
