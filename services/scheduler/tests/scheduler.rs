@@ -998,3 +998,49 @@ async fn deleted_tasks_stop_firing() {
     assert_eq!(count(&s.pool, "SELECT count(*) FROM scheduler.jobs").await, 0, "an orphan never fired");
     r.stop().await;
 }
+
+#[tokio::test]
+async fn old_history_is_purged() {
+    let s = stack().await;
+    let clock = ManualClock::new(t("2030-01-01T00:00:00Z"));
+    let r = s.replica(Some(clock.clone()), |c| c.job_history_days = 30).await;
+    s.store("nas", 4).await;
+    s.backup("b", "nas", OverlapPolicy::Allow, |_| {}).await;
+    let mut w = Worker::new(&r, "w", &[]).await;
+    let old = run(&r, "b").await;
+    let l = w.acquire(1, Duration::from_secs(5)).await.remove(0);
+    w.client
+        .append_log(AppendLogRequest {
+            lease: l.name.clone(),
+            generation: l.generation,
+            lines: vec![line(1, "old line")],
+        })
+        .await
+        .unwrap();
+    w.succeed(&l).await;
+    clock.set(t("2030-01-20T00:00:00Z"));
+    let recent = run(&r, "b").await;
+    let l = w.acquire(1, Duration::from_secs(5)).await.remove(0);
+    w.succeed(&l).await;
+    let queued = run(&r, "b").await;
+    clock.set(t("2030-02-05T00:00:00Z"));
+    // The reaper purges at start-up and hourly; restart to trigger it now.
+    r.stop().await;
+    let r = s.replica(Some(clock.clone()), |c| c.job_history_days = 30).await;
+    eventually("the purge", || async {
+        (count(&s.pool, "SELECT count(*) FROM scheduler.jobs").await == 2).then_some(())
+    })
+    .await;
+    let mut jobs = r.jobs().await;
+    let err =
+        jobs.get_job(cairn_api::v1::GetJobRequest { name: old.name.clone(), view: 2 }).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(count(&s.pool, "SELECT count(*) FROM scheduler.job_logs").await, 0, "logs go with their job");
+    common::job(&r, &recent.name).await;
+    assert_eq!(
+        common::job(&r, &queued.name).await.state(),
+        JobState::Queued,
+        "unfinished jobs are never purged"
+    );
+    r.stop().await;
+}

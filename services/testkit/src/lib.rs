@@ -59,13 +59,18 @@ pub fn free_port() -> u16 {
 
 /// GETs `url` (plain HTTP/1.1) and returns (status, body); for scraping metrics.
 pub async fn http_get(url: &str) -> Option<(u16, String)> {
+    http_request("GET", url).await
+}
+
+/// Sends a body-less request (plain HTTP/1.1); (status, body).
+pub async fn http_request(method: &str, url: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let rest = url.strip_prefix("http://")?;
     let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
     let mut sock = tokio::net::TcpStream::connect(host).await.ok()?;
-    sock.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
+    let req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    sock.write_all(req.as_bytes()).await.ok()?;
     let mut buf = Vec::new();
     sock.read_to_end(&mut buf).await.ok()?;
     let text = String::from_utf8_lossy(&buf).into_owned();
