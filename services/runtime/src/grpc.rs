@@ -7,7 +7,6 @@ use std::{net::SocketAddr, time::Duration};
 use http::HeaderMap;
 use opentelemetry::propagation::{Extractor, Injector};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{
     Request, Status,
@@ -85,7 +84,12 @@ pub async fn serve(
         .layer(crate::metrics::GrpcMetricsLayer::new(metrics_prefix))
         .accept_http1(true)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
+        // Small responses must not wait for delayed ACKs (Nagle): set TCP_NODELAY on every
+        // accepted socket.
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            stop,
+        )
         .await
 }
 

@@ -115,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
     jobs_client
         .run_task(cairn_api::v1::RunTaskRequest { task: task.name.clone(), ..Default::default() })
         .await?;
-    let total: i64 = env("JOBS", 20_000);
+    let total: i64 = env("JOBS", 50_000);
     let capacity: i32 = env("CAPACITY", 10);
     println!(
         "# cairn lease benchmark: {total} no-op jobs per run, capacity {capacity}, nproc {}",

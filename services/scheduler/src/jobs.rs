@@ -142,6 +142,21 @@ pub fn new_row(plan: &TaskPlan, spec: &Spec, now: DateTime<Utc>) -> rows::New {
         missed_occurrences: spec.missed_occurrences,
         trace_parent: spec.trace_parent.clone(),
         request_id: spec.request_id,
+        notify: notify_mode(plan).to_owned(),
+    }
+}
+
+/// The notification mode a job of this plan records (NEVER when there is no channel).
+fn notify_mode(plan: &TaskPlan) -> &'static str {
+    use cairn_api::v1::NotificationMode;
+    let n = &plan.notification;
+    if n.webhooks.is_empty() && n.emails.is_empty() {
+        return "NEVER";
+    }
+    match n.mode() {
+        NotificationMode::Always => "ALWAYS",
+        NotificationMode::Errors => "ERRORS",
+        _ => "NEVER",
     }
 }
 

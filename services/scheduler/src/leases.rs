@@ -105,16 +105,72 @@ pub async fn acquire(state: &State, req: AcquireLeaseRequest) -> Result<AcquireL
     }
 }
 
-/// One attempt at leasing; empty when nothing fits.
+/// One attempt at leasing; empty when nothing fits. Optimistic first (see [`lease_batch`]);
+/// when a store limit or a serial task would be exceeded, again with the stores locked first.
 pub async fn try_acquire(
     state: &State,
     worker: &str,
     labels: &HashMap<String, String>,
     capacity: usize,
 ) -> Result<Vec<Lease>> {
+    let started = match lease_batch(state, worker, labels, capacity, false).await? {
+        Some(started) => started,
+        None => {
+            metrics::counter!("cairn_scheduler_lease_conflicts_total").increment(1);
+            lease_batch(state, worker, labels, capacity, true).await?.unwrap_or_default()
+        }
+    };
+    if started.is_empty() {
+        return Ok(vec![]);
+    }
     let now = state.clock.now();
     let ttl = state.config.lease_ttl();
-    let expire = now + chrono::Duration::from_std(ttl).unwrap_or_default();
+    let expire = started.first().and_then(|r| r.lease_expire_time).unwrap_or(now);
+    // Watchers hear about the lease after the store locks are released (a hint, not a write).
+    let (pool, ids) = (state.pool.clone(), started.iter().map(|r| r.id).collect::<Vec<_>>());
+    tokio::spawn(async move {
+        if let Ok(mut conn) = pool.acquire().await {
+            let _ = events::notify_jobs(&mut conn, &ids).await;
+        }
+    });
+    metrics::counter!("cairn_scheduler_leases_granted_total").increment(started.len() as u64);
+    for row in started.iter().filter(|r| !r.trace_parent.is_empty()) {
+        // A point in the job's own trace (the caller's span belongs to the worker's polling).
+        let span = tracing::info_span!("job.lease", otel.name = "job.lease", job.id = %row.id, worker, attempt = row.attempt);
+        let _ = span.set_parent(cairn_runtime::grpc::context_from_traceparent(&row.trace_parent));
+    }
+    match leases_for(state, &started, expire, ttl).await {
+        Ok(leases) => Ok(leases),
+        Err(e) => {
+            // The catalog could not be asked: give the jobs back untouched.
+            let mut conn = state.pool.acquire().await?;
+            let ids: Vec<Uuid> = started.iter().map(|r| r.id).collect();
+            rows::release(&mut conn, &ids, "waiting for the catalog to answer").await?;
+            state.events.wake_work();
+            Err(e)
+        }
+    }
+}
+
+/// Claims candidates, picks what fits and starts it, in one transaction.
+///
+/// Optimistic (`lock_first = false`): store occupancy is read without locks, the jobs are
+/// started, and only then are the store rows locked (in id order) and occupancy recounted —
+/// now including this transaction's own starts and every commit that came before the lock.
+/// If a limit, an exclusive PRUNE or a serial task would be violated, the transaction rolls
+/// back and `None` tells the caller to retry pessimistically. Either way no two transactions
+/// can commit over a limit: whoever commits second recounted after the first committed.
+/// Pessimistic (`lock_first = true`): stores are locked before occupancy is read, as a
+/// classic critical section.
+async fn lease_batch(
+    state: &State,
+    worker: &str,
+    labels: &HashMap<String, String>,
+    capacity: usize,
+    lock_first: bool,
+) -> Result<Option<Vec<rows::Row>>> {
+    let now = state.clock.now();
+    let expire = now + chrono::Duration::from_std(state.config.lease_ttl()).unwrap_or_default();
     let mut tx = state.pool.begin().await?;
     // Without fresh statistics (a burst of new jobs before autovacuum analyzes) the planner
     // prefers a bitmap scan + sort over every queued row; the ordered index scan that stops
@@ -123,32 +179,18 @@ pub async fn try_acquire(
     let candidates = rows::claim_candidates(&mut tx, labels, now, (capacity * 4 + 16) as i64).await?;
     if candidates.is_empty() {
         tx.commit().await?;
-        return Ok(vec![]);
+        return Ok(Some(vec![]));
     }
     let mut store_ids: Vec<Uuid> = candidates.iter().flat_map(|c| c.store_ids.iter().copied()).collect();
     store_ids.sort();
     store_ids.dedup();
-    let mut loads: HashMap<Uuid, StoreLoad> = HashMap::new();
-    if !store_ids.is_empty() {
-        for (id, name, max) in rows::lock_stores(&mut tx, &store_ids).await? {
-            loads.insert(
-                id,
-                StoreLoad {
-                    display_name: name,
-                    max_concurrent_jobs: max,
-                    running: 0,
-                    exclusive_running: false,
-                },
-            );
-        }
-        for (id, running, exclusive) in rows::store_loads(&mut tx, &store_ids).await? {
-            if let Some(l) = loads.get_mut(&id) {
-                l.running = running as i32;
-                l.exclusive_running = exclusive;
-            }
-        }
-    }
     let serial_tasks: Vec<Uuid> = candidates.iter().filter(|c| c.serial).filter_map(|c| c.task_id).collect();
+    let limits = if lock_first {
+        rows::lock_stores(&mut tx, &store_ids).await?
+    } else {
+        rows::stores(&mut tx, &store_ids).await?
+    };
+    let mut loads = occupancy(&mut tx, &limits, &store_ids).await?;
     let mut busy: HashSet<Uuid> = if serial_tasks.is_empty() {
         HashSet::new()
     } else {
@@ -171,28 +213,61 @@ pub async fn try_acquire(
     rows::set_wait_reasons(&mut tx, &changed).await?;
     if pick.accepted.is_empty() {
         tx.commit().await?;
-        return Ok(vec![]);
+        return Ok(Some(vec![]));
     }
     let started = rows::start(&mut tx, &pick.accepted, worker, now, expire).await?;
-    events::notify_jobs(&mut tx, &started.iter().map(|r| r.id).collect::<Vec<_>>()).await?;
-    tx.commit().await?;
-    for row in started.iter().filter(|r| !r.trace_parent.is_empty()) {
-        // A point in the job's own trace (the caller's span belongs to the worker's polling).
-        let span = tracing::info_span!("job.lease", otel.name = "job.lease", job.id = %row.id, worker, attempt = row.attempt);
-        let _ = span.set_parent(cairn_runtime::grpc::context_from_traceparent(&row.trace_parent));
-    }
-    metrics::counter!("cairn_scheduler_leases_granted_total").increment(started.len() as u64);
-    match leases_for(state, &started, expire, ttl).await {
-        Ok(leases) => Ok(leases),
-        Err(e) => {
-            // The catalog could not be asked: give the jobs back untouched.
-            let mut conn = state.pool.acquire().await?;
-            let ids: Vec<Uuid> = started.iter().map(|r| r.id).collect();
-            rows::release(&mut conn, &ids, "waiting for the catalog to answer").await?;
-            state.events.wake_work();
-            Err(e)
+    if !lock_first {
+        let touched: HashSet<Uuid> = started.iter().flat_map(|r| r.store_ids.iter().copied()).collect();
+        let mut touched: Vec<Uuid> = touched.into_iter().collect();
+        touched.sort();
+        if !touched.is_empty() {
+            let limits = rows::lock_stores(&mut tx, &touched).await?;
+            let after = occupancy(&mut tx, &limits, &touched).await?;
+            let over = after
+                .values()
+                .any(|l| l.running > l.max_concurrent_jobs || (l.exclusive_running && l.running > 1));
+            let serial: Vec<Uuid> = started.iter().filter(|r| r.serial).filter_map(|r| r.task_id).collect();
+            let doubled = !serial.is_empty() && rows::tasks_running_more_than_once(&mut tx, &serial).await?;
+            if over || doubled {
+                tx.rollback().await?;
+                return Ok(None);
+            }
         }
     }
+    tx.commit().await?;
+    Ok(Some(started))
+}
+
+/// Occupancy of stores: their limits with running jobs counted (committed, plus this
+/// transaction's own).
+async fn occupancy(
+    conn: &mut sqlx::PgConnection,
+    limits: &[(Uuid, String, i32)],
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, StoreLoad>> {
+    let mut loads: HashMap<Uuid, StoreLoad> = limits
+        .iter()
+        .map(|(id, name, max)| {
+            (
+                *id,
+                StoreLoad {
+                    display_name: name.clone(),
+                    max_concurrent_jobs: *max,
+                    running: 0,
+                    exclusive_running: false,
+                },
+            )
+        })
+        .collect();
+    if !ids.is_empty() {
+        for (id, running, exclusive) in rows::store_loads(conn, ids).await? {
+            if let Some(l) = loads.get_mut(&id) {
+                l.running = running as i32;
+                l.exclusive_running = exclusive;
+            }
+        }
+    }
+    Ok(loads)
 }
 
 async fn leases_for(

@@ -43,7 +43,9 @@ const EVERY: Duration = Duration::from_millis(500);
 /// Records that a finished job must be considered for notification (in the finishing
 /// transaction).
 pub async fn enqueue(conn: &mut PgConnection, job: &Row) -> Result<()> {
-    if job.task_id.is_none() || !is_final(parse_state(&job.state)) {
+    let mode =
+        NotificationMode::from_str_name(&format!("NOTIFICATION_MODE_{}", job.notify)).unwrap_or_default();
+    if job.task_id.is_none() || !wants(mode, parse_state(&job.state)) {
         return Ok(());
     }
     let now: DateTime<Utc> = job.end_time.unwrap_or(job.create_time);

@@ -1044,3 +1044,82 @@ async fn old_history_is_purged() {
     );
     r.stop().await;
 }
+
+/// Many workers racing for jobs on one store (limit 3) and for serial jobs of one task: the
+/// limits hold at every moment observed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_leasing_never_exceeds_store_limits_or_serial_tasks() {
+    let s = stack().await;
+    let r = s.replica(None, |c| c.db_max_connections = 40).await;
+    let store = s.store("tight", 3).await;
+    let wide = s.store("wide", 1000).await;
+    s.backup("many", "tight", OverlapPolicy::Allow, |_| {}).await;
+    let serial = s.backup("serial", "wide", OverlapPolicy::Allow, |_| {}).await;
+    for _ in 0..40 {
+        run(&r, "many").await;
+    }
+    // Serial jobs of one task (what SKIP/QUEUE_ONE/CANCEL_RUNNING produce), written directly
+    // so that many wait at once.
+    sqlx::query(
+        "INSERT INTO scheduler.jobs (id, task_id, type, trigger, connector_ids, store_ids, serial, selector, state,
+                                     scheduled_time, run_after, create_time, max_attempts)
+         SELECT gen_random_uuid(), $1, 'BACKUP', 'MANUAL', ARRAY[$2::uuid], ARRAY[$2::uuid], true, '{}', 'QUEUED',
+                now(), now(), now(), 1 FROM generate_series(1, 20)",
+    )
+    .bind(uuid::Uuid::parse_str(&serial.name["tasks/".len()..]).unwrap())
+    .bind(uuid::Uuid::parse_str(&wide.name["connectors/".len()..]).unwrap())
+    .execute(&s.pool)
+    .await
+    .unwrap();
+    let tight = uuid::Uuid::parse_str(&store.name["connectors/".len()..]).unwrap();
+    let mut handles = Vec::new();
+    for i in 0..8 {
+        let mut w = Worker::new(&r, &format!("w{i}"), &[]).await;
+        let pool = s.pool.clone();
+        handles.push(tokio::spawn(async move {
+            let (mut worst_store, mut worst_serial, mut done) = (0i64, 0i64, 0);
+            loop {
+                let leases = w.acquire(2, Duration::from_millis(300)).await;
+                if leases.is_empty() {
+                    let left: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM scheduler.jobs WHERE state IN ('QUEUED', 'RUNNING')",
+                    )
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                    if left == 0 {
+                        return (worst_store, worst_serial, done);
+                    }
+                    continue;
+                }
+                let (on_store, on_serial): (i64, i64) = sqlx::query_as(
+                    "SELECT count(*) FILTER (WHERE $1 = ANY(store_ids)), count(*) FILTER (WHERE serial)
+                     FROM scheduler.jobs WHERE state = 'RUNNING'",
+                )
+                .bind(tight)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                worst_store = worst_store.max(on_store);
+                worst_serial = worst_serial.max(on_serial);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                for l in &leases {
+                    w.succeed(l).await;
+                    done += 1;
+                }
+            }
+        }));
+    }
+    let (mut worst_store, mut worst_serial, mut done) = (0, 0, 0);
+    for h in handles {
+        let (a, b, n) = h.await.unwrap();
+        worst_store = worst_store.max(a);
+        worst_serial = worst_serial.max(b);
+        done += n;
+    }
+    assert_eq!(done, 60);
+    assert!(worst_store <= 3, "{worst_store} jobs ran at once on a store limited to 3");
+    assert!(worst_serial <= 1, "{worst_serial} serial jobs of one task ran at once");
+    assert!(worst_store >= 2, "the test never saw concurrency ({worst_store})");
+    r.stop().await;
+}

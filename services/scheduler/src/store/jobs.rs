@@ -54,6 +54,7 @@ pub struct Row {
     pub connection_test: Option<serde_json::Value>,
     pub trace_parent: String,
     pub log_seq: i64,
+    pub notify: String,
 }
 
 /// Every column, for `RETURNING` and `SELECT`.
@@ -61,7 +62,7 @@ pub const COLUMNS: &str = "id, task_id, task_display_name, type, schedule_id, oc
     store_ids, exclusive, serial, selector, test_connector_id, state, scheduled_time, run_after, create_time, start_time,
     end_time, attempt, max_attempts, initial_backoff_ms, max_backoff_ms, timeout_ms, worker, lease_id, lease_generation,
     lease_expire_time, cancel_requested, cancel_reason, timed_out, progress, snapshot, stats, error, wait_reason,
-    missed_occurrences, connection_test, trace_parent, log_seq";
+    missed_occurrences, connection_test, trace_parent, log_seq, notify";
 
 /// A job to record.
 #[derive(Debug, Clone, Default)]
@@ -91,17 +92,18 @@ pub struct New {
     pub missed_occurrences: i64,
     pub trace_parent: String,
     pub request_id: Option<Uuid>,
+    pub notify: String,
 }
 
 /// Records a job; `None` when its (schedule, occurrence) already has one.
 pub async fn insert(conn: &mut PgConnection, j: &New) -> Result<Option<Uuid>> {
-    Ok(sqlx::query_scalar(
+    let id: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO jobs (id, task_id, task_display_name, type, schedule_id, occurrence, trigger, connector_ids,
                            store_ids, exclusive, serial, selector, test_connector_id, state, scheduled_time, run_after,
                            create_time, end_time, max_attempts, initial_backoff_ms, max_backoff_ms, timeout_ms, error,
-                           missed_occurrences, trace_parent, request_id)
+                           missed_occurrences, trace_parent, request_id, notify)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18, $19, $20, $21,
-                 $22, $23, $24, $25)
+                 $22, $23, $24, $25, $26)
          ON CONFLICT (schedule_id, occurrence) WHERE occurrence IS NOT NULL DO NOTHING
          RETURNING id",
     )
@@ -130,8 +132,19 @@ pub async fn insert(conn: &mut PgConnection, j: &New) -> Result<Option<Uuid>> {
     .bind(j.missed_occurrences)
     .bind(&j.trace_parent)
     .bind(j.request_id)
-    .fetch_optional(conn)
-    .await?)
+    .bind(if j.notify.is_empty() { "NEVER" } else { &j.notify })
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(id) = id
+        && !j.connector_ids.is_empty()
+    {
+        sqlx::query("INSERT INTO job_connectors (connector_id, job_id) SELECT unnest($1::uuid[]), $2")
+            .bind(&j.connector_ids)
+            .bind(id)
+            .execute(conn)
+            .await?;
+    }
+    Ok(id)
 }
 
 /// A job by id.
@@ -194,7 +207,7 @@ pub async fn list(
          WHERE ($1::timestamptz IS NULL OR (create_time, id) < ($1, $2))
            AND ($3::uuid IS NULL OR task_id = $3)
            AND ($4::uuid IS NULL OR schedule_id = $4)
-           AND ($5::uuid IS NULL OR connector_ids @> ARRAY[$5])
+           AND ($5::uuid IS NULL OR EXISTS (SELECT 1 FROM job_connectors c WHERE c.job_id = jobs.id AND c.connector_id = $5))
            AND (cardinality($6::text[]) = 0 OR state = ANY($6))
            AND (cardinality($7::text[]) = 0 OR trigger = ANY($7))
            AND ($8::text IS NULL OR type = $8)
@@ -274,6 +287,25 @@ pub async fn lock_stores(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(U
     )
     .bind(ids)
     .fetch_all(conn)
+    .await?)
+}
+
+/// Store limits without locking: (id, name, max).
+pub async fn stores(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, String, i32)>> {
+    Ok(sqlx::query_as("SELECT id, display_name, max_concurrent_jobs FROM stores WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// Whether any of these tasks has more than one running job.
+pub async fn tasks_running_more_than_once(conn: &mut PgConnection, tasks: &[Uuid]) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'RUNNING' AND task_id = ANY($1)
+                        GROUP BY task_id HAVING count(*) > 1)",
+    )
+    .bind(tasks)
+    .fetch_one(conn)
     .await?)
 }
 
@@ -454,7 +486,8 @@ pub async fn succeed_many(
             RETURNING {cols}),
          queued AS (
             INSERT INTO notifications (job_id, channel, next_attempt, create_time)
-            SELECT id, '*', $5, $5 FROM done WHERE task_id IS NOT NULL ON CONFLICT DO NOTHING)
+            SELECT id, '*', $5, $5 FROM done WHERE task_id IS NOT NULL AND notify = 'ALWAYS'
+            ON CONFLICT DO NOTHING)
          SELECT * FROM done"
     )))
     .bind(&leases)
