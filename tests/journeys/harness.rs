@@ -130,15 +130,24 @@ impl Stack {
 
     /// A worker inside this process.
     pub fn worker(&mut self, id: &str, labels: &str) -> CancellationToken {
-        let token = CancellationToken::new();
-        let config = cairn_worker::Config {
+        let config = cairn_worker::Config { worker_labels: labels.into(), ..self.worker_config(id) };
+        self.worker_with(config)
+    }
+
+    /// The configuration [`Stack::worker`] uses, to adjust before [`Stack::worker_with`].
+    pub fn worker_config(&self, id: &str) -> cairn_worker::Config {
+        cairn_worker::Config {
             scheduler_url: self.scheduler_url.clone(),
             worker_id: id.into(),
-            worker_labels: labels.into(),
             poll_wait_secs: 2,
             grace_period_secs: 5,
             ..Default::default()
-        };
+        }
+    }
+
+    /// A worker inside this process with the given configuration.
+    pub fn worker_with(&mut self, config: cairn_worker::Config) -> CancellationToken {
+        let token = CancellationToken::new();
         tokio::spawn(cairn_worker::run(config, token.clone()));
         self.workers.push(token.clone());
         token

@@ -2,7 +2,7 @@
 //!
 //! A [`Store`] is a plain description: where the repository lives, its password and whether
 //! to initialise it on first use. [`Engine`] holds the settings shared by every operation of a
-//! worker (the local cache directory). Opening turns a store into a rustic `Repository`
+//! worker (the local cache directory, the keys it has derived). Opening turns a store into a rustic `Repository`
 //! wrapped in a [`GuardedBackend`], with the operation's progress bars attached; it is the
 //! only place that maps store kinds to rustic_backend addresses and options.
 //!
@@ -10,28 +10,80 @@
 //! opendal backend), restic REST servers, and SFTP (opendal, through the system `ssh` client,
 //! key authentication only). Secrets never appear in `Debug` output or error messages.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rustic_backend::BackendOptions;
+use rustic_core::repofile::MasterKey;
 use rustic_core::{
-    ConfigOptions, Credentials, KeyOptions, OpenStatus, Repository, RepositoryBackends, RepositoryOptions,
-    WriteBackend,
+    ConfigOptions, Credentials, FileType, Id, KeyOptions, OpenStatus, Repository, RepositoryBackends,
+    RepositoryOptions, WriteBackend,
 };
+use sha2::{Digest as _, Sha256};
 
 use crate::Error;
 use crate::cancel::{Guard, GuardedBackend};
 use crate::error::Redactor;
 use crate::progress::Reporter;
 
-/// Settings shared by all operations of one worker.
+/// Settings shared by all operations of one worker. Clones share the derived keys.
 #[derive(Debug, Clone, Default)]
 pub struct Engine {
     /// Local cache of repository metadata (snapshots, index, tree packs); `None` disables it.
     /// A cache makes remote stores much faster to open; it is safe to delete at any time.
     pub cache_dir: Option<PathBuf>,
+    keys: KeyCache,
+}
+
+/// Master keys this engine derived from passwords, so that later operations on the same
+/// repository skip the key derivation (scrypt: about 0.4 s per open on a small machine, paid
+/// again by every backup, retention pass and snapshot listing). An entry is found only by the
+/// digest of the store's location and the password, so a different password still goes
+/// through (and fails) the real check; it is used only while the key file it was derived from
+/// is still in the repository, so removing that key revokes the password at once.
+#[derive(Clone, Default)]
+struct KeyCache(Arc<Mutex<HashMap<Slot, (Id, MasterKey)>>>);
+
+/// SHA-256 of a store's location and a password.
+type Slot = [u8; 32];
+
+impl fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.lock().unwrap_or_else(PoisonError::into_inner).len();
+        write!(f, "KeyCache({n} keys)")
+    }
+}
+
+impl KeyCache {
+    fn slot(store: &Store) -> Slot {
+        let mut h = Sha256::new();
+        h.update(store.describe());
+        h.update([0]);
+        h.update(&store.password);
+        h.finalize().into()
+    }
+
+    /// The cached key for this repository and password, if its key file still exists.
+    fn get(&self, slot: &Slot, backend: &dyn WriteBackend) -> Option<MasterKey> {
+        let (key_id, key) = self.0.lock().unwrap_or_else(PoisonError::into_inner).get(slot).cloned()?;
+        let present = backend.list(FileType::Key).is_ok_and(|keys| keys.contains(&key_id));
+        if !present {
+            self.forget(slot);
+        }
+        present.then_some(key)
+    }
+
+    fn remember(&self, slot: Slot, repo: &Repository<OpenStatus>) {
+        if let Some(key_id) = repo.key_id() {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(slot, (**key_id, repo.key()));
+        }
+    }
+
+    fn forget(&self, slot: &Slot) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(slot);
+    }
 }
 
 impl Engine {
@@ -44,7 +96,7 @@ impl Engine {
     /// An engine caching repository metadata under `dir`.
     #[must_use]
     pub fn with_cache_dir(dir: impl Into<PathBuf>) -> Self {
-        Self { cache_dir: Some(dir.into()) }
+        Self { cache_dir: Some(dir.into()), keys: KeyCache::default() }
     }
 }
 
@@ -281,7 +333,7 @@ pub(crate) fn open(store: &Store, opts: &OpenOptions<'_>) -> Result<Opened, Erro
     let redactor = store.redactor();
     let rustic = |e: Box<rustic_core::RusticError>| redactor.rustic(&e);
     let inner = store.backend()?;
-    let guarded = GuardedBackend::new(inner, opts.guard.clone(), opts.fail_reads);
+    let guarded = GuardedBackend::new(inner.clone(), opts.guard.clone(), opts.fail_reads);
     let backends = RepositoryBackends::new(Arc::new(guarded), None);
     let repo_opts = match &opts.engine.cache_dir {
         Some(dir) => RepositoryOptions::default().cache_dir(dir.clone()),
@@ -289,9 +341,17 @@ pub(crate) fn open(store: &Store, opts: &OpenOptions<'_>) -> Result<Opened, Erro
     };
     let repo = Repository::new_with_progress(&repo_opts, &backends, opts.reporter.bars()).map_err(rustic)?;
     let credentials = Credentials::password(&store.password);
-    let exists = repo.config_id().map_err(rustic)?.is_some();
-    if exists {
+    let keys = &opts.engine.keys;
+    let slot = KeyCache::slot(store);
+    if repo.config_id().map_err(rustic)?.is_some() {
+        if let Some(key) = keys.get(&slot, inner.as_ref()) {
+            match repo.clone().open(&Credentials::Masterkey(key)) {
+                Ok(repo) => return Ok(Opened { repo, redactor, created: false }),
+                Err(_) => keys.forget(&slot),
+            }
+        }
         let repo = repo.open(&credentials).map_err(rustic)?;
+        keys.remember(slot, &repo);
         return Ok(Opened { repo, redactor, created: false });
     }
     if !(store.create_if_missing && opts.allow_create) {
@@ -301,6 +361,7 @@ pub(crate) fn open(store: &Store, opts: &OpenOptions<'_>) -> Result<Opened, Erro
         return Err(Error::InvalidInput("store password is empty; refusing to initialise".into()));
     }
     let repo = repo.init(&credentials, &KeyOptions::default(), &ConfigOptions::default()).map_err(rustic)?;
+    keys.remember(slot, &repo);
     opts.reporter.info(format!("initialised repository {}", store.describe()));
     Ok(Opened { repo, redactor, created: true })
 }

@@ -191,3 +191,30 @@ fn verdicts_and_store_errors() {
     fs::write(&file, b"").unwrap();
     assert!(!engine.test_destination(&file).writable);
 }
+
+#[test]
+fn derived_keys_are_reused_only_while_their_key_file_exists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let repo = tmp.path().join("repo");
+    let store = Store::local(&repo, "pw-123456").create_if_missing(true);
+    assert!(engine.test_store(&store).writable);
+    assert!(engine.list_snapshots(&store).unwrap().is_empty(), "the password derives the key");
+    let key_file = fs::read_dir(repo.join("keys")).unwrap().next().unwrap().unwrap().path();
+    let original = fs::read(&key_file).unwrap();
+
+    // With the key file's content unreadable, only the cached key can open the repository.
+    fs::write(&key_file, b"{}").unwrap();
+    assert!(engine.list_snapshots(&store).is_ok(), "the cached key is used");
+    assert!(Engine::new().list_snapshots(&store).is_err(), "a fresh engine derives and fails");
+    let wrong = Store::local(&repo, "wrong-password");
+    assert_eq!(engine.list_snapshots(&wrong).unwrap_err(), Error::WrongPassword);
+
+    // Removing the key file revokes the password, cached or not.
+    fs::write(&key_file, &original).unwrap();
+    let moved = repo.join("moved-key");
+    fs::rename(&key_file, &moved).unwrap();
+    assert!(engine.list_snapshots(&store).is_err(), "a removed key file no longer opens");
+    fs::rename(&moved, &key_file).unwrap();
+    assert!(engine.list_snapshots(&store).is_ok());
+}
