@@ -173,7 +173,7 @@ pub async fn create(
     let active = if plan.overlap == cairn_api::v1::OverlapPolicy::Allow {
         Vec::new()
     } else {
-        store::lock_uuid(conn, store::LOCK_TASK, plan.id).await?;
+        store::lock_uuids(conn, store::LOCK_TASK, &[plan.id]).await?;
         rows::active_of_task(conn, plan.id).await?
     };
     let mut job = new_row(plan, spec, now);

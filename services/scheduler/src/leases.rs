@@ -155,13 +155,14 @@ pub async fn try_acquire(
 /// Claims candidates, picks what fits and starts it, in one transaction.
 ///
 /// Optimistic (`lock_first = false`): store occupancy is read without locks, the jobs are
-/// started, and only then are the store rows locked (in id order) and occupancy recounted —
-/// now including this transaction's own starts and every commit that came before the lock.
+/// started, and only then are the store rows locked (in id order), then the serial tasks
+/// (advisory locks), and occupancy recounted — now including this transaction's own starts and
+/// every commit that came before the locks.
 /// If a limit, an exclusive PRUNE or a serial task would be violated, the transaction rolls
 /// back and `None` tells the caller to retry pessimistically. Either way no two transactions
 /// can commit over a limit: whoever commits second recounted after the first committed.
-/// Pessimistic (`lock_first = true`): stores are locked before occupancy is read, as a
-/// classic critical section.
+/// Pessimistic (`lock_first = true`): stores and serial tasks are locked before occupancy is
+/// read, as a classic critical section.
 async fn lease_batch(
     state: &State,
     worker: &str,
@@ -186,7 +187,9 @@ async fn lease_batch(
     store_ids.dedup();
     let serial_tasks: Vec<Uuid> = candidates.iter().filter(|c| c.serial).filter_map(|c| c.task_id).collect();
     let limits = if lock_first {
-        rows::lock_stores(&mut tx, &store_ids).await?
+        let limits = rows::lock_stores(&mut tx, &store_ids).await?;
+        store::lock_uuids(&mut tx, store::LOCK_SERIAL, &serial_tasks).await?;
+        limits
     } else {
         rows::stores(&mut tx, &store_ids).await?
     };
@@ -220,18 +223,24 @@ async fn lease_batch(
         let touched: HashSet<Uuid> = started.iter().flat_map(|r| r.store_ids.iter().copied()).collect();
         let mut touched: Vec<Uuid> = touched.into_iter().collect();
         touched.sort();
-        if !touched.is_empty() {
+        let serial: Vec<Uuid> = started.iter().filter(|r| r.serial).filter_map(|r| r.task_id).collect();
+        // Stores first, then serial tasks: the order every leasing transaction locks in.
+        let over = if touched.is_empty() {
+            false
+        } else {
             let limits = rows::lock_stores(&mut tx, &touched).await?;
             let after = occupancy(&mut tx, &limits, &touched).await?;
-            let over = after
+            after
                 .values()
-                .any(|l| l.running > l.max_concurrent_jobs || (l.exclusive_running && l.running > 1));
-            let serial: Vec<Uuid> = started.iter().filter(|r| r.serial).filter_map(|r| r.task_id).collect();
-            let doubled = !serial.is_empty() && rows::tasks_running_more_than_once(&mut tx, &serial).await?;
-            if over || doubled {
-                tx.rollback().await?;
-                return Ok(None);
-            }
+                .any(|l| l.running > l.max_concurrent_jobs || (l.exclusive_running && l.running > 1))
+        };
+        let doubled = !serial.is_empty() && {
+            store::lock_uuids(&mut tx, store::LOCK_SERIAL, &serial).await?;
+            rows::tasks_running_more_than_once(&mut tx, &serial).await?
+        };
+        if over || doubled {
+            tx.rollback().await?;
+            return Ok(None);
         }
     }
     tx.commit().await?;

@@ -1059,7 +1059,8 @@ async fn concurrent_leasing_never_exceeds_store_limits_or_serial_tasks() {
         run(&r, "many").await;
     }
     // Serial jobs of one task (what SKIP/QUEUE_ONE/CANCEL_RUNNING produce), written directly
-    // so that many wait at once.
+    // so that many wait at once. Their store never had a job through the API, so the scheduler
+    // has no row to lock for it: serial exclusivity must not lean on store locks.
     sqlx::query(
         "INSERT INTO scheduler.jobs (id, task_id, type, trigger, connector_ids, store_ids, serial, selector, state,
                                      scheduled_time, run_after, create_time, max_attempts)

@@ -28,19 +28,39 @@ pub fn check_etag(given: &str, version: i64, what: &str) -> Result<()> {
     if given.is_empty() || given == etag(version) { Ok(()) } else { Err(Error::Etag(what.to_owned())) }
 }
 
-/// Takes a transaction-scoped advisory lock on a UUID (e.g. a task, to serialise overlap
-/// decisions across replicas).
-pub async fn lock_uuid(conn: &mut sqlx::PgConnection, namespace: i32, id: uuid::Uuid) -> Result<()> {
-    let b = id.as_bytes();
-    let key = i32::from_be_bytes([
-        b[0] ^ b[4] ^ b[8] ^ b[12],
-        b[1] ^ b[5] ^ b[9] ^ b[13],
-        b[2] ^ b[6] ^ b[10] ^ b[14],
-        b[3] ^ b[7] ^ b[11] ^ b[15],
-    ]);
-    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)").bind(namespace).bind(key).execute(conn).await?;
+/// Takes transaction-scoped advisory locks on UUIDs (e.g. tasks, to serialise overlap
+/// decisions across replicas), in one order so that two callers cannot deadlock.
+pub async fn lock_uuids(conn: &mut sqlx::PgConnection, namespace: i32, ids: &[uuid::Uuid]) -> Result<()> {
+    let mut keys: Vec<i32> = ids
+        .iter()
+        .map(|id| {
+            let b = id.as_bytes();
+            i32::from_be_bytes([
+                b[0] ^ b[4] ^ b[8] ^ b[12],
+                b[1] ^ b[5] ^ b[9] ^ b[13],
+                b[2] ^ b[6] ^ b[10] ^ b[14],
+                b[3] ^ b[7] ^ b[11] ^ b[15],
+            ])
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    // The subquery's order is the order the locks are taken in.
+    sqlx::query(
+        "SELECT count(pg_advisory_xact_lock($1, k)) FROM (SELECT unnest($2::int4[]) AS k ORDER BY k) s",
+    )
+    .bind(namespace)
+    .bind(&keys)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
-/// Advisory lock namespace of tasks.
+/// Advisory lock namespace of tasks (job creation: overlap decisions).
 pub const LOCK_TASK: i32 = 0x6361_0001;
+/// Advisory lock namespace of serial tasks while leasing, taken after the store locks. Not
+/// [`LOCK_TASK`]: job creation takes that one before touching store rows, the opposite order.
+pub const LOCK_SERIAL: i32 = 0x6361_0002;
