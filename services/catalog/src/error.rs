@@ -2,7 +2,7 @@
 //! are logged here, once, and reach the client as a generic INTERNAL.
 
 use cairn_runtime::{
-    db::{self, DbErrorKind},
+    db,
     status::{self, Violations, reason},
 };
 use tonic::{Code, Status};
@@ -72,19 +72,7 @@ impl From<Error> for Status {
             Error::InUse(m) => status::with_reason(Code::FailedPrecondition, reason::IN_USE, m),
             Error::Unavailable(what) => status::unavailable(what),
             Error::DeadlineExceeded(m) => status::with_reason(Code::DeadlineExceeded, reason::TIMEOUT, m),
-            Error::Db(err) => match db::classify(&err) {
-                DbErrorKind::Unavailable => {
-                    tracing::warn!(error = %err, "database unavailable");
-                    status::unavailable("the database")
-                }
-                DbErrorKind::Conflict => {
-                    status::with_reason(Code::Aborted, reason::UNAVAILABLE, "concurrent update; retry")
-                }
-                _ => {
-                    tracing::error!(error = %err, "database error");
-                    status::internal()
-                }
-            },
+            Error::Db(err) => db::to_status(&err),
             Error::Secrets(err) => {
                 tracing::error!(error = %err, "secrets could not be opened");
                 status::internal()

@@ -86,6 +86,26 @@ pub fn classify(err: &sqlx::Error) -> DbErrorKind {
     }
 }
 
+/// The status a client gets for a database error it cannot do anything about: UNAVAILABLE
+/// while the database is unreachable, ABORTED for a serialisation conflict or deadlock (retry),
+/// INTERNAL otherwise. The error itself is logged, never sent.
+pub fn to_status(err: &sqlx::Error) -> tonic::Status {
+    use crate::status::{self, reason};
+    match classify(err) {
+        DbErrorKind::Unavailable => {
+            tracing::warn!(error = %err, "database unavailable");
+            status::unavailable("the database")
+        }
+        DbErrorKind::Conflict => {
+            status::with_reason(tonic::Code::Aborted, reason::UNAVAILABLE, "concurrent update; retry")
+        }
+        _ => {
+            tracing::error!(error = %err, "database error");
+            status::internal()
+        }
+    }
+}
+
 /// The constraint a database error names, if any.
 pub fn constraint(err: &sqlx::Error) -> Option<String> {
     match err {

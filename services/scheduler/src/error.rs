@@ -1,7 +1,7 @@
 //! The scheduler's one error type and its single mapping to `tonic::Status`.
 
 use cairn_runtime::{
-    db::{self, DbErrorKind},
+    db,
     status::{self, Violations, reason},
 };
 use tonic::{Code, Status};
@@ -79,19 +79,7 @@ impl From<Error> for Status {
             Error::WrongState(m) => status::with_reason(Code::FailedPrecondition, reason::WRONG_STATE, m),
             Error::Unavailable(what) => status::unavailable(what),
             Error::DeadlineExceeded(m) => status::with_reason(Code::DeadlineExceeded, reason::TIMEOUT, m),
-            Error::Db(err) => match db::classify(&err) {
-                DbErrorKind::Unavailable => {
-                    tracing::warn!(error = %err, "database unavailable");
-                    status::unavailable("the database")
-                }
-                DbErrorKind::Conflict => {
-                    status::with_reason(Code::Aborted, reason::UNAVAILABLE, "concurrent update; retry")
-                }
-                _ => {
-                    tracing::error!(error = %err, "database error");
-                    status::internal()
-                }
-            },
+            Error::Db(err) => db::to_status(&err),
             Error::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
                 status::internal()
