@@ -5,8 +5,8 @@
 use std::io::IsTerminal as _;
 
 use cairn_api::v1::{
-    GetJobRequest, Job, JobProgress, JobState, ListJobLogsRequest, LogLevel, LogLine, WatchJobRequest,
-    watch_job_event::Event,
+    GetJobRequest, Job, JobProgress, JobState, ListJobLogsRequest, LogLevel, LogLine, TaskType,
+    WatchJobRequest, watch_job_event::Event,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -158,11 +158,20 @@ fn summary(j: &Job) {
     if let Some(s) = &j.stats
         && (s.bytes_processed > 0 || s.bytes_added > 0)
     {
-        line.push_str(&format!(
-            " ({} processed, {} added)",
-            output::bytes(s.bytes_processed),
-            output::bytes(s.bytes_added)
-        ));
+        if j.r#type() == TaskType::Restore {
+            line.push_str(&format!(
+                " ({} files restored, {} unchanged, {} written)",
+                s.files_restored,
+                s.files_unmodified,
+                output::bytes(s.bytes_processed)
+            ));
+        } else {
+            line.push_str(&format!(
+                " ({} processed, {} added)",
+                output::bytes(s.bytes_processed),
+                output::bytes(s.bytes_added)
+            ));
+        }
     }
     println!("{line}.");
     if !j.error.is_empty() {

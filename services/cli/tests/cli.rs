@@ -369,7 +369,8 @@ async fn a_newcomer_session_through_every_command() {
         .collect();
     assert!(events.iter().any(|e| e.get("logLine").is_some()));
     assert!(events.iter().any(|e| e["job"]["state"] == "JOB_STATE_SUCCEEDED"), "{events:?}");
-    s.ok(&["run", "docs-restore", "--wait"]).await;
+    let out = s.ok(&["run", "docs-restore", "--wait"]).await;
+    assert!(out.contains("files restored, 0 unchanged,") && out.contains("written)"), "{out}");
     let restored = std::fs::read_to_string(format!("{dest}{src}/docs/readme.txt")).unwrap();
     assert_eq!(restored, "hello cairn\n");
     let jobs: cairn_api::v1::ListJobsResponse =
