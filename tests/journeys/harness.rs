@@ -12,10 +12,11 @@ use std::{
 };
 
 use cairn_api::v1::{
-    CommandSource, Connector, CreateConnectorRequest, CreateTaskRequest, GetJobRequest, Job, JobState,
-    ListSnapshotsRequest, LocalPathDestination, LocalPathSource, LocalStore, RunTaskRequest, Snapshot, Task,
-    catalog_service_client::CatalogServiceClient, connector::Config as Cfg,
-    job_service_client::JobServiceClient, schedule_service_client::ScheduleServiceClient,
+    CommandSource, Connector, CreateConnectorRequest, CreateScheduleRequest, CreateTaskRequest,
+    GetJobRequest, Job, JobState, ListSnapshotsRequest, LocalPathDestination, LocalPathSource, LocalStore,
+    Recurrence, RunTaskRequest, Schedule, Snapshot, Task, catalog_service_client::CatalogServiceClient,
+    connector::Config as Cfg, job_service_client::JobServiceClient, recurrence,
+    schedule_service_client::ScheduleServiceClient,
 };
 use cairn_runtime::CancellationToken;
 use cairn_testkit::TestDatabase;
@@ -256,18 +257,48 @@ impl Stack {
 
     /// Waits until the job ends; returns it with its log.
     pub async fn finished(&mut self, name: &str, within: Duration) -> Job {
+        self.job_until(name, within, "the job to end", |j| {
+            matches!(
+                j.state(),
+                JobState::Succeeded | JobState::Failed | JobState::Cancelled | JobState::Skipped
+            )
+        })
+        .await
+    }
+
+    /// Polls the job until `ready` holds; panics with `what` and the last view after `within`.
+    pub async fn job_until(
+        &mut self,
+        name: &str,
+        within: Duration,
+        what: &str,
+        ready: impl Fn(&Job) -> bool,
+    ) -> Job {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let j = self.job(name).await;
-            if matches!(
-                j.state(),
-                JobState::Succeeded | JobState::Failed | JobState::Cancelled | JobState::Skipped
-            ) {
+            if ready(&j) {
                 return j;
             }
-            assert!(tokio::time::Instant::now() < deadline, "job {name} still {:?}: {:?}", j.state(), j);
+            assert!(tokio::time::Instant::now() < deadline, "waiting for {what}: job {name} is {j:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// A schedule of `task` on a calendar expression.
+    pub async fn schedule(&mut self, name: &str, task: &str, calendar: &str) {
+        self.schedules
+            .create_schedule(CreateScheduleRequest {
+                schedule: Some(Schedule {
+                    display_name: name.into(),
+                    task: task.into(),
+                    recurrence: Some(Recurrence { kind: Some(recurrence::Kind::Calendar(calendar.into())) }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
     }
 
     /// Runs a task and requires success.

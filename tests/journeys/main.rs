@@ -7,9 +7,9 @@ mod trace;
 use std::time::Duration;
 
 use cairn_api::v1::{
-    BackupOptions, CancelJobRequest, CheckOptions, CreateScheduleRequest, JobState, JobTrigger,
-    ListJobsRequest, PauseScheduleRequest, Recurrence, RestoreOptions, RetentionPolicy, Schedule,
-    SyncOptions, Task, TaskType, TestConnectorRequest, recurrence::Kind, task::Options,
+    BackupOptions, CancelJobRequest, CheckOptions, JobState, JobTrigger, ListJobsRequest,
+    PauseScheduleRequest, RestoreOptions, RetentionPolicy, SyncOptions, Task, TaskType, TestConnectorRequest,
+    task::Options,
 };
 use harness::*;
 
@@ -110,18 +110,7 @@ async fn a_schedule_makes_successive_incremental_snapshots() {
             ..Default::default()
         })
         .await;
-    s.schedules
-        .create_schedule(CreateScheduleRequest {
-            schedule: Some(Schedule {
-                display_name: "every-2s".into(),
-                task: "often".into(),
-                recurrence: Some(Recurrence { kind: Some(Kind::Calendar("*:*:0/2".into())) }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    s.schedule("every-2s", "often", "*:*:0/2").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     let done = loop {
         let jobs = s
@@ -186,18 +175,12 @@ async fn a_killed_worker_s_job_is_retried_on_another_and_the_store_stays_clean()
     let victim = s.worker_process("victim");
     let job = s.run("dump").await;
     // Wait until the victim is mid-backup.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let j = s.job(&job.name).await;
-        if j.state() == JobState::Running
+    s.job_until(&job.name, Duration::from_secs(60), "the backup running", |j| {
+        j.state() == JobState::Running
             && marker.exists()
             && j.progress.as_ref().is_some_and(|p| p.bytes_done > 0)
-        {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never saw the backup running: {j:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     std::process::Command::new("kill").args(["-KILL", &victim.to_string()]).status().unwrap();
     s.worker("rescuer", "");
     let done = s.finished(&job.name, Duration::from_secs(120)).await;
@@ -225,11 +208,10 @@ async fn cancelling_a_running_backup_writes_no_snapshot() {
     })
     .await;
     let job = s.run("endless").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while s.job(&job.name).await.progress.as_ref().is_none_or(|p| p.bytes_done == 0) {
-        assert!(tokio::time::Instant::now() < deadline, "backup never progressed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    s.job_until(&job.name, Duration::from_secs(60), "the backup to progress", |j| {
+        j.progress.as_ref().is_some_and(|p| p.bytes_done > 0)
+    })
+    .await;
     s.jobs
         .cancel_job(CancelJobRequest { name: job.name.clone(), reason: "operator said stop".into() })
         .await
@@ -485,18 +467,7 @@ async fn one_trace_runs_from_firing_through_the_worker_to_completion() {
     // RunTask.
     let manual = s.run_ok("traced").await;
     // A schedule.
-    s.schedules
-        .create_schedule(CreateScheduleRequest {
-            schedule: Some(Schedule {
-                display_name: "traced-every-2s".into(),
-                task: "traced".into(),
-                recurrence: Some(Recurrence { kind: Some(Kind::Calendar("*:*:0/2".into())) }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    s.schedule("traced-every-2s", "traced", "*:*:0/2").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let fired = loop {
         let jobs = s
@@ -559,15 +530,10 @@ async fn sigterm_mid_backup_hands_the_job_to_another_worker() {
     .await;
     let leaving = s.worker_process_with("leaving", 1);
     let job = s.run("dump").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let j = s.job(&job.name).await;
-        if j.state() == JobState::Running && j.progress.as_ref().is_some_and(|p| p.phase == "backing up") {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never saw the backup running: {j:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    s.job_until(&job.name, Duration::from_secs(60), "the backup running", |j| {
+        j.state() == JobState::Running && j.progress.as_ref().is_some_and(|p| p.phase == "backing up")
+    })
+    .await;
     std::process::Command::new("kill").args(["-TERM", &leaving.to_string()]).status().unwrap();
     // The worker drains: after its 1 s grace period it cancels and reports a retryable failure,
     // then exits cleanly.
@@ -600,18 +566,7 @@ async fn deleting_a_task_removes_its_schedules_at_once() {
     })
     .await;
     for name in ["nightly", "weekly"] {
-        s.schedules
-            .create_schedule(CreateScheduleRequest {
-                schedule: Some(Schedule {
-                    display_name: name.into(),
-                    task: "doomed".into(),
-                    recurrence: Some(Recurrence { kind: Some(Kind::Calendar("daily".into())) }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        s.schedule(name, "doomed", "daily").await;
     }
     s.catalog
         .delete_task(cairn_api::v1::DeleteTaskRequest { name: "doomed".into(), ..Default::default() })
