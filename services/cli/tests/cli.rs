@@ -409,12 +409,14 @@ async fn a_newcomer_session_through_every_command() {
     let kept: Vec<_> = sim.decisions.iter().filter(|d| d.keep).map(|d| d.snapshot_id.as_str()).collect();
     assert_eq!(kept, vec!["c", "a"]);
 
-    // Cancel a queued job (queue-one keeps it behind nothing: cancel it at once).
+    // Cancel a queued job: with the store selecting a worker that does not exist, it waits.
+    s.ok(&["connector", "update", "nas", "--selector", "zone=nowhere"]).await;
     let queued: cairn_api::v1::Job = s.json(&["run", "nas-prune"]).await;
     let cancel = s.cairn(&["job", "cancel", &queued.name, "--reason", "not now"]).await;
     assert_eq!(cancel.code, 0, "{}", cancel.stderr);
     let watched = s.cairn(&["job", "watch", &queued.name]).await;
-    assert!(watched.code == 0 || watched.stdout.contains("CANCELLED"), "{}", watched.stdout);
+    assert!(watched.stdout.contains("CANCELLED"), "{}", watched.stdout);
+    s.ok(&["connector", "update", "nas", "--clear-selector"]).await;
 
     // Forecast, health, completions.
     let fc = s.ok(&["forecast", "--horizon", "7d", "--runs"]).await;
