@@ -62,3 +62,19 @@ impl Clients {
         move |s| CliError::status(s, &format!("the scheduler at {}", self.scheduler_url))
     }
 }
+
+/// Every item of a paged list: `page(token)` fetches one page and returns its items and the
+/// next page token (empty at the end).
+pub async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String)>>,
+{
+    let (mut all, mut token) = page(String::new()).await?;
+    while !token.is_empty() {
+        let (items, next) = page(token).await?;
+        all.extend(items);
+        token = next;
+    }
+    Ok(all)
+}

@@ -40,6 +40,15 @@ impl Printer {
         }
     }
 
+    /// After a delete: `{}` (the RPC's Empty) for programs, `said` for people.
+    pub fn deleted(&self, said: &str) {
+        if self.json() {
+            println!("{{}}");
+        } else {
+            println!("{said}");
+        }
+    }
+
     /// Prints a message as one JSON line (streams).
     pub fn line<M: prost::Message + prost::Name>(&self, msg: &M) {
         match cairn_api::json::to_json(msg) {

@@ -9,7 +9,7 @@ use cairn_api::v1::{
 use super::{pairs, pb_duration, read_secret};
 use crate::{
     cli::{ConnectorCmd, ConnectorCommon, CreateConnector, Role, StoreCommon},
-    client::Clients,
+    client::{Clients, all_pages},
     error::{CliError, Result},
     output::{self, Printer},
 };
@@ -27,14 +27,12 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ConnectorCmd) -> Result {
             show(p, &made, "created");
         }
         ConnectorCmd::List(args) => {
-            let mut all = Vec::new();
-            let mut token = String::new();
-            loop {
+            let all = all_pages(|page_token| async {
                 let page = c
                     .catalog()
                     .list_connectors(ListConnectorsRequest {
                         page_size: 1000,
-                        page_token: token,
+                        page_token,
                         role: match args.role {
                             None => 0,
                             Some(Role::Source) => ConnectorRole::Source as i32,
@@ -47,12 +45,9 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ConnectorCmd) -> Result {
                     .await
                     .map_err(c.catalog_err())?
                     .into_inner();
-                all.extend(page.connectors);
-                token = page.next_page_token;
-                if token.is_empty() {
-                    break;
-                }
-            }
+                Ok((page.connectors, page.next_page_token))
+            })
+            .await?;
             if p.json() {
                 p.message(&cairn_api::v1::ListConnectorsResponse {
                     connectors: all,
@@ -169,11 +164,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ConnectorCmd) -> Result {
                 .delete_connector(DeleteConnectorRequest { name: n.name.clone(), etag: String::new() })
                 .await
                 .map_err(c.catalog_err())?;
-            if p.json() {
-                println!("{{}}");
-            } else {
-                println!("Deleted connector {}.", n.name);
-            }
+            p.deleted(&format!("Deleted connector {}.", n.name));
         }
         ConnectorCmd::Test(t) => {
             let v = c

@@ -9,7 +9,7 @@ use cairn_api::v1::{
 use super::{pb_duration, rfc3339};
 use crate::{
     cli::{PresetArg, RecurrenceFlags, ScheduleCmd},
-    client::Clients,
+    client::{Clients, all_pages},
     error::{CliError, Result},
     output::{self, Printer},
 };
@@ -41,14 +41,12 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ScheduleCmd) -> Result {
             show(p, &made, "added");
         }
         ScheduleCmd::List(args) => {
-            let mut all = Vec::new();
-            let mut token = String::new();
-            loop {
+            let all = all_pages(|page_token| async {
                 let page = c
                     .schedules()
                     .list_schedules(ListSchedulesRequest {
                         page_size: 1000,
-                        page_token: token,
+                        page_token,
                         task: args.task.clone().unwrap_or_default(),
                         connector: args.connector.clone().unwrap_or_default(),
                         enabled: if args.enabled {
@@ -62,12 +60,9 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ScheduleCmd) -> Result {
                     .await
                     .map_err(c.scheduler_err())?
                     .into_inner();
-                all.extend(page.schedules);
-                token = page.next_page_token;
-                if token.is_empty() {
-                    break;
-                }
-            }
+                Ok((page.schedules, page.next_page_token))
+            })
+            .await?;
             if p.json() {
                 p.message(&cairn_api::v1::ListSchedulesResponse {
                     schedules: all,
@@ -173,11 +168,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ScheduleCmd) -> Result {
                 .delete_schedule(DeleteScheduleRequest { name: n.name.clone(), etag: String::new() })
                 .await
                 .map_err(c.scheduler_err())?;
-            if p.json() {
-                println!("{{}}");
-            } else {
-                println!("Deleted schedule {} (its jobs stay in history).", n.name);
-            }
+            p.deleted(&format!("Deleted schedule {} (its jobs stay in history).", n.name));
         }
         ScheduleCmd::Preview(a) => {
             let r = recurrence(&a.recurrence)?.ok_or_else(|| {

@@ -10,7 +10,7 @@ use cairn_api::v1::{
 use super::pb_duration;
 use crate::{
     cli::{CreateTask, Notify, Overlap, Overwrite, RetentionFlags, RunArgs, TaskCmd, TaskCommon, TaskKind},
-    client::Clients,
+    client::{Clients, all_pages},
     error::{CliError, Result},
     output::{self, Printer},
     watch,
@@ -29,26 +29,21 @@ pub async fn run(c: &Clients, p: &Printer, cmd: TaskCmd) -> Result {
             show(p, &made, "created");
         }
         TaskCmd::List(args) => {
-            let mut all = Vec::new();
-            let mut token = String::new();
-            loop {
+            let all = all_pages(|page_token| async {
                 let page = c
                     .catalog()
                     .list_tasks(ListTasksRequest {
                         page_size: 1000,
-                        page_token: token,
+                        page_token,
                         connector: args.connector.clone().unwrap_or_default(),
                         r#type: args.kind.map(task_type).unwrap_or(TaskType::Unspecified) as i32,
                     })
                     .await
                     .map_err(c.catalog_err())?
                     .into_inner();
-                all.extend(page.tasks);
-                token = page.next_page_token;
-                if token.is_empty() {
-                    break;
-                }
-            }
+                Ok((page.tasks, page.next_page_token))
+            })
+            .await?;
             if p.json() {
                 p.message(&cairn_api::v1::ListTasksResponse { tasks: all, next_page_token: String::new() });
                 return Ok(0);
@@ -171,11 +166,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: TaskCmd) -> Result {
                 .delete_task(DeleteTaskRequest { name: n.name.clone(), etag: String::new() })
                 .await
                 .map_err(c.catalog_err())?;
-            if p.json() {
-                println!("{{}}");
-            } else {
-                println!("Deleted task {} and its schedules (its jobs stay in history).", n.name);
-            }
+            p.deleted(&format!("Deleted task {} and its schedules (its jobs stay in history).", n.name));
         }
         TaskCmd::Run(args) => return run_now(c, p, args).await,
     }
