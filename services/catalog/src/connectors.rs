@@ -106,10 +106,7 @@ fn taken(name: &str) -> Error {
 }
 
 fn seal(state: &State, id: Uuid, secrets: &SecretMap) -> (Option<Vec<u8>>, Vec<String>) {
-    if secrets.is_empty() {
-        return (None, Vec::new());
-    }
-    (Some(state.keyring.seal(&Kind::Connector.name(id), secrets)), secrets.keys().cloned().collect())
+    state.keyring.seal_record(&Kind::Connector.name(id), secrets)
 }
 
 /// CreateConnector.

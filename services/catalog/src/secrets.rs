@@ -113,6 +113,15 @@ impl Keyring {
         self.current.id()
     }
 
+    /// What a record stores for its secrets: the sealed blob (none when there are no secrets)
+    /// and the secrets' names, which responses show instead of the values.
+    pub fn seal_record(&self, owner: &str, secrets: &SecretMap) -> (Option<Vec<u8>>, Vec<String>) {
+        if secrets.is_empty() {
+            return (None, Vec::new());
+        }
+        (Some(self.seal(owner, secrets)), secrets.keys().cloned().collect())
+    }
+
     /// Seals `secrets` for the resource `owner` (e.g. `connectors/{id}`).
     pub fn seal(&self, owner: &str, secrets: &SecretMap) -> Vec<u8> {
         let plaintext = serde_json::to_vec(secrets).expect("a string map serialises");

@@ -145,10 +145,7 @@ fn write<'a>(
 }
 
 fn seal(state: &State, id: Uuid, secrets: &SecretMap) -> (Option<Vec<u8>>, Vec<String>) {
-    if secrets.is_empty() {
-        return (None, Vec::new());
-    }
-    (Some(state.keyring.seal(&Kind::Task.name(id), secrets)), secrets.keys().cloned().collect())
+    state.keyring.seal_record(&Kind::Task.name(id), secrets)
 }
 
 /// CreateTask.
