@@ -25,6 +25,14 @@ use tonic::transport::Channel;
 pub const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 pub const PASSWORD: &str = "journey-repo-password";
 
+/// The project the journeys work in unless told otherwise.
+pub const DEFAULT: &str = "projects/default";
+
+/// A full name in the default project of what a journey calls a resource (full names pass).
+pub fn full(collection: &str, raw: &str) -> String {
+    if raw.contains('/') { raw.to_owned() } else { format!("{DEFAULT}/{collection}/{raw}") }
+}
+
 pub struct Stack {
     pub db: TestDatabase,
     pub dir: tempfile::TempDir,
@@ -176,7 +184,11 @@ impl Stack {
 
     pub async fn connector(&mut self, c: Connector) -> Connector {
         self.catalog
-            .create_connector(CreateConnectorRequest { connector: Some(c), ..Default::default() })
+            .create_connector(CreateConnectorRequest {
+                parent: DEFAULT.into(),
+                connector: Some(c),
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner()
@@ -237,7 +249,7 @@ impl Stack {
 
     pub async fn task(&mut self, t: Task) -> Task {
         self.catalog
-            .create_task(CreateTaskRequest { task: Some(t), ..Default::default() })
+            .create_task(CreateTaskRequest { parent: DEFAULT.into(), task: Some(t), ..Default::default() })
             .await
             .unwrap()
             .into_inner()
@@ -245,14 +257,14 @@ impl Stack {
 
     pub async fn run(&mut self, task: &str) -> Job {
         self.jobs
-            .run_task(RunTaskRequest { task: task.into(), ..Default::default() })
+            .run_task(RunTaskRequest { task: full("tasks", task), ..Default::default() })
             .await
             .unwrap()
             .into_inner()
     }
 
     pub async fn job(&mut self, name: &str) -> Job {
-        self.jobs.get_job(GetJobRequest { name: name.into(), view: 2 }).await.unwrap().into_inner()
+        self.jobs.get_job(GetJobRequest { name: full("jobs", name), view: 2 }).await.unwrap().into_inner()
     }
 
     /// Waits until the job ends; returns it with its log.
@@ -289,6 +301,7 @@ impl Stack {
     pub async fn schedule(&mut self, name: &str, task: &str, calendar: &str) {
         self.schedules
             .create_schedule(CreateScheduleRequest {
+                parent: DEFAULT.into(),
                 schedule: Some(Schedule {
                     display_name: name.into(),
                     task: task.into(),
@@ -312,6 +325,7 @@ impl Stack {
     pub async fn snapshots(&mut self, store: &str) -> Vec<Snapshot> {
         self.jobs
             .list_snapshots(ListSnapshotsRequest {
+                parent: DEFAULT.into(),
                 store: store.into(),
                 page_size: 1000,
                 ..Default::default()

@@ -2,6 +2,7 @@
 //! real restic-format repositories, driven through gRPC only.
 
 mod harness;
+mod migration;
 mod trace;
 
 use std::time::Duration;
@@ -116,6 +117,7 @@ async fn a_schedule_makes_successive_incremental_snapshots() {
         let jobs = s
             .jobs
             .list_jobs(ListJobsRequest {
+                parent: DEFAULT.into(),
                 task: t.name.clone(),
                 states: vec![JobState::Succeeded as i32],
                 ..Default::default()
@@ -133,7 +135,7 @@ async fn a_schedule_makes_successive_incremental_snapshots() {
         assert!(tokio::time::Instant::now() < deadline, "only {} scheduled backups", jobs.len());
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    s.schedules.pause_schedule(PauseScheduleRequest { name: "every-2s".into() }).await.unwrap();
+    s.schedules.pause_schedule(PauseScheduleRequest { name: full("schedules", "every-2s") }).await.unwrap();
     // Newest first: every run after the first has a parent.
     assert!(done.iter().all(|j| j.trigger() == JobTrigger::Schedule));
     let oldest = done.last().unwrap();
@@ -367,7 +369,7 @@ async fn test_connector_runs_on_a_worker_and_is_recorded() {
         let v = s
             .catalog
             .test_connector(TestConnectorRequest {
-                name: name.into(),
+                name: full("connectors", name),
                 timeout: Some(prost_types::Duration { seconds: 60, nanos: 0 }),
             })
             .await
@@ -377,7 +379,7 @@ async fn test_connector_runs_on_a_worker_and_is_recorded() {
         assert_eq!(v.worker, "w1");
         let c = s
             .catalog
-            .get_connector(cairn_api::v1::GetConnectorRequest { name: name.into() })
+            .get_connector(cairn_api::v1::GetConnectorRequest { name: full("connectors", name) })
             .await
             .unwrap()
             .into_inner();
@@ -473,6 +475,7 @@ async fn one_trace_runs_from_firing_through_the_worker_to_completion() {
         let jobs = s
             .jobs
             .list_jobs(ListJobsRequest {
+                parent: DEFAULT.into(),
                 triggers: vec![JobTrigger::Schedule as i32],
                 states: vec![JobState::Succeeded as i32],
                 ..Default::default()
@@ -487,7 +490,10 @@ async fn one_trace_runs_from_firing_through_the_worker_to_completion() {
         assert!(tokio::time::Instant::now() < deadline, "no scheduled job succeeded");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    s.schedules.pause_schedule(PauseScheduleRequest { name: "traced-every-2s".into() }).await.unwrap();
+    s.schedules
+        .pause_schedule(PauseScheduleRequest { name: full("schedules", "traced-every-2s") })
+        .await
+        .unwrap();
     for (job, root) in [(&manual, "job.run_task"), (&fired, "schedule.fire")] {
         assert!(!job.trace_parent.is_empty(), "{} has no trace context", job.name);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -569,13 +575,13 @@ async fn deleting_a_task_removes_its_schedules_at_once() {
         s.schedule(name, "doomed", "daily").await;
     }
     s.catalog
-        .delete_task(cairn_api::v1::DeleteTaskRequest { name: "doomed".into(), ..Default::default() })
+        .delete_task(cairn_api::v1::DeleteTaskRequest { name: full("tasks", "doomed"), ..Default::default() })
         .await
         .unwrap();
     // The catalog told the scheduler synchronously: no waiting for a firing.
     let left = s
         .schedules
-        .list_schedules(cairn_api::v1::ListSchedulesRequest::default())
+        .list_schedules(cairn_api::v1::ListSchedulesRequest { parent: DEFAULT.into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -633,7 +639,7 @@ async fn an_s3_store_backs_up_and_restores_through_the_stack() {
     let v = s
         .catalog
         .test_connector(TestConnectorRequest {
-            name: "bucket".into(),
+            name: full("connectors", "bucket"),
             timeout: Some(prost_types::Duration { seconds: 60, nanos: 0 }),
         })
         .await

@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use cairn_api::{
-    names::{self, Kind, Reference},
+    names::{self, Kind, Name, ProjectId},
     v1::{
         ConnectionTest, Connector, ConnectorRole, CreateConnectorRequest, DeleteConnectorRequest,
         ListConnectorsRequest, ListConnectorsResponse, TestConnectorRequest, UpdateConnectorRequest,
@@ -27,6 +27,7 @@ use crate::{
         task::{ConnectorInfo, Slot, Slots},
     },
     error::{Error, Result},
+    projects,
     secrets::SecretMap,
     store::{self, connectors as rows, tasks as task_rows},
 };
@@ -51,11 +52,18 @@ const UPDATABLE: &[&str] = &[
 /// The API view of a stored connector.
 pub fn to_proto(row: &rows::Row) -> Result<Connector> {
     let mut c: Connector = store::decode(&row.spec)?;
-    c.name = Kind::Connector.name(row.id);
+    c.name = Kind::Connector.name(&row.project_id, row.id);
     c.display_name = row.display_name.clone();
     connector::mark_secrets(&mut c, &row.secret_set());
     c.last_test = match &row.last_test {
-        Some(v) => Some(store::decode(v)?),
+        Some(v) => {
+            let mut t: ConnectionTest = store::decode(v)?;
+            // Verdicts of the first release name their job without a project.
+            if t.job.starts_with("jobs/") {
+                t.job = format!("{}/{}", row.project_id.name(), t.job);
+            }
+            Some(t)
+        }
         None => None,
     };
     c.create_time = Some(to_timestamp(row.create_time));
@@ -73,6 +81,7 @@ pub fn info(row: &rows::Row) -> ConnectorInfo {
         _ => ConnectorRole::Unspecified,
     };
     ConnectorInfo {
+        project: row.project_id.clone(),
         id: row.id,
         display_name: row.display_name.clone(),
         role,
@@ -92,13 +101,14 @@ pub fn request_id(raw: &str) -> Result<Option<Uuid>> {
     })
 }
 
-/// Reads a `name` field as a connector reference.
-pub fn reference(field: &str, raw: &str) -> Result<Reference> {
-    names::parse_reference(Kind::Connector, raw).map_err(|e| {
-        let mut v = Violations::default();
-        v.add(field, e.to_string());
-        Error::Invalid(v)
-    })
+/// Reads a `name` field, `projects/{p}/connectors/{id or display name}`.
+pub fn name(field: &str, raw: &str) -> Result<(ProjectId, names::Reference)> {
+    match names::parse_name(Kind::Connector, raw, false).map_err(|e| projects::invalid(field, e))? {
+        Name { project: Some(p), reference } => Ok((p, reference)),
+        Name { project: None, .. } => {
+            Err(projects::invalid(field, names::NameError::Wildcard { given: raw.into() }))
+        }
+    }
 }
 
 fn taken(name: &str) -> Error {
@@ -106,7 +116,7 @@ fn taken(name: &str) -> Error {
 }
 
 fn seal(state: &State, id: Uuid, secrets: &SecretMap) -> (Option<Vec<u8>>, Vec<String>) {
-    state.keyring.seal_record(&Kind::Connector.name(id), secrets)
+    state.keyring.seal_record(&Kind::Connector.flat_name(id), secrets)
 }
 
 /// CreateConnector.
@@ -118,14 +128,16 @@ pub async fn create(state: &State, req: CreateConnectorRequest) -> Result<Connec
         return Err(v.into());
     };
     let mut conn = state.pool.acquire().await?;
+    let project = projects::parent(&mut conn, &req.parent).await?;
     if let Some(rid) = request_id
-        && let Some(row) = rows::by_request_id(&mut conn, rid).await?
+        && let Some(row) = rows::by_request_id(&mut conn, &project, rid).await?
     {
         return to_proto(&row);
     }
     let n = connector::normalize(&input, &BTreeSet::new())?;
     if req.validate_only {
         let mut c = n.connector;
+        c.name = Kind::Connector.name(&project, Uuid::nil());
         connector::mark_secrets(&mut c, &n.secrets.keys().cloned().collect());
         return Ok(c);
     }
@@ -133,6 +145,7 @@ pub async fn create(state: &State, req: CreateConnectorRequest) -> Result<Connec
     let (role, type_name) = role_and_type(n.connector.config.as_ref().expect("validated"));
     let (secrets, secret_names) = seal(state, id, &n.secrets);
     let write = rows::Write {
+        project_id: &project,
         id,
         display_name: &n.connector.display_name,
         role: role_name(role),
@@ -150,7 +163,7 @@ pub async fn create(state: &State, req: CreateConnectorRequest) -> Result<Connec
         Err(Error::Db(e)) if db::classify(&e) == DbErrorKind::UniqueViolation => {
             if db::constraint(&e).as_deref() == Some("connectors_request_id_key")
                 && let Some(rid) = request_id
-                && let Some(row) = rows::by_request_id(&mut conn, rid).await?
+                && let Some(row) = rows::by_request_id(&mut conn, &project, rid).await?
             {
                 return to_proto(&row);
             }
@@ -160,10 +173,12 @@ pub async fn create(state: &State, req: CreateConnectorRequest) -> Result<Connec
     }
 }
 
-/// Finds a connector or NOT_FOUND.
+/// Finds a connector by its full name or NOT_FOUND (also for a project that does not exist).
 pub async fn find(conn: &mut sqlx::PgConnection, field: &str, raw: &str, lock: bool) -> Result<rows::Row> {
-    let r = reference(field, raw)?;
-    rows::find(conn, &r, lock).await?.ok_or_else(|| Error::NotFound(format!("connector {:?}", raw.trim())))
+    let (project, r) = name(field, raw)?;
+    rows::find(conn, &project, &r, lock)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("connector {:?}", raw.trim())))
 }
 
 /// GetConnector.
@@ -198,11 +213,12 @@ pub async fn list(state: &State, req: ListConnectorsRequest) -> Result<ListConne
         None => (Some(req.selector_label.clone()), None),
     };
     v.check()?;
-    let filter = rows::Filter { role, type_name, selector_key, selector_value };
-    let fp = pagination::fingerprint(&filter);
-    let after: Option<Uuid> = pagination::decode(&req.page_token, fp)?;
     let mut conn = state.pool.acquire().await?;
-    let mut page = rows::list(&mut conn, &filter, after, size + 1).await?;
+    let project = projects::list_parent(&mut conn, &req.parent).await?;
+    let filter = rows::Filter { role, type_name, selector_key, selector_value };
+    let fp = pagination::fingerprint(&(&filter, &project));
+    let after: Option<Uuid> = pagination::decode(&req.page_token, fp)?;
+    let mut page = rows::list(&mut conn, project.as_ref(), &filter, after, size + 1).await?;
     let next = if page.len() as i64 > size {
         page.truncate(size as usize);
         page.last().map(|r| pagination::encode(&r.id, fp)).unwrap_or_default()
@@ -225,7 +241,7 @@ pub async fn update(state: &State, req: UpdateConnectorRequest) -> Result<Connec
     let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
     let mut tx = state.pool.begin().await?;
     let row = find(&mut tx, "connector.name", &patch.name, true).await?;
-    store::check_etag(&patch.etag, row.version, &Kind::Connector.name(row.id))?;
+    store::check_etag(&patch.etag, row.version, &Kind::Connector.name(&row.project_id, row.id))?;
     let stored_names = row.secret_set();
     let base: Connector = store::decode(&row.spec)?;
     let merged = mask::apply(&base, &patch, &paths, UPDATABLE)?;
@@ -250,12 +266,13 @@ pub async fn update(state: &State, req: UpdateConnectorRequest) -> Result<Connec
         check_selectors_of_tasks(&mut tx, &changed).await?;
     }
     let mut secrets = match &row.secrets {
-        Some(blob) => state.keyring.open(&Kind::Connector.name(row.id), blob)?.0,
+        Some(blob) => state.keyring.open(&Kind::Connector.flat_name(row.id), blob)?.0,
         None => SecretMap::new(),
     };
     secrets.extend(n.secrets);
     let (blob, secret_names) = seal(state, row.id, &secrets);
     let write = rows::Write {
+        project_id: &row.project_id,
         id: row.id,
         display_name: &n.connector.display_name,
         role: &row.role,
@@ -277,10 +294,10 @@ pub async fn update(state: &State, req: UpdateConnectorRequest) -> Result<Connec
 }
 
 async fn check_selectors_of_tasks(conn: &mut sqlx::PgConnection, changed: &ConnectorInfo) -> Result<()> {
-    let tasks = task_rows::using_connector(conn, changed.id).await?;
+    let tasks = task_rows::using_connector(conn, &changed.project, changed.id).await?;
     let ids: Vec<Uuid> = tasks.iter().flat_map(|t| t.connector_ids()).collect();
     let others: HashMap<Uuid, ConnectorInfo> =
-        rows::by_ids(conn, &ids).await?.iter().map(|r| (r.id, info(r))).collect();
+        rows::by_ids(conn, &changed.project, &ids).await?.iter().map(|r| (r.id, info(r))).collect();
     for t in &tasks {
         let mut union: HashMap<&str, (&str, &str)> = HashMap::new();
         for cid in t.connector_ids() {
@@ -314,17 +331,20 @@ async fn check_selectors_of_tasks(conn: &mut sqlx::PgConnection, changed: &Conne
 pub async fn delete(state: &State, req: DeleteConnectorRequest) -> Result<()> {
     let mut tx = state.pool.begin().await?;
     let row = find(&mut tx, "name", &req.name, true).await?;
-    store::check_etag(&req.etag, row.version, &Kind::Connector.name(row.id))?;
-    let users = rows::tasks_using(&mut tx, row.id).await?;
+    store::check_etag(&req.etag, row.version, &Kind::Connector.name(&row.project_id, row.id))?;
+    let users = rows::tasks_using(&mut tx, &row.project_id, row.id).await?;
     if !users.is_empty() {
-        let list: Vec<String> = users.iter().map(|(id, n)| format!("{n} (tasks/{id})")).collect();
+        let list: Vec<String> = users
+            .iter()
+            .map(|u| format!("{} ({})", u.display_name, Kind::Task.name(&row.project_id, u.id)))
+            .collect();
         return Err(Error::InUse(format!(
             "connector {} is used by task(s) {}; delete or change them first",
             row.display_name,
             list.join(", ")
         )));
     }
-    rows::delete(&mut tx, row.id).await?;
+    rows::delete(&mut tx, &row.project_id, row.id).await?;
     tx.commit().await?;
     tracing::info!(connector.id = %row.id, "connector deleted");
     Ok(())
@@ -353,28 +373,43 @@ pub async fn test(state: &State, req: TestConnectorRequest) -> Result<Connection
     };
     let connector = to_proto(&row)?;
     let verdict = state.scheduler.run_connection_test(connector, wait).await?;
-    record_test(state, row.id, &verdict).await?;
+    record_test(state, &row.project_id, row.id, &verdict).await?;
     Ok(verdict)
 }
 
 /// Stores a verdict as the connector's last test.
-pub async fn record_test(state: &State, id: Uuid, verdict: &ConnectionTest) -> Result<()> {
+pub async fn record_test(
+    state: &State,
+    project: &ProjectId,
+    id: Uuid,
+    verdict: &ConnectionTest,
+) -> Result<()> {
     let mut conn = state.pool.acquire().await?;
-    if !rows::set_last_test(&mut conn, id, &store::encode(verdict)?).await? {
-        return Err(Error::NotFound(format!("connector {}", Kind::Connector.name(id))));
+    if !rows::set_last_test(&mut conn, project, id, &store::encode(verdict)?).await? {
+        return Err(Error::NotFound(format!("connector {}", Kind::Connector.name(project, id))));
     }
     Ok(())
 }
 
-/// Looks a task's connector fields up (unknown ones are reported by the domain).
-pub async fn slots(conn: &mut sqlx::PgConnection, fields: [(&str, &str); 4]) -> Result<Slots> {
+/// Looks a task's connector fields up within the task's project (unknown ones, and those of
+/// another project, are reported by the domain as not existing).
+pub async fn slots(
+    conn: &mut sqlx::PgConnection,
+    project: &ProjectId,
+    fields: [(&str, &str); 4],
+) -> Result<Slots> {
     let mut out: [Slot; 4] = Default::default();
     for (i, (field, raw)) in fields.iter().enumerate() {
         if raw.trim().is_empty() {
             continue;
         }
-        let r = reference(&format!("task.{field}"), raw)?;
-        out[i] = match rows::find(conn, &r, false).await? {
+        let n = names::parse_in(Kind::Connector, project, raw)
+            .map_err(|e| projects::invalid(&format!("task.{field}"), e))?;
+        let found = match n.project {
+            Some(p) if p == *project => rows::find(conn, project, &n.reference, false).await?,
+            _ => None,
+        };
+        out[i] = match found {
             Some(row) => Slot::Found(info(&row)),
             None => Slot::Unknown(raw.trim().to_owned()),
         };

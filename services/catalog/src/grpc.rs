@@ -1,17 +1,18 @@
 //! Thin gRPC handlers: decode the request, call the operation, encode the answer.
 
 use cairn_api::v1::{
-    ConnectionTest, Connector, CreateConnectorRequest, CreateTaskRequest, DeleteConnectorRequest,
-    DeleteTaskRequest, GetConnectorRequest, GetTaskRequest, ListConnectorsRequest, ListConnectorsResponse,
-    ListTasksRequest, ListTasksResponse, RecordConnectionTestRequest, ResolveConnectorRequest,
+    ConnectionTest, Connector, CreateConnectorRequest, CreateProjectRequest, CreateTaskRequest,
+    DeleteConnectorRequest, DeleteProjectRequest, DeleteTaskRequest, GetConnectorRequest, GetProjectRequest,
+    GetTaskRequest, ListConnectorsRequest, ListConnectorsResponse, ListProjectsRequest, ListProjectsResponse,
+    ListTasksRequest, ListTasksResponse, Project, RecordConnectionTestRequest, ResolveConnectorRequest,
     ResolveTasksRequest, ResolveTasksResponse, ResolvedConnector, Task, TestConnectorRequest,
-    UpdateConnectorRequest, UpdateTaskRequest, catalog_internal_service_server::CatalogInternalService,
-    catalog_service_server::CatalogService,
+    UpdateConnectorRequest, UpdateProjectRequest, UpdateTaskRequest,
+    catalog_internal_service_server::CatalogInternalService, catalog_service_server::CatalogService,
 };
 use cairn_runtime::status::Violations;
 use tonic::{Request, Response, Status};
 
-use crate::{State, connectors, error::Error, tasks};
+use crate::{State, connectors, error::Error, projects, tasks};
 
 /// The public CatalogService.
 #[derive(Clone)]
@@ -29,6 +30,21 @@ fn ok<T>(r: Result<T, Error>) -> R<T> {
 
 #[tonic::async_trait]
 impl CatalogService for Public {
+    async fn create_project(&self, req: Request<CreateProjectRequest>) -> R<Project> {
+        ok(projects::create(&self.0, req.into_inner()).await)
+    }
+    async fn get_project(&self, req: Request<GetProjectRequest>) -> R<Project> {
+        ok(projects::get(&self.0, &req.into_inner().name).await)
+    }
+    async fn list_projects(&self, req: Request<ListProjectsRequest>) -> R<ListProjectsResponse> {
+        ok(projects::list(&self.0, req.into_inner()).await)
+    }
+    async fn update_project(&self, req: Request<UpdateProjectRequest>) -> R<Project> {
+        ok(projects::update(&self.0, req.into_inner()).await)
+    }
+    async fn delete_project(&self, req: Request<DeleteProjectRequest>) -> R<()> {
+        ok(projects::delete(&self.0, req.into_inner()).await)
+    }
     async fn create_connector(&self, req: Request<CreateConnectorRequest>) -> R<Connector> {
         ok(connectors::create(&self.0, req.into_inner()).await)
     }
@@ -95,7 +111,7 @@ impl CatalogInternalService for Internal {
             };
             let mut conn = state.pool.acquire().await?;
             let row = connectors::find(&mut conn, "connector", &req.connector, false).await?;
-            connectors::record_test(state, row.id, &result).await
+            connectors::record_test(state, &row.project_id, row.id, &result).await
         }
         .await)
     }

@@ -15,6 +15,7 @@ pub mod connectors;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod projects;
 pub mod scheduler_client;
 pub mod secrets;
 pub mod store;
@@ -96,7 +97,7 @@ async fn reseal(pool: &PgPool, keyring: &Keyring) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await?;
     let mut n = 0;
     for (id, blob) in store::connectors::with_secrets(&mut conn).await? {
-        let owner = cairn_api::names::Kind::Connector.name(id);
+        let owner = cairn_api::names::Kind::Connector.flat_name(id);
         let (map, stale) = keyring.open(&owner, &blob)?;
         if stale {
             store::connectors::reseal(&mut conn, id, &keyring.seal(&owner, &map)).await?;
@@ -104,7 +105,7 @@ async fn reseal(pool: &PgPool, keyring: &Keyring) -> anyhow::Result<()> {
         }
     }
     for (id, blob) in store::tasks::with_secrets(&mut conn).await? {
-        let owner = cairn_api::names::Kind::Task.name(id);
+        let owner = cairn_api::names::Kind::Task.flat_name(id);
         let (map, stale) = keyring.open(&owner, &blob)?;
         if stale {
             store::tasks::reseal(&mut conn, id, &keyring.seal(&owner, &map)).await?;

@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
-use cairn_api::v1::{
-    ConnectionTest, Connector, ForgetTaskRequest, RunConnectionTestRequest,
-    scheduler_internal_service_client::SchedulerInternalServiceClient,
+use cairn_api::{
+    names::{Kind, ProjectId},
+    v1::{
+        ConnectionTest, Connector, ForgetProjectRequest, ForgetProjectResponse, ForgetTaskRequest,
+        RunConnectionTestRequest, scheduler_internal_service_client::SchedulerInternalServiceClient,
+    },
 };
 use cairn_runtime::{grpc::ClientInterceptor, time::to_duration};
 use tonic::{Code, codegen::InterceptedService, transport::Channel};
@@ -52,9 +55,23 @@ impl SchedulerClient {
     }
 
     /// Tells the scheduler a task is gone.
-    pub async fn forget_task(&self, id: Uuid) -> std::result::Result<(), tonic::Status> {
-        let mut req = tonic::Request::new(ForgetTaskRequest { task: format!("tasks/{id}") });
+    pub async fn forget_task(&self, project: &ProjectId, id: Uuid) -> std::result::Result<(), tonic::Status> {
+        let mut req = tonic::Request::new(ForgetTaskRequest { task: Kind::Task.name(project, id) });
         req.set_timeout(Duration::from_secs(5));
         self.inner.clone().forget_task(req).await.map(|_| ())
+    }
+
+    /// Counts (and with `delete`, deletes) what the scheduler keeps of a project.
+    pub async fn forget_project(&self, project: &ProjectId, delete: bool) -> Result<ForgetProjectResponse> {
+        let mut req = tonic::Request::new(ForgetProjectRequest { project: project.name(), delete });
+        req.set_timeout(Duration::from_secs(60));
+        match self.inner.clone().forget_project(req).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) if matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Unknown) => {
+                tracing::warn!(error = %s.message(), "scheduler not reachable for a project deletion");
+                Err(Error::Unavailable("the scheduler".into()))
+            }
+            Err(s) => Err(s.into()),
+        }
     }
 }

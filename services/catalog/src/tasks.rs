@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use cairn_api::{
-    names::{self, Kind, Reference},
+    names::{self, Kind, Name, ProjectId, Reference},
     v1::{
         CreateTaskRequest, DeleteTaskRequest, ListTasksRequest, ListTasksResponse, ResolvedConnector,
         ResolvedTask, Task, TaskType, UpdateTaskRequest,
@@ -22,6 +22,7 @@ use crate::{
         task::{self, type_name, webhook_secret_key},
     },
     error::{Error, Result},
+    projects,
     secrets::SecretMap,
     store::{self, connectors as connector_rows, tasks as rows},
 };
@@ -49,18 +50,33 @@ const UPDATABLE: &[&str] = &[
     "notification",
 ];
 
-fn reference(field: &str, raw: &str) -> Result<Reference> {
-    names::parse_reference(Kind::Task, raw).map_err(|e| {
-        let mut v = Violations::default();
-        v.add(field, e.to_string());
-        Error::Invalid(v)
-    })
+/// Reads a task's full name, `projects/{p}/tasks/{id or display name}`.
+fn name(field: &str, raw: &str) -> Result<(ProjectId, Reference)> {
+    match names::parse_name(Kind::Task, raw, false).map_err(|e| projects::invalid(field, e))? {
+        Name { project: Some(p), reference } => Ok((p, reference)),
+        Name { project: None, .. } => {
+            Err(projects::invalid(field, names::NameError::Wildcard { given: raw.into() }))
+        }
+    }
+}
+
+/// The stored message, its connectors named from the columns (records of the first release
+/// hold flat names).
+fn spec_of(row: &rows::Row) -> Result<Task> {
+    let mut t: Task = store::decode(&row.spec)?;
+    let connector =
+        |id: Option<Uuid>| id.map(|id| Kind::Connector.name(&row.project_id, id)).unwrap_or_default();
+    t.source = connector(row.source_id);
+    t.store = connector(row.store_id);
+    t.destination = connector(row.destination_id);
+    t.target_store = connector(row.target_store_id);
+    Ok(t)
 }
 
 /// The API view of a stored task, with the selector union of `connectors`.
 fn to_proto(row: &rows::Row, connectors: &HashMap<Uuid, connector_rows::Row>) -> Result<Task> {
-    let mut t: Task = store::decode(&row.spec)?;
-    t.name = Kind::Task.name(row.id);
+    let mut t = spec_of(row)?;
+    t.name = Kind::Task.name(&row.project_id, row.id);
     t.display_name = row.display_name.clone();
     let mut selector = HashMap::new();
     for id in row.connector_ids() {
@@ -87,8 +103,15 @@ async fn connectors_of(
     conn: &mut sqlx::PgConnection,
     tasks: &[rows::Row],
 ) -> Result<HashMap<Uuid, connector_rows::Row>> {
-    let ids: Vec<Uuid> = tasks.iter().flat_map(rows::Row::connector_ids).collect();
-    Ok(connector_rows::by_ids(conn, &ids).await?.into_iter().map(|r| (r.id, r)).collect())
+    let mut by_project: HashMap<&ProjectId, Vec<Uuid>> = HashMap::new();
+    for t in tasks {
+        by_project.entry(&t.project_id).or_default().extend(t.connector_ids());
+    }
+    let mut out = HashMap::new();
+    for (project, ids) in by_project {
+        out.extend(connector_rows::by_ids(conn, project, &ids).await?.into_iter().map(|r| (r.id, r)));
+    }
+    Ok(out)
 }
 
 async fn render(conn: &mut sqlx::PgConnection, row: &rows::Row) -> Result<Task> {
@@ -97,7 +120,7 @@ async fn render(conn: &mut sqlx::PgConnection, row: &rows::Row) -> Result<Task> 
 }
 
 fn id_of(name: &str) -> Option<Uuid> {
-    names::parse_id(Kind::Connector, name).ok()
+    names::parse_canonical(Kind::Connector, name).ok().map(|(_, id)| id)
 }
 
 fn taken(name: &str) -> Error {
@@ -106,11 +129,13 @@ fn taken(name: &str) -> Error {
 
 async fn normalize(
     conn: &mut sqlx::PgConnection,
+    project: &ProjectId,
     t: &Task,
     stored: &BTreeSet<String>,
 ) -> Result<task::Normalized> {
     let slots = connectors::slots(
         conn,
+        project,
         [
             ("source", &t.source),
             ("store", &t.store),
@@ -123,6 +148,7 @@ async fn normalize(
 }
 
 fn write<'a>(
+    project_id: &'a ProjectId,
     id: Uuid,
     t: &'a Task,
     secrets: Option<Vec<u8>>,
@@ -131,6 +157,7 @@ fn write<'a>(
     let mut spec = t.clone();
     spec.worker_selector.clear();
     Ok(rows::Write {
+        project_id,
         id,
         display_name: &t.display_name,
         type_name: type_name(TaskType::try_from(t.r#type).unwrap_or_default()),
@@ -145,7 +172,7 @@ fn write<'a>(
 }
 
 fn seal(state: &State, id: Uuid, secrets: &SecretMap) -> (Option<Vec<u8>>, Vec<String>) {
-    state.keyring.seal_record(&Kind::Task.name(id), secrets)
+    state.keyring.seal_record(&Kind::Task.flat_name(id), secrets)
 }
 
 /// CreateTask.
@@ -157,18 +184,19 @@ pub async fn create(state: &State, req: CreateTaskRequest) -> Result<Task> {
         return Err(v.into());
     };
     let mut conn = state.pool.acquire().await?;
+    let project = projects::parent(&mut conn, &req.parent).await?;
     if let Some(rid) = request_id
-        && let Some(row) = rows::by_request_id(&mut conn, rid).await?
+        && let Some(row) = rows::by_request_id(&mut conn, &project, rid).await?
     {
         return render(&mut conn, &row).await;
     }
-    let n = normalize(&mut conn, &input, &BTreeSet::new()).await?;
+    let n = normalize(&mut conn, &project, &input, &BTreeSet::new()).await?;
     if req.validate_only {
-        return Ok(n.task);
+        return Ok(Task { name: Kind::Task.name(&project, Uuid::nil()), ..n.task });
     }
     let id = Uuid::now_v7();
     let (blob, names) = seal(state, id, &n.secrets);
-    let w = write(id, &n.task, blob, names)?;
+    let w = write(&project, id, &n.task, blob, names)?;
     match rows::insert(&mut conn, &w, request_id).await {
         Ok(row) => {
             tracing::info!(task.id = %id, task.name = %row.display_name, task.type = w.type_name, "task created");
@@ -177,7 +205,7 @@ pub async fn create(state: &State, req: CreateTaskRequest) -> Result<Task> {
         Err(Error::Db(e)) if db::classify(&e) == DbErrorKind::UniqueViolation => {
             if db::constraint(&e).as_deref() == Some("tasks_request_id_key")
                 && let Some(rid) = request_id
-                && let Some(row) = rows::by_request_id(&mut conn, rid).await?
+                && let Some(row) = rows::by_request_id(&mut conn, &project, rid).await?
             {
                 return render(&mut conn, &row).await;
             }
@@ -194,8 +222,10 @@ pub async fn create(state: &State, req: CreateTaskRequest) -> Result<Task> {
 }
 
 async fn find(conn: &mut sqlx::PgConnection, field: &str, raw: &str, lock: bool) -> Result<rows::Row> {
-    let r = reference(field, raw)?;
-    rows::find(conn, &r, lock).await?.ok_or_else(|| Error::NotFound(format!("task {:?}", raw.trim())))
+    let (project, r) = name(field, raw)?;
+    rows::find(conn, &project, &r, lock)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("task {:?}", raw.trim())))
 }
 
 /// GetTask.
@@ -209,12 +239,21 @@ pub async fn get(state: &State, name: &str) -> Result<Task> {
 pub async fn list(state: &State, req: ListTasksRequest) -> Result<ListTasksResponse> {
     let size = pagination::page_size(req.page_size)?;
     let mut conn = state.pool.acquire().await?;
+    let project = projects::list_parent(&mut conn, &req.parent).await?;
     let connector = if req.connector.trim().is_empty() {
         None
     } else {
-        match connector_rows::find(&mut conn, &connectors::reference("connector", &req.connector)?, false)
-            .await?
-        {
+        let n = match &project {
+            Some(p) => names::parse_in(Kind::Connector, p, &req.connector),
+            None => names::parse_name(Kind::Connector, &req.connector, false),
+        }
+        .map_err(|e| projects::invalid("connector", e))?;
+        let found = match (&n.project, &project) {
+            (Some(p), Some(parent)) if p != parent => None,
+            (Some(p), _) => connector_rows::find(&mut conn, p, &n.reference, false).await?,
+            (None, _) => None,
+        };
+        match found {
             Some(c) => Some(c.id),
             None => return Err(Error::NotFound(format!("connector {:?}", req.connector.trim()))),
         }
@@ -229,9 +268,9 @@ pub async fn list(state: &State, req: ListTasksRequest) -> Result<ListTasksRespo
         }
     };
     let filter = rows::Filter { connector, type_name };
-    let fp = pagination::fingerprint(&filter);
+    let fp = pagination::fingerprint(&(&filter, &project));
     let after: Option<Uuid> = pagination::decode(&req.page_token, fp)?;
-    let mut page = rows::list(&mut conn, &filter, after, size + 1).await?;
+    let mut page = rows::list(&mut conn, project.as_ref(), &filter, after, size + 1).await?;
     let next = if page.len() as i64 > size {
         page.truncate(size as usize);
         page.last().map(|r| pagination::encode(&r.id, fp)).unwrap_or_default()
@@ -255,13 +294,13 @@ pub async fn update(state: &State, req: UpdateTaskRequest) -> Result<Task> {
     let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
     let mut tx = state.pool.begin().await?;
     let row = find(&mut tx, "task.name", &patch.name, true).await?;
-    store::check_etag(&patch.etag, row.version, &Kind::Task.name(row.id))?;
-    let base: Task = store::decode(&row.spec)?;
+    store::check_etag(&patch.etag, row.version, &Kind::Task.name(&row.project_id, row.id))?;
+    let base = spec_of(&row)?;
     let merged = mask::apply(&base, &patch, &paths, UPDATABLE)?;
     let stored: BTreeSet<String> = row.secret_names.iter().cloned().collect();
-    let n = normalize(&mut tx, &merged, &stored).await?;
+    let n = normalize(&mut tx, &row.project_id, &merged, &stored).await?;
     let mut secrets = match &row.secrets {
-        Some(blob) => state.keyring.open(&Kind::Task.name(row.id), blob)?.0,
+        Some(blob) => state.keyring.open(&Kind::Task.flat_name(row.id), blob)?.0,
         None => SecretMap::new(),
     };
     secrets.extend(n.secrets);
@@ -274,7 +313,7 @@ pub async fn update(state: &State, req: UpdateTaskRequest) -> Result<Task> {
         .collect();
     secrets.retain(|k, _| live.contains(k));
     let (blob, names) = seal(state, row.id, &secrets);
-    let w = write(row.id, &n.task, blob, names)?;
+    let w = write(&row.project_id, row.id, &n.task, blob, names)?;
     let updated = match rows::update(&mut tx, &w).await {
         Err(Error::Db(e)) if db::classify(&e) == DbErrorKind::UniqueViolation => {
             return Err(taken(&n.task.display_name));
@@ -292,11 +331,11 @@ pub async fn update(state: &State, req: UpdateTaskRequest) -> Result<Task> {
 pub async fn delete(state: &State, req: DeleteTaskRequest) -> Result<()> {
     let mut tx = state.pool.begin().await?;
     let row = find(&mut tx, "name", &req.name, true).await?;
-    store::check_etag(&req.etag, row.version, &Kind::Task.name(row.id))?;
-    rows::delete(&mut tx, row.id).await?;
+    store::check_etag(&req.etag, row.version, &Kind::Task.name(&row.project_id, row.id))?;
+    rows::delete(&mut tx, &row.project_id, row.id).await?;
     tx.commit().await?;
     tracing::info!(task.id = %row.id, "task deleted");
-    if let Err(e) = state.scheduler.forget_task(row.id).await {
+    if let Err(e) = state.scheduler.forget_task(&row.project_id, row.id).await {
         tracing::warn!(task.id = %row.id, error = %e, "scheduler not told of the deletion; it will notice when firing");
     }
     Ok(())
@@ -310,26 +349,31 @@ pub async fn resolve(
 ) -> Result<(Vec<ResolvedTask>, Vec<String>)> {
     let mut ids = Vec::new();
     let mut display = Vec::new();
+    let mut parsed = Vec::with_capacity(names_in.len());
     for (i, raw) in names_in.iter().enumerate() {
-        match reference(&format!("names[{i}]"), raw)? {
-            Reference::Id(id) => ids.push(id),
-            Reference::DisplayName(n) => display.push(n),
+        let (project, r) = name(&format!("names[{i}]"), raw)?;
+        match &r {
+            Reference::Id(id) => ids.push((project.clone(), *id)),
+            Reference::DisplayName(n) => display.push((project.clone(), n.clone())),
         }
+        parsed.push((project, r));
     }
     let mut conn = state.pool.acquire().await?;
     let found = rows::by_refs(&mut conn, &ids, &display).await?;
     let cs = connectors_of(&mut conn, &found).await?;
     let missing = names_in
         .iter()
-        .filter(|raw| {
-            let r = names::parse_reference(Kind::Task, raw).ok();
-            !found.iter().any(|t| match &r {
-                Some(Reference::Id(id)) => t.id == *id,
-                Some(Reference::DisplayName(n)) => &t.display_name == n,
-                None => false,
+        .zip(&parsed)
+        .filter(|(_, (project, r))| {
+            !found.iter().any(|t| {
+                t.project_id == *project
+                    && match r {
+                        Reference::Id(id) => t.id == *id,
+                        Reference::DisplayName(n) => &t.display_name == n,
+                    }
             })
         })
-        .cloned()
+        .map(|(raw, _)| raw.clone())
         .collect();
     let mut out = Vec::with_capacity(found.len());
     for row in &found {
@@ -339,7 +383,9 @@ pub async fn resolve(
             resolved_connector(state, c, with_secrets).map(Some)
         };
         let secrets = match (&row.secrets, with_secrets) {
-            (Some(blob), true) => state.keyring.open(&Kind::Task.name(row.id), blob)?.0.into_iter().collect(),
+            (Some(blob), true) => {
+                state.keyring.open(&Kind::Task.flat_name(row.id), blob)?.0.into_iter().collect()
+            }
             _ => HashMap::new(),
         };
         out.push(ResolvedTask {
@@ -362,7 +408,7 @@ pub fn resolved_connector(
 ) -> Result<ResolvedConnector> {
     let secrets = match (&row.secrets, with_secrets) {
         (Some(blob), true) => {
-            state.keyring.open(&Kind::Connector.name(row.id), blob)?.0.into_iter().collect()
+            state.keyring.open(&Kind::Connector.flat_name(row.id), blob)?.0.into_iter().collect()
         }
         _ => HashMap::new(),
     };

@@ -16,6 +16,17 @@ use sqlx::PgPool;
 use tonic::{Code, transport::Channel};
 
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const DEFAULT: &str = "projects/default";
+
+/// A connector's full name in the default project.
+fn cn(name: &str) -> String {
+    format!("{DEFAULT}/connectors/{name}")
+}
+
+/// A task's full name in the default project.
+fn tn(name: &str) -> String {
+    format!("{DEFAULT}/tasks/{name}")
+}
 
 struct Catalog {
     url: String,
@@ -72,7 +83,11 @@ fn source(name: &str) -> Connector {
 
 async fn create(c: &mut Catalog, connector: Connector) -> Result<Connector, tonic::Status> {
     c.client
-        .create_connector(CreateConnectorRequest { connector: Some(connector), ..Default::default() })
+        .create_connector(CreateConnectorRequest {
+            parent: DEFAULT.into(),
+            connector: Some(connector),
+            ..Default::default()
+        })
         .await
         .map(|r| r.into_inner())
 }
@@ -105,7 +120,7 @@ async fn reflection_exposes_the_contract_and_json_calls_work() {
         .call(
             svc,
             "CreateConnector",
-            r#"{"connector": {"displayName": "nas", "localStore": {"path": "/srv/repo"}, "repositoryPassword": "pw-json-1"}}"#,
+            r#"{"parent": "projects/default", "connector": {"displayName": "nas", "localStore": {"path": "/srv/repo"}, "repositoryPassword": "pw-json-1"}}"#,
         )
         .await
         .unwrap();
@@ -117,7 +132,7 @@ async fn reflection_exposes_the_contract_and_json_calls_work() {
         .call(
             svc,
             "CreateConnector",
-            r#"{"connector": {"displayName": "src", "localPathSource": {"paths": ["/data"]}}}"#,
+            r#"{"parent": "projects/default", "connector": {"displayName": "src", "localPathSource": {"paths": ["/data"]}}}"#,
         )
         .await
         .unwrap();
@@ -125,19 +140,22 @@ async fn reflection_exposes_the_contract_and_json_calls_work() {
         .call(
             svc,
             "CreateConnector",
-            r#"{"connector": {"displayName": "dst", "localPathDestination": {"path": "/restore"}}}"#,
+            r#"{"parent": "projects/default", "connector": {"displayName": "dst", "localPathDestination": {"path": "/restore"}}}"#,
         )
         .await
         .unwrap();
     let got = dynamic.call(svc, "GetConnector", &format!(r#"{{"name": "{name}"}}"#)).await.unwrap();
     assert_eq!(got["displayName"], "nas");
-    let listed = dynamic.call(svc, "ListConnectors", r#"{"role": "CONNECTOR_ROLE_STORE"}"#).await.unwrap();
+    let listed = dynamic
+        .call(svc, "ListConnectors", r#"{"parent": "projects/default", "role": "CONNECTOR_ROLE_STORE"}"#)
+        .await
+        .unwrap();
     assert_eq!(listed["connectors"].as_array().unwrap().len(), 1);
     let updated = dynamic
         .call(
             svc,
             "UpdateConnector",
-            r#"{"connector": {"name": "nas", "description": "the NAS"}, "updateMask": "description"}"#,
+            r#"{"connector": {"name": "projects/default/connectors/nas", "description": "the NAS"}, "updateMask": "description"}"#,
         )
         .await
         .unwrap();
@@ -146,29 +164,35 @@ async fn reflection_exposes_the_contract_and_json_calls_work() {
         .call(
             svc,
             "CreateTask",
-            r#"{"task": {"displayName": "nightly", "type": "TASK_TYPE_BACKUP", "source": "src", "store": "nas",
+            r#"{"parent": "projects/default", "task": {"displayName": "nightly", "type": "TASK_TYPE_BACKUP", "source": "src", "store": "nas",
                 "backup": {"mode": "BACKUP_MODE_FULL", "retention": {"keepDaily": 7}}}}"#,
         )
         .await
         .unwrap();
     assert_eq!(task["backup"]["mode"], "BACKUP_MODE_FULL");
-    assert!(task["store"].as_str().unwrap().starts_with("connectors/"));
-    dynamic.call(svc, "GetTask", r#"{"name": "nightly"}"#).await.unwrap();
-    let tasks = dynamic.call(svc, "ListTasks", r#"{"connector": "nas"}"#).await.unwrap();
+    assert!(task["store"].as_str().unwrap().starts_with("projects/default/connectors/"));
+    dynamic.call(svc, "GetTask", r#"{"name": "projects/default/tasks/nightly"}"#).await.unwrap();
+    let tasks = dynamic
+        .call(svc, "ListTasks", r#"{"parent": "projects/default", "connector": "nas"}"#)
+        .await
+        .unwrap();
     assert_eq!(tasks["tasks"].as_array().unwrap().len(), 1);
     dynamic
         .call(
             svc,
             "UpdateTask",
-            r#"{"task": {"name": "nightly", "labels": ["prod"]}, "updateMask": "labels"}"#,
+            r#"{"task": {"name": "projects/default/tasks/nightly", "labels": ["prod"]}, "updateMask": "labels"}"#,
         )
         .await
         .unwrap();
     // No scheduler runs in this test: the test call reports it instead of hanging.
-    let err = dynamic.call(svc, "TestConnector", r#"{"name": "nas", "timeout": "1s"}"#).await.unwrap_err();
+    let err = dynamic
+        .call(svc, "TestConnector", r#"{"name": "projects/default/connectors/nas", "timeout": "1s"}"#)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
-    dynamic.call(svc, "DeleteTask", r#"{"name": "nightly"}"#).await.unwrap();
-    dynamic.call(svc, "DeleteConnector", r#"{"name": "dst"}"#).await.unwrap();
+    dynamic.call(svc, "DeleteTask", r#"{"name": "projects/default/tasks/nightly"}"#).await.unwrap();
+    dynamic.call(svc, "DeleteConnector", r#"{"name": "projects/default/connectors/dst"}"#).await.unwrap();
     let health = dynamic.call("grpc.health.v1.Health", "Check", "{}").await.unwrap();
     assert_eq!(health["status"], "SERVING");
 }
@@ -233,7 +257,7 @@ async fn every_connector_type_round_trips() {
     ];
     for input in configs {
         let made = create(&mut c, input.clone()).await.unwrap();
-        assert!(made.name.starts_with("connectors/"));
+        assert!(made.name.starts_with("projects/default/connectors/"));
         assert!(!made.etag.is_empty());
         let got = c
             .client
@@ -244,7 +268,7 @@ async fn every_connector_type_round_trips() {
         assert_eq!(got, made);
         let by_name = c
             .client
-            .get_connector(GetConnectorRequest { name: input.display_name.clone() })
+            .get_connector(GetConnectorRequest { name: cn(&input.display_name) })
             .await
             .unwrap()
             .into_inner();
@@ -254,15 +278,14 @@ async fn every_connector_type_round_trips() {
             input.config.as_ref().map(std::mem::discriminant)
         );
     }
-    let s3 = c.client.get_connector(GetConnectorRequest { name: "s3".into() }).await.unwrap().into_inner();
+    let s3 = c.client.get_connector(GetConnectorRequest { name: cn("s3") }).await.unwrap().into_inner();
     assert_eq!(s3.max_concurrent_jobs, 2);
     assert!(s3.create_if_missing);
     let Some(Cfg::S3Store(cfg)) = &s3.config else { panic!() };
     assert!(cfg.secret_access_key.is_empty() && cfg.secret_access_key_set);
-    let local =
-        c.client.get_connector(GetConnectorRequest { name: "local".into() }).await.unwrap().into_inner();
+    let local = c.client.get_connector(GetConnectorRequest { name: cn("local") }).await.unwrap().into_inner();
     assert_eq!(local.max_concurrent_jobs, 4, "stores default to 4 concurrent jobs");
-    let src = c.client.get_connector(GetConnectorRequest { name: "src".into() }).await.unwrap().into_inner();
+    let src = c.client.get_connector(GetConnectorRequest { name: cn("src") }).await.unwrap().into_inner();
     assert_eq!(src.role, ConnectorRole::Source as i32);
     assert_eq!(src.r#type, "local_path");
 }
@@ -291,7 +314,12 @@ async fn secrets_never_leave_in_clear() {
     .await
     .unwrap();
     assert!(made.repository_password.is_empty() && made.repository_password_set);
-    let list = c.client.list_connectors(ListConnectorsRequest::default()).await.unwrap().into_inner();
+    let list = c
+        .client
+        .list_connectors(ListConnectorsRequest { parent: DEFAULT.into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     let shown = format!("{list:?}{made:?}{s3:?}");
     assert!(!shown.contains(secret) && !shown.contains(s3_secret));
     // Updating something else keeps the password; updating the password replaces it.
@@ -394,7 +422,7 @@ async fn invalid_input_names_the_field_and_writes_nothing() {
     };
     let err = c
         .client
-        .create_task(CreateTaskRequest { task: Some(bad_task), ..Default::default() })
+        .create_task(CreateTaskRequest { parent: DEFAULT.into(), task: Some(bad_task), ..Default::default() })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -413,7 +441,11 @@ async fn invalid_input_names_the_field_and_writes_nothing() {
     // Bad page token.
     let err = c
         .client
-        .list_connectors(ListConnectorsRequest { page_token: "garbage".into(), ..Default::default() })
+        .list_connectors(ListConnectorsRequest {
+            parent: DEFAULT.into(),
+            page_token: "garbage".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(status::fields_of(&err), vec!["page_token"]);
@@ -432,6 +464,7 @@ async fn pagination_covers_everything_once() {
         let page = c
             .client
             .list_connectors(ListConnectorsRequest {
+                parent: DEFAULT.into(),
                 page_size: 100,
                 page_token: token.clone(),
                 ..Default::default()
@@ -453,13 +486,18 @@ async fn pagination_covers_everything_once() {
     // A token is bound to its filters.
     let first = c
         .client
-        .list_connectors(ListConnectorsRequest { page_size: 10, ..Default::default() })
+        .list_connectors(ListConnectorsRequest {
+            parent: DEFAULT.into(),
+            page_size: 10,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     let err = c
         .client
         .list_connectors(ListConnectorsRequest {
+            parent: DEFAULT.into(),
             page_size: 10,
             page_token: first.next_page_token,
             role: ConnectorRole::Store as i32,
@@ -475,6 +513,7 @@ async fn request_ids_make_creates_idempotent() {
     let mut c = start().await;
     let rid = "0193f3a2-6b1c-7cc0-8a5e-3b0c1d2e3f40".to_owned();
     let req = CreateConnectorRequest {
+        parent: DEFAULT.into(),
         connector: Some(source("once")),
         request_id: rid.clone(),
         ..Default::default()
@@ -484,6 +523,7 @@ async fn request_ids_make_creates_idempotent() {
     assert_eq!(a.name, b.name);
     assert_eq!(count(&c.pool, "connectors").await, 1);
     let bad = CreateConnectorRequest {
+        parent: DEFAULT.into(),
         connector: Some(source("x")),
         request_id: "nope".into(),
         ..Default::default()
@@ -491,8 +531,12 @@ async fn request_ids_make_creates_idempotent() {
     let err = c.client.create_connector(bad).await.unwrap_err();
     assert_eq!(status::fields_of(&err), vec!["request_id"]);
     // validate_only writes nothing.
-    let v =
-        CreateConnectorRequest { connector: Some(source("dry")), validate_only: true, ..Default::default() };
+    let v = CreateConnectorRequest {
+        parent: DEFAULT.into(),
+        connector: Some(source("dry")),
+        validate_only: true,
+        ..Default::default()
+    };
     c.client.create_connector(v).await.unwrap();
     assert_eq!(count(&c.pool, "connectors").await, 1);
 }
@@ -531,7 +575,7 @@ async fn updates_use_masks_and_etags() {
     assert_eq!(status::reason_of(&err).as_deref(), Some(status::reason::ETAG_MISMATCH));
     // Nested paths, and the type cannot change.
     let nested = Connector {
-        name: "nas".into(),
+        name: cn("nas"),
         config: Some(Cfg::LocalStore(LocalStore { path: "/srv/other".into() })),
         ..Default::default()
     };
@@ -545,7 +589,7 @@ async fn updates_use_masks_and_etags() {
         .unwrap()
         .into_inner();
     assert!(matches!(got.config, Some(Cfg::LocalStore(ref l)) if l.path == "/srv/other"));
-    let switch = Connector { name: "nas".into(), ..source("nas") };
+    let switch = Connector { name: cn("nas"), ..source("nas") };
     let err = c
         .client
         .update_connector(UpdateConnectorRequest {
@@ -559,7 +603,7 @@ async fn updates_use_masks_and_etags() {
     let err = c
         .client
         .update_connector(UpdateConnectorRequest {
-            connector: Some(Connector { name: "nas".into(), ..Default::default() }),
+            connector: Some(Connector { name: cn("nas"), ..Default::default() }),
             update_mask: mask(&["create_time"]),
         })
         .await
@@ -570,6 +614,7 @@ async fn updates_use_masks_and_etags() {
     let task = c
         .client
         .create_task(CreateTaskRequest {
+            parent: DEFAULT.into(),
             task: Some(Task {
                 display_name: "nightly".into(),
                 r#type: TaskType::Backup as i32,
@@ -608,7 +653,7 @@ async fn updates_use_masks_and_etags() {
     c.client
         .update_connector(UpdateConnectorRequest {
             connector: Some(Connector {
-                name: "src".into(),
+                name: cn("src"),
                 worker_selector: [("host".to_owned(), "db1".to_owned())].into(),
                 ..Default::default()
             }),
@@ -620,7 +665,7 @@ async fn updates_use_masks_and_etags() {
         .client
         .update_connector(UpdateConnectorRequest {
             connector: Some(Connector {
-                name: "nas".into(),
+                name: cn("nas"),
                 worker_selector: [("host".to_owned(), "db2".to_owned())].into(),
                 ..Default::default()
             }),
@@ -630,7 +675,7 @@ async fn updates_use_masks_and_etags() {
         .unwrap_err();
     assert_eq!(status::fields_of(&err), vec!["connector.worker_selector"]);
     assert!(err.message().contains("nightly"), "{}", err.message());
-    let t = c.client.get_task(GetTaskRequest { name: "nightly".into() }).await.unwrap().into_inner();
+    let t = c.client.get_task(GetTaskRequest { name: tn("nightly") }).await.unwrap().into_inner();
     assert_eq!(t.worker_selector.get("host").map(String::as_str), Some("db1"));
 }
 
@@ -642,6 +687,7 @@ async fn connectors_in_use_cannot_be_deleted() {
     for name in ["nightly", "weekly"] {
         c.client
             .create_task(CreateTaskRequest {
+                parent: DEFAULT.into(),
                 task: Some(Task {
                     display_name: name.into(),
                     r#type: TaskType::Backup as i32,
@@ -656,31 +702,35 @@ async fn connectors_in_use_cannot_be_deleted() {
     }
     let err = c
         .client
-        .delete_connector(DeleteConnectorRequest { name: "nas".into(), ..Default::default() })
+        .delete_connector(DeleteConnectorRequest { name: cn("nas"), ..Default::default() })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains("nightly") && err.message().contains("weekly"), "{}", err.message());
     let listed = c
         .client
-        .list_tasks(ListTasksRequest { connector: "nas".into(), ..Default::default() })
+        .list_tasks(ListTasksRequest {
+            parent: DEFAULT.into(),
+            connector: "nas".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(listed.tasks.len(), 2);
     for name in ["nightly", "weekly"] {
-        c.client.delete_task(DeleteTaskRequest { name: name.into(), ..Default::default() }).await.unwrap();
+        c.client.delete_task(DeleteTaskRequest { name: tn(name), ..Default::default() }).await.unwrap();
     }
     c.client
-        .delete_connector(DeleteConnectorRequest { name: "nas".into(), ..Default::default() })
+        .delete_connector(DeleteConnectorRequest { name: cn("nas"), ..Default::default() })
         .await
         .unwrap();
-    let err = c.client.get_connector(GetConnectorRequest { name: "nas".into() }).await.unwrap_err();
+    let err = c.client.get_connector(GetConnectorRequest { name: cn("nas") }).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     let err = c
         .client
         .test_connector(TestConnectorRequest {
-            name: "src".into(),
+            name: cn("src"),
             timeout: Some(prost_types::Duration { seconds: 1, nanos: 0 }),
         })
         .await
@@ -705,8 +755,11 @@ async fn the_binary_serves_health_and_prometheus_metrics() {
     let url = format!("http://127.0.0.1:{grpc}");
     cairn_testkit::wait_serving(&url, "cairn.v1.CatalogService").await;
     let mut client = CatalogServiceClient::connect(url).await.unwrap();
-    client.list_connectors(ListConnectorsRequest::default()).await.unwrap();
-    let _ = client.get_connector(GetConnectorRequest { name: "nope".into() }).await;
+    client
+        .list_connectors(ListConnectorsRequest { parent: DEFAULT.into(), ..Default::default() })
+        .await
+        .unwrap();
+    let _ = client.get_connector(GetConnectorRequest { name: cn("nope") }).await;
     let body = cairn_testkit::eventually(Duration::from_secs(20), "metrics", || async {
         let (status, body) = cairn_testkit::http_get(&format!("http://127.0.0.1:{metrics}/metrics")).await?;
         (status == 200 && body.contains("cairn_catalog_db_pool_connections")).then_some(body)
@@ -720,4 +773,307 @@ async fn the_binary_serves_health_and_prometheus_metrics() {
     ] {
         assert!(body.contains(name), "{name} missing from:\n{body}");
     }
+}
+
+async fn project(c: &mut Catalog, id: &str) -> Result<cairn_api::v1::Project, tonic::Status> {
+    c.client
+        .create_project(cairn_api::v1::CreateProjectRequest {
+            project: Some(cairn_api::v1::Project {
+                display_name: format!("Team {id}"),
+                ..Default::default()
+            }),
+            project_id: id.into(),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn create_in(c: &mut Catalog, parent: &str, connector: Connector) -> Result<Connector, tonic::Status> {
+    c.client
+        .create_connector(CreateConnectorRequest {
+            parent: parent.into(),
+            connector: Some(connector),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn task_in(
+    c: &mut Catalog,
+    parent: &str,
+    name: &str,
+    source: &str,
+    store: &str,
+) -> Result<Task, tonic::Status> {
+    c.client
+        .create_task(CreateTaskRequest {
+            parent: parent.into(),
+            task: Some(Task {
+                display_name: name.into(),
+                r#type: TaskType::Backup as i32,
+                source: source.into(),
+                store: store.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+#[tokio::test]
+async fn projects_have_ids_unique_names_and_the_default_always_exists() {
+    use cairn_api::v1::{
+        DeleteProjectRequest, GetProjectRequest, ListProjectsRequest, Project, UpdateProjectRequest,
+    };
+    let mut c = start().await;
+    let default =
+        c.client.get_project(GetProjectRequest { name: DEFAULT.into() }).await.unwrap().into_inner();
+    assert_eq!(default.name, DEFAULT);
+    let a = project(&mut c, "team-a").await.unwrap();
+    assert_eq!(a.name, "projects/team-a");
+    assert_eq!(a.display_name, "Team team-a");
+    assert!(!a.etag.is_empty() && a.create_time.is_some());
+    // Ids and display names are unique; bad ones name the field and write nothing.
+    let err = project(&mut c, "team-a").await.unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+    for (id, field) in [("Team-A", "project_id"), ("-x", "project_id"), ("a_b", "project_id")] {
+        let err = project(&mut c, id).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert_eq!(status::fields_of(&err), vec![field], "{id}: {}", err.message());
+    }
+    let err = c
+        .client
+        .create_project(cairn_api::v1::CreateProjectRequest {
+            project: Some(Project { display_name: "Team team-a".into(), ..Default::default() }),
+            project_id: "other".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    assert!(err.message().starts_with("project.display_name"), "{}", err.message());
+    let err = c
+        .client
+        .create_project(cairn_api::v1::CreateProjectRequest {
+            project: Some(Project {
+                display_name: "x".into(),
+                labels: [("Bad Key".to_owned(), "v".to_owned())].into(),
+                ..Default::default()
+            }),
+            project_id: "labelled".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status::fields_of(&err), vec!["project.labels[\"Bad Key\"]"]);
+    assert_eq!(count(&c.pool, "projects").await, 2, "nothing is written on error");
+    let listed = c.client.list_projects(ListProjectsRequest::default()).await.unwrap().into_inner();
+    let ids: Vec<&str> = listed.projects.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(ids, ["projects/default", "projects/team-a"]);
+    // Update with a mask and an etag.
+    let updated = c
+        .client
+        .update_project(UpdateProjectRequest {
+            project: Some(Project {
+                name: a.name.clone(),
+                etag: a.etag.clone(),
+                description: "the web team".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.description, "the web team");
+    let err = c
+        .client
+        .update_project(UpdateProjectRequest {
+            project: Some(Project { name: a.name.clone(), etag: a.etag.clone(), ..Default::default() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Aborted);
+    // The default project cannot go; a missing one is NOT_FOUND.
+    let err = c
+        .client
+        .delete_project(DeleteProjectRequest { name: DEFAULT.into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let err = c.client.get_project(GetProjectRequest { name: "projects/nope".into() }).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    // Creating into a project that does not exist is NOT_FOUND, like any missing resource.
+    let err = create_in(&mut c, "projects/nope", source("src")).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = create_in(&mut c, "", source("src")).await.unwrap_err();
+    assert_eq!(status::fields_of(&err), vec!["parent"]);
+}
+
+#[tokio::test]
+async fn names_from_another_project_answer_like_missing_ones() {
+    use cairn_api::v1::{GetProjectRequest, UpdateTaskRequest};
+    let mut c = start().await;
+    project(&mut c, "team-a").await.unwrap();
+    let a = "projects/team-a";
+    // The same display names in two projects.
+    let src_d = create(&mut c, source("src")).await.unwrap();
+    let nas_d = create(&mut c, local_store("nas", "pw-default")).await.unwrap();
+    let src_a = create_in(&mut c, a, source("src")).await.unwrap();
+    let nas_a = create_in(&mut c, a, local_store("nas", "pw-a")).await.unwrap();
+    assert_ne!(nas_d.name, nas_a.name);
+    assert!(nas_a.name.starts_with("projects/team-a/connectors/"), "{}", nas_a.name);
+    let t_d = task_in(&mut c, DEFAULT, "nightly", "src", "nas").await.unwrap();
+    let t_a = task_in(&mut c, a, "nightly", "src", "nas").await.unwrap();
+    assert_eq!(t_a.source, src_a.name, "bare names resolve within the task's project");
+    assert_eq!(t_d.store, nas_d.name);
+    // Lists of one project never show the other's; projects/- shows both.
+    for (parent, want) in [(DEFAULT, vec![&src_d.name, &nas_d.name]), (a, vec![&src_a.name, &nas_a.name])] {
+        let got = c
+            .client
+            .list_connectors(ListConnectorsRequest { parent: parent.into(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
+        let names: Vec<&String> = got.connectors.iter().map(|x| &x.name).collect();
+        assert_eq!(names, want, "{parent}");
+        let tasks = c
+            .client
+            .list_tasks(ListTasksRequest { parent: parent.into(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(tasks.tasks.len(), 1);
+    }
+    let all = c
+        .client
+        .list_connectors(ListConnectorsRequest { parent: "projects/-".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.connectors.len(), 4);
+    // A task of team-a naming default's connectors, by full name or by id, is refused exactly
+    // like a connector that does not exist.
+    let missing = task_in(&mut c, a, "bad", "src", "ghost").await.unwrap_err();
+    let id_of = |n: &str| n.rsplit('/').next().unwrap().to_owned();
+    for store in [nas_d.name.clone(), id_of(&nas_d.name), "projects/default/connectors/nas".into()] {
+        let err = task_in(&mut c, a, "bad", "src", &store).await.unwrap_err();
+        assert_eq!(err.code(), missing.code(), "{store}");
+        assert_eq!(status::fields_of(&err), vec!["task.store"], "{store}");
+        assert!(err.message().contains("does not exist"), "{store}: {}", err.message());
+    }
+    let err = c
+        .client
+        .update_task(UpdateTaskRequest {
+            task: Some(Task { name: t_a.name.clone(), store: nas_d.name.clone(), ..Default::default() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["store".into()] }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status::fields_of(&err), vec!["task.store"]);
+    // Every RPC that takes a name: default's resources named under team-a are NOT_FOUND.
+    let wrong_connector = format!("{a}/connectors/{}", id_of(&nas_d.name));
+    let wrong_task = format!("{a}/tasks/{}", id_of(&t_d.name));
+    let codes = [
+        (
+            "GetConnector",
+            c.client.get_connector(GetConnectorRequest { name: wrong_connector.clone() }).await.map(|_| ()),
+        ),
+        (
+            "UpdateConnector",
+            c.client
+                .update_connector(UpdateConnectorRequest {
+                    connector: Some(Connector {
+                        name: wrong_connector.clone(),
+                        description: "x".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+                })
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "DeleteConnector",
+            c.client
+                .delete_connector(DeleteConnectorRequest {
+                    name: wrong_connector.clone(),
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "TestConnector",
+            c.client
+                .test_connector(TestConnectorRequest { name: wrong_connector.clone(), timeout: None })
+                .await
+                .map(|_| ()),
+        ),
+        ("GetTask", c.client.get_task(GetTaskRequest { name: wrong_task.clone() }).await.map(|_| ())),
+        (
+            "UpdateTask",
+            c.client
+                .update_task(UpdateTaskRequest {
+                    task: Some(Task {
+                        name: wrong_task.clone(),
+                        description: "x".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+                })
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "DeleteTask",
+            c.client
+                .delete_task(DeleteTaskRequest { name: wrong_task.clone(), ..Default::default() })
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "ListTasks",
+            c.client
+                .list_tasks(ListTasksRequest {
+                    parent: a.into(),
+                    connector: nas_d.name.clone(),
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "GetProject",
+            c.client.get_project(GetProjectRequest { name: "projects/team-b".into() }).await.map(|_| ()),
+        ),
+    ];
+    for (rpc, r) in codes {
+        let err = r.expect_err(rpc);
+        assert_eq!(err.code(), Code::NotFound, "{rpc}: {err:?}");
+    }
+    // Nothing of default's was touched.
+    let still =
+        c.client.get_connector(GetConnectorRequest { name: nas_d.name.clone() }).await.unwrap().into_inner();
+    assert_eq!(still, nas_d);
+    // First-release flat names are refused with the new form.
+    let err =
+        c.client.get_connector(GetConnectorRequest { name: "connectors/nas".into() }).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("projects/default/connectors/nas"), "{}", err.message());
+    // The database refuses a cross-project reference by itself.
+    let err = sqlx::query(
+        "INSERT INTO catalog.tasks (id, project_id, display_name, type, source_id, store_id, spec)
+         VALUES (gen_random_uuid(), 'team-a', 'sneaky', 'BACKUP', $1::uuid, $2::uuid, '{}')",
+    )
+    .bind(id_of(&src_a.name))
+    .bind(id_of(&nas_d.name))
+    .execute(&c.pool)
+    .await
+    .unwrap_err();
+    assert_eq!(err.as_database_error().and_then(|e| e.constraint()), Some("tasks_store_fkey"), "{err}");
 }

@@ -17,8 +17,10 @@ Examples:
   cairn task create restore web-restore --store nas --destination restore-area --label web
   cairn run web-restore --wait
 
-Endpoints come from CAIRN_CATALOG_URL and CAIRN_SCHEDULER_URL (or the flags).
-Every name argument accepts a display name or an id. Exit codes: 0 ok, 1 failure, 2 usage.";
+Endpoints come from CAIRN_CATALOG_URL and CAIRN_SCHEDULER_URL (or the flags); commands work in
+the project of --project / CAIRN_PROJECT (default `default`).
+Every name argument accepts a display name or an id within that project, or a full name
+(projects/team-a/tasks/nightly). Exit codes: 0 ok, 1 failure, 2 usage.";
 
 /// Cairn: backup control plane client.
 #[derive(Debug, Parser)]
@@ -30,6 +32,9 @@ pub struct Cli {
     /// Scheduler gRPC endpoint (schedules, jobs, snapshots).
     #[arg(long, env = "CAIRN_SCHEDULER_URL", default_value = "http://127.0.0.1:50052", global = true)]
     pub scheduler_url: String,
+    /// The project to work in (its id).
+    #[arg(long, env = "CAIRN_PROJECT", default_value = "default", global = true)]
+    pub project: String,
     /// Output format: tables for people, or the API's proto3 JSON.
     #[arg(short, long, value_enum, default_value_t = Output::Table, global = true)]
     pub output: Output,
@@ -53,6 +58,9 @@ pub enum Output {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Projects: the tenancy unit every resource belongs to.
+    #[command(subcommand)]
+    Project(ProjectCmd),
     /// Sources, stores and destinations.
     #[command(subcommand)]
     Connector(ConnectorCmd),
@@ -85,6 +93,58 @@ pub enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+/// Project commands.
+#[derive(Debug, Subcommand)]
+pub enum ProjectCmd {
+    /// Create a project.
+    #[command(
+        after_help = "Examples:\n  cairn project create team-a --display-name 'Team A' --label cost-center=42"
+    )]
+    Create {
+        /// Project id (lowercase letters, digits and `-`; never changes).
+        id: String,
+        /// Human name (unique; default: the id).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Free text.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Labels, `key=value` (repeatable).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+    },
+    /// List projects.
+    #[command(after_help = "Examples:\n  cairn project list")]
+    List,
+    /// Show a project.
+    #[command(after_help = "Examples:\n  cairn project get team-a")]
+    Get(NameArg),
+    /// Change a project's display name, description or labels.
+    #[command(after_help = "Examples:\n  cairn project update team-a --display-name 'Team A (web)'")]
+    Update {
+        /// Project id.
+        name: String,
+        /// New human name.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// New description.
+        #[arg(long)]
+        description: Option<String>,
+        /// Replace the labels, `key=value` (repeatable; `--label ''` clears them).
+        #[arg(long = "label")]
+        labels: Option<Vec<String>>,
+    },
+    /// Delete a project (refused while it holds anything, unless --force).
+    #[command(after_help = "Examples:\n  cairn project delete team-a\n  cairn project delete team-a --force")]
+    Delete {
+        /// Project id.
+        name: String,
+        /// Also delete everything it holds: schedules, tasks, connectors, job history.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -965,6 +1025,9 @@ pub struct ListJobs {
     /// At most this many.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
+    /// Jobs of every project (names of tasks and schedules must then be full names).
+    #[arg(long)]
+    pub all_projects: bool,
 }
 
 /// Snapshot commands.
@@ -1041,6 +1104,9 @@ pub struct ForecastArgs {
     /// Also list every run.
     #[arg(long)]
     pub runs: bool,
+    /// Runs of every project (worker pools may be shared between projects).
+    #[arg(long)]
+    pub all_projects: bool,
 }
 
 /// `health`.

@@ -1,8 +1,12 @@
-//! gRPC clients of the two public endpoints (trace context on every call).
+//! gRPC clients of the two public endpoints (trace context on every call), and the project
+//! every command works in.
 
-use cairn_api::v1::{
-    catalog_service_client::CatalogServiceClient, job_service_client::JobServiceClient,
-    schedule_service_client::ScheduleServiceClient,
+use cairn_api::{
+    names::{Kind, ProjectId},
+    v1::{
+        catalog_service_client::CatalogServiceClient, job_service_client::JobServiceClient,
+        schedule_service_client::ScheduleServiceClient,
+    },
 };
 use cairn_runtime::grpc::ClientInterceptor;
 use tonic::{codegen::InterceptedService, transport::Channel};
@@ -18,13 +22,16 @@ pub struct Clients {
     pub catalog_url: String,
     /// Scheduler URL.
     pub scheduler_url: String,
+    /// The project commands work in (`--project`).
+    pub project: ProjectId,
     catalog: Channel,
     scheduler: Channel,
 }
 
 impl Clients {
     /// Lazy channels (nothing connects until a call).
-    pub fn new(catalog_url: &str, scheduler_url: &str) -> Result<Clients> {
+    pub fn new(catalog_url: &str, scheduler_url: &str, project: &str) -> Result<Clients> {
+        let project = ProjectId::parse(project).map_err(|e| CliError::Usage(format!("--project: {e}")))?;
         let catalog = cairn_runtime::grpc::channel(catalog_url)
             .map_err(|e| CliError::Usage(format!("--catalog-url: {e}")))?;
         let scheduler = cairn_runtime::grpc::channel(scheduler_url)
@@ -32,9 +39,25 @@ impl Clients {
         Ok(Clients {
             catalog_url: catalog_url.to_owned(),
             scheduler_url: scheduler_url.to_owned(),
+            project,
             catalog,
             scheduler,
         })
+    }
+
+    /// The project's name, the parent of creates and lists.
+    pub fn parent(&self) -> String {
+        self.project.name()
+    }
+
+    /// The resource name of what the user typed: a display name or id within the project,
+    /// or a full name as it is.
+    pub fn name(&self, kind: Kind, raw: &str) -> String {
+        if raw.contains('/') {
+            raw.to_owned()
+        } else {
+            format!("{}/{}/{}", self.parent(), kind.collection(), raw.trim())
+        }
     }
 
     /// CatalogService.

@@ -60,7 +60,10 @@ fn ended(j: &Job) -> bool {
 pub async fn watch(c: &Clients, p: &Printer, name: &str, follow: bool) -> Result {
     let mut stream = c
         .jobs()
-        .watch_job(WatchJobRequest { name: name.to_owned(), from_seq: if follow { 0 } else { -1 } })
+        .watch_job(WatchJobRequest {
+            name: c.name(cairn_api::names::Kind::Job, name),
+            from_seq: if follow { 0 } else { -1 },
+        })
         .await
         .map_err(c.scheduler_err())?
         .into_inner();
@@ -129,7 +132,7 @@ pub async fn watch(c: &Clients, p: &Printer, name: &str, follow: bool) -> Result
         Some(j) if ended(&j) => j,
         _ => c
             .jobs()
-            .get_job(GetJobRequest { name: name.to_owned(), view: 1 })
+            .get_job(GetJobRequest { name: c.name(cairn_api::names::Kind::Job, name), view: 1 })
             .await
             .map_err(c.scheduler_err())?
             .into_inner(),
@@ -183,7 +186,7 @@ fn summary(j: &Job) {
 pub async fn follow_logs(c: &Clients, p: &Printer, name: &str) -> Result {
     let mut stream = c
         .jobs()
-        .watch_job(WatchJobRequest { name: name.to_owned(), from_seq: 0 })
+        .watch_job(WatchJobRequest { name: c.name(cairn_api::names::Kind::Job, name), from_seq: 0 })
         .await
         .map_err(c.scheduler_err())?
         .into_inner();
@@ -205,7 +208,11 @@ pub async fn follow_logs(c: &Clients, p: &Printer, name: &str) -> Result {
         // The stream ended before any state: ask once.
         let page = c
             .jobs()
-            .list_job_logs(ListJobLogsRequest { name: name.to_owned(), after_seq: 0, page_size: 1 })
+            .list_job_logs(ListJobLogsRequest {
+                name: c.name(cairn_api::names::Kind::Job, name),
+                after_seq: 0,
+                page_size: 1,
+            })
             .await
             .map_err(c.scheduler_err())?
             .into_inner();

@@ -439,7 +439,7 @@ async fn errors_name_the_problem_with_exit_codes() {
     let s = stack().await;
     let cases: Vec<(Vec<&str>, i32, &str)> = vec![
         (vec!["connector", "get", "nope"], 1, "not found"),
-        (vec!["task", "run", "nope"], 1, "task: task \"nope\" does not exist"),
+        (vec!["task", "run", "nope"], 1, "task: task \"projects/default/tasks/nope\" does not exist"),
         (
             vec!["schedule", "preview", "--calendar", "25:00"],
             1,
@@ -454,7 +454,10 @@ async fn errors_name_the_problem_with_exit_codes() {
             1,
             "connector.local_path_source.paths[0]",
         ),
-        (vec!["job", "show", "not-an-id"], 1, "is not an id"),
+        (vec!["job", "show", "not-an-id"], 1, "does not end in an id"),
+        (vec!["--project", "Bad_Project", "task", "list"], 2, "--project"),
+        (vec!["--project", "nope", "task", "list"], 1, "projects/nope"),
+        (vec!["job", "show", "jobs/0193f3a2-6b1c-7cc0-8a5e-3b0c1d2e3f40"], 1, "projects/default/jobs/"),
         (vec!["frobnicate"], 2, "unrecognized subcommand"),
         (vec!["--scheduler-url", "http://127.0.0.1:9", "job", "list"], 1, "cannot reach the scheduler"),
     ];
@@ -523,4 +526,95 @@ fn every_command_has_help_with_examples() {
             "{path:?} --help has no examples:\n{text}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projects_keep_teams_apart() {
+    let s = stack().await;
+    let src = s.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(format!("{src}/a.txt"), "team data\n").unwrap();
+    std::fs::write(s.path("pass"), "repo-pass\n").unwrap();
+    let pass = s.path("pass");
+    let made: cairn_api::v1::Project = s
+        .json(&["project", "create", "team-a", "--display-name", "Team A", "--label", "cost-center=42"])
+        .await;
+    assert_eq!((made.name.as_str(), made.display_name.as_str()), ("projects/team-a", "Team A"));
+    let listed = s.ok(&["project", "list"]).await;
+    assert!(listed.contains("default") && listed.contains("Team A"), "{listed}");
+    // The same display names in both projects; every command works inside its project.
+    for project in ["default", "team-a"] {
+        let repo = s.path(&format!("repo-{project}"));
+        s.ok(&["--project", project, "connector", "create", "local-path", "docs", "--path", &src]).await;
+        s.ok(&[
+            "--project",
+            project,
+            "connector",
+            "create",
+            "local-store",
+            "nas",
+            "--path",
+            &repo,
+            "--password-file",
+            &pass,
+            "--create-if-missing",
+        ])
+        .await;
+        s.ok(&[
+            "--project",
+            project,
+            "task",
+            "create",
+            "backup",
+            "nightly",
+            "--source",
+            "docs",
+            "--store",
+            "nas",
+        ])
+        .await;
+        s.ok(&["--project", project, "schedule", "add", "daily", "--task", "nightly", "--calendar", "02:00"])
+            .await;
+    }
+    let job: cairn_api::v1::Job = s.json(&["--project", "team-a", "run", "nightly", "--wait"]).await;
+    assert!(job.name.starts_with("projects/team-a/jobs/"), "{}", job.name);
+    assert_eq!(job.state(), cairn_api::v1::JobState::Succeeded, "{job:?}");
+    let a_tasks: cairn_api::v1::ListTasksResponse = s.json(&["--project", "team-a", "task", "list"]).await;
+    assert_eq!(a_tasks.tasks.len(), 1);
+    assert!(a_tasks.tasks[0].name.starts_with("projects/team-a/tasks/"));
+    let d_jobs: cairn_api::v1::ListJobsResponse = s.json(&["job", "list"]).await;
+    assert!(d_jobs.jobs.is_empty(), "the default project ran nothing: {d_jobs:?}");
+    let all_jobs: cairn_api::v1::ListJobsResponse = s.json(&["job", "list", "--all-projects"]).await;
+    assert_eq!(all_jobs.jobs.len(), 1);
+    let snaps = s.ok(&["--project", "team-a", "snapshot", "list", "--store", "nas"]).await;
+    assert!(snaps.contains("docs") || snaps.contains(&src), "{snaps}");
+    let d_snaps = s.ok(&["snapshot", "list", "--store", "nas"]).await;
+    assert!(!d_snaps.contains(&src), "{d_snaps}");
+    // A job id from team-a is not found from the default project.
+    let id = job.name.rsplit('/').next().unwrap();
+    let o = s.cairn(&["job", "show", id]).await;
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("not found"), "{}", o.stderr);
+    s.ok(&["--project", "team-a", "job", "show", id]).await;
+    // Updating and deleting projects.
+    let up: cairn_api::v1::Project =
+        s.json(&["project", "update", "team-a", "--description", "the web team"]).await;
+    assert_eq!(up.description, "the web team");
+    let o = s.cairn(&["project", "delete", "team-a"]).await;
+    assert_eq!(o.code, 1);
+    for needle in ["nightly", "docs", "nas", "1 schedule(s)", "job(s) in history", "force"] {
+        assert!(o.stderr.contains(needle), "{needle}: {}", o.stderr);
+    }
+    s.ok(&["project", "delete", "team-a", "--force"]).await;
+    let o = s.cairn(&["--project", "team-a", "task", "list"]).await;
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("projects/team-a"), "{}", o.stderr);
+    let all_jobs: cairn_api::v1::ListJobsResponse = s.json(&["job", "list", "--all-projects"]).await;
+    assert!(all_jobs.jobs.is_empty(), "the deleted project's history is gone: {all_jobs:?}");
+    // The default project is untouched.
+    let d_tasks: cairn_api::v1::ListTasksResponse = s.json(&["task", "list"]).await;
+    assert_eq!(d_tasks.tasks.len(), 1);
+    let o = s.cairn(&["project", "delete", "default", "--force"]).await;
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("cannot be deleted"), "{}", o.stderr);
 }

@@ -81,7 +81,9 @@ async fn main() -> anyhow::Result<()> {
         "\nCairn dev stack is up\n  catalog    {catalog_url}\n  scheduler  {scheduler_url}\n  worker     1 (in process)\n  \
          metrics    http://{}/metrics\n  database   {}\n\nTry it (in another terminal):\n  \
          export CAIRN_CATALOG_URL={catalog_url} CAIRN_SCHEDULER_URL={scheduler_url}\n  \
-         cargo run -q --bin cairn -- --help\n\nCtrl-C stops everything.\n",
+         cargo run -q --bin cairn -- --help\n  \
+         cargo run -q --bin cairn -- project list   # everything starts in project `default`\n\n\
+         Ctrl-C stops everything.\n",
         flags.metrics_listen,
         cairn_runtime::config::redact_url(&database_url),
     );

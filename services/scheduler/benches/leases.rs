@@ -92,10 +92,17 @@ async fn main() -> anyhow::Result<()> {
             ..Default::default()
         },
     ] {
-        catalog.create_connector(CreateConnectorRequest { connector: Some(c), ..Default::default() }).await?;
+        catalog
+            .create_connector(CreateConnectorRequest {
+                parent: "projects/default".into(),
+                connector: Some(c),
+                ..Default::default()
+            })
+            .await?;
     }
     let task = catalog
         .create_task(CreateTaskRequest {
+            parent: "projects/default".into(),
             task: Some(Task {
                 display_name: "noop".into(),
                 r#type: TaskType::Check as i32,
@@ -253,6 +260,7 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..fires {
         schedules
             .create_schedule(CreateScheduleRequest {
+                parent: "projects/default".into(),
                 schedule: Some(Schedule {
                     display_name: format!("every-second-{i}"),
                     task: task.name.clone(),
@@ -298,15 +306,15 @@ fn num_cpus() -> usize {
 }
 
 fn uuid_of(name: &str) -> uuid::Uuid {
-    cairn_api::names::parse_id(cairn_api::names::Kind::Task, name).expect("task name")
+    cairn_api::names::parse_canonical(cairn_api::names::Kind::Task, name).expect("task name").1
 }
 
 async fn seed(pool: &PgPool, task: uuid::Uuid, n: i64) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO jobs (id, task_id, task_display_name, type, trigger, connector_ids, store_ids, serial, selector,
-                           state, scheduled_time, run_after, create_time, max_attempts)
+                           state, scheduled_time, run_after, create_time, max_attempts, project_id)
          SELECT gen_random_uuid(), $1, 'noop', 'CHECK', 'MANUAL', s.ids, s.ids, false, '{}', 'QUEUED',
-                now(), now(), now(), 3
+                now(), now(), now(), 3, 'default'
          FROM generate_series(1, $2), (SELECT ARRAY(SELECT id FROM stores) AS ids) s",
     )
     .bind(task)

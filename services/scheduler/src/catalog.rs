@@ -3,6 +3,10 @@
 //! seconds because firing looks them up on every tick; resolved tasks with secrets are cached
 //! for a moment so a burst of leases of one task costs one call. A task edit therefore reaches
 //! firing within [`PLAN_TTL`].
+//!
+//! Every task is asked for by its project-scoped name (`projects/{p}/tasks/{id}`), and the
+//! caches are keyed by (project, task): a schedule or job row can only ever reach the task of
+//! its own project.
 
 use std::{
     collections::HashMap,
@@ -11,7 +15,7 @@ use std::{
 };
 
 use cairn_api::{
-    names::{self, Kind},
+    names::{self, Kind, ProjectId},
     v1::{
         ConnectionTest, Notification, OverlapPolicy, RecordConnectionTestRequest, ResolveConnectorRequest,
         ResolveTasksRequest, ResolvedConnector, ResolvedTask, TaskType,
@@ -32,6 +36,8 @@ const RESOLVED_TTL: Duration = Duration::from_secs(2);
 /// A store a task touches, with its concurrency limit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoreLimit {
+    /// Project of the store (the job's own).
+    pub project: ProjectId,
     /// Connector id.
     pub id: Uuid,
     /// Display name (for waiting reasons).
@@ -43,6 +49,8 @@ pub struct StoreLimit {
 /// What firing, RunTask and leasing need to know about a task.
 #[derive(Debug, Clone)]
 pub struct TaskPlan {
+    /// Project.
+    pub project: ProjectId,
     /// Id.
     pub id: Uuid,
     /// Display name.
@@ -75,14 +83,22 @@ pub struct TaskPlan {
     pub retention: Option<cairn_api::v1::RetentionPolicy>,
 }
 
+/// A task's key in the caches: (project, id).
+pub type TaskKey = (ProjectId, Uuid);
+
 fn connector_id(c: &Option<ResolvedConnector>) -> Option<Uuid> {
-    c.as_ref().and_then(|c| c.connector.as_ref()).and_then(|c| names::parse_id(Kind::Connector, &c.name).ok())
+    c.as_ref()
+        .and_then(|c| c.connector.as_ref())
+        .and_then(|c| names::parse_canonical(Kind::Connector, &c.name).ok())
+        .map(|(_, id)| id)
 }
 
 fn store_limit(c: &Option<ResolvedConnector>) -> Option<StoreLimit> {
     let conn = c.as_ref()?.connector.as_ref()?;
+    let (project, id) = names::parse_canonical(Kind::Connector, &conn.name).ok()?;
     Some(StoreLimit {
-        id: names::parse_id(Kind::Connector, &conn.name).ok()?,
+        project,
+        id,
         display_name: conn.display_name.clone(),
         max_concurrent_jobs: conn.max_concurrent_jobs.max(1),
     })
@@ -93,8 +109,8 @@ impl TaskPlan {
     pub fn from_resolved(r: &ResolvedTask) -> Result<TaskPlan> {
         let t =
             r.task.as_ref().ok_or_else(|| Error::Internal("catalog returned a task without task".into()))?;
-        let id =
-            names::parse_id(Kind::Task, &t.name).map_err(|e| Error::Internal(format!("task name: {e}")))?;
+        let (project, id) = names::parse_canonical(Kind::Task, &t.name)
+            .map_err(|e| Error::Internal(format!("task name: {e}")))?;
         let task_type = TaskType::try_from(t.r#type).unwrap_or_default();
         let secs = |d: &Option<prost_types::Duration>, default: u64| {
             d.as_ref().and_then(from_duration).unwrap_or(Duration::from_secs(default))
@@ -105,6 +121,7 @@ impl TaskPlan {
             _ => None,
         };
         Ok(TaskPlan {
+            project,
             id,
             display_name: t.display_name.clone(),
             task_type,
@@ -134,8 +151,8 @@ type Client = CatalogInternalServiceClient<InterceptedService<Channel, ClientInt
 
 #[derive(Debug, Default)]
 struct Caches {
-    plans: HashMap<Uuid, (Instant, Option<Arc<TaskPlan>>)>,
-    resolved: HashMap<Uuid, (Instant, Option<Arc<ResolvedTask>>)>,
+    plans: HashMap<TaskKey, (Instant, Option<Arc<TaskPlan>>)>,
+    resolved: HashMap<TaskKey, (Instant, Option<Arc<ResolvedTask>>)>,
 }
 
 /// The catalog client with its caches; cheap to clone.
@@ -180,7 +197,7 @@ impl Catalog {
     }
 
     /// Plans of these tasks (`None` = the task does not exist), from the cache when fresh.
-    pub async fn plans(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Option<Arc<TaskPlan>>>> {
+    pub async fn plans(&self, ids: &[TaskKey]) -> Result<HashMap<TaskKey, Option<Arc<TaskPlan>>>> {
         let mut out = HashMap::new();
         let mut wanted = Vec::new();
         {
@@ -188,9 +205,9 @@ impl Catalog {
             for id in ids {
                 match caches.plans.get(id) {
                     Some((at, plan)) if at.elapsed() < self.plan_ttl => {
-                        out.insert(*id, plan.clone());
+                        out.insert(id.clone(), plan.clone());
                     }
-                    _ => wanted.push(*id),
+                    _ => wanted.push(id.clone()),
                 }
             }
         }
@@ -199,29 +216,45 @@ impl Catalog {
         if wanted.is_empty() {
             return Ok(out);
         }
-        let (found, _) = self.resolve(wanted.iter().map(|id| Kind::Task.name(*id)).collect(), false).await?;
+        let (found, _) =
+            self.resolve(wanted.iter().map(|(p, id)| Kind::Task.name(p, *id)).collect(), false).await?;
         let now = Instant::now();
         let mut caches = self.caches.lock().map_err(|_| Error::Internal("cache poisoned".into()))?;
         for id in wanted {
-            out.insert(id, None);
+            out.insert(id.clone(), None);
             caches.plans.insert(id, (now, None));
         }
         for r in &found {
             let plan = Arc::new(TaskPlan::from_resolved(r)?);
-            out.insert(plan.id, Some(plan.clone()));
-            caches.plans.insert(plan.id, (now, Some(plan)));
+            let key = (plan.project.clone(), plan.id);
+            // Only what was asked for: the catalog answers within the project of each name.
+            if out.contains_key(&key) {
+                out.insert(key.clone(), Some(plan.clone()));
+                caches.plans.insert(key, (now, Some(plan)));
+            }
         }
         Ok(out)
     }
 
-    /// A fresh plan of a task by id or display name (interactive calls); `None` = no such task.
-    pub async fn plan_fresh(&self, raw: &str) -> Result<Option<Arc<TaskPlan>>> {
-        let (found, _) = self.resolve(vec![raw.to_owned()], false).await?;
+    /// A fresh plan of a task by its full name (interactive calls); `None` = no such task in
+    /// the project the name gives.
+    pub async fn plan_fresh(
+        &self,
+        project: &ProjectId,
+        reference: &names::Reference,
+    ) -> Result<Option<Arc<TaskPlan>>> {
+        let name = format!("{}/tasks/{reference}", project.name());
+        let (found, _) = self.resolve(vec![name], false).await?;
         match found.first() {
             Some(r) => {
                 let plan = Arc::new(TaskPlan::from_resolved(r)?);
+                if plan.project != *project {
+                    return Err(Error::Internal(
+                        "the catalog answered with a task of another project".into(),
+                    ));
+                }
                 if let Ok(mut c) = self.caches.lock() {
-                    c.plans.insert(plan.id, (Instant::now(), Some(plan.clone())));
+                    c.plans.insert((plan.project.clone(), plan.id), (Instant::now(), Some(plan.clone())));
                 }
                 Ok(Some(plan))
             }
@@ -230,7 +263,7 @@ impl Catalog {
     }
 
     /// Resolved tasks with secrets, for leases (`None` = the task is gone).
-    pub async fn resolved(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Option<Arc<ResolvedTask>>>> {
+    pub async fn resolved(&self, ids: &[TaskKey]) -> Result<HashMap<TaskKey, Option<Arc<ResolvedTask>>>> {
         let mut out = HashMap::new();
         let mut wanted = Vec::new();
         {
@@ -238,9 +271,9 @@ impl Catalog {
             for id in ids {
                 match caches.resolved.get(id) {
                     Some((at, r)) if at.elapsed() < RESOLVED_TTL => {
-                        out.insert(*id, r.clone());
+                        out.insert(id.clone(), r.clone());
                     }
-                    _ => wanted.push(*id),
+                    _ => wanted.push(id.clone()),
                 }
             }
         }
@@ -249,7 +282,8 @@ impl Catalog {
         if wanted.is_empty() {
             return Ok(out);
         }
-        let (found, _) = self.resolve(wanted.iter().map(|id| Kind::Task.name(*id)).collect(), true).await?;
+        let (found, _) =
+            self.resolve(wanted.iter().map(|(p, id)| Kind::Task.name(p, *id)).collect(), true).await?;
         let now = Instant::now();
         let mut caches = self.caches.lock().map_err(|_| Error::Internal("cache poisoned".into()))?;
         caches.resolved.retain(|_, (at, _)| at.elapsed() < RESOLVED_TTL);
@@ -257,20 +291,28 @@ impl Catalog {
             out.insert(id, None);
         }
         for r in found {
-            let Ok(id) = r.task.as_ref().map(|t| names::parse_id(Kind::Task, &t.name)).transpose() else {
+            let Some(Ok(key)) = r.task.as_ref().map(|t| names::parse_canonical(Kind::Task, &t.name)) else {
                 continue;
             };
-            let Some(id) = id else { continue };
+            if !out.contains_key(&key) {
+                continue;
+            }
             let r = Arc::new(r);
-            out.insert(id, Some(r.clone()));
-            caches.resolved.insert(id, (now, Some(r)));
+            out.insert(key.clone(), Some(r.clone()));
+            caches.resolved.insert(key, (now, Some(r)));
         }
         Ok(out)
     }
 
-    /// A connector by id or display name; `None` when it does not exist.
-    pub async fn connector(&self, raw: &str, with_secrets: bool) -> Result<Option<ResolvedConnector>> {
-        let mut req = tonic::Request::new(ResolveConnectorRequest { name: raw.to_owned(), with_secrets });
+    /// A connector of a project by id or display name; `None` when it does not exist there.
+    pub async fn connector(
+        &self,
+        project: &ProjectId,
+        reference: &names::Reference,
+        with_secrets: bool,
+    ) -> Result<Option<ResolvedConnector>> {
+        let name = format!("{}/connectors/{reference}", project.name());
+        let mut req = tonic::Request::new(ResolveConnectorRequest { name, with_secrets });
         req.set_timeout(Duration::from_secs(10));
         match self.client.clone().resolve_connector(req).await {
             Ok(r) => Ok(Some(r.into_inner())),
@@ -281,9 +323,14 @@ impl Catalog {
     }
 
     /// Records a connection test verdict on its connector (best effort).
-    pub async fn record_test(&self, connector: Uuid, result: ConnectionTest) -> Result<()> {
+    pub async fn record_test(
+        &self,
+        project: &ProjectId,
+        connector: Uuid,
+        result: ConnectionTest,
+    ) -> Result<()> {
         let mut req = tonic::Request::new(RecordConnectionTestRequest {
-            connector: Kind::Connector.name(connector),
+            connector: Kind::Connector.name(project, connector),
             result: Some(result),
         });
         req.set_timeout(Duration::from_secs(10));
@@ -292,10 +339,10 @@ impl Catalog {
     }
 
     /// Forgets a cached plan (after the catalog said the task is gone).
-    pub fn forget(&self, id: Uuid) {
+    pub fn forget(&self, key: &TaskKey) {
         if let Ok(mut c) = self.caches.lock() {
-            c.plans.remove(&id);
-            c.resolved.remove(&id);
+            c.plans.remove(key);
+            c.resolved.remove(key);
         }
     }
 }

@@ -90,12 +90,13 @@ pub async fn tick(state: &State) -> Result<usize> {
     let due = rows::claim_due(&mut tx, now, BATCH).await?;
     let mut handled = 0;
     for row in &due {
-        match plans.get(&row.task_id) {
+        let key = (row.project_id.clone(), row.task_id);
+        match plans.get(&key) {
             // Claimed but not prefetched (it became due in between): next tick.
             None => continue,
             Some(None) => {
-                rows::delete(&mut tx, row.id).await?;
-                state.catalog.forget(row.task_id);
+                rows::delete(&mut tx, &row.project_id, row.id).await?;
+                state.catalog.forget(&key);
                 tracing::warn!(schedule.id = %row.id, task.id = %row.task_id, "task is gone; schedule deleted");
             }
             Some(Some(plan)) => fire(state, &mut tx, row, plan, now).await?,
@@ -225,7 +226,7 @@ async fn record_skip(
     };
     let id = job_rows::insert(conn, &job).await?;
     if let Some(id) = id {
-        if let Some(row) = job_rows::get(conn, id).await? {
+        if let Some(row) = job_rows::get(conn, Some(&plan.project), id).await? {
             crate::notifications::enqueue(conn, &row).await?;
         }
         events::notify_jobs(conn, &[id]).await?;

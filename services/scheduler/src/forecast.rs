@@ -14,11 +14,13 @@ use uuid::Uuid;
 
 use crate::{
     State,
+    catalog::TaskKey,
     domain::{
         forecast::{self, Run},
         recurrence,
     },
     error::{Error, Result},
+    resolve,
     schedules::{jitter, maths},
     store::{self, jobs as job_rows, schedules as rows},
 };
@@ -46,24 +48,26 @@ pub async fn forecast(state: &State, req: ForecastRequest) -> Result<ForecastRes
             _ => return Err(Error::invalid("horizon", "must be between 1s and 31 days")),
         },
     };
+    let project = resolve::list_parent(&req.parent)?;
     let tz = recurrence::zone(&req.time_zone, "time_zone")?;
     let until = from + Duration::from_std(horizon).unwrap_or_default();
     let mut conn = state.pool.acquire().await?;
-    let schedules = rows::enabled(&mut conn).await?;
-    let mut task_ids: Vec<Uuid> = schedules.iter().map(|s| s.task_id).collect();
-    task_ids.sort();
-    task_ids.dedup();
+    let schedules = rows::enabled(&mut conn, project.as_ref()).await?;
+    let mut tasks: Vec<TaskKey> = schedules.iter().map(|s| (s.project_id.clone(), s.task_id)).collect();
+    tasks.sort();
+    tasks.dedup();
+    let task_ids: Vec<Uuid> = tasks.iter().map(|(_, id)| *id).collect();
     let durations = job_rows::recent_durations(&mut conn, &task_ids, RECENT).await?;
     drop(conn);
     let mut by_task: HashMap<Uuid, Vec<f64>> = HashMap::new();
     for (task, secs) in durations {
         by_task.entry(task).or_default().push(secs);
     }
-    let plans = state.catalog.plans(&task_ids).await?;
+    let plans = state.catalog.plans(&tasks).await?;
     let mut runs: Vec<(ForecastRun, Run)> = Vec::new();
     let mut truncated = false;
     for s in &schedules {
-        let Some(Some(plan)) = plans.get(&s.task_id) else { continue };
+        let Some(Some(plan)) = plans.get(&(s.project_id.clone(), s.task_id)) else { continue };
         let spec: Schedule = store::decode(&s.spec)?;
         let Ok(m) = maths(&spec, s.anchor, "") else { continue };
         let median = forecast::median(by_task.get(&s.task_id).cloned().unwrap_or_default());
@@ -71,7 +75,8 @@ pub async fn forecast(state: &State, req: ForecastRequest) -> Result<ForecastRes
         let mut pool: Vec<String> = plan.selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
         pool.sort();
         let pool = pool.join(",");
-        let stores: Vec<String> = plan.stores.iter().map(|st| Kind::Connector.name(st.id)).collect();
+        let stores: Vec<String> =
+            plan.stores.iter().map(|st| Kind::Connector.name(&st.project, st.id)).collect();
         let max_jitter = jitter(&spec);
         let Some(first) = s.next_fire else { continue };
         let mut n = 0;
@@ -96,9 +101,9 @@ pub async fn forecast(state: &State, req: ForecastRequest) -> Result<ForecastRes
                 n += 1;
                 runs.push((
                     ForecastRun {
-                        schedule: Kind::Schedule.name(s.id),
+                        schedule: Kind::Schedule.name(&s.project_id, s.id),
                         schedule_display_name: s.display_name.clone(),
-                        task: Kind::Task.name(s.task_id),
+                        task: Kind::Task.name(&s.project_id, s.task_id),
                         task_display_name: plan.display_name.clone(),
                         start_time: Some(to_timestamp(start)),
                         estimated_duration: Some(to_duration(estimate)),

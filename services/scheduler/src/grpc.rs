@@ -5,14 +5,15 @@ use std::pin::Pin;
 use cairn_api::v1::{
     AcquireLeaseRequest, AcquireLeaseResponse, AppendLogRequest, BatchCompleteJobsRequest,
     BatchCompleteJobsResponse, CancelJobRequest, CompleteJobRequest, CompleteJobResponse, ConnectionTest,
-    CreateScheduleRequest, DeleteScheduleRequest, ForecastRequest, ForecastResponse, ForgetTaskRequest,
-    GetJobRequest, GetScheduleRequest, HeartbeatRequest, HeartbeatResponse, Job, ListJobLogsRequest,
-    ListJobLogsResponse, ListJobsRequest, ListJobsResponse, ListSchedulesRequest, ListSchedulesResponse,
-    ListSnapshotsRequest, ListSnapshotsResponse, PauseScheduleRequest, PreviewScheduleRequest,
-    PreviewScheduleResponse, ResumeScheduleRequest, RunConnectionTestRequest, RunTaskRequest, Schedule,
-    SimulateRetentionRequest, SimulateRetentionResponse, UpdateScheduleRequest, WatchJobEvent,
-    WatchJobRequest, job_service_server::JobService, lease_service_server::LeaseService,
-    schedule_service_server::ScheduleService, scheduler_internal_service_server::SchedulerInternalService,
+    CreateScheduleRequest, DeleteScheduleRequest, ForecastRequest, ForecastResponse, ForgetProjectRequest,
+    ForgetProjectResponse, ForgetTaskRequest, GetJobRequest, GetScheduleRequest, HeartbeatRequest,
+    HeartbeatResponse, Job, ListJobLogsRequest, ListJobLogsResponse, ListJobsRequest, ListJobsResponse,
+    ListSchedulesRequest, ListSchedulesResponse, ListSnapshotsRequest, ListSnapshotsResponse,
+    PauseScheduleRequest, PreviewScheduleRequest, PreviewScheduleResponse, ResumeScheduleRequest,
+    RunConnectionTestRequest, RunTaskRequest, Schedule, SimulateRetentionRequest, SimulateRetentionResponse,
+    UpdateScheduleRequest, WatchJobEvent, WatchJobRequest, job_service_server::JobService,
+    lease_service_server::LeaseService, schedule_service_server::ScheduleService,
+    scheduler_internal_service_server::SchedulerInternalService,
 };
 use futures::Stream;
 use tonic::{Request, Response, Status};
@@ -123,5 +124,8 @@ impl SchedulerInternalService for Handlers {
     }
     async fn forget_task(&self, req: Request<ForgetTaskRequest>) -> R<()> {
         ok(internal::forget_task(&self.0, req.into_inner()).await)
+    }
+    async fn forget_project(&self, req: Request<ForgetProjectRequest>) -> R<ForgetProjectResponse> {
+        ok(internal::forget_project(&self.0, req.into_inner()).await)
     }
 }

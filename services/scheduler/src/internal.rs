@@ -1,13 +1,13 @@
 //! The scheduler's internal service for the catalog: connection tests (a TEST_CONNECTION job
-//! waited on) and task deletions.
+//! waited on), task deletions and project deletions.
 
 use std::time::Duration;
 
 use cairn_api::{
     names::{self, Kind},
     v1::{
-        ConnectionTest, ConnectorRole, ForgetTaskRequest, JobState, JobTrigger, RunConnectionTestRequest,
-        TaskType,
+        ConnectionTest, ConnectorRole, ForgetProjectRequest, ForgetProjectResponse, ForgetTaskRequest,
+        JobState, JobTrigger, RunConnectionTestRequest, TaskType,
     },
 };
 use cairn_runtime::time::{from_duration, to_timestamp};
@@ -26,7 +26,7 @@ use crate::{
 /// RunConnectionTest: queue a TEST_CONNECTION job for a worker matching the connector, wait.
 pub async fn run_connection_test(state: &State, req: RunConnectionTestRequest) -> Result<ConnectionTest> {
     let connector = req.connector.ok_or_else(|| Error::invalid("connector", "is required"))?;
-    let id = names::parse_id(Kind::Connector, &connector.name)
+    let (project, id) = names::parse_canonical(Kind::Connector, &connector.name)
         .map_err(|e| Error::invalid("connector.name", e.to_string()))?;
     let wait = req
         .timeout
@@ -36,7 +36,9 @@ pub async fn run_connection_test(state: &State, req: RunConnectionTestRequest) -
         .min(Duration::from_secs(600));
     let now = state.clock.now();
     let job = rows::New {
+        project_id: project.clone(),
         id: Uuid::now_v7(),
+        task_id: None,
         task_display_name: format!("test {}", connector.display_name),
         r#type: type_name(TaskType::TestConnection).to_owned(),
         trigger: trigger_name(JobTrigger::System).to_owned(),
@@ -51,7 +53,16 @@ pub async fn run_connection_test(state: &State, req: RunConnectionTestRequest) -
         max_backoff_ms: 1000,
         timeout_ms: Some(120_000),
         trace_parent: cairn_runtime::grpc::current_traceparent(),
-        ..Default::default()
+        schedule_id: None,
+        occurrence: None,
+        store_ids: vec![],
+        exclusive: false,
+        serial: false,
+        end_time: None,
+        error: String::new(),
+        missed_occurrences: 0,
+        request_id: None,
+        notify: String::new(),
     };
     let mut rx = state.events.subscribe_jobs();
     let mut tx = state.pool.begin().await?;
@@ -64,8 +75,9 @@ pub async fn run_connection_test(state: &State, req: RunConnectionTestRequest) -
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let mut conn = state.pool.acquire().await?;
-        let row =
-            rows::get(&mut conn, job.id).await?.ok_or_else(|| Error::Internal("test job vanished".into()))?;
+        let row = rows::get(&mut conn, Some(&project), job.id)
+            .await?
+            .ok_or_else(|| Error::Internal("test job vanished".into()))?;
         drop(conn);
         let st = parse_state(&row.state);
         if is_final(st) {
@@ -79,14 +91,16 @@ pub async fn run_connection_test(state: &State, req: RunConnectionTestRequest) -
                     j.error
                 },
                 worker: row.worker.clone(),
-                job: Kind::Job.name(row.id),
+                job: Kind::Job.name(&project, row.id),
                 ..Default::default()
             }));
         }
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => {
                 return Err(Error::DeadlineExceeded(format!(
-                    "no worker finished the connection test (jobs/{}) within {}s", job.id, wait.as_secs()
+                    "no worker finished the connection test ({}) within {}s",
+                    Kind::Job.name(&project, job.id),
+                    wait.as_secs()
                 )));
             }
             ev = rx.recv() => match ev {
@@ -101,10 +115,31 @@ pub async fn run_connection_test(state: &State, req: RunConnectionTestRequest) -
 
 /// ForgetTask: drop the schedules of a deleted task.
 pub async fn forget_task(state: &State, req: ForgetTaskRequest) -> Result<()> {
-    let id = names::parse_id(Kind::Task, &req.task).map_err(|e| Error::invalid("task", e.to_string()))?;
+    let (project, id) =
+        names::parse_canonical(Kind::Task, &req.task).map_err(|e| Error::invalid("task", e.to_string()))?;
     let mut conn = state.pool.acquire().await?;
-    let n = schedules::delete_of_task(&mut conn, id).await?;
-    state.catalog.forget(id);
+    let n = schedules::delete_of_task(&mut conn, &project, id).await?;
+    state.catalog.forget(&(project, id));
     tracing::info!(task.id = %id, schedules = n, "task deleted in the catalog; its schedules are gone");
     Ok(())
+}
+
+/// ForgetProject: count, or delete, what the scheduler keeps of a project.
+pub async fn forget_project(state: &State, req: ForgetProjectRequest) -> Result<ForgetProjectResponse> {
+    let project = names::parse_project(&req.project).map_err(|e| Error::invalid("project", e.to_string()))?;
+    let mut tx = state.pool.begin().await?;
+    let out = ForgetProjectResponse {
+        schedules: schedules::count_of_project(&mut tx, &project).await?,
+        jobs: rows::count_of_project(&mut tx, &project).await?,
+    };
+    if req.delete {
+        schedules::delete_of_project(&mut tx, &project).await?;
+        rows::delete_of_project(&mut tx, &project).await?;
+        events::notify(&mut tx, events::SCHEDULES, "").await?;
+    }
+    tx.commit().await?;
+    if req.delete {
+        tracing::info!(project.id = %project, schedules = out.schedules, jobs = out.jobs, "project deleted in the catalog; its schedules and history are gone");
+    }
+    Ok(out)
 }

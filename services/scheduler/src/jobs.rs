@@ -4,7 +4,7 @@
 use std::{pin::Pin, time::Duration};
 
 use cairn_api::{
-    names::{self, Kind},
+    names::{Kind, ProjectId},
     v1::{
         CancelJobRequest, GetJobRequest, Job, JobProgress, JobState, JobStats, JobTrigger, JobView,
         ListJobLogsRequest, ListJobLogsResponse, ListJobsRequest, ListJobsResponse, LogLevel, LogLine,
@@ -33,6 +33,7 @@ use crate::{
     },
     error::{Error, Result},
     events::{self, JobEvent},
+    resolve,
     store::{self, jobs as rows, logs},
 };
 
@@ -49,14 +50,15 @@ pub fn to_proto(r: &rows::Row) -> Result<Job> {
         p.percent = (p.bytes_done as f64 / p.bytes_total as f64 * 100.0).clamp(0.0, 100.0);
     }
     let state = parse_state(&r.state);
+    let p = &r.project_id;
     Ok(Job {
-        name: Kind::Job.name(r.id),
-        task: r.task_id.map(|id| Kind::Task.name(id)).unwrap_or_default(),
+        name: Kind::Job.name(p, r.id),
+        task: r.task_id.map(|id| Kind::Task.name(p, id)).unwrap_or_default(),
         task_display_name: r.task_display_name.clone(),
         r#type: parse_type(&r.r#type) as i32,
-        schedule: r.schedule_id.map(|id| Kind::Schedule.name(id)).unwrap_or_default(),
+        schedule: r.schedule_id.map(|id| Kind::Schedule.name(p, id)).unwrap_or_default(),
         trigger: parse_trigger(&r.trigger) as i32,
-        connectors: r.connector_ids.iter().map(|id| Kind::Connector.name(*id)).collect(),
+        connectors: r.connector_ids.iter().map(|id| Kind::Connector.name(p, *id)).collect(),
         scheduled_time: Some(to_timestamp(r.scheduled_time)),
         create_time: Some(to_timestamp(r.create_time)),
         start_time: opt_timestamp(r.start_time),
@@ -76,7 +78,11 @@ pub fn to_proto(r: &rows::Row) -> Result<Job> {
         missed_occurrences: r.missed_occurrences,
         cancel_requested: r.cancel_requested && !is_final(state),
         connection_test: match &r.connection_test {
-            Some(v) => Some(store::decode(v)?),
+            Some(v) => {
+                let mut t: cairn_api::v1::ConnectionTest = store::decode(v)?;
+                t.job = Kind::Job.name(p, r.id);
+                Some(t)
+            }
             None => None,
         },
         trace_parent: r.trace_parent.clone(),
@@ -117,6 +123,7 @@ pub struct Spec {
 /// The row of a new job of a task, without state.
 pub fn new_row(plan: &TaskPlan, spec: &Spec, now: DateTime<Utc>) -> rows::New {
     rows::New {
+        project_id: plan.project.clone(),
         id: Uuid::now_v7(),
         task_id: Some(plan.id),
         task_display_name: plan.display_name.clone(),
@@ -174,10 +181,10 @@ pub async fn create(
         Vec::new()
     } else {
         store::lock_uuids(conn, store::LOCK_TASK, &[plan.id]).await?;
-        rows::active_of_task(conn, plan.id).await?
+        rows::active_of_task(conn, &plan.project, plan.id).await?
     };
     let mut job = new_row(plan, spec, now);
-    match rules::overlap(plan.overlap, &active) {
+    match rules::overlap(plan.overlap, &plan.project, &active) {
         Overlap::Skip(reason) => {
             job.state = state_name(JobState::Skipped).to_owned();
             job.end_time = Some(now);
@@ -188,8 +195,12 @@ pub async fn create(
             for id in cancel {
                 cancel_in_tx(
                     conn,
+                    &plan.project,
                     id,
-                    &format!("cancelled by overlap policy CANCEL_RUNNING: superseded by jobs/{}", job.id),
+                    &format!(
+                        "cancelled by overlap policy CANCEL_RUNNING: superseded by {}",
+                        Kind::Job.name(&plan.project, job.id)
+                    ),
                     now,
                 )
                 .await?;
@@ -199,7 +210,7 @@ pub async fn create(
     let id = rows::insert(conn, &job).await?;
     if let Some(id) = id {
         if job.state == state_name(JobState::Skipped)
-            && let Some(row) = rows::get(conn, id).await?
+            && let Some(row) = rows::get(conn, Some(&plan.project), id).await?
         {
             crate::notifications::enqueue(conn, &row).await?;
         }
@@ -214,12 +225,13 @@ pub async fn create(
 /// its worker. Returns the state it was in.
 pub async fn cancel_in_tx(
     conn: &mut PgConnection,
+    project: &ProjectId,
     id: Uuid,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<JobState> {
-    let Some(row) = rows::get_for_update(conn, id).await? else {
-        return Err(Error::NotFound(Kind::Job.name(id)));
+    let Some(row) = rows::get_for_update(conn, project, id).await? else {
+        return Err(Error::NotFound(Kind::Job.name(project, id)));
     };
     let state = parse_state(&row.state);
     match state {
@@ -259,11 +271,6 @@ pub async fn cancel_in_tx(
     Ok(state)
 }
 
-fn task_ref(raw: &str) -> Result<String> {
-    names::parse_reference(Kind::Task, raw).map_err(|e| Error::invalid("task", e.to_string()))?;
-    Ok(raw.trim().to_owned())
-}
-
 fn request_id(raw: &str) -> Result<Option<Uuid>> {
     if raw.is_empty() {
         return Ok(None);
@@ -273,17 +280,15 @@ fn request_id(raw: &str) -> Result<Option<Uuid>> {
 
 /// RunTask: a MANUAL job now; schedules are untouched.
 pub async fn run_task(state: &State, req: RunTaskRequest) -> Result<Job> {
-    let raw = task_ref(&req.task)?;
+    let (project, _) = resolve::full(Kind::Task, "task", &req.task)?;
     let rid = request_id(&req.request_id)?;
     if let Some(rid) = rid {
         let mut conn = state.pool.acquire().await?;
-        if let Some(row) = rows::by_request_id(&mut conn, rid).await? {
+        if let Some(row) = rows::by_request_id(&mut conn, &project, rid).await? {
             return to_proto(&row);
         }
     }
-    let Some(plan) = state.catalog.plan_fresh(&raw).await? else {
-        return Err(Error::invalid("task", format!("task {raw:?} does not exist")));
-    };
+    let plan = resolve::task_plan(state, "task", &project, &req.task).await?;
     let span = tracing::info_span!("job.run_task", task.id = %plan.id);
     let trace_parent = span.in_scope(cairn_runtime::grpc::current_traceparent);
     let now = state.clock.now();
@@ -303,7 +308,7 @@ pub async fn run_task(state: &State, req: RunTaskRequest) -> Result<Job> {
         Err(Error::Db(e)) if db::classify(&e) == DbErrorKind::UniqueViolation && rid.is_some() => {
             drop(tx);
             let mut conn = state.pool.acquire().await?;
-            let row = rows::by_request_id(&mut conn, rid.unwrap_or_default()).await?;
+            let row = rows::by_request_id(&mut conn, &project, rid.unwrap_or_default()).await?;
             return row
                 .as_ref()
                 .map(to_proto)
@@ -312,7 +317,8 @@ pub async fn run_task(state: &State, req: RunTaskRequest) -> Result<Job> {
         }
         Err(e) => return Err(e),
     };
-    let row = rows::get(&mut tx, id.ok_or_else(|| Error::Internal("manual job not created".into()))?).await?;
+    let id = id.ok_or_else(|| Error::Internal("manual job not created".into()))?;
+    let row = rows::get(&mut tx, Some(&project), id).await?;
     tx.commit().await?;
     state.events.wake_work();
     let job = to_proto(&row.ok_or_else(|| Error::Internal("job vanished".into()))?)?;
@@ -325,12 +331,17 @@ pub async fn upsert_stores(state: &State, plan: &TaskPlan) -> Result<()> {
     if plan.stores.is_empty() {
         return Ok(());
     }
-    let changed: Vec<_> = {
+    let changed: Vec<rows::StoreRow> = {
         let seen = state.stores_seen.lock().map_err(|_| Error::Internal("poisoned".into()))?;
         plan.stores
             .iter()
-            .filter(|s| seen.get(&s.id) != Some(&(s.display_name.clone(), s.max_concurrent_jobs)))
-            .map(|s| (s.id, s.display_name.clone(), s.max_concurrent_jobs))
+            .map(|s| rows::StoreRow {
+                project_id: s.project.clone(),
+                id: s.id,
+                display_name: s.display_name.clone(),
+                max_concurrent_jobs: s.max_concurrent_jobs,
+            })
+            .filter(|s| seen.get(&s.id) != Some(s))
             .collect()
     };
     if changed.is_empty() {
@@ -339,21 +350,25 @@ pub async fn upsert_stores(state: &State, plan: &TaskPlan) -> Result<()> {
     let mut conn = state.pool.acquire().await?;
     rows::upsert_stores(&mut conn, &changed).await?;
     let mut seen = state.stores_seen.lock().map_err(|_| Error::Internal("poisoned".into()))?;
-    for (id, name, max) in changed {
-        seen.insert(id, (name, max));
+    for s in changed {
+        seen.insert(s.id, s);
     }
     Ok(())
 }
 
-fn job_id(raw: &str) -> Result<Uuid> {
-    names::parse_id(Kind::Job, raw).map_err(|e| Error::invalid("name", e.to_string()))
+/// A job by name (`projects/-/jobs/{id}` allowed), or NOT_FOUND.
+async fn find(conn: &mut PgConnection, raw: &str) -> Result<rows::Row> {
+    let (project, id) = resolve::job("name", raw, true)?;
+    rows::get(conn, project.as_ref(), id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("job {:?}", raw.trim())))
 }
 
 /// GetJob.
 pub async fn get(state: &State, req: GetJobRequest) -> Result<Job> {
-    let id = job_id(&req.name)?;
     let mut conn = state.pool.acquire().await?;
-    let row = rows::get(&mut conn, id).await?.ok_or_else(|| Error::NotFound(Kind::Job.name(id)))?;
+    let row = find(&mut conn, &req.name).await?;
+    let id = row.id;
     let mut job = to_proto(&row)?;
     if req.view == JobView::Full as i32 {
         let mut after = 0;
@@ -369,7 +384,6 @@ pub async fn get(state: &State, req: GetJobRequest) -> Result<Job> {
 
 /// ListJobLogs.
 pub async fn list_logs(state: &State, req: ListJobLogsRequest) -> Result<ListJobLogsResponse> {
-    let id = job_id(&req.name)?;
     let size = match req.page_size {
         0 => 1000,
         n @ 1..=5000 => i64::from(n),
@@ -379,41 +393,13 @@ pub async fn list_logs(state: &State, req: ListJobLogsRequest) -> Result<ListJob
         return Err(Error::invalid("after_seq", "must not be negative"));
     }
     let mut conn = state.pool.acquire().await?;
-    let row = rows::get(&mut conn, id).await?.ok_or_else(|| Error::NotFound(Kind::Job.name(id)))?;
-    let page = logs::after(&mut conn, id, req.after_seq, size).await?;
+    let row = find(&mut conn, &req.name).await?;
+    let page = logs::after(&mut conn, row.id, req.after_seq, size).await?;
     Ok(ListJobLogsResponse {
         last_seq: page.last().map(|l| l.seq).unwrap_or(req.after_seq),
         lines: page.iter().map(line_to_proto).collect(),
         done: is_final(parse_state(&row.state)),
     })
-}
-
-/// Resolves a connector reference to its id through the catalog.
-pub async fn connector_id(state: &State, field: &str, raw: &str) -> Result<Option<Uuid>> {
-    if raw.trim().is_empty() {
-        return Ok(None);
-    }
-    match names::parse_reference(Kind::Connector, raw).map_err(|e| Error::invalid(field, e.to_string()))? {
-        names::Reference::Id(id) => Ok(Some(id)),
-        names::Reference::DisplayName(_) => match state.catalog.connector(raw, false).await? {
-            Some(c) => Ok(c.connector.and_then(|c| names::parse_id(Kind::Connector, &c.name).ok())),
-            None => Err(Error::invalid(field, format!("connector {:?} does not exist", raw.trim()))),
-        },
-    }
-}
-
-/// Resolves a task reference to its id (deleted tasks by id only).
-pub async fn task_id(state: &State, field: &str, raw: &str) -> Result<Option<Uuid>> {
-    if raw.trim().is_empty() {
-        return Ok(None);
-    }
-    match names::parse_reference(Kind::Task, raw).map_err(|e| Error::invalid(field, e.to_string()))? {
-        names::Reference::Id(id) => Ok(Some(id)),
-        names::Reference::DisplayName(_) => match state.catalog.plan_fresh(raw).await? {
-            Some(p) => Ok(Some(p.id)),
-            None => Err(Error::invalid(field, format!("task {:?} does not exist", raw.trim()))),
-        },
-    }
 }
 
 /// ListJobs.
@@ -457,26 +443,23 @@ pub async fn list(state: &State, req: ListJobsRequest) -> Result<ListJobsRespons
     };
     let from = ts(&req.create_time_from, "create_time_from", &mut v);
     let to = ts(&req.create_time_to, "create_time_to", &mut v);
-    let schedule_id = if req.schedule.trim().is_empty() {
-        None
-    } else {
-        Some(crate::schedules::schedule_id(state, "schedule", &req.schedule).await?)
-    };
+    let project = resolve::list_parent(&req.parent)?;
     v.check()?;
+    let schedule_id = resolve::schedule_id(state, "schedule", project.as_ref(), &req.schedule).await?;
     let filter = rows::Filter {
-        task_id: task_id(state, "task", &req.task).await?,
+        task_id: resolve::task_id(state, "task", project.as_ref(), &req.task).await?,
         schedule_id,
-        connector_id: connector_id(state, "connector", &req.connector).await?,
+        connector_id: resolve::connector_id(state, "connector", project.as_ref(), &req.connector).await?,
         states,
         triggers,
         r#type,
         from,
         to,
     };
-    let fp = pagination::fingerprint(&filter);
+    let fp = pagination::fingerprint(&(&filter, &project));
     let before: Option<(DateTime<Utc>, Uuid)> = pagination::decode(&req.page_token, fp)?;
     let mut conn = state.pool.acquire().await?;
-    let mut page = rows::list(&mut conn, &filter, before, size + 1).await?;
+    let mut page = rows::list(&mut conn, project.as_ref(), &filter, before, size + 1).await?;
     let next = if page.len() as i64 > size {
         page.truncate(size as usize);
         page.last().map(|r| pagination::encode(&(r.create_time, r.id), fp)).unwrap_or_default()
@@ -488,7 +471,8 @@ pub async fn list(state: &State, req: ListJobsRequest) -> Result<ListJobsRespons
 
 /// CancelJob.
 pub async fn cancel(state: &State, req: CancelJobRequest) -> Result<Job> {
-    let id = job_id(&req.name)?;
+    let (project, id) = resolve::job("name", &req.name, false)?;
+    let project = project.ok_or_else(|| Error::Internal("wildcard job name accepted".into()))?;
     if req.reason.chars().count() > 1024 {
         return Err(Error::invalid("reason", "is longer than 1024 characters"));
     }
@@ -496,8 +480,10 @@ pub async fn cancel(state: &State, req: CancelJobRequest) -> Result<Job> {
         if req.reason.trim().is_empty() { "cancelled by request".to_owned() } else { req.reason.clone() };
     let now = state.clock.now();
     let mut tx = state.pool.begin().await?;
-    let before = cancel_in_tx(&mut tx, id, &reason, now).await?;
-    let row = rows::get(&mut tx, id).await?.ok_or_else(|| Error::NotFound(Kind::Job.name(id)))?;
+    let before = cancel_in_tx(&mut tx, &project, id, &reason, now).await?;
+    let row = rows::get(&mut tx, Some(&project), id)
+        .await?
+        .ok_or_else(|| Error::NotFound(Kind::Job.name(&project, id)))?;
     tx.commit().await?;
     match before {
         JobState::Queued | JobState::Running | JobState::Cancelled => {
@@ -505,7 +491,8 @@ pub async fn cancel(state: &State, req: CancelJobRequest) -> Result<Job> {
             to_proto(&row)
         }
         other => Err(Error::WrongState(format!(
-            "jobs/{id} already ended ({}); only queued or running jobs can be cancelled",
+            "{} already ended ({}); only queued or running jobs can be cancelled",
+            Kind::Job.name(&project, id),
             state_name(other)
         ))),
     }
@@ -519,15 +506,15 @@ pub async fn watch(
     state: &State,
     req: WatchJobRequest,
 ) -> Result<Pin<Box<dyn Stream<Item = Result<WatchJobEvent, Status>> + Send>>> {
-    let id = job_id(&req.name)?;
     if req.from_seq < -1 {
         return Err(Error::invalid("from_seq", "must be -1, 0 or a sequence number"));
     }
     // Subscribe before the first read, so no change between them is lost.
     let mut rx = state.events.subscribe_jobs();
     let mut conn = state.pool.acquire().await?;
-    let first = rows::get(&mut conn, id).await?.ok_or_else(|| Error::NotFound(Kind::Job.name(id)))?;
+    let first = find(&mut conn, &req.name).await?;
     drop(conn);
+    let (id, project) = (first.id, first.project_id.clone());
     let (tx, out) = mpsc::channel::<Result<WatchJobEvent, Status>>(64);
     let state = state.clone();
     let from_seq = req.from_seq;
@@ -581,7 +568,7 @@ pub async fn watch(
                 }
             }
             let Ok(mut conn) = state.pool.acquire().await else { continue };
-            match rows::get(&mut conn, id).await {
+            match rows::get(&mut conn, Some(&project), id).await {
                 Ok(Some(r)) => row = r,
                 Ok(None) => return,
                 Err(_) => continue,

@@ -8,7 +8,7 @@ use std::{
 };
 
 use cairn_api::{
-    names::Kind,
+    names::{ProjectId, Reference},
     v1::{
         AcquireLeaseRequest, AcquireLeaseResponse, AppendLogRequest, BatchCompleteJobsRequest,
         BatchCompleteJobsResponse, BatchCompleteResult, CompleteJobRequest, CompleteJobResponse,
@@ -45,8 +45,22 @@ const MAX_LINES: usize = 1000;
 /// Longest log line kept (longer ones are cut).
 const MAX_LINE_BYTES: usize = 16 * 1024;
 
-fn validate(req: &AcquireLeaseRequest) -> Result<(usize, Duration)> {
+/// What a valid AcquireLease asks for.
+struct Ask {
+    capacity: usize,
+    wait: Duration,
+    projects: Vec<ProjectId>,
+}
+
+fn validate(req: &AcquireLeaseRequest) -> Result<Ask> {
     let mut v = Violations::default();
+    let mut projects = Vec::with_capacity(req.projects.len());
+    for (i, p) in req.projects.iter().enumerate() {
+        match ProjectId::parse(p) {
+            Ok(p) => projects.push(p),
+            Err(e) => v.add(format!("projects[{i}]"), e),
+        }
+    }
     if req.worker_id.is_empty() || req.worker_id.len() > 128 || req.worker_id.chars().any(char::is_control) {
         v.add("worker_id", "is required: 1..=128 printable characters");
     }
@@ -77,18 +91,19 @@ fn validate(req: &AcquireLeaseRequest) -> Result<(usize, Duration)> {
         },
     };
     v.check()?;
-    Ok((capacity, wait))
+    Ok(Ask { capacity, wait, projects })
 }
 
 /// AcquireLease: long-polls for up to `capacity` jobs.
 pub async fn acquire(state: &State, req: AcquireLeaseRequest) -> Result<AcquireLeaseResponse> {
-    let (capacity, wait) = validate(&req)?;
-    let deadline = tokio::time::Instant::now() + wait;
+    let ask = validate(&req)?;
+    let deadline = tokio::time::Instant::now() + ask.wait;
+    let worker = Worker { id: &req.worker_id, labels: &req.labels, projects: &ask.projects };
     loop {
         let work = state.events.work().notified();
         tokio::pin!(work);
         work.as_mut().enable();
-        let leases = try_acquire(state, &req.worker_id, &req.labels, capacity).await?;
+        let leases = try_acquire(state, &worker, ask.capacity).await?;
         if !leases.is_empty() {
             return Ok(AcquireLeaseResponse { leases });
         }
@@ -105,21 +120,28 @@ pub async fn acquire(state: &State, req: AcquireLeaseRequest) -> Result<AcquireL
     }
 }
 
+/// The worker asking for leases.
+#[derive(Debug, Clone, Copy)]
+pub struct Worker<'a> {
+    /// Its id.
+    pub id: &'a str,
+    /// Its labels.
+    pub labels: &'a HashMap<String, String>,
+    /// The projects it serves (empty = all).
+    pub projects: &'a [ProjectId],
+}
+
 /// One attempt at leasing; empty when nothing fits. Optimistic first (see [`lease_batch`]);
 /// when a store limit or a serial task would be exceeded, again with the stores locked first.
-pub async fn try_acquire(
-    state: &State,
-    worker: &str,
-    labels: &HashMap<String, String>,
-    capacity: usize,
-) -> Result<Vec<Lease>> {
-    let started = match lease_batch(state, worker, labels, capacity, false).await? {
+pub async fn try_acquire(state: &State, worker: &Worker<'_>, capacity: usize) -> Result<Vec<Lease>> {
+    let started = match lease_batch(state, worker, capacity, false).await? {
         Some(started) => started,
         None => {
             metrics::counter!("cairn_scheduler_lease_conflicts_total").increment(1);
-            lease_batch(state, worker, labels, capacity, true).await?.unwrap_or_default()
+            lease_batch(state, worker, capacity, true).await?.unwrap_or_default()
         }
     };
+    let worker = worker.id;
     if started.is_empty() {
         return Ok(vec![]);
     }
@@ -165,8 +187,7 @@ pub async fn try_acquire(
 /// read, as a classic critical section.
 async fn lease_batch(
     state: &State,
-    worker: &str,
-    labels: &HashMap<String, String>,
+    worker: &Worker<'_>,
     capacity: usize,
     lock_first: bool,
 ) -> Result<Option<Vec<rows::Row>>> {
@@ -177,7 +198,9 @@ async fn lease_batch(
     // prefers a bitmap scan + sort over every queued row; the ordered index scan that stops
     // after LIMIT rows is always right for this query.
     sqlx::query("SET LOCAL enable_bitmapscan = off").execute(&mut *tx).await?;
-    let candidates = rows::claim_candidates(&mut tx, labels, now, (capacity * 4 + 16) as i64).await?;
+    let candidates =
+        rows::claim_candidates(&mut tx, worker.labels, worker.projects, now, (capacity * 4 + 16) as i64)
+            .await?;
     if candidates.is_empty() {
         tx.commit().await?;
         return Ok(Some(vec![]));
@@ -218,7 +241,7 @@ async fn lease_batch(
         tx.commit().await?;
         return Ok(Some(vec![]));
     }
-    let started = rows::start(&mut tx, &pick.accepted, worker, now, expire).await?;
+    let started = rows::start(&mut tx, &pick.accepted, worker.id, now, expire).await?;
     if !lock_first {
         let touched: HashSet<Uuid> = started.iter().flat_map(|r| r.store_ids.iter().copied()).collect();
         let mut touched: Vec<Uuid> = touched.into_iter().collect();
@@ -285,7 +308,8 @@ async fn leases_for(
     expire: DateTime<Utc>,
     ttl: Duration,
 ) -> Result<Vec<Lease>> {
-    let task_ids: Vec<Uuid> = started.iter().filter_map(|r| r.task_id).collect();
+    let task_ids: Vec<(ProjectId, Uuid)> =
+        started.iter().filter_map(|r| r.task_id.map(|t| (r.project_id.clone(), t))).collect();
     let resolved =
         if task_ids.is_empty() { HashMap::new() } else { state.catalog.resolved(&task_ids).await? };
     let mut leases = Vec::with_capacity(started.len());
@@ -302,7 +326,7 @@ async fn leases_for(
         if parse_type(&row.r#type) == TaskType::TestConnection {
             let id =
                 row.test_connector_id.ok_or_else(|| Error::Internal("test job without connector".into()))?;
-            match state.catalog.connector(&Kind::Connector.name(id), true).await? {
+            match state.catalog.connector(&row.project_id, &Reference::Id(id), true).await? {
                 Some(c) => lease.test_connector = Some(c),
                 None => {
                     fail_gone(state, row, "the connector was deleted before the test ran").await?;
@@ -310,7 +334,7 @@ async fn leases_for(
                 }
             }
         } else if let Some(task_id) = row.task_id {
-            match resolved.get(&task_id).cloned().flatten() {
+            match resolved.get(&(row.project_id.clone(), task_id)).cloned().flatten() {
                 Some(r) => {
                     // Task-level secrets (webhook keys) are for the scheduler only.
                     lease.task = Some(ResolvedTask { secrets: HashMap::new(), ..(*r).clone() });
@@ -535,8 +559,9 @@ fn after_commit(state: &State, done: &rows::Row) -> Result<()> {
         && let (Some(connector), Some(test)) = (done.test_connector_id, to_proto(done)?.connection_test)
     {
         let catalog = state.catalog.clone();
+        let project = done.project_id.clone();
         tokio::spawn(async move {
-            if let Err(e) = catalog.record_test(connector, test).await {
+            if let Err(e) = catalog.record_test(&project, connector, test).await {
                 tracing::warn!(error = %e, "connection test verdict not recorded in the catalog");
             }
         });
@@ -562,6 +587,8 @@ async fn complete_one(
     let Some(row) = rows::by_lease_for_update(conn, lease, req.generation).await? else {
         return Err(lost(&req.lease, req.generation));
     };
+    // Refused before anything is written: the completion is all or nothing.
+    crate::snapshots::stores_of(&row.project_id, &req.snapshot_index)?;
     let mut finish = rows::Finish { end_time: Some(now), ..Default::default() };
     let timed_out = || {
         format!(
@@ -630,7 +657,7 @@ async fn complete_one(
     }
     let done = rows::finish(conn, row.id, &finish).await?;
     if !req.snapshot_index.is_empty() {
-        crate::snapshots::refresh(conn, &req.snapshot_index, row.id, now).await?;
+        crate::snapshots::refresh(conn, &row.project_id, &req.snapshot_index, row.id, now).await?;
     }
     if crate::domain::job::is_final(parse_state(&done.state)) {
         crate::notifications::enqueue(conn, &done).await?;

@@ -4,7 +4,7 @@
 //! Layout: [`config`], [`grpc`] (thin handlers of `ScheduleService`, `JobService`,
 //! `LeaseService` and the internal `SchedulerInternalService`), one module per noun with the
 //! operations ([`schedules`], [`jobs`], [`leases`], [`snapshots`], [`forecast`],
-//! [`notifications`], [`internal`]), the loops ([`firing`], [`reaper`]), [`events`]
+//! [`notifications`], [`internal`]), [`resolve`] (names in requests → ids, within one project), the loops ([`firing`], [`reaper`]), [`events`]
 //! (LISTEN/NOTIFY), [`catalog`] (the catalog's internal API), [`clock`], [`domain`] (rules, no
 //! I/O), [`store`] (SQL), [`error`].
 //!
@@ -25,6 +25,7 @@ pub mod jobs;
 pub mod leases;
 pub mod notifications;
 pub mod reaper;
+pub mod resolve;
 pub mod schedules;
 pub mod snapshots;
 pub mod store;
@@ -61,7 +62,7 @@ pub struct State {
     pub shutdown: CancellationToken,
     /// Store limits already written to `stores` by this process (skips needless upserts, whose
     /// row locks would contend with leasing).
-    pub stores_seen: Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, (String, i32)>>>,
+    pub stores_seen: Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, store::jobs::StoreRow>>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

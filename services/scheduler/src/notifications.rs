@@ -27,10 +27,14 @@ use uuid::Uuid;
 
 use crate::{
     State,
+    catalog::TaskKey,
     domain::job::{is_final, parse_state},
     error::{Error, Result},
     jobs::to_proto,
-    store::jobs::{self as job_rows, Row},
+    store::{
+        jobs::{self as job_rows, Row},
+        notifications::{self as rows, ANY_CHANNEL, Pending},
+    },
 };
 
 /// Deliveries tried per channel before giving up.
@@ -49,15 +53,7 @@ pub async fn enqueue(conn: &mut PgConnection, job: &Row) -> Result<()> {
         return Ok(());
     }
     let now: DateTime<Utc> = job.end_time.unwrap_or(job.create_time);
-    sqlx::query(
-        "INSERT INTO notifications (job_id, channel, next_attempt, create_time) VALUES ($1, '*', $2, $2)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(job.id)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(())
+    rows::insert(conn, job.id, ANY_CHANNEL, now).await
 }
 
 /// Runs the dispatcher until `shutdown`.
@@ -83,52 +79,34 @@ pub async fn run(state: State, shutdown: CancellationToken) {
     }
 }
 
-#[derive(Debug, sqlx::FromRow)]
-struct Pending {
-    job_id: Uuid,
-    channel: String,
-    attempts: i32,
-}
-
 /// Expands `*` rows into one row per channel the task wants.
 async fn expand(state: &State) -> Result<usize> {
     let now = state.clock.now();
     let mut tx = state.pool.begin().await?;
-    let pending: Vec<Pending> = sqlx::query_as(
-        "SELECT job_id, channel, attempts FROM notifications
-         WHERE channel = '*' AND state = 'PENDING' AND next_attempt <= $1
-         ORDER BY next_attempt LIMIT 50 FOR UPDATE SKIP LOCKED",
-    )
-    .bind(now)
-    .fetch_all(&mut *tx)
-    .await?;
+    let pending = rows::claim_unexpanded(&mut tx, now, 50).await?;
     if pending.is_empty() {
         return Ok(0);
     }
+    let job_ids: Vec<Uuid> = pending.iter().map(|p| p.job_id).collect();
     let mut jobs = Vec::with_capacity(pending.len());
-    for p in &pending {
-        if let Some(j) = job_rows::get(&mut tx, p.job_id).await? {
+    for id in &job_ids {
+        if let Some(j) = job_rows::get(&mut tx, None, *id).await? {
             jobs.push(j);
         }
     }
-    let task_ids: Vec<Uuid> = jobs.iter().filter_map(|j| j.task_id).collect();
-    let plans = match state.catalog.plans(&task_ids).await {
+    let tasks: Vec<TaskKey> =
+        jobs.iter().filter_map(|j| j.task_id.map(|t| (j.project_id.clone(), t))).collect();
+    let plans = match state.catalog.plans(&tasks).await {
         Ok(p) => p,
         Err(e) => {
             // Try again a little later; nothing is lost.
-            sqlx::query(
-                "UPDATE notifications SET next_attempt = $2 WHERE channel = '*' AND job_id = ANY($1)",
-            )
-            .bind(pending.iter().map(|p| p.job_id).collect::<Vec<_>>())
-            .bind(now + chrono::Duration::seconds(5))
-            .execute(&mut *tx)
-            .await?;
+            rows::postpone_unexpanded(&mut tx, &job_ids, now + chrono::Duration::seconds(5)).await?;
             tx.commit().await?;
             return Err(e);
         }
     };
     for job in &jobs {
-        let plan = job.task_id.and_then(|t| plans.get(&t).cloned().flatten());
+        let plan = job.task_id.and_then(|t| plans.get(&(job.project_id.clone(), t)).cloned().flatten());
         let channels = match &plan {
             Some(plan) if wants(plan.notification.mode(), parse_state(&job.state)) => {
                 let mut c: Vec<String> =
@@ -139,21 +117,10 @@ async fn expand(state: &State) -> Result<usize> {
             _ => vec![],
         };
         for ch in channels {
-            sqlx::query(
-                "INSERT INTO notifications (job_id, channel, next_attempt, create_time) VALUES ($1, $2, $3, $3)
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(job.id)
-            .bind(&ch)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            rows::insert(&mut tx, job.id, &ch, now).await?;
         }
     }
-    sqlx::query("UPDATE notifications SET state = 'EXPANDED' WHERE channel = '*' AND job_id = ANY($1)")
-        .bind(pending.iter().map(|p| p.job_id).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
+    rows::mark_expanded(&mut tx, &job_ids).await?;
     tx.commit().await?;
     Ok(pending.len())
 }
@@ -170,33 +137,18 @@ pub fn wants(mode: NotificationMode, state: JobState) -> bool {
 /// Claims due channel rows and delivers them; returns how many were attempted.
 async fn deliver(state: &State, http: &reqwest::Client) -> Result<usize> {
     let now = state.clock.now();
-    let claimed: Vec<Pending> = sqlx::query_as(
-        "UPDATE notifications n SET claimed_until = $2, attempts = attempts + 1
-         FROM (SELECT job_id, channel FROM notifications
-               WHERE state = 'PENDING' AND channel <> '*' AND next_attempt <= $1
-                 AND (claimed_until IS NULL OR claimed_until < $1)
-               ORDER BY next_attempt LIMIT 20 FOR UPDATE SKIP LOCKED) due
-         WHERE n.job_id = due.job_id AND n.channel = due.channel
-         RETURNING n.job_id, n.channel, n.attempts",
-    )
-    .bind(now)
-    .bind(now + chrono::Duration::from_std(CLAIM).unwrap_or_default())
-    .fetch_all(&state.pool)
-    .await?;
+    let claimed = {
+        let mut conn = state.pool.acquire().await?;
+        rows::claim_due(&mut conn, now, now + chrono::Duration::from_std(CLAIM).unwrap_or_default(), 20)
+            .await?
+    };
     for c in &claimed {
         let result = send(state, http, c).await;
         let later = state.clock.now();
+        let mut conn = state.pool.acquire().await?;
         match result {
             Ok(()) => {
-                sqlx::query(
-                    "UPDATE notifications SET state = 'DELIVERED', delivered_time = $3, last_error = ''
-                     WHERE job_id = $1 AND channel = $2",
-                )
-                .bind(c.job_id)
-                .bind(&c.channel)
-                .bind(later)
-                .execute(&state.pool)
-                .await?;
+                rows::delivered(&mut conn, c.job_id, &c.channel, later).await?;
                 metrics::counter!("cairn_scheduler_notifications_total", "channel" => kind(&c.channel), "result" => "delivered").increment(1);
                 tracing::info!(job.id = %c.job_id, channel = %redact_channel(&c.channel), "notification delivered");
             }
@@ -204,17 +156,8 @@ async fn deliver(state: &State, http: &reqwest::Client) -> Result<usize> {
                 let give_up = c.attempts >= MAX_ATTEMPTS;
                 let delay =
                     Duration::from_secs(1u64 << c.attempts.clamp(0, 9) as u32).min(Duration::from_secs(600));
-                sqlx::query(
-                    "UPDATE notifications SET state = $3, last_error = $4, next_attempt = $5, claimed_until = NULL
-                     WHERE job_id = $1 AND channel = $2",
-                )
-                .bind(c.job_id)
-                .bind(&c.channel)
-                .bind(if give_up { "FAILED" } else { "PENDING" })
-                .bind(e.to_string())
-                .bind(later + chrono::Duration::from_std(delay).unwrap_or_default())
-                .execute(&state.pool)
-                .await?;
+                let next = later + chrono::Duration::from_std(delay).unwrap_or_default();
+                rows::failed(&mut conn, c.job_id, &c.channel, give_up, &e.to_string(), next).await?;
                 metrics::counter!("cairn_scheduler_notification_failures_total", "channel" => kind(&c.channel)).increment(1);
                 tracing::warn!(job.id = %c.job_id, channel = %redact_channel(&c.channel), attempt = c.attempts, give_up, error = %e, "notification not delivered");
             }
@@ -234,16 +177,18 @@ fn redact_channel(channel: &str) -> String {
 
 async fn send(state: &State, http: &reqwest::Client, c: &Pending) -> Result<()> {
     let mut conn = state.pool.acquire().await?;
-    let row =
-        job_rows::get(&mut conn, c.job_id).await?.ok_or_else(|| Error::NotFound(Kind::Job.name(c.job_id)))?;
+    let row = job_rows::get(&mut conn, None, c.job_id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("job {}", c.job_id)))?;
     drop(conn);
     let body = payload(state, &row, &c.channel)?;
     if let Some(url) = c.channel.strip_prefix("webhook:") {
         let task =
             row.task_id.ok_or_else(|| Error::Internal("notification for a job without task".into()))?;
-        let resolved = state.catalog.resolved(&[task]).await?;
+        let key = (row.project_id.clone(), task);
+        let resolved = state.catalog.resolved(std::slice::from_ref(&key)).await?;
         let secret = resolved
-            .get(&task)
+            .get(&key)
             .cloned()
             .flatten()
             .and_then(|r| r.secrets.get(&format!("webhook:{url}")).cloned())
@@ -292,7 +237,7 @@ fn payload(state: &State, row: &Row, channel: &str) -> Result<serde_json::Value>
         "event": "job.finished",
         "delivery": format!("{}/{}", row.id, channel),
         "job": job_json,
-        "task": { "name": row.task_id.map(|t| Kind::Task.name(t)), "display_name": row.task_display_name },
+        "task": { "name": row.task_id.map(|t| Kind::Task.name(&row.project_id, t)), "display_name": row.task_display_name },
         "state": job.state().as_str_name().trim_start_matches("JOB_STATE_"),
         "error": row.error,
         "snapshot": row.snapshot,
@@ -309,8 +254,11 @@ async fn send_email(state: &State, to: &str, row: &Row, body: &serde_json::Value
         return Err(Error::Unavailable("email: no SMTP server configured (smtp_url)".into()));
     };
     let state_name = body["state"].as_str().unwrap_or("FINISHED");
-    let mut text =
-        format!("Job {} of task {} ended {state_name}.\n\n", Kind::Job.name(row.id), row.task_display_name);
+    let mut text = format!(
+        "Job {} of task {} ended {state_name}.\n\n",
+        Kind::Job.name(&row.project_id, row.id),
+        row.task_display_name
+    );
     if !row.error.is_empty() {
         text.push_str(&format!("Error: {}\n", row.error));
     }

@@ -100,13 +100,7 @@ pub async fn expire_leases(state: &State) -> Result<usize> {
         ids.push(row.id);
     }
     // Unanswered connection tests.
-    let stale: Vec<uuid::Uuid> = sqlx::query_scalar(
-        "SELECT id FROM jobs WHERE state = 'QUEUED' AND type = 'TEST_CONNECTION' AND create_time < $1
-         FOR UPDATE SKIP LOCKED",
-    )
-    .bind(now - TEST_CONNECTION_EXPIRY)
-    .fetch_all(&mut *tx)
-    .await?;
+    let stale = rows::claim_stale_tests(&mut tx, now - TEST_CONNECTION_EXPIRY).await?;
     for id in stale {
         rows::finish(
             &mut tx,
@@ -136,13 +130,13 @@ pub async fn expire_leases(state: &State) -> Result<usize> {
 pub async fn enforce_timeouts(state: &State) -> Result<()> {
     let now = state.clock.now();
     let mut conn = state.pool.acquire().await?;
-    for (id, ms) in rows::overdue(&mut conn, now).await? {
+    for rows::Overdue { project_id, id, timeout_ms: ms } in rows::overdue(&mut conn, now).await? {
         let reason = format!(
             "timed out after {}",
             humantime::format_duration(Duration::from_millis(ms.max(0) as u64))
         );
         let mut tx = state.pool.begin().await?;
-        if let Some(row) = rows::get_for_update(&mut tx, id).await?
+        if let Some(row) = rows::get_for_update(&mut tx, &project_id, id).await?
             && row.state == "RUNNING"
             && parse_type(&row.r#type) != TaskType::Unspecified
         {
@@ -199,8 +193,7 @@ async fn gauges(state: &State) -> Result<()> {
         };
         metrics::gauge!("cairn_scheduler_queue_depth", "reason" => reason).set(n as f64);
     }
-    let active: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'RUNNING'").fetch_one(&mut *conn).await?;
+    let active = rows::running_count(&mut conn).await?;
     metrics::gauge!("cairn_scheduler_active_leases").set(active as f64);
     Ok(())
 }

@@ -23,7 +23,7 @@ use crate::{
     State,
     domain::{job::parse_state, recurrence},
     error::{Error, Result},
-    events,
+    events, resolve,
     store::{self, schedules as rows},
 };
 
@@ -49,13 +49,13 @@ pub fn jitter(spec: &Schedule) -> std::time::Duration {
 
 fn to_proto(r: &rows::Row) -> Result<Schedule> {
     let mut s: Schedule = store::decode(&r.spec)?;
-    s.name = Kind::Schedule.name(r.id);
+    s.name = Kind::Schedule.name(&r.project_id, r.id);
     s.display_name = r.display_name.clone();
-    s.task = Kind::Task.name(r.task_id);
+    s.task = Kind::Task.name(&r.project_id, r.task_id);
     s.enabled = Some(r.enabled);
     s.journalised = r.journalised;
     s.next_run_time = if r.enabled { opt_timestamp(r.next_run_time) } else { None };
-    s.last_job = r.last_job_id.map(|id| Kind::Job.name(id)).unwrap_or_default();
+    s.last_job = r.last_job_id.map(|id| Kind::Job.name(&r.project_id, id)).unwrap_or_default();
     s.last_job_state = r.last_job_state.as_deref().map(parse_state).unwrap_or_default() as i32;
     s.missed_runs = r.missed_runs;
     s.normalized_recurrence = recurrence::parse(s.recurrence.as_ref(), "recurrence")
@@ -152,36 +152,31 @@ pub async fn create(state: &State, req: CreateScheduleRequest) -> Result<Schedul
                 .map_err(|_| Error::invalid("request_id", format!("{raw:?} is not a UUID")))?,
         ),
     };
+    let project = resolve::parent(&req.parent)?;
     let s = req.schedule.ok_or_else(|| Error::invalid("schedule", "is required"))?;
     if let Some(rid) = rid {
         let mut conn = state.pool.acquire().await?;
-        if let Some(row) = rows::by_request_id(&mut conn, rid).await? {
+        if let Some(row) = rows::by_request_id(&mut conn, &project, rid).await? {
             return to_proto(&row);
         }
     }
     let now = state.clock.now();
     let (maths, anchor) = validate(&s, now)?;
-    if s.task.trim().is_empty() {
-        return Err(Error::invalid("schedule.task", "is required"));
-    }
-    names::parse_reference(Kind::Task, &s.task)
-        .map_err(|e| Error::invalid("schedule.task", e.to_string()))?;
-    let plan =
-        state.catalog.plan_fresh(&s.task).await?.ok_or_else(|| {
-            Error::invalid("schedule.task", format!("task {:?} does not exist", s.task.trim()))
-        })?;
+    let plan = resolve::task_plan(state, "schedule.task", &project, &s.task).await?;
     let id = Uuid::now_v7();
     let enabled = s.enabled.unwrap_or(true);
     let (next_fire, next_run_time) = next_from(id, &maths, anchor, now, jitter(&s));
     let stored = inputs(&s);
     if req.validate_only {
         let mut out = stored;
-        out.task = Kind::Task.name(plan.id);
+        out.name = Kind::Schedule.name(&project, Uuid::nil());
+        out.task = Kind::Task.name(&project, plan.id);
         out.enabled = Some(enabled);
         out.next_run_time = if enabled { opt_timestamp(next_run_time) } else { None };
         return Ok(out);
     }
     let w = rows::Write {
+        project_id: &project,
         id,
         display_name: &s.display_name,
         task_id: plan.id,
@@ -201,7 +196,7 @@ pub async fn create(state: &State, req: CreateScheduleRequest) -> Result<Schedul
             if db::constraint(&e).as_deref() == Some("schedules_request_id_key") {
                 drop(tx);
                 let mut conn = state.pool.acquire().await?;
-                let row = rows::by_request_id(&mut conn, rid.unwrap_or_default()).await?;
+                let row = rows::by_request_id(&mut conn, &project, rid.unwrap_or_default()).await?;
                 return row
                     .as_ref()
                     .map(to_proto)
@@ -213,31 +208,23 @@ pub async fn create(state: &State, req: CreateScheduleRequest) -> Result<Schedul
         Err(e) => return Err(e),
     }
     events::notify(&mut tx, events::SCHEDULES, "").await?;
-    let row =
-        rows::find(&mut tx, &Reference::Id(id)).await?.ok_or_else(|| Error::Internal("vanished".into()))?;
+    let row = rows::find(&mut tx, &project, &Reference::Id(id))
+        .await?
+        .ok_or_else(|| Error::Internal("vanished".into()))?;
     tx.commit().await?;
     tracing::info!(schedule.id = %id, task.id = %plan.id, next = ?next_run_time, "schedule created");
     to_proto(&row)
 }
 
-/// Resolves a schedule reference to its id.
-pub async fn schedule_id(state: &State, field: &str, raw: &str) -> Result<Uuid> {
-    let r = names::parse_reference(Kind::Schedule, raw).map_err(|e| Error::invalid(field, e.to_string()))?;
-    match r {
-        Reference::Id(id) => Ok(id),
-        Reference::DisplayName(_) => {
-            let mut conn = state.pool.acquire().await?;
-            rows::find(&mut conn, &r)
-                .await?
-                .map(|row| row.id)
-                .ok_or_else(|| Error::NotFound(format!("schedule {:?}", raw.trim())))
-        }
-    }
+async fn find(conn: &mut sqlx::PgConnection, field: &str, raw: &str) -> Result<rows::Row> {
+    let (project, r) = resolve::full(Kind::Schedule, field, raw)?;
+    rows::find(conn, &project, &r).await?.ok_or_else(|| Error::NotFound(format!("schedule {:?}", raw.trim())))
 }
 
-async fn find(conn: &mut sqlx::PgConnection, field: &str, raw: &str) -> Result<rows::Row> {
-    let r = names::parse_reference(Kind::Schedule, raw).map_err(|e| Error::invalid(field, e.to_string()))?;
-    rows::find(conn, &r).await?.ok_or_else(|| Error::NotFound(format!("schedule {:?}", raw.trim())))
+async fn reread(conn: &mut sqlx::PgConnection, row: &rows::Row) -> Result<rows::Row> {
+    rows::find(conn, &row.project_id, &Reference::Id(row.id))
+        .await?
+        .ok_or_else(|| Error::Internal("vanished".into()))
 }
 
 /// GetSchedule.
@@ -249,15 +236,16 @@ pub async fn get(state: &State, name: &str) -> Result<Schedule> {
 /// ListSchedules.
 pub async fn list(state: &State, req: ListSchedulesRequest) -> Result<ListSchedulesResponse> {
     let size = pagination::page_size(req.page_size)?;
+    let project = resolve::list_parent(&req.parent)?;
     let filter = rows::Filter {
-        task_id: crate::jobs::task_id(state, "task", &req.task).await?,
-        connector_id: crate::jobs::connector_id(state, "connector", &req.connector).await?,
+        task_id: resolve::task_id(state, "task", project.as_ref(), &req.task).await?,
+        connector_id: resolve::connector_id(state, "connector", project.as_ref(), &req.connector).await?,
         enabled: req.enabled,
     };
-    let fp = pagination::fingerprint(&filter);
+    let fp = pagination::fingerprint(&(&filter, &project));
     let after: Option<Uuid> = pagination::decode(&req.page_token, fp)?;
     let mut conn = state.pool.acquire().await?;
-    let mut page = rows::list(&mut conn, &filter, after, size + 1).await?;
+    let mut page = rows::list(&mut conn, project.as_ref(), &filter, after, size + 1).await?;
     let next = if page.len() as i64 > size {
         page.truncate(size as usize);
         page.last().map(|r| pagination::encode(&r.id, fp)).unwrap_or_default()
@@ -295,7 +283,7 @@ pub async fn update(state: &State, req: UpdateScheduleRequest) -> Result<Schedul
     let mut tx = state.pool.begin().await?;
     let row = find(&mut tx, "schedule.name", &patch.name).await?;
     rows::lock(&mut tx, row.id).await?;
-    store::check_etag(&patch.etag, row.version, &Kind::Schedule.name(row.id))?;
+    store::check_etag(&patch.etag, row.version, &Kind::Schedule.name(&row.project_id, row.id))?;
     let mut merged: Schedule = store::decode(&row.spec)?;
     for p in &paths {
         match p.split('.').next().unwrap_or_default() {
@@ -320,6 +308,7 @@ pub async fn update(state: &State, req: UpdateScheduleRequest) -> Result<Schedul
     };
     let stored = inputs(&merged);
     let w = rows::Write {
+        project_id: &row.project_id,
         id: row.id,
         display_name: &merged.display_name,
         task_id: row.task_id,
@@ -339,9 +328,7 @@ pub async fn update(state: &State, req: UpdateScheduleRequest) -> Result<Schedul
         other => other?,
     }
     events::notify(&mut tx, events::SCHEDULES, "").await?;
-    let row = rows::find(&mut tx, &Reference::Id(row.id))
-        .await?
-        .ok_or_else(|| Error::Internal("vanished".into()))?;
+    let row = reread(&mut tx, &row).await?;
     tx.commit().await?;
     to_proto(&row)
 }
@@ -351,8 +338,8 @@ pub async fn delete(state: &State, req: DeleteScheduleRequest) -> Result<()> {
     let mut tx = state.pool.begin().await?;
     let row = find(&mut tx, "name", &req.name).await?;
     rows::lock(&mut tx, row.id).await?;
-    store::check_etag(&req.etag, row.version, &Kind::Schedule.name(row.id))?;
-    rows::delete(&mut tx, row.id).await?;
+    store::check_etag(&req.etag, row.version, &Kind::Schedule.name(&row.project_id, row.id))?;
+    rows::delete(&mut tx, &row.project_id, row.id).await?;
     tx.commit().await?;
     tracing::info!(schedule.id = %row.id, "schedule deleted");
     Ok(())
@@ -386,9 +373,7 @@ async fn set_enabled(state: &State, name: &str, enabled: bool) -> Result<Schedul
         events::notify(&mut tx, events::SCHEDULES, "").await?;
         tracing::info!(schedule.id = %row.id, enabled, "schedule {}", if enabled { "resumed" } else { "paused" });
     }
-    let row = rows::find(&mut tx, &Reference::Id(row.id))
-        .await?
-        .ok_or_else(|| Error::Internal("vanished".into()))?;
+    let row = reread(&mut tx, &row).await?;
     tx.commit().await?;
     to_proto(&row)
 }

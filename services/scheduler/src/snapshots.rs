@@ -1,9 +1,10 @@
 //! The snapshot index: refreshed by every job that reads a store (the worker sends the full
 //! list, which replaces the store's entries, so a store changed by another tool converges on
 //! the next job), listed without opening stores, and the input of retention simulations.
+//! A job reports only stores of its own project; anything else is refused.
 
 use cairn_api::{
-    names::{self, Kind},
+    names::{self, Kind, ProjectId},
     v1::{
         ListSnapshotsRequest, ListSnapshotsResponse, RetentionDecision, SimulateRetentionRequest,
         SimulateRetentionResponse, Snapshot, StoreSnapshots, simulate_retention_request::Source,
@@ -21,34 +22,21 @@ use uuid::Uuid;
 use crate::{
     State,
     error::{Error, Result},
+    resolve,
+    store::snapshots::{self as rows, Cursor, Filter, Row},
 };
 
 /// The tag that names the task of a snapshot.
 pub const TASK_TAG: &str = "cairn-task=";
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct Row {
-    store_id: Uuid,
-    id: String,
-    task_id: Option<Uuid>,
-    time: DateTime<Utc>,
-    labels: Vec<String>,
-    paths: Vec<String>,
-    hostname: String,
-    parent: String,
-    total_files: i64,
-    total_bytes: i64,
-    bytes_added: i64,
-    job_id: Option<Uuid>,
-}
-
 fn to_proto(r: &Row) -> Snapshot {
+    let p = &r.project_id;
     Snapshot {
-        name: format!("connectors/{}/snapshots/{}", r.store_id, r.id),
+        name: format!("{}/snapshots/{}", Kind::Connector.name(p, r.store_id), r.id),
         id: r.id.clone(),
         short_id: r.id.chars().take(8).collect(),
-        store: Kind::Connector.name(r.store_id),
-        task: r.task_id.map(|t| Kind::Task.name(t)).unwrap_or_default(),
+        store: Kind::Connector.name(p, r.store_id),
+        task: r.task_id.map(|t| Kind::Task.name(p, t)).unwrap_or_default(),
         time: Some(to_timestamp(r.time)),
         labels: r.labels.clone(),
         paths: r.paths.clone(),
@@ -57,7 +45,7 @@ fn to_proto(r: &Row) -> Snapshot {
         total_files: r.total_files,
         total_bytes: r.total_bytes,
         bytes_added: r.bytes_added,
-        job: r.job_id.map(|j| Kind::Job.name(j)).unwrap_or_default(),
+        job: r.job_id.map(|j| Kind::Job.name(p, j)).unwrap_or_default(),
     }
 }
 
@@ -66,87 +54,59 @@ pub fn task_of(labels: &[String]) -> Option<Uuid> {
     labels.iter().find_map(|l| l.strip_prefix(TASK_TAG)).and_then(|id| Uuid::parse_str(id).ok())
 }
 
-/// Replaces the index of each store with the lists a job reported.
+/// The stores of a job's report, which must all be of the job's project; checked before the
+/// completion writes anything.
+pub fn stores_of(project: &ProjectId, lists: &[StoreSnapshots]) -> Result<Vec<Uuid>> {
+    lists
+        .iter()
+        .enumerate()
+        .map(|(i, list)| match names::parse_canonical(Kind::Connector, &list.store) {
+            Ok((p, id)) if p == *project => Ok(id),
+            Ok(_) => Err(Error::invalid(
+                format!("snapshot_index[{i}].store"),
+                format!("{:?} is not a store of the job's project", list.store),
+            )),
+            Err(e) => Err(Error::invalid(format!("snapshot_index[{i}].store"), e.to_string())),
+        })
+        .collect()
+}
+
+/// Replaces the index of each store with the lists a job of `project` reported.
 pub async fn refresh(
     conn: &mut PgConnection,
+    project: &ProjectId,
     lists: &[StoreSnapshots],
     job: Uuid,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    for list in lists {
-        let store = names::parse_id(Kind::Connector, &list.store)
-            .map_err(|e| Error::invalid("snapshot_index.store", e.to_string()))?;
+    let stores = stores_of(project, lists)?;
+    for (list, store) in lists.iter().zip(stores) {
         let ids: Vec<String> = list.snapshots.iter().map(|s| s.id.clone()).collect();
-        sqlx::query("DELETE FROM snapshots WHERE store_id = $1 AND NOT (id = ANY($2))")
-            .bind(store)
-            .bind(&ids)
-            .execute(&mut *conn)
-            .await?;
+        rows::delete_missing(conn, project, store, &ids).await?;
         for s in &list.snapshots {
-            let time = s.time.as_ref().and_then(from_timestamp).unwrap_or(now);
-            sqlx::query(
-                "INSERT INTO snapshots (store_id, id, task_id, time, labels, paths, hostname, parent, total_files,
-                                        total_bytes, bytes_added, job_id, seen_time)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-                 ON CONFLICT (store_id, id) DO UPDATE SET labels = EXCLUDED.labels, task_id = EXCLUDED.task_id,
-                     time = EXCLUDED.time, seen_time = EXCLUDED.seen_time,
-                     job_id = COALESCE(snapshots.job_id, EXCLUDED.job_id)",
-            )
-            .bind(store)
-            .bind(&s.id)
-            .bind(task_of(&s.labels))
-            .bind(time)
-            .bind(&s.labels)
-            .bind(&s.paths)
-            .bind(&s.hostname)
-            .bind(&s.parent)
-            .bind(s.total_files)
-            .bind(s.total_bytes)
-            .bind(s.bytes_added)
-            .bind(if s.job.is_empty() { None } else { names::parse_id(Kind::Job, &s.job).ok().or(Some(job)) })
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+            let row = Row {
+                project_id: project.clone(),
+                store_id: store,
+                id: s.id.clone(),
+                task_id: task_of(&s.labels),
+                time: s.time.as_ref().and_then(from_timestamp).unwrap_or(now),
+                labels: s.labels.clone(),
+                paths: s.paths.clone(),
+                hostname: s.hostname.clone(),
+                parent: s.parent.clone(),
+                total_files: s.total_files,
+                total_bytes: s.total_bytes,
+                bytes_added: s.bytes_added,
+                job_id: if s.job.is_empty() {
+                    None
+                } else {
+                    names::parse_canonical(Kind::Job, &s.job).ok().map(|(_, id)| id).or(Some(job))
+                },
+            };
+            rows::upsert(conn, &row, now).await?;
         }
     }
     Ok(())
-}
-
-#[derive(Debug, Default, Hash)]
-struct Filter {
-    store: Option<Uuid>,
-    task: Option<Uuid>,
-    labels: Vec<String>,
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
-}
-
-async fn query(
-    conn: &mut PgConnection,
-    f: &Filter,
-    before: Option<(DateTime<Utc>, Uuid, String)>,
-    limit: i64,
-) -> Result<Vec<Row>> {
-    Ok(sqlx::query_as(
-        "SELECT store_id, id, task_id, time, labels, paths, hostname, parent, total_files, total_bytes, bytes_added,
-                job_id
-         FROM snapshots
-         WHERE ($1::timestamptz IS NULL OR (time, store_id, id) < ($1, $2, $3))
-           AND ($4::uuid IS NULL OR store_id = $4) AND ($5::uuid IS NULL OR task_id = $5)
-           AND labels @> $6 AND ($7::timestamptz IS NULL OR time >= $7) AND ($8::timestamptz IS NULL OR time < $8)
-         ORDER BY time DESC, store_id DESC, id DESC LIMIT $9",
-    )
-    .bind(before.as_ref().map(|b| b.0))
-    .bind(before.as_ref().map(|b| b.1))
-    .bind(before.as_ref().map(|b| b.2.clone()))
-    .bind(f.store)
-    .bind(f.task)
-    .bind(&f.labels)
-    .bind(f.from)
-    .bind(f.to)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?)
 }
 
 /// ListSnapshots.
@@ -162,18 +122,19 @@ pub async fn list(state: &State, req: ListSnapshotsRequest) -> Result<ListSnapsh
     };
     let from = ts(&req.time_from, "time_from", &mut v);
     let to = ts(&req.time_to, "time_to", &mut v);
+    let project = resolve::list_parent(&req.parent)?;
     v.check()?;
     let filter = Filter {
-        store: crate::jobs::connector_id(state, "store", &req.store).await?,
-        task: crate::jobs::task_id(state, "task", &req.task).await?,
+        store: resolve::connector_id(state, "store", project.as_ref(), &req.store).await?,
+        task: resolve::task_id(state, "task", project.as_ref(), &req.task).await?,
         labels: req.labels.clone(),
         from,
         to,
     };
-    let fp = pagination::fingerprint(&filter);
-    let before: Option<(DateTime<Utc>, Uuid, String)> = pagination::decode(&req.page_token, fp)?;
+    let fp = pagination::fingerprint(&(&filter, &project));
+    let before: Option<Cursor> = pagination::decode(&req.page_token, fp)?;
     let mut conn = state.pool.acquire().await?;
-    let mut page = query(&mut conn, &filter, before, size + 1).await?;
+    let mut page = rows::list(&mut conn, project.as_ref(), &filter, before.as_ref(), size + 1).await?;
     let next = if page.len() as i64 > size {
         page.truncate(size as usize);
         page.last().map(|r| pagination::encode(&(r.time, r.store_id, r.id.clone()), fp)).unwrap_or_default()
@@ -221,14 +182,15 @@ pub async fn simulate(state: &State, req: SimulateRetentionRequest) -> Result<Si
             if stored.task.trim().is_empty() {
                 return Err(Error::invalid("stored.task", "is required"));
             }
-            let store = crate::jobs::connector_id(state, "stored.store", &stored.store).await?;
-            let task = crate::jobs::task_id(state, "stored.task", &stored.task).await?;
+            let (project, _) = resolve::full(Kind::Connector, "stored.store", &stored.store)?;
+            let store = resolve::connector_id(state, "stored.store", Some(&project), &stored.store).await?;
+            let task = resolve::task_id(state, "stored.task", Some(&project), &stored.task).await?;
             let filter = Filter { store, task, ..Default::default() };
             let mut conn = state.pool.acquire().await?;
             let mut out = Vec::new();
-            let mut before = None;
+            let mut before: Option<Cursor> = None;
             loop {
-                let page = query(&mut conn, &filter, before.clone(), 1000).await?;
+                let page = rows::list(&mut conn, Some(&project), &filter, before.as_ref(), 1000).await?;
                 let Some(last) = page.last() else { break };
                 before = Some((last.time, last.store_id, last.id.clone()));
                 out.extend(page.iter().map(|r| cairn_retention::Snapshot {

@@ -65,7 +65,9 @@ async fn every_listed_metric_is_on_the_endpoint() {
     }
     r.schedules()
         .await
-        .pause_schedule(cairn_api::v1::PauseScheduleRequest { name: "often".into() })
+        .pause_schedule(cairn_api::v1::PauseScheduleRequest {
+            name: "projects/default/schedules/often".into(),
+        })
         .await
         .unwrap();
     let body = cairn_testkit::eventually(Duration::from_secs(30), "every metric", || async {

@@ -105,7 +105,7 @@ async fn the_index_lists_and_simulates_a_store_without_opening_it() {
     let store = s.store("nas", 4).await;
     let task =
         s.backup("b", "nas", cairn_api::v1::OverlapPolicy::Skip, |t| t.labels = vec!["web".into()]).await;
-    let task_id = &task.name["tasks/".len()..];
+    let task_id = task.name.rsplit('/').next().unwrap();
     let mut w = Worker::new(&r, "w", &[]).await;
     run(&r, "b").await;
     let l = w.acquire(1, std::time::Duration::from_secs(5)).await.remove(0);
@@ -135,7 +135,11 @@ async fn the_index_lists_and_simulates_a_store_without_opening_it() {
         .unwrap();
     let mut jobs = r.jobs().await;
     let all = jobs
-        .list_snapshots(cairn_api::v1::ListSnapshotsRequest { store: "nas".into(), ..Default::default() })
+        .list_snapshots(cairn_api::v1::ListSnapshotsRequest {
+            parent: "projects/default".into(),
+            store: "nas".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -148,6 +152,7 @@ async fn the_index_lists_and_simulates_a_store_without_opening_it() {
     assert_eq!(all[1].task, task.name);
     let web = jobs
         .list_snapshots(cairn_api::v1::ListSnapshotsRequest {
+            parent: "projects/default".into(),
             labels: vec!["web".into()],
             task: "b".into(),
             ..Default::default()
@@ -161,7 +166,10 @@ async fn the_index_lists_and_simulates_a_store_without_opening_it() {
         .simulate_retention(SimulateRetentionRequest {
             policy: Some(cairn_api::v1::RetentionPolicy { keep_last: 1, ..Default::default() }),
             source: Some(cairn_api::v1::simulate_retention_request::Source::Stored(
-                cairn_api::v1::StoredSnapshots { store: "nas".into(), task: "b".into() },
+                cairn_api::v1::StoredSnapshots {
+                    store: "projects/default/connectors/nas".into(),
+                    task: "b".into(),
+                },
             )),
         })
         .await
@@ -187,6 +195,7 @@ async fn the_index_lists_and_simulates_a_store_without_opening_it() {
         .unwrap();
     let left = jobs
         .list_snapshots(cairn_api::v1::ListSnapshotsRequest {
+            parent: "projects/default".into(),
             store: store.name.clone(),
             ..Default::default()
         })

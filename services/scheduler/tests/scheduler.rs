@@ -124,7 +124,11 @@ async fn schedules_crud_filters_pause_resume() {
     assert_eq!(from_timestamp(made.next_run_time.as_ref().unwrap()), Some(t("2030-01-07T17:00:00Z")));
     assert_eq!(made.normalized_recurrence, "Mon..Fri *-*-* 18:00:00");
     let mut client = r.schedules().await;
-    let got = client.get_schedule(GetScheduleRequest { name: "weekdays".into() }).await.unwrap().into_inner();
+    let got = client
+        .get_schedule(GetScheduleRequest { name: "projects/default/schedules/weekdays".into() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(got.name, made.name);
     schedule(
         &r,
@@ -137,37 +141,59 @@ async fn schedules_crud_filters_pause_resume() {
     )
     .await;
     let by_task = client
-        .list_schedules(ListSchedulesRequest { task: "nightly".into(), ..Default::default() })
+        .list_schedules(ListSchedulesRequest {
+            parent: "projects/default".into(),
+            task: "nightly".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(by_task.schedules.len(), 1);
     let by_connector = client
-        .list_schedules(ListSchedulesRequest { connector: "nas".into(), ..Default::default() })
+        .list_schedules(ListSchedulesRequest {
+            parent: "projects/default".into(),
+            connector: "nas".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(by_connector.schedules.len(), 2);
     let by_source = client
-        .list_schedules(ListSchedulesRequest { connector: "other-src".into(), ..Default::default() })
+        .list_schedules(ListSchedulesRequest {
+            parent: "projects/default".into(),
+            connector: "other-src".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(by_source.schedules.len(), 1);
     // Pause hides the next run; resume picks the next future occurrence.
-    let paused =
-        client.pause_schedule(PauseScheduleRequest { name: "weekdays".into() }).await.unwrap().into_inner();
+    let paused = client
+        .pause_schedule(PauseScheduleRequest { name: "projects/default/schedules/weekdays".into() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(paused.enabled, Some(false));
     assert!(paused.next_run_time.is_none());
     let enabled_only = client
-        .list_schedules(ListSchedulesRequest { enabled: Some(true), ..Default::default() })
+        .list_schedules(ListSchedulesRequest {
+            parent: "projects/default".into(),
+            enabled: Some(true),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(enabled_only.schedules.len(), 1);
     clock.set(t("2030-01-08T18:30:00Z"));
-    let resumed =
-        client.resume_schedule(ResumeScheduleRequest { name: "weekdays".into() }).await.unwrap().into_inner();
+    let resumed = client
+        .resume_schedule(ResumeScheduleRequest { name: "projects/default/schedules/weekdays".into() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(from_timestamp(resumed.next_run_time.as_ref().unwrap()), Some(t("2030-01-09T17:00:00Z")));
     // Update recomputes from now; etags guard concurrent edits; task/enabled are not updatable.
     let mask =
@@ -175,7 +201,7 @@ async fn schedules_crud_filters_pause_resume() {
     let updated = client
         .update_schedule(UpdateScheduleRequest {
             schedule: Some(Schedule {
-                name: "weekdays".into(),
+                name: "projects/default/schedules/weekdays".into(),
                 recurrence: calendar("Sun 03:00"),
                 etag: resumed.etag.clone(),
                 ..Default::default()
@@ -189,7 +215,7 @@ async fn schedules_crud_filters_pause_resume() {
     let err = client
         .update_schedule(UpdateScheduleRequest {
             schedule: Some(Schedule {
-                name: "weekdays".into(),
+                name: "projects/default/schedules/weekdays".into(),
                 description: "x".into(),
                 etag: resumed.etag,
                 ..Default::default()
@@ -202,7 +228,10 @@ async fn schedules_crud_filters_pause_resume() {
     for field in ["task", "enabled", "next_run_time"] {
         let err = client
             .update_schedule(UpdateScheduleRequest {
-                schedule: Some(Schedule { name: "weekdays".into(), ..Default::default() }),
+                schedule: Some(Schedule {
+                    name: "projects/default/schedules/weekdays".into(),
+                    ..Default::default()
+                }),
                 update_mask: mask(&[field]),
             })
             .await
@@ -280,6 +309,7 @@ async fn schedules_crud_filters_pause_resume() {
     ] {
         let err = client
             .create_schedule(cairn_api::v1::CreateScheduleRequest {
+                parent: "projects/default".into(),
                 schedule: Some(sched),
                 ..Default::default()
             })
@@ -290,13 +320,17 @@ async fn schedules_crud_filters_pause_resume() {
     assert_eq!(count(&s.pool, "SELECT count(*) FROM scheduler.schedules").await, before);
     client
         .delete_schedule(cairn_api::v1::DeleteScheduleRequest {
-            name: "weekdays".into(),
+            name: "projects/default/schedules/weekdays".into(),
             ..Default::default()
         })
         .await
         .unwrap();
     assert_eq!(
-        client.get_schedule(GetScheduleRequest { name: "weekdays".into() }).await.unwrap_err().code(),
+        client
+            .get_schedule(GetScheduleRequest { name: "projects/default/schedules/weekdays".into() })
+            .await
+            .unwrap_err()
+            .code(),
         Code::NotFound
     );
     r.stop().await;
@@ -331,7 +365,14 @@ async fn jitter_is_shown_and_applied() {
     );
     clock.set(next);
     let job = eventually("the jittered job", || async {
-        let jobs = r.jobs().await.list_jobs(ListJobsRequest::default()).await.unwrap().into_inner().jobs;
+        let jobs = r
+            .jobs()
+            .await
+            .list_jobs(ListJobsRequest { parent: "projects/default".into(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .jobs;
         jobs.into_iter().next()
     })
     .await;
@@ -493,7 +534,9 @@ async fn downtime_catches_up_journalised_and_skips_others() {
     let get = |n: &str| {
         let mut c = client.clone();
         let n = n.to_owned();
-        async move { c.get_schedule(GetScheduleRequest { name: n }).await.unwrap().into_inner() }
+        async move {
+            c.get_schedule(GetScheduleRequest { name: full("schedules", &n) }).await.unwrap().into_inner()
+        }
     };
     let ij = get("int-j").await;
     let inn = get("int-n").await;
@@ -505,7 +548,11 @@ async fn downtime_catches_up_journalised_and_skips_others() {
     let skipped = r
         .jobs()
         .await
-        .list_jobs(ListJobsRequest { states: vec![JobState::Skipped as i32], ..Default::default() })
+        .list_jobs(ListJobsRequest {
+            parent: "projects/default".into(),
+            states: vec![JobState::Skipped as i32],
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -518,7 +565,10 @@ async fn downtime_catches_up_journalised_and_skips_others() {
         (n == 2).then_some(())
     })
     .await;
-    client.pause_schedule(PauseScheduleRequest { name: "cal-j".into() }).await.unwrap();
+    client
+        .pause_schedule(PauseScheduleRequest { name: "projects/default/schedules/cal-j".into() })
+        .await
+        .unwrap();
     r.stop().await;
 }
 
@@ -678,7 +728,7 @@ async fn cancel_queued_and_running_jobs() {
         jobs.cancel_job(CancelJobRequest { name: ok.name.clone(), ..Default::default() }).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     let err = jobs
-        .cancel_job(CancelJobRequest { name: "jobs/nope".into(), ..Default::default() })
+        .cancel_job(CancelJobRequest { name: "projects/default/jobs/nope".into(), ..Default::default() })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -912,7 +962,7 @@ async fn run_task_never_moves_the_next_scheduled_run() {
     let after = r
         .schedules()
         .await
-        .get_schedule(GetScheduleRequest { name: "daily".into() })
+        .get_schedule(GetScheduleRequest { name: "projects/default/schedules/daily".into() })
         .await
         .unwrap()
         .into_inner();
@@ -987,7 +1037,7 @@ async fn deleted_tasks_stop_firing() {
     // The catalog cannot reach this scheduler (tests give it none): firing must notice.
     s.catalog
         .clone()
-        .delete_task(DeleteTaskRequest { name: "doomed".into(), ..Default::default() })
+        .delete_task(DeleteTaskRequest { name: "projects/default/tasks/doomed".into(), ..Default::default() })
         .await
         .unwrap();
     clock.set(t("2030-01-07T11:00:00Z"));
@@ -1063,16 +1113,16 @@ async fn concurrent_leasing_never_exceeds_store_limits_or_serial_tasks() {
     // has no row to lock for it: serial exclusivity must not lean on store locks.
     sqlx::query(
         "INSERT INTO scheduler.jobs (id, task_id, type, trigger, connector_ids, store_ids, serial, selector, state,
-                                     scheduled_time, run_after, create_time, max_attempts)
+                                     scheduled_time, run_after, create_time, max_attempts, project_id)
          SELECT gen_random_uuid(), $1, 'BACKUP', 'MANUAL', ARRAY[$2::uuid], ARRAY[$2::uuid], true, '{}', 'QUEUED',
-                now(), now(), now(), 1 FROM generate_series(1, 20)",
+                now(), now(), now(), 1, 'default' FROM generate_series(1, 20)",
     )
-    .bind(uuid::Uuid::parse_str(&serial.name["tasks/".len()..]).unwrap())
-    .bind(uuid::Uuid::parse_str(&wide.name["connectors/".len()..]).unwrap())
+    .bind(uuid::Uuid::parse_str(serial.name.rsplit('/').next().unwrap()).unwrap())
+    .bind(uuid::Uuid::parse_str(wide.name.rsplit('/').next().unwrap()).unwrap())
     .execute(&s.pool)
     .await
     .unwrap();
-    let tight = uuid::Uuid::parse_str(&store.name["connectors/".len()..]).unwrap();
+    let tight = uuid::Uuid::parse_str(store.name.rsplit('/').next().unwrap()).unwrap();
     let mut handles = Vec::new();
     for i in 0..8 {
         let mut w = Worker::new(&r, &format!("w{i}"), &[]).await;

@@ -30,6 +30,10 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker_labels: Option<String>,
+    /// Only jobs of these projects, e.g. `team-a,team-b` [default: every project].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_projects: Option<String>,
     /// Jobs run at once [default: 2].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

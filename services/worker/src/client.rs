@@ -19,6 +19,7 @@ pub trait LeaseClient: Send + Sync + 'static {
         &self,
         worker_id: &str,
         labels: &HashMap<String, String>,
+        projects: &[String],
         capacity: i32,
         wait: Duration,
     ) -> Result<Vec<Lease>, Status>;
@@ -62,6 +63,7 @@ impl LeaseClient for GrpcLeaseClient {
         &self,
         worker_id: &str,
         labels: &HashMap<String, String>,
+        projects: &[String],
         capacity: i32,
         wait: Duration,
     ) -> Result<Vec<Lease>, Status> {
@@ -70,6 +72,7 @@ impl LeaseClient for GrpcLeaseClient {
             labels: labels.clone(),
             capacity,
             wait: Some(to_duration(wait)),
+            projects: projects.to_vec(),
         });
         req.set_timeout(wait + Duration::from_secs(15));
         Ok(self.inner.clone().acquire_lease(req).await?.into_inner().leases)

@@ -19,6 +19,9 @@ pub struct Config {
     /// Placement labels, `key=value` pairs separated by commas (`CAIRN_WORKER_LABELS`).
     /// `host=<host name>` is added unless a `host` label is given.
     pub worker_labels: String,
+    /// Project ids whose jobs this worker runs, separated by commas (`CAIRN_WORKER_PROJECTS`);
+    /// empty = every project.
+    pub worker_projects: String,
     /// Jobs run at once.
     pub capacity: u32,
     /// At shutdown, how long running jobs may finish before they are cancelled (seconds).
@@ -43,6 +46,7 @@ impl Default for Config {
             scheduler_url: "http://127.0.0.1:50052".into(),
             worker_id: String::new(),
             worker_labels: String::new(),
+            worker_projects: String::new(),
             capacity: 2,
             grace_period_secs: 30,
             poll_wait_secs: 20,
@@ -113,6 +117,19 @@ impl Config {
         Ok(l)
     }
 
+    /// The projects served (empty = all); errors name `worker_projects`.
+    pub fn projects(&self) -> Result<Vec<String>, ConfigError> {
+        let mut out: Vec<String> = Vec::new();
+        for p in self.worker_projects.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let id = cairn_api::names::ProjectId::parse(p)
+                .map_err(|e| ConfigError::invalid("worker_projects", format!("{p:?}: {e}")))?;
+            if !out.iter().any(|o| o == id.as_str()) {
+                out.push(id.as_str().to_owned());
+            }
+        }
+        Ok(out)
+    }
+
     /// Grace period at shutdown.
     pub fn grace_period(&self) -> Duration {
         Duration::from_secs(self.grace_period_secs)
@@ -131,6 +148,7 @@ impl Config {
         if self.worker_id.len() > 128 {
             return Err(ConfigError::invalid("worker_id", "is longer than 128 characters"));
         }
+        self.projects()?;
         self.labels().map(|_| ())
     }
 }
@@ -150,6 +168,17 @@ mod tests {
         for bad in ["zone", "a=b=c", "=x", "a=b,a=c", "k=v w"] {
             let c = Config { worker_labels: bad.into(), ..Config::default() };
             assert!(c.validate().unwrap_err().to_string().contains("worker_labels"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn projects_parse() {
+        let c = Config { worker_projects: " team-a, default ,team-a".into(), ..Config::default() };
+        assert_eq!(c.projects().unwrap(), ["team-a", "default"]);
+        assert!(Config::default().projects().unwrap().is_empty());
+        for bad in ["Team", "a_b", "team-a,-"] {
+            let c = Config { worker_projects: bad.into(), ..Config::default() };
+            assert!(c.validate().unwrap_err().to_string().contains("worker_projects"), "{bad}");
         }
     }
 }

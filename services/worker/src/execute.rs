@@ -79,7 +79,8 @@ pub fn execute(
     }
     let resolved = lease.task.as_ref().ok_or_else(|| Invalid("the lease carries no task".into()))?;
     let task = resolved.task.as_ref().ok_or_else(|| Invalid("the lease carries no task".into()))?;
-    let task_id = names::parse_id(Kind::Task, &task.name).map_err(|e| Invalid(format!("task name: {e}")))?;
+    let (_, task_id) =
+        names::parse_canonical(Kind::Task, &task.name).map_err(|e| Invalid(format!("task name: {e}")))?;
     let concurrency = usize::try_from(task.concurrency).unwrap_or(0);
     let mut done = Done::default();
     let mut stats = JobStats::default();

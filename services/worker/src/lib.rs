@@ -38,6 +38,7 @@ pub async fn run_with(
     config.validate()?;
     let id = config.id();
     let labels = config.labels()?;
+    let projects = config.projects()?;
     let capacity = config.capacity as usize;
     for name in ["cairn_worker_bytes_processed_total", "cairn_worker_bytes_added_total"] {
         metrics::counter!(name).increment(0);
@@ -45,7 +46,7 @@ pub async fn run_with(
     metrics::gauge!("cairn_worker_jobs_running").set(0.0);
     metrics::gauge!("cairn_worker_capacity").set(capacity as f64);
     let wait = Duration::from_secs(config.poll_wait_secs);
-    tracing::info!(worker = %id, ?labels, capacity, scheduler = %config.scheduler_url, "worker started");
+    tracing::info!(worker = %id, ?labels, ?projects, capacity, scheduler = %config.scheduler_url, "worker started");
     let stop_jobs = CancellationToken::new();
     let mut running: JoinSet<Ended> = JoinSet::new();
     let mut ended = Vec::new();
@@ -66,7 +67,7 @@ pub async fn run_with(
         }
         let got = tokio::select! {
             _ = shutdown.cancelled() => break,
-            r = client.acquire(&id, &labels, free as i32, wait) => r,
+            r = client.acquire(&id, &labels, &projects, free as i32, wait) => r,
         };
         match got {
             Ok(leases) => {

@@ -70,12 +70,17 @@ async fn the_binary_runs_jobs_and_serves_metrics() {
         },
     ] {
         catalog
-            .create_connector(CreateConnectorRequest { connector: Some(c), ..Default::default() })
+            .create_connector(CreateConnectorRequest {
+                parent: "projects/default".into(),
+                connector: Some(c),
+                ..Default::default()
+            })
             .await
             .unwrap();
     }
     catalog
         .create_task(CreateTaskRequest {
+            parent: "projects/default".into(),
             task: Some(Task {
                 display_name: "b".into(),
                 r#type: TaskType::Backup as i32,
@@ -88,8 +93,11 @@ async fn the_binary_runs_jobs_and_serves_metrics() {
         .await
         .unwrap();
     let mut jobs = JobServiceClient::connect(scheduler_url).await.unwrap();
-    let job =
-        jobs.run_task(RunTaskRequest { task: "b".into(), ..Default::default() }).await.unwrap().into_inner();
+    let job = jobs
+        .run_task(RunTaskRequest { task: "projects/default/tasks/b".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     cairn_testkit::eventually(Duration::from_secs(60), "the backup", || {
         let (mut jobs, name) = (jobs.clone(), job.name.clone());
         async move {

@@ -37,6 +37,7 @@ impl LeaseClient for Fake {
         &self,
         _: &str,
         _: &HashMap<String, String>,
+        _: &[String],
         capacity: i32,
         wait: Duration,
     ) -> Result<Vec<Lease>, Status> {
@@ -79,7 +80,7 @@ impl LeaseClient for Fake {
 fn store(path: &std::path::Path) -> ResolvedConnector {
     ResolvedConnector {
         connector: Some(Connector {
-            name: "connectors/0193f3a2-6b1c-7cc0-8a5e-3b0c1d2e3f41".into(),
+            name: "projects/default/connectors/0193f3a2-6b1c-7cc0-8a5e-3b0c1d2e3f41".into(),
             display_name: "nas".into(),
             config: Some(Cfg::LocalStore(LocalStore { path: path.display().to_string() })),
             create_if_missing: true,
@@ -94,7 +95,7 @@ fn lease(n: u32, task: Task, resolved: ResolvedTask) -> Lease {
         name: format!("leases/0193f3a2-6b1c-7cc0-8a5e-3b0c1d2e3f{n:02}"),
         generation: 1,
         job: Some(Job {
-            name: format!("jobs/0193f3a2-6b1c-7cc0-8a5e-3b0c1d2e3e{n:02}"),
+            name: format!("projects/default/jobs/0193f3a2-6b1c-7cc0-8a5e-3b0c1d2e3e{n:02}"),
             r#type: task.r#type,
             attempt: 1,
             max_attempts: 3,
@@ -108,7 +109,7 @@ fn lease(n: u32, task: Task, resolved: ResolvedTask) -> Lease {
 
 fn task(ty: TaskType) -> Task {
     Task {
-        name: "tasks/0193f3a2-6b1c-7cc0-8a5e-3b0c1d2e3f99".into(),
+        name: "projects/default/tasks/0193f3a2-6b1c-7cc0-8a5e-3b0c1d2e3f99".into(),
         display_name: "t".into(),
         r#type: ty as i32,
         ..Default::default()

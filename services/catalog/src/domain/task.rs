@@ -26,6 +26,8 @@ pub const DEFAULT_MAX_UNUSED_PERCENT: f64 = 5.0;
 /// What the catalog knows of a connector referenced by a task.
 #[derive(Debug, Clone)]
 pub struct ConnectorInfo {
+    /// Its project.
+    pub project: cairn_api::names::ProjectId,
     /// Its id.
     pub id: Uuid,
     /// Its display name.
@@ -184,7 +186,9 @@ pub fn normalize(t: &Task, slots: &Slots, stored: &BTreeSet<String>) -> Result<N
     {
         v.add(f("target_store"), "must differ from store: a SYNC copies from one store to another");
     }
-    let name_of = |s: &Slot| s.info().map(|i| format!("connectors/{}", i.id)).unwrap_or_default();
+    let name_of = |s: &Slot| {
+        s.info().map(|i| cairn_api::names::Kind::Connector.name(&i.project, i.id)).unwrap_or_default()
+    };
     out.source = name_of(&slots.source);
     out.store = name_of(&slots.store);
     out.destination = name_of(&slots.destination);
@@ -438,6 +442,7 @@ mod tests {
 
     fn info(name: &str, role: ConnectorRole, sel: &[(&str, &str)]) -> Slot {
         Slot::Found(ConnectorInfo {
+            project: cairn_api::names::ProjectId::default_project(),
             id: Uuid::now_v7(),
             display_name: name.into(),
             role,
@@ -464,7 +469,7 @@ mod tests {
         assert_eq!(n.task.max_attempts, DEFAULT_MAX_ATTEMPTS);
         assert_eq!(n.task.overlap_policy, OverlapPolicy::Skip as i32);
         assert_eq!(n.task.worker_selector.len(), 2);
-        assert!(n.task.source.starts_with("connectors/"));
+        assert!(n.task.source.starts_with("projects/default/connectors/"));
         assert!(
             matches!(n.task.options, Some(Options::Backup(ref b)) if b.mode == BackupMode::Incremental as i32)
         );

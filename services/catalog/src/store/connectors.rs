@@ -1,8 +1,9 @@
-//! `catalog.connectors`.
+//! `catalog.connectors`. Every statement but start-up re-sealing names the project, so a
+//! lookup can never find another project's connector.
 
 use std::collections::{BTreeSet, HashMap};
 
-use cairn_api::names::Reference;
+use cairn_api::names::{ProjectId, Reference};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, types::Json};
 use uuid::Uuid;
@@ -12,6 +13,8 @@ use crate::error::Result;
 /// A stored connector.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Row {
+    /// Project.
+    pub project_id: ProjectId,
     /// Id.
     pub id: Uuid,
     /// Display name.
@@ -43,12 +46,14 @@ impl Row {
     }
 }
 
-const COLUMNS: &str = "id, display_name, role, spec, worker_selector, secrets, secret_names, last_test, version, \
+const COLUMNS: &str = "project_id, id, display_name, role, spec, worker_selector, secrets, secret_names, last_test, version, \
                        create_time, update_time";
 
 /// What to write.
 #[derive(Debug)]
 pub struct Write<'a> {
+    /// Project.
+    pub project_id: &'a ProjectId,
     /// Id.
     pub id: Uuid,
     /// Display name.
@@ -70,8 +75,9 @@ pub struct Write<'a> {
 /// Inserts a connector.
 pub async fn insert(conn: &mut PgConnection, w: &Write<'_>, request_id: Option<Uuid>) -> Result<Row> {
     let sql = format!(
-        "INSERT INTO connectors (id, display_name, role, type, spec, worker_selector, secrets, secret_names, request_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+        "INSERT INTO connectors (id, display_name, role, type, spec, worker_selector, secrets, secret_names, request_id,
+                                 project_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(w.id)
@@ -83,6 +89,7 @@ pub async fn insert(conn: &mut PgConnection, w: &Write<'_>, request_id: Option<U
         .bind(&w.secrets)
         .bind(&w.secret_names)
         .bind(request_id)
+        .bind(w.project_id)
         .fetch_one(conn)
         .await?)
 }
@@ -92,7 +99,7 @@ pub async fn update(conn: &mut PgConnection, w: &Write<'_>) -> Result<Row> {
     let sql = format!(
         "UPDATE connectors SET display_name = $2, spec = $3, worker_selector = $4, secrets = $5, secret_names = $6,
                 version = version + 1, update_time = now()
-         WHERE id = $1 RETURNING {COLUMNS}"
+         WHERE id = $1 AND project_id = $7 RETURNING {COLUMNS}"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(w.id)
@@ -101,36 +108,48 @@ pub async fn update(conn: &mut PgConnection, w: &Write<'_>) -> Result<Row> {
         .bind(Json(w.worker_selector))
         .bind(&w.secrets)
         .bind(&w.secret_names)
+        .bind(w.project_id)
         .fetch_one(conn)
         .await?)
 }
 
-/// Finds a connector by id or display name; `lock` takes a row lock for an update.
-pub async fn find(conn: &mut PgConnection, r: &Reference, lock: bool) -> Result<Option<Row>> {
+/// Finds a connector of a project by id or display name; `lock` takes a row lock for an update.
+pub async fn find(
+    conn: &mut PgConnection,
+    project: &ProjectId,
+    r: &Reference,
+    lock: bool,
+) -> Result<Option<Row>> {
     let suffix = if lock { " FOR UPDATE" } else { "" };
     let q = match r {
         Reference::Id(id) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM connectors WHERE id = $1{suffix}"
+            "SELECT {COLUMNS} FROM connectors WHERE project_id = $1 AND id = $2{suffix}"
         )))
+        .bind(project)
         .bind(*id),
         Reference::DisplayName(n) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM connectors WHERE display_name = $1{suffix}"
+            "SELECT {COLUMNS} FROM connectors WHERE project_id = $1 AND display_name = $2{suffix}"
         )))
+        .bind(project)
         .bind(n.clone()),
     };
     Ok(q.fetch_optional(conn).await?)
 }
 
-/// Connectors by id (any order).
-pub async fn by_ids(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Row>> {
-    let sql = format!("SELECT {COLUMNS} FROM connectors WHERE id = ANY($1)");
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(ids).fetch_all(conn).await?)
+/// Connectors of a project by id (any order).
+pub async fn by_ids(conn: &mut PgConnection, project: &ProjectId, ids: &[Uuid]) -> Result<Vec<Row>> {
+    let sql = format!("SELECT {COLUMNS} FROM connectors WHERE project_id = $1 AND id = ANY($2)");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(project).bind(ids).fetch_all(conn).await?)
 }
 
-/// The connector created with a request id, if any.
-pub async fn by_request_id(conn: &mut PgConnection, request_id: Uuid) -> Result<Option<Row>> {
-    let sql = format!("SELECT {COLUMNS} FROM connectors WHERE request_id = $1");
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(request_id).fetch_optional(conn).await?)
+/// The connector a project created with a request id, if any.
+pub async fn by_request_id(
+    conn: &mut PgConnection,
+    project: &ProjectId,
+    request_id: Uuid,
+) -> Result<Option<Row>> {
+    let sql = format!("SELECT {COLUMNS} FROM connectors WHERE project_id = $1 AND request_id = $2");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(project).bind(request_id).fetch_optional(conn).await?)
 }
 
 /// List filters.
@@ -146,11 +165,18 @@ pub struct Filter {
     pub selector_value: Option<String>,
 }
 
-/// One page, by id (creation order).
-pub async fn list(conn: &mut PgConnection, f: &Filter, after: Option<Uuid>, limit: i64) -> Result<Vec<Row>> {
+/// One page, by id (creation order), of one project or (`None`) every project.
+pub async fn list(
+    conn: &mut PgConnection,
+    project: Option<&ProjectId>,
+    f: &Filter,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Row>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM connectors
          WHERE ($1::uuid IS NULL OR id > $1)
+           AND ($7::text IS NULL OR project_id = $7)
            AND ($2::text IS NULL OR role = $2)
            AND ($3::text IS NULL OR type = $3)
            AND ($4::text IS NULL OR worker_selector ? $4)
@@ -164,30 +190,53 @@ pub async fn list(conn: &mut PgConnection, f: &Filter, after: Option<Uuid>, limi
         .bind(&f.selector_key)
         .bind(&f.selector_value)
         .bind(limit)
+        .bind(project)
         .fetch_all(conn)
         .await?)
 }
 
-/// Tasks using a connector in any role: (id, display name).
-pub async fn tasks_using(conn: &mut PgConnection, id: Uuid) -> Result<Vec<(Uuid, String)>> {
+/// A task that uses a connector.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct User {
+    /// Task id.
+    pub id: Uuid,
+    /// Task display name.
+    pub display_name: String,
+}
+
+/// Tasks using a connector in any role (always of the connector's own project).
+pub async fn tasks_using(conn: &mut PgConnection, project: &ProjectId, id: Uuid) -> Result<Vec<User>> {
     Ok(sqlx::query_as(
         "SELECT id, display_name FROM tasks
-         WHERE source_id = $1 OR store_id = $1 OR destination_id = $1 OR target_store_id = $1
+         WHERE project_id = $1 AND (source_id = $2 OR store_id = $2 OR destination_id = $2 OR target_store_id = $2)
          ORDER BY display_name",
     )
+    .bind(project)
     .bind(id)
     .fetch_all(conn)
     .await?)
 }
 
 /// Deletes a connector.
-pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
-    Ok(sqlx::query("DELETE FROM connectors WHERE id = $1").bind(id).execute(conn).await?.rows_affected() == 1)
+pub async fn delete(conn: &mut PgConnection, project: &ProjectId, id: Uuid) -> Result<bool> {
+    Ok(sqlx::query("DELETE FROM connectors WHERE project_id = $1 AND id = $2")
+        .bind(project)
+        .bind(id)
+        .execute(conn)
+        .await?
+        .rows_affected()
+        == 1)
 }
 
 /// Records a connection test verdict.
-pub async fn set_last_test(conn: &mut PgConnection, id: Uuid, test: &serde_json::Value) -> Result<bool> {
-    Ok(sqlx::query("UPDATE connectors SET last_test = $2 WHERE id = $1")
+pub async fn set_last_test(
+    conn: &mut PgConnection,
+    project: &ProjectId,
+    id: Uuid,
+    test: &serde_json::Value,
+) -> Result<bool> {
+    Ok(sqlx::query("UPDATE connectors SET last_test = $3 WHERE project_id = $1 AND id = $2")
+        .bind(project)
         .bind(id)
         .bind(test)
         .execute(conn)

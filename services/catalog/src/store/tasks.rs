@@ -1,6 +1,8 @@
-//! `catalog.tasks`.
+//! `catalog.tasks`. Every statement but start-up re-sealing names the project; the
+//! connector columns are composite foreign keys on (project_id, id), so a task row can only
+//! point at connectors of its own project.
 
-use cairn_api::names::Reference;
+use cairn_api::names::{ProjectId, Reference};
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -10,6 +12,8 @@ use crate::error::Result;
 /// A stored task.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Row {
+    /// Project.
+    pub project_id: ProjectId,
     /// Id.
     pub id: Uuid,
     /// Display name.
@@ -46,12 +50,14 @@ impl Row {
     }
 }
 
-const COLUMNS: &str = "id, display_name, spec, source_id, store_id, destination_id, target_store_id, secrets, \
+const COLUMNS: &str = "project_id, id, display_name, spec, source_id, store_id, destination_id, target_store_id, secrets, \
                        secret_names, version, create_time, update_time";
 
 /// What to write.
 #[derive(Debug)]
 pub struct Write<'a> {
+    /// Project.
+    pub project_id: &'a ProjectId,
     /// Id.
     pub id: Uuid,
     /// Display name.
@@ -78,8 +84,8 @@ pub struct Write<'a> {
 pub async fn insert(conn: &mut PgConnection, w: &Write<'_>, request_id: Option<Uuid>) -> Result<Row> {
     let sql = format!(
         "INSERT INTO tasks (id, display_name, type, source_id, store_id, destination_id, target_store_id, spec,
-                            secrets, secret_names, request_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
+                            secrets, secret_names, request_id, project_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(w.id)
@@ -93,6 +99,7 @@ pub async fn insert(conn: &mut PgConnection, w: &Write<'_>, request_id: Option<U
         .bind(&w.secrets)
         .bind(&w.secret_names)
         .bind(request_id)
+        .bind(w.project_id)
         .fetch_one(conn)
         .await?)
 }
@@ -103,7 +110,7 @@ pub async fn update(conn: &mut PgConnection, w: &Write<'_>) -> Result<Row> {
         "UPDATE tasks SET display_name = $2, source_id = $3, store_id = $4, destination_id = $5,
                 target_store_id = $6, spec = $7, secrets = $8, secret_names = $9,
                 version = version + 1, update_time = now()
-         WHERE id = $1 RETURNING {COLUMNS}"
+         WHERE id = $1 AND project_id = $10 RETURNING {COLUMNS}"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(w.id)
@@ -115,39 +122,52 @@ pub async fn update(conn: &mut PgConnection, w: &Write<'_>) -> Result<Row> {
         .bind(&w.spec)
         .bind(&w.secrets)
         .bind(&w.secret_names)
+        .bind(w.project_id)
         .fetch_one(conn)
         .await?)
 }
 
-/// Finds a task by id or display name; `lock` takes a row lock.
-pub async fn find(conn: &mut PgConnection, r: &Reference, lock: bool) -> Result<Option<Row>> {
+/// Finds a task of a project by id or display name; `lock` takes a row lock.
+pub async fn find(
+    conn: &mut PgConnection,
+    project: &ProjectId,
+    r: &Reference,
+    lock: bool,
+) -> Result<Option<Row>> {
     let suffix = if lock { " FOR UPDATE" } else { "" };
     let q = match r {
-        Reference::Id(id) => {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM tasks WHERE id = $1{suffix}")))
-                .bind(*id)
-        }
-        Reference::DisplayName(n) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM tasks WHERE display_name = $1{suffix}"
+        Reference::Id(id) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM tasks WHERE project_id = $1 AND id = $2{suffix}"
         )))
+        .bind(project)
+        .bind(*id),
+        Reference::DisplayName(n) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM tasks WHERE project_id = $1 AND display_name = $2{suffix}"
+        )))
+        .bind(project)
         .bind(n.clone()),
     };
     Ok(q.fetch_optional(conn).await?)
 }
 
-/// The task created with a request id, if any.
-pub async fn by_request_id(conn: &mut PgConnection, request_id: Uuid) -> Result<Option<Row>> {
-    let sql = format!("SELECT {COLUMNS} FROM tasks WHERE request_id = $1");
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(request_id).fetch_optional(conn).await?)
+/// The task a project created with a request id, if any.
+pub async fn by_request_id(
+    conn: &mut PgConnection,
+    project: &ProjectId,
+    request_id: Uuid,
+) -> Result<Option<Row>> {
+    let sql = format!("SELECT {COLUMNS} FROM tasks WHERE project_id = $1 AND request_id = $2");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(project).bind(request_id).fetch_optional(conn).await?)
 }
 
 /// Tasks using a connector (full rows), for re-checking selectors.
-pub async fn using_connector(conn: &mut PgConnection, id: Uuid) -> Result<Vec<Row>> {
+pub async fn using_connector(conn: &mut PgConnection, project: &ProjectId, id: Uuid) -> Result<Vec<Row>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM tasks
-         WHERE source_id = $1 OR store_id = $1 OR destination_id = $1 OR target_store_id = $1 ORDER BY id"
+         WHERE project_id = $1 AND (source_id = $2 OR store_id = $2 OR destination_id = $2 OR target_store_id = $2)
+         ORDER BY id"
     );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_all(conn).await?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(project).bind(id).fetch_all(conn).await?)
 }
 
 /// List filters.
@@ -159,11 +179,18 @@ pub struct Filter {
     pub type_name: Option<String>,
 }
 
-/// One page, by id.
-pub async fn list(conn: &mut PgConnection, f: &Filter, after: Option<Uuid>, limit: i64) -> Result<Vec<Row>> {
+/// One page, by id, of one project or (`None`) every project.
+pub async fn list(
+    conn: &mut PgConnection,
+    project: Option<&ProjectId>,
+    f: &Filter,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Row>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM tasks
          WHERE ($1::uuid IS NULL OR id > $1)
+           AND ($5::text IS NULL OR project_id = $5)
            AND ($2::uuid IS NULL OR source_id = $2 OR store_id = $2 OR destination_id = $2 OR target_store_id = $2)
            AND ($3::text IS NULL OR type = $3)
          ORDER BY id LIMIT $4"
@@ -173,19 +200,44 @@ pub async fn list(conn: &mut PgConnection, f: &Filter, after: Option<Uuid>, limi
         .bind(f.connector)
         .bind(&f.type_name)
         .bind(limit)
+        .bind(project)
         .fetch_all(conn)
         .await?)
 }
 
-/// Tasks by id or display name (for the scheduler), any order.
-pub async fn by_refs(conn: &mut PgConnection, ids: &[Uuid], names: &[String]) -> Result<Vec<Row>> {
-    let sql = format!("SELECT {COLUMNS} FROM tasks WHERE id = ANY($1) OR display_name = ANY($2)");
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(ids).bind(names).fetch_all(conn).await?)
+/// Tasks by (project, id) or (project, display name), for the scheduler; any order. Each
+/// reference is matched only within its own project.
+pub async fn by_refs(
+    conn: &mut PgConnection,
+    ids: &[(ProjectId, Uuid)],
+    names: &[(ProjectId, String)],
+) -> Result<Vec<Row>> {
+    let (id_projects, ids): (Vec<&ProjectId>, Vec<Uuid>) = ids.iter().map(|(p, id)| (p, *id)).unzip();
+    let (name_projects, names): (Vec<&ProjectId>, Vec<&str>) =
+        names.iter().map(|(p, n)| (p, n.as_str())).unzip();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM tasks
+         WHERE (project_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))
+            OR (project_id, display_name) IN (SELECT * FROM unnest($3::text[], $4::text[]))"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id_projects)
+        .bind(ids)
+        .bind(name_projects)
+        .bind(names)
+        .fetch_all(conn)
+        .await?)
 }
 
 /// Deletes a task.
-pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
-    Ok(sqlx::query("DELETE FROM tasks WHERE id = $1").bind(id).execute(conn).await?.rows_affected() == 1)
+pub async fn delete(conn: &mut PgConnection, project: &ProjectId, id: Uuid) -> Result<bool> {
+    Ok(sqlx::query("DELETE FROM tasks WHERE project_id = $1 AND id = $2")
+        .bind(project)
+        .bind(id)
+        .execute(conn)
+        .await?
+        .rows_affected()
+        == 1)
 }
 
 /// Rows with sealed secrets (for re-sealing after rotation).

@@ -1,9 +1,13 @@
 //! `cairn connector ...`.
 
-use cairn_api::v1::{
-    CommandSource, ConnectionTest, Connector, ConnectorRole, CreateConnectorRequest, DeleteConnectorRequest,
-    GetConnectorRequest, ListConnectorsRequest, LocalPathDestination, LocalPathSource, LocalStore, RestStore,
-    S3Store, SftpStore, TestConnectorRequest, UpdateConnectorRequest, connector::Config,
+use cairn_api::{
+    names::Kind,
+    v1::{
+        CommandSource, ConnectionTest, Connector, ConnectorRole, CreateConnectorRequest,
+        DeleteConnectorRequest, GetConnectorRequest, ListConnectorsRequest, LocalPathDestination,
+        LocalPathSource, LocalStore, RestStore, S3Store, SftpStore, TestConnectorRequest,
+        UpdateConnectorRequest, connector::Config,
+    },
 };
 
 use super::{pairs, pb_duration, read_secret};
@@ -20,7 +24,11 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ConnectorCmd) -> Result {
             let connector = build(create)?;
             let made = c
                 .catalog()
-                .create_connector(CreateConnectorRequest { connector: Some(connector), ..Default::default() })
+                .create_connector(CreateConnectorRequest {
+                    parent: c.parent(),
+                    connector: Some(connector),
+                    ..Default::default()
+                })
                 .await
                 .map_err(c.catalog_err())?
                 .into_inner();
@@ -31,6 +39,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ConnectorCmd) -> Result {
                 let page = c
                     .catalog()
                     .list_connectors(ListConnectorsRequest {
+                        parent: c.parent(),
                         page_size: 1000,
                         page_token,
                         role: match args.role {
@@ -71,7 +80,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ConnectorCmd) -> Result {
         ConnectorCmd::Get(n) => {
             let x = c
                 .catalog()
-                .get_connector(GetConnectorRequest { name: n.name })
+                .get_connector(GetConnectorRequest { name: c.name(Kind::Connector, &n.name) })
                 .await
                 .map_err(c.catalog_err())?
                 .into_inner();
@@ -80,7 +89,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ConnectorCmd) -> Result {
         ConnectorCmd::Update(u) => {
             let current = c
                 .catalog()
-                .get_connector(GetConnectorRequest { name: u.name.clone() })
+                .get_connector(GetConnectorRequest { name: c.name(Kind::Connector, &u.name) })
                 .await
                 .map_err(c.catalog_err())?
                 .into_inner();
@@ -161,7 +170,10 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ConnectorCmd) -> Result {
         }
         ConnectorCmd::Delete(n) => {
             c.catalog()
-                .delete_connector(DeleteConnectorRequest { name: n.name.clone(), etag: String::new() })
+                .delete_connector(DeleteConnectorRequest {
+                    name: c.name(Kind::Connector, &n.name),
+                    etag: String::new(),
+                })
                 .await
                 .map_err(c.catalog_err())?;
             p.deleted(&format!("Deleted connector {}.", n.name));
@@ -170,7 +182,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ConnectorCmd) -> Result {
             let v = c
                 .catalog()
                 .test_connector(TestConnectorRequest {
-                    name: t.name.clone(),
+                    name: c.name(Kind::Connector, &t.name),
                     timeout: Some(pb_duration(t.timeout)),
                 })
                 .await

@@ -15,6 +15,7 @@ pub async fn run(c: &Clients, p: &Printer, a: ForecastArgs) -> Result {
     let resp = c
         .schedules()
         .forecast(ForecastRequest {
+            parent: if a.all_projects { "projects/-".into() } else { c.parent() },
             from: a.from.as_deref().map(|s| rfc3339(s, "--from")).transpose()?,
             horizon: Some(pb_duration(a.horizon)),
             time_zone: a.tz.clone().unwrap_or_default(),

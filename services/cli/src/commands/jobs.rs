@@ -18,6 +18,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: JobCmd) -> Result {
     match cmd {
         JobCmd::List(a) => {
             let mut req = ListJobsRequest {
+                parent: if a.all_projects { "projects/-".into() } else { c.parent() },
                 page_size: a.limit.clamp(1, 1000) as i32,
                 task: a.task.unwrap_or_default(),
                 schedule: a.schedule.unwrap_or_default(),
@@ -63,7 +64,10 @@ pub async fn run(c: &Clients, p: &Printer, cmd: JobCmd) -> Result {
         JobCmd::Show(a) => {
             let j = c
                 .jobs()
-                .get_job(GetJobRequest { name: a.id, view: JobView::Full as i32 })
+                .get_job(GetJobRequest {
+                    name: c.name(cairn_api::names::Kind::Job, &a.id),
+                    view: JobView::Full as i32,
+                })
                 .await
                 .map_err(c.scheduler_err())?
                 .into_inner();
@@ -88,7 +92,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: JobCmd) -> Result {
                 let page = c
                     .jobs()
                     .list_job_logs(ListJobLogsRequest {
-                        name: a.id.clone(),
+                        name: c.name(cairn_api::names::Kind::Job, &a.id),
                         after_seq: after,
                         page_size: 5000,
                     })
@@ -111,7 +115,10 @@ pub async fn run(c: &Clients, p: &Printer, cmd: JobCmd) -> Result {
         JobCmd::Cancel(a) => {
             let j = c
                 .jobs()
-                .cancel_job(CancelJobRequest { name: a.id, reason: a.reason })
+                .cancel_job(CancelJobRequest {
+                    name: c.name(cairn_api::names::Kind::Job, &a.id),
+                    reason: a.reason,
+                })
                 .await
                 .map_err(c.scheduler_err())?
                 .into_inner();

@@ -3,6 +3,7 @@
 mod connectors;
 mod forecast;
 mod jobs;
+mod projects;
 mod retention;
 mod schedules;
 mod snapshots;
@@ -22,8 +23,9 @@ use crate::{
 /// Runs a parsed command line; returns the exit code.
 pub async fn run(cli: Cli) -> Result {
     let p = Printer::new(cli.output, cli.no_color);
-    let c = Clients::new(&cli.catalog_url, &cli.scheduler_url)?;
+    let c = Clients::new(&cli.catalog_url, &cli.scheduler_url, &cli.project)?;
     match cli.command {
+        Command::Project(cmd) => projects::run(&c, &p, cmd).await,
         Command::Connector(cmd) => connectors::run(&c, &p, cmd).await,
         Command::Task(cmd) => tasks::run(&c, &p, cmd).await,
         Command::Schedule(cmd) => schedules::run(&c, &p, cmd).await,

@@ -17,7 +17,9 @@ pub async fn run(c: &Clients, p: &Printer, cmd: RetentionCmd) -> Result {
     let policy = super::tasks::retention(&a.policy)?
         .ok_or_else(|| CliError::Usage("give at least one --keep-* flag".into()))?;
     let source = match (a.store, a.task, a.snapshots) {
-        (Some(store), Some(task), None) => Source::Stored(StoredSnapshots { store, task }),
+        (Some(store), Some(task), None) => {
+            Source::Stored(StoredSnapshots { store: c.name(cairn_api::names::Kind::Connector, &store), task })
+        }
         (None, None, Some(file)) => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| CliError::Usage(format!("--snapshots: cannot read {}: {e}", file.display())))?;

@@ -1,9 +1,12 @@
 //! `cairn schedule ...`.
 
-use cairn_api::v1::{
-    CreateScheduleRequest, DeleteScheduleRequest, GetScheduleRequest, Interval, ListSchedulesRequest,
-    PauseScheduleRequest, Preset, PreviewScheduleRequest, Recurrence, ResumeScheduleRequest, Schedule,
-    UpdateScheduleRequest, recurrence::Kind,
+use cairn_api::{
+    names::Kind as Name,
+    v1::{
+        CreateScheduleRequest, DeleteScheduleRequest, GetScheduleRequest, Interval, ListSchedulesRequest,
+        PauseScheduleRequest, Preset, PreviewScheduleRequest, Recurrence, ResumeScheduleRequest, Schedule,
+        UpdateScheduleRequest, recurrence::Kind,
+    },
 };
 
 use super::{pb_duration, rfc3339};
@@ -34,7 +37,11 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ScheduleCmd) -> Result {
             };
             let made = c
                 .schedules()
-                .create_schedule(CreateScheduleRequest { schedule: Some(s), ..Default::default() })
+                .create_schedule(CreateScheduleRequest {
+                    parent: c.parent(),
+                    schedule: Some(s),
+                    ..Default::default()
+                })
                 .await
                 .map_err(c.scheduler_err())?
                 .into_inner();
@@ -45,6 +52,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ScheduleCmd) -> Result {
                 let page = c
                     .schedules()
                     .list_schedules(ListSchedulesRequest {
+                        parent: c.parent(),
                         page_size: 1000,
                         page_token,
                         task: args.task.clone().unwrap_or_default(),
@@ -94,14 +102,14 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ScheduleCmd) -> Result {
         ScheduleCmd::Get(n) => {
             let s = c
                 .schedules()
-                .get_schedule(GetScheduleRequest { name: n.name })
+                .get_schedule(GetScheduleRequest { name: c.name(Name::Schedule, &n.name) })
                 .await
                 .map_err(c.scheduler_err())?
                 .into_inner();
             show(p, &s, "");
         }
         ScheduleCmd::Update(u) => {
-            let mut patch = Schedule { name: u.name.clone(), ..Default::default() };
+            let mut patch = Schedule { name: c.name(Name::Schedule, &u.name), ..Default::default() };
             let mut paths = Vec::new();
             if let Some(r) = recurrence(&u.recurrence)? {
                 patch.recurrence = Some(r);
@@ -148,7 +156,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ScheduleCmd) -> Result {
         ScheduleCmd::Pause(n) => {
             let s = c
                 .schedules()
-                .pause_schedule(PauseScheduleRequest { name: n.name })
+                .pause_schedule(PauseScheduleRequest { name: c.name(Name::Schedule, &n.name) })
                 .await
                 .map_err(c.scheduler_err())?
                 .into_inner();
@@ -157,7 +165,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ScheduleCmd) -> Result {
         ScheduleCmd::Resume(n) => {
             let s = c
                 .schedules()
-                .resume_schedule(ResumeScheduleRequest { name: n.name })
+                .resume_schedule(ResumeScheduleRequest { name: c.name(Name::Schedule, &n.name) })
                 .await
                 .map_err(c.scheduler_err())?
                 .into_inner();
@@ -165,7 +173,10 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ScheduleCmd) -> Result {
         }
         ScheduleCmd::Delete(n) => {
             c.schedules()
-                .delete_schedule(DeleteScheduleRequest { name: n.name.clone(), etag: String::new() })
+                .delete_schedule(DeleteScheduleRequest {
+                    name: c.name(Name::Schedule, &n.name),
+                    etag: String::new(),
+                })
                 .await
                 .map_err(c.scheduler_err())?;
             p.deleted(&format!("Deleted schedule {} (its jobs stay in history).", n.name));
@@ -217,7 +228,11 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ScheduleCmd) -> Result {
 async fn task_names(c: &Clients) -> Result<std::collections::HashMap<String, String>> {
     let list = c
         .catalog()
-        .list_tasks(cairn_api::v1::ListTasksRequest { page_size: 1000, ..Default::default() })
+        .list_tasks(cairn_api::v1::ListTasksRequest {
+            parent: c.parent(),
+            page_size: 1000,
+            ..Default::default()
+        })
         .await
         .map_err(c.catalog_err())?
         .into_inner();

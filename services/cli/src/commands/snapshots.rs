@@ -13,6 +13,7 @@ use crate::{
 pub async fn run(c: &Clients, p: &Printer, cmd: SnapshotCmd) -> Result {
     let SnapshotCmd::List(a) = cmd;
     let mut req = ListSnapshotsRequest {
+        parent: c.parent(),
         page_size: a.limit.clamp(1, 1000) as i32,
         store: a.store.unwrap_or_default(),
         task: a.task.unwrap_or_default(),

@@ -1,10 +1,13 @@
 //! `cairn task ...` and `cairn run`.
 
-use cairn_api::v1::{
-    BackupMode, BackupOptions, CheckOptions, CreateTaskRequest, DeleteTaskRequest, GetTaskRequest, LabelSet,
-    ListTasksRequest, Notification, NotificationMode, OverlapPolicy, OverwritePolicy, PruneOptions,
-    RestoreOptions, RetentionPolicy, RunTaskRequest, SyncOptions, Task, TaskType, UpdateTaskRequest,
-    WebhookChannel, task::Options,
+use cairn_api::{
+    names::Kind,
+    v1::{
+        BackupMode, BackupOptions, CheckOptions, CreateTaskRequest, DeleteTaskRequest, GetTaskRequest,
+        LabelSet, ListTasksRequest, Notification, NotificationMode, OverlapPolicy, OverwritePolicy,
+        PruneOptions, RestoreOptions, RetentionPolicy, RunTaskRequest, SyncOptions, Task, TaskType,
+        UpdateTaskRequest, WebhookChannel, task::Options,
+    },
 };
 
 use super::pb_duration;
@@ -22,7 +25,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: TaskCmd) -> Result {
             let task = build(create)?;
             let made = c
                 .catalog()
-                .create_task(CreateTaskRequest { task: Some(task), ..Default::default() })
+                .create_task(CreateTaskRequest { parent: c.parent(), task: Some(task), ..Default::default() })
                 .await
                 .map_err(c.catalog_err())?
                 .into_inner();
@@ -33,6 +36,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: TaskCmd) -> Result {
                 let page = c
                     .catalog()
                     .list_tasks(ListTasksRequest {
+                        parent: c.parent(),
                         page_size: 1000,
                         page_token,
                         connector: args.connector.clone().unwrap_or_default(),
@@ -78,7 +82,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: TaskCmd) -> Result {
         TaskCmd::Get(n) => {
             let x = c
                 .catalog()
-                .get_task(GetTaskRequest { name: n.name })
+                .get_task(GetTaskRequest { name: c.name(Kind::Task, &n.name) })
                 .await
                 .map_err(c.catalog_err())?
                 .into_inner();
@@ -87,7 +91,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: TaskCmd) -> Result {
         TaskCmd::Update(u) => {
             let current = c
                 .catalog()
-                .get_task(GetTaskRequest { name: u.name.clone() })
+                .get_task(GetTaskRequest { name: c.name(Kind::Task, &u.name) })
                 .await
                 .map_err(c.catalog_err())?
                 .into_inner();
@@ -163,7 +167,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: TaskCmd) -> Result {
         }
         TaskCmd::Delete(n) => {
             c.catalog()
-                .delete_task(DeleteTaskRequest { name: n.name.clone(), etag: String::new() })
+                .delete_task(DeleteTaskRequest { name: c.name(Kind::Task, &n.name), etag: String::new() })
                 .await
                 .map_err(c.catalog_err())?;
             p.deleted(&format!("Deleted task {} and its schedules (its jobs stay in history).", n.name));
@@ -176,7 +180,11 @@ pub async fn run(c: &Clients, p: &Printer, cmd: TaskCmd) -> Result {
 async fn connector_names(c: &Clients) -> Result<std::collections::HashMap<String, String>> {
     let list = c
         .catalog()
-        .list_connectors(cairn_api::v1::ListConnectorsRequest { page_size: 1000, ..Default::default() })
+        .list_connectors(cairn_api::v1::ListConnectorsRequest {
+            parent: c.parent(),
+            page_size: 1000,
+            ..Default::default()
+        })
         .await
         .map_err(c.catalog_err())?
         .into_inner();
@@ -187,7 +195,7 @@ async fn connector_names(c: &Clients) -> Result<std::collections::HashMap<String
 pub async fn run_now(c: &Clients, p: &Printer, args: RunArgs) -> Result {
     let job = c
         .jobs()
-        .run_task(RunTaskRequest { task: args.task.clone(), request_id: String::new() })
+        .run_task(RunTaskRequest { task: c.name(Kind::Task, &args.task), request_id: String::new() })
         .await
         .map_err(c.scheduler_err())?
         .into_inner();

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use cairn_api::v1::{JobState, JobTrigger, OverlapPolicy, TaskType};
+use cairn_api::{
+    names::{Kind, ProjectId},
+    v1::{JobState, JobTrigger, OverlapPolicy, TaskType},
+};
 use uuid::Uuid;
 
 /// Stored name of a state.
@@ -95,8 +98,8 @@ pub enum Overlap {
 }
 
 /// Applies an overlap policy.
-pub fn overlap(policy: OverlapPolicy, active: &[Active]) -> Overlap {
-    let describe = |a: &Active| format!("jobs/{} is still {}", a.id, state_name(a.state));
+pub fn overlap(policy: OverlapPolicy, project: &ProjectId, active: &[Active]) -> Overlap {
+    let describe = |a: &Active| format!("{} is still {}", Kind::Job.name(project, a.id), state_name(a.state));
     match policy {
         OverlapPolicy::Allow => Overlap::Queue { serial: false, cancel: vec![] },
         OverlapPolicy::CancelRunning => {
@@ -147,24 +150,35 @@ mod tests {
     fn overlap_policies() {
         let running = Active { id: Uuid::now_v7(), state: JobState::Running };
         let queued = Active { id: Uuid::now_v7(), state: JobState::Queued };
-        assert_eq!(overlap(OverlapPolicy::Skip, &[]), Overlap::Queue { serial: true, cancel: vec![] });
+        assert_eq!(
+            overlap(OverlapPolicy::Skip, &ProjectId::default_project(), &[]),
+            Overlap::Queue { serial: true, cancel: vec![] }
+        );
         assert!(
-            matches!(overlap(OverlapPolicy::Skip, std::slice::from_ref(&running)), Overlap::Skip(r) if r.contains("RUNNING"))
+            matches!(overlap(OverlapPolicy::Skip, &ProjectId::default_project(), std::slice::from_ref(&running)), Overlap::Skip(r) if r.contains("RUNNING"))
         );
         assert_eq!(
-            overlap(OverlapPolicy::QueueOne, std::slice::from_ref(&running)),
+            overlap(OverlapPolicy::QueueOne, &ProjectId::default_project(), std::slice::from_ref(&running)),
             Overlap::Queue { serial: true, cancel: vec![] }
         );
         assert!(matches!(
-            overlap(OverlapPolicy::QueueOne, &[running.clone(), queued.clone()]),
+            overlap(
+                OverlapPolicy::QueueOne,
+                &ProjectId::default_project(),
+                &[running.clone(), queued.clone()]
+            ),
             Overlap::Skip(_)
         ));
         assert_eq!(
-            overlap(OverlapPolicy::Allow, std::slice::from_ref(&running)),
+            overlap(OverlapPolicy::Allow, &ProjectId::default_project(), std::slice::from_ref(&running)),
             Overlap::Queue { serial: false, cancel: vec![] }
         );
         assert_eq!(
-            overlap(OverlapPolicy::CancelRunning, &[running.clone(), queued.clone()]),
+            overlap(
+                OverlapPolicy::CancelRunning,
+                &ProjectId::default_project(),
+                &[running.clone(), queued.clone()]
+            ),
             Overlap::Queue { serial: true, cancel: vec![running.id, queued.id] }
         );
     }

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use cairn_api::names::ProjectId;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, types::Json};
 use uuid::Uuid;
@@ -14,6 +15,7 @@ use crate::{domain::job::Active, error::Result};
 /// A stored job.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Row {
+    pub project_id: ProjectId,
     pub id: Uuid,
     pub task_id: Option<Uuid>,
     pub task_display_name: String,
@@ -58,15 +60,16 @@ pub struct Row {
 }
 
 /// Every column, for `RETURNING` and `SELECT`.
-pub const COLUMNS: &str = "id, task_id, task_display_name, type, schedule_id, occurrence, trigger, connector_ids,
+pub const COLUMNS: &str = "project_id, id, task_id, task_display_name, type, schedule_id, occurrence, trigger, connector_ids,
     store_ids, exclusive, serial, selector, test_connector_id, state, scheduled_time, run_after, create_time, start_time,
     end_time, attempt, max_attempts, initial_backoff_ms, max_backoff_ms, timeout_ms, worker, lease_id, lease_generation,
     lease_expire_time, cancel_requested, cancel_reason, timed_out, progress, snapshot, stats, error, wait_reason,
     missed_occurrences, connection_test, trace_parent, log_seq, notify";
 
 /// A job to record.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct New {
+    pub project_id: ProjectId,
     pub id: Uuid,
     pub task_id: Option<Uuid>,
     pub task_display_name: String,
@@ -101,9 +104,9 @@ pub async fn insert(conn: &mut PgConnection, j: &New) -> Result<Option<Uuid>> {
         "INSERT INTO jobs (id, task_id, task_display_name, type, schedule_id, occurrence, trigger, connector_ids,
                            store_ids, exclusive, serial, selector, test_connector_id, state, scheduled_time, run_after,
                            create_time, end_time, max_attempts, initial_backoff_ms, max_backoff_ms, timeout_ms, error,
-                           missed_occurrences, trace_parent, request_id, notify)
+                           missed_occurrences, trace_parent, request_id, notify, project_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18, $19, $20, $21,
-                 $22, $23, $24, $25, $26)
+                 $22, $23, $24, $25, $26, $27)
          ON CONFLICT (schedule_id, occurrence) WHERE occurrence IS NOT NULL DO NOTHING
          RETURNING id",
     )
@@ -133,6 +136,7 @@ pub async fn insert(conn: &mut PgConnection, j: &New) -> Result<Option<Uuid>> {
     .bind(&j.trace_parent)
     .bind(j.request_id)
     .bind(if j.notify.is_empty() { "NEVER" } else { &j.notify })
+    .bind(&j.project_id)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(id) = id
@@ -147,36 +151,55 @@ pub async fn insert(conn: &mut PgConnection, j: &New) -> Result<Option<Uuid>> {
     Ok(id)
 }
 
-/// A job by id.
-pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<Row>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM jobs WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+/// A job by id, in one project or (`None`, `projects/-`) any.
+pub async fn get(conn: &mut PgConnection, project: Option<&ProjectId>, id: Uuid) -> Result<Option<Row>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM jobs WHERE id = $1 AND ($2::text IS NULL OR project_id = $2)"
+    )))
+    .bind(id)
+    .bind(project)
+    .fetch_optional(conn)
+    .await?)
 }
 
-/// A job by id, row-locked.
-pub async fn get_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<Row>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM jobs WHERE id = $1 FOR UPDATE")))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+/// A job of a project by id, row-locked.
+pub async fn get_for_update(conn: &mut PgConnection, project: &ProjectId, id: Uuid) -> Result<Option<Row>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM jobs WHERE id = $1 AND project_id = $2 FOR UPDATE"
+    )))
+    .bind(id)
+    .bind(project)
+    .fetch_optional(conn)
+    .await?)
 }
 
-/// The job created with a request id.
-pub async fn by_request_id(conn: &mut PgConnection, request_id: Uuid) -> Result<Option<Row>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM jobs WHERE request_id = $1")))
-        .bind(request_id)
-        .fetch_optional(conn)
-        .await?)
+/// The job a project created with a request id.
+pub async fn by_request_id(
+    conn: &mut PgConnection,
+    project: &ProjectId,
+    request_id: Uuid,
+) -> Result<Option<Row>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM jobs WHERE request_id = $1 AND project_id = $2"
+    )))
+    .bind(request_id)
+    .bind(project)
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// Jobs of a task that are not finished, oldest first.
-pub async fn active_of_task(conn: &mut PgConnection, task_id: Uuid) -> Result<Vec<Active>> {
+pub async fn active_of_task(
+    conn: &mut PgConnection,
+    project: &ProjectId,
+    task_id: Uuid,
+) -> Result<Vec<Active>> {
     let rows: Vec<(Uuid, String)> = sqlx::query_as(
-        "SELECT id, state FROM jobs WHERE task_id = $1 AND state IN ('QUEUED', 'RUNNING') ORDER BY create_time, id",
+        "SELECT id, state FROM jobs WHERE task_id = $1 AND project_id = $2 AND state IN ('QUEUED', 'RUNNING')
+         ORDER BY create_time, id",
     )
     .bind(task_id)
+    .bind(project)
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|(id, s)| Active { id, state: crate::domain::job::parse_state(&s) }).collect())
@@ -195,9 +218,11 @@ pub struct Filter {
     pub to: Option<DateTime<Utc>>,
 }
 
-/// One page, newest first; `before` = the (create_time, id) of the last job of the previous page.
+/// One page of one project or (`None`) every project, newest first; `before` = the
+/// (create_time, id) of the last job of the previous page.
 pub async fn list(
     conn: &mut PgConnection,
+    project: Option<&ProjectId>,
     f: &Filter,
     before: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
@@ -213,6 +238,7 @@ pub async fn list(
            AND ($8::text IS NULL OR type = $8)
            AND ($9::timestamptz IS NULL OR create_time >= $9)
            AND ($10::timestamptz IS NULL OR create_time < $10)
+           AND ($12::text IS NULL OR project_id = $12)
          ORDER BY create_time DESC, id DESC LIMIT $11"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -227,23 +253,34 @@ pub async fn list(
         .bind(f.from)
         .bind(f.to)
         .bind(limit)
+        .bind(project)
         .fetch_all(conn)
         .await?)
 }
 
+/// A store's concurrency limit as the scheduler keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreRow {
+    pub project_id: ProjectId,
+    pub id: Uuid,
+    pub display_name: String,
+    pub max_concurrent_jobs: i32,
+}
+
 /// Upserts store limits (only rows whose values changed are touched).
-pub async fn upsert_stores(conn: &mut PgConnection, stores: &[(Uuid, String, i32)]) -> Result<()> {
-    for (id, name, max) in stores {
+pub async fn upsert_stores(conn: &mut PgConnection, stores: &[StoreRow]) -> Result<()> {
+    for s in stores {
         sqlx::query(
-            "INSERT INTO stores (id, display_name, max_concurrent_jobs) VALUES ($1, $2, $3)
+            "INSERT INTO stores (id, display_name, max_concurrent_jobs, project_id) VALUES ($1, $2, $3, $4)
              ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name,
                  max_concurrent_jobs = EXCLUDED.max_concurrent_jobs
              WHERE stores.display_name <> EXCLUDED.display_name
                 OR stores.max_concurrent_jobs <> EXCLUDED.max_concurrent_jobs",
         )
-        .bind(id)
-        .bind(name)
-        .bind(max)
+        .bind(s.id)
+        .bind(&s.display_name)
+        .bind(s.max_concurrent_jobs)
+        .bind(&s.project_id)
         .execute(&mut *conn)
         .await?;
     }
@@ -261,21 +298,25 @@ pub struct CandidateRow {
     pub wait_reason: String,
 }
 
-/// Queued, due jobs whose selector the labels satisfy, locked (others' locks skipped).
+/// Queued, due jobs whose selector the labels satisfy, of the worker's projects (empty = all),
+/// locked (others' locks skipped).
 pub async fn claim_candidates(
     conn: &mut PgConnection,
     labels: &HashMap<String, String>,
+    projects: &[ProjectId],
     now: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<CandidateRow>> {
     Ok(sqlx::query_as(
         "SELECT id, task_id, store_ids, exclusive, serial, wait_reason FROM jobs
          WHERE state = 'QUEUED' AND run_after <= $1 AND selector <@ $2
+           AND (cardinality($4::text[]) = 0 OR project_id = ANY($4))
          ORDER BY run_after, id LIMIT $3 FOR UPDATE SKIP LOCKED",
     )
     .bind(now)
     .bind(Json(labels))
     .bind(limit)
+    .bind(projects)
     .fetch_all(conn)
     .await?)
 }
@@ -525,16 +566,40 @@ pub async fn claim_expired(conn: &mut PgConnection, now: DateTime<Utc>, limit: i
     .await?)
 }
 
-/// Running jobs past their timeout that were not asked to stop yet: (id, timeout_ms).
-pub async fn overdue(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Vec<(Uuid, i64)>> {
+/// A running job past its timeout.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Overdue {
+    pub project_id: ProjectId,
+    pub id: Uuid,
+    pub timeout_ms: i64,
+}
+
+/// Running jobs past their timeout that were not asked to stop yet.
+pub async fn overdue(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Vec<Overdue>> {
     Ok(sqlx::query_as(
-        "SELECT id, timeout_ms FROM jobs
+        "SELECT project_id, id, timeout_ms FROM jobs
          WHERE state = 'RUNNING' AND timeout_ms IS NOT NULL AND NOT timed_out
            AND start_time + timeout_ms * interval '1 millisecond' < $1",
     )
     .bind(now)
     .fetch_all(conn)
     .await?)
+}
+
+/// Queued TEST_CONNECTION jobs created before `before` (nobody took them), locked.
+pub async fn claim_stale_tests(conn: &mut PgConnection, before: DateTime<Utc>) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE state = 'QUEUED' AND type = 'TEST_CONNECTION' AND create_time < $1
+         FOR UPDATE SKIP LOCKED",
+    )
+    .bind(before)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// The number of running jobs (active leases).
+pub async fn running_count(conn: &mut PgConnection) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'RUNNING'").fetch_one(conn).await?)
 }
 
 /// Deletes finished jobs (and their logs) that ended before `before`.
@@ -548,6 +613,23 @@ pub async fn purge(conn: &mut PgConnection, before: DateTime<Utc>, limit: i64) -
     .execute(conn)
     .await?
     .rows_affected())
+}
+
+/// The number of jobs of a project.
+pub async fn count_of_project(conn: &mut PgConnection, project: &ProjectId) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM jobs WHERE project_id = $1")
+        .bind(project)
+        .fetch_one(conn)
+        .await?)
+}
+
+/// Deletes a project's jobs (their logs, connectors and outbox rows go with them), its
+/// snapshot index and its store limits.
+pub async fn delete_of_project(conn: &mut PgConnection, project: &ProjectId) -> Result<u64> {
+    let n = sqlx::query("DELETE FROM jobs WHERE project_id = $1").bind(project).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM snapshots WHERE project_id = $1").bind(project).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM stores WHERE project_id = $1").bind(project).execute(&mut *conn).await?;
+    Ok(n.rows_affected())
 }
 
 /// Queue depth by wait reason (metrics).

@@ -4,7 +4,9 @@
 
 pub mod jobs;
 pub mod logs;
+pub mod notifications;
 pub mod schedules;
+pub mod snapshots;
 
 use crate::error::{Error, Result};
 

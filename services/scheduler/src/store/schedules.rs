@@ -1,6 +1,7 @@
-//! `scheduler.schedules`.
+//! `scheduler.schedules`. Lookups and lists name the project; only firing (which serves
+//! every project) reads across them.
 
-use cairn_api::names::Reference;
+use cairn_api::names::{ProjectId, Reference};
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -10,6 +11,8 @@ use crate::error::Result;
 /// A stored schedule.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Row {
+    /// Project.
+    pub project_id: ProjectId,
     /// Id.
     pub id: Uuid,
     /// Display name.
@@ -46,7 +49,7 @@ pub struct Row {
     pub update_time: DateTime<Utc>,
 }
 
-const SELECT: &str = "SELECT s.id, s.display_name, s.task_id, s.spec, s.enabled, s.journalised, s.anchor, s.next_fire,
+const SELECT: &str = "SELECT s.project_id, s.id, s.display_name, s.task_id, s.spec, s.enabled, s.journalised, s.anchor, s.next_fire,
         s.next_run_time, s.last_fire, s.missed_runs, s.last_job_id, j.state AS last_job_state, s.connector_ids,
         s.version, s.create_time, s.update_time
    FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job_id";
@@ -54,6 +57,8 @@ const SELECT: &str = "SELECT s.id, s.display_name, s.task_id, s.spec, s.enabled,
 /// Everything written on create or full update.
 #[derive(Debug)]
 pub struct Write<'a> {
+    /// Project.
+    pub project_id: &'a ProjectId,
     /// Id.
     pub id: Uuid,
     /// Display name.
@@ -82,8 +87,8 @@ pub struct Write<'a> {
 pub async fn insert(conn: &mut PgConnection, w: &Write<'_>, request_id: Option<Uuid>) -> Result<()> {
     sqlx::query(
         "INSERT INTO schedules (id, display_name, task_id, spec, enabled, journalised, anchor, next_fire, next_run_time,
-                                connector_ids, request_id, create_time, update_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+                                connector_ids, request_id, create_time, update_time, project_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)",
     )
     .bind(w.id)
     .bind(w.display_name)
@@ -97,6 +102,7 @@ pub async fn insert(conn: &mut PgConnection, w: &Write<'_>, request_id: Option<U
     .bind(w.connector_ids)
     .bind(request_id)
     .bind(w.now)
+    .bind(w.project_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -107,7 +113,7 @@ pub async fn update(conn: &mut PgConnection, w: &Write<'_>) -> Result<()> {
     sqlx::query(
         "UPDATE schedules SET display_name = $2, spec = $3, enabled = $4, journalised = $5, anchor = $6,
                 next_fire = $7, next_run_time = $8, version = version + 1, update_time = $9
-         WHERE id = $1",
+         WHERE id = $1 AND project_id = $10",
     )
     .bind(w.id)
     .bind(w.display_name)
@@ -118,20 +124,25 @@ pub async fn update(conn: &mut PgConnection, w: &Write<'_>) -> Result<()> {
     .bind(w.next_fire)
     .bind(w.next_run_time)
     .bind(w.now)
+    .bind(w.project_id)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Finds a schedule by id or display name.
-pub async fn find(conn: &mut PgConnection, r: &Reference) -> Result<Option<Row>> {
+/// Finds a schedule of a project by id or display name.
+pub async fn find(conn: &mut PgConnection, project: &ProjectId, r: &Reference) -> Result<Option<Row>> {
     let q = match r {
         Reference::Id(id) => {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE s.id = $1"))).bind(*id)
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE s.project_id = $1 AND s.id = $2")))
+                .bind(project)
+                .bind(*id)
         }
-        Reference::DisplayName(n) => {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE s.display_name = $1"))).bind(n.clone())
-        }
+        Reference::DisplayName(n) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{SELECT} WHERE s.project_id = $1 AND s.display_name = $2"
+        )))
+        .bind(project)
+        .bind(n.clone()),
     };
     Ok(q.fetch_optional(conn).await?)
 }
@@ -145,9 +156,14 @@ pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
         .is_some())
 }
 
-/// The schedule created with a request id.
-pub async fn by_request_id(conn: &mut PgConnection, request_id: Uuid) -> Result<Option<Row>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE s.request_id = $1")))
+/// The schedule a project created with a request id.
+pub async fn by_request_id(
+    conn: &mut PgConnection,
+    project: &ProjectId,
+    request_id: Uuid,
+) -> Result<Option<Row>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE s.project_id = $1 AND s.request_id = $2")))
+        .bind(project)
         .bind(request_id)
         .fetch_optional(conn)
         .await?)
@@ -164,11 +180,18 @@ pub struct Filter {
     pub enabled: Option<bool>,
 }
 
-/// One page, by id.
-pub async fn list(conn: &mut PgConnection, f: &Filter, after: Option<Uuid>, limit: i64) -> Result<Vec<Row>> {
+/// One page, by id, of one project or (`None`) every project.
+pub async fn list(
+    conn: &mut PgConnection,
+    project: Option<&ProjectId>,
+    f: &Filter,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Row>> {
     let sql = format!(
         "{SELECT} WHERE ($1::uuid IS NULL OR s.id > $1) AND ($2::uuid IS NULL OR s.task_id = $2)
            AND ($3::uuid IS NULL OR s.connector_ids @> ARRAY[$3]) AND ($4::boolean IS NULL OR s.enabled = $4)
+           AND ($6::text IS NULL OR s.project_id = $6)
          ORDER BY s.id LIMIT $5"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -177,26 +200,54 @@ pub async fn list(conn: &mut PgConnection, f: &Filter, after: Option<Uuid>, limi
         .bind(f.connector_id)
         .bind(f.enabled)
         .bind(limit)
+        .bind(project)
         .fetch_all(conn)
         .await?)
 }
 
-/// Enabled schedules (for forecasts).
-pub async fn enabled(conn: &mut PgConnection) -> Result<Vec<Row>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE s.enabled ORDER BY s.id")))
-        .fetch_all(conn)
-        .await?)
+/// Enabled schedules of one project or (`None`) every project (for forecasts).
+pub async fn enabled(conn: &mut PgConnection, project: Option<&ProjectId>) -> Result<Vec<Row>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE s.enabled AND ($1::text IS NULL OR s.project_id = $1) ORDER BY s.id"
+    )))
+    .bind(project)
+    .fetch_all(conn)
+    .await?)
 }
 
 /// Deletes a schedule.
-pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
-    Ok(sqlx::query("DELETE FROM schedules WHERE id = $1").bind(id).execute(conn).await?.rows_affected() == 1)
+pub async fn delete(conn: &mut PgConnection, project: &ProjectId, id: Uuid) -> Result<bool> {
+    Ok(sqlx::query("DELETE FROM schedules WHERE project_id = $1 AND id = $2")
+        .bind(project)
+        .bind(id)
+        .execute(conn)
+        .await?
+        .rows_affected()
+        == 1)
 }
 
 /// Deletes the schedules of a task.
-pub async fn delete_of_task(conn: &mut PgConnection, task_id: Uuid) -> Result<u64> {
-    Ok(sqlx::query("DELETE FROM schedules WHERE task_id = $1")
+pub async fn delete_of_task(conn: &mut PgConnection, project: &ProjectId, task_id: Uuid) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM schedules WHERE project_id = $1 AND task_id = $2")
+        .bind(project)
         .bind(task_id)
+        .execute(conn)
+        .await?
+        .rows_affected())
+}
+
+/// The number of schedules of a project.
+pub async fn count_of_project(conn: &mut PgConnection, project: &ProjectId) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM schedules WHERE project_id = $1")
+        .bind(project)
+        .fetch_one(conn)
+        .await?)
+}
+
+/// Deletes the schedules of a project.
+pub async fn delete_of_project(conn: &mut PgConnection, project: &ProjectId) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM schedules WHERE project_id = $1")
+        .bind(project)
         .execute(conn)
         .await?
         .rows_affected())
@@ -225,10 +276,14 @@ pub async fn set_enabled(
     Ok(())
 }
 
-/// Task ids of schedules due by `until` (read without locks, to prefetch task plans).
-pub async fn due_tasks(conn: &mut PgConnection, until: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>> {
-    Ok(sqlx::query_scalar(
-        "SELECT DISTINCT task_id FROM (SELECT task_id FROM schedules
+/// The tasks of schedules due by `until` (read without locks, to prefetch task plans).
+pub async fn due_tasks(
+    conn: &mut PgConnection,
+    until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(ProjectId, Uuid)>> {
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT project_id, task_id FROM (SELECT project_id, task_id FROM schedules
            WHERE enabled AND next_run_time <= $1 ORDER BY next_run_time LIMIT $2) d",
     )
     .bind(until)

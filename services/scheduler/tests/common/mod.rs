@@ -22,6 +22,14 @@ use tonic::transport::Channel;
 
 pub const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
+/// The project the helpers work in unless told otherwise.
+pub const DEFAULT: &str = "projects/default";
+
+/// A full name in the default project of what a test calls a resource (full names pass).
+pub fn full(collection: &str, raw: &str) -> String {
+    if raw.contains('/') { raw.to_owned() } else { format!("{DEFAULT}/{collection}/{raw}") }
+}
+
 pub struct Replica {
     pub url: String,
     pub shutdown: CancellationToken,
@@ -108,9 +116,31 @@ impl Stack {
     }
 
     pub async fn connector(&self, c: Connector) -> Connector {
+        self.connector_in(DEFAULT, c).await
+    }
+
+    pub async fn connector_in(&self, parent: &str, c: Connector) -> Connector {
         self.catalog
             .clone()
-            .create_connector(CreateConnectorRequest { connector: Some(c), ..Default::default() })
+            .create_connector(CreateConnectorRequest {
+                parent: parent.into(),
+                connector: Some(c),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// Creates a project.
+    pub async fn project(&self, id: &str) -> cairn_api::v1::Project {
+        self.catalog
+            .clone()
+            .create_project(cairn_api::v1::CreateProjectRequest {
+                project: Some(cairn_api::v1::Project { display_name: id.into(), ..Default::default() }),
+                project_id: id.into(),
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner()
@@ -141,9 +171,13 @@ impl Stack {
     }
 
     pub async fn task(&self, t: Task) -> Task {
+        self.task_in(DEFAULT, t).await
+    }
+
+    pub async fn task_in(&self, parent: &str, t: Task) -> Task {
         self.catalog
             .clone()
-            .create_task(CreateTaskRequest { task: Some(t), ..Default::default() })
+            .create_task(CreateTaskRequest { parent: parent.into(), task: Some(t), ..Default::default() })
             .await
             .unwrap()
             .into_inner()
@@ -187,9 +221,17 @@ pub fn interval(minutes: i32) -> Option<Recurrence> {
 }
 
 pub async fn schedule(r: &Replica, s: Schedule) -> Schedule {
+    schedule_in(r, DEFAULT, s).await
+}
+
+pub async fn schedule_in(r: &Replica, parent: &str, s: Schedule) -> Schedule {
     r.schedules()
         .await
-        .create_schedule(CreateScheduleRequest { schedule: Some(s), ..Default::default() })
+        .create_schedule(CreateScheduleRequest {
+            parent: parent.into(),
+            schedule: Some(s),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -198,20 +240,22 @@ pub async fn schedule(r: &Replica, s: Schedule) -> Schedule {
 pub async fn run(r: &Replica, task: &str) -> Job {
     r.jobs()
         .await
-        .run_task(RunTaskRequest { task: task.into(), ..Default::default() })
+        .run_task(RunTaskRequest { task: full("tasks", task), ..Default::default() })
         .await
         .unwrap()
         .into_inner()
 }
 
 pub async fn job(r: &Replica, name: &str) -> Job {
-    r.jobs().await.get_job(GetJobRequest { name: name.into(), view: 2 }).await.unwrap().into_inner()
+    r.jobs().await.get_job(GetJobRequest { name: full("jobs", name), view: 2 }).await.unwrap().into_inner()
 }
 
 /// A worker that does exactly what the test says, over the real LeaseService.
 pub struct Worker {
     pub id: String,
     pub labels: HashMap<String, String>,
+    /// Projects served (empty = all).
+    pub projects: Vec<String>,
     pub client: LeaseServiceClient<Channel>,
 }
 
@@ -220,6 +264,7 @@ impl Worker {
         Worker {
             id: id.into(),
             labels: labels.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+            projects: vec![],
             client: r.leases().await,
         }
     }
@@ -231,6 +276,7 @@ impl Worker {
                 labels: self.labels.clone(),
                 capacity,
                 wait: Some(cairn_runtime::time::to_duration(wait)),
+                projects: self.projects.clone(),
             })
             .await
             .unwrap()

@@ -1,0 +1,146 @@
+//! Names in requests → (project, id), always within one project: parents, job and schedule
+//! names, and the task / connector / schedule references of list filters (resolved through
+//! the catalog within the parent). A reference to another project's resource answers exactly
+//! like a missing one.
+
+use std::sync::Arc;
+
+use cairn_api::names::{self, Kind, Name, NameError, ProjectId, Reference};
+use uuid::Uuid;
+
+use crate::{
+    State,
+    catalog::TaskPlan,
+    error::{Error, Result},
+    store::schedules as schedule_rows,
+};
+
+fn invalid(field: &str, e: NameError) -> Error {
+    Error::invalid(field, e.to_string())
+}
+
+/// A `parent` naming one project.
+pub fn parent(raw: &str) -> Result<ProjectId> {
+    names::parse_project(raw).map_err(|e| invalid("parent", e))
+}
+
+/// A list `parent`: one project, or `None` for `projects/-`.
+pub fn list_parent(raw: &str) -> Result<Option<ProjectId>> {
+    names::parse_parent(raw, true).map_err(|e| invalid("parent", e))
+}
+
+/// A job name (`projects/{p}/jobs/{id}`); `allow_any` accepts `projects/-/jobs/{id}`.
+pub fn job(field: &str, raw: &str, allow_any: bool) -> Result<(Option<ProjectId>, Uuid)> {
+    names::parse_id_name(Kind::Job, raw, allow_any).map_err(|e| invalid(field, e))
+}
+
+/// A full name of one project (`projects/{p}/schedules/{id or display name}`).
+pub fn full(kind: Kind, field: &str, raw: &str) -> Result<(ProjectId, Reference)> {
+    match names::parse_name(kind, raw, false).map_err(|e| invalid(field, e))? {
+        Name { project: Some(p), reference } => Ok((p, reference)),
+        Name { project: None, .. } => Err(invalid(field, NameError::Wildcard { given: raw.trim().into() })),
+    }
+}
+
+/// A reference inside a request about `parent`: a full name or a bare id / display name.
+/// `None` when it names another project (the caller answers like a missing resource).
+fn within(
+    kind: Kind,
+    field: &str,
+    parent: Option<&ProjectId>,
+    raw: &str,
+) -> Result<Option<(ProjectId, Reference)>> {
+    let n = match parent {
+        Some(p) => names::parse_in(kind, p, raw),
+        // Across projects a bare display name would be ambiguous.
+        None => names::parse_name(kind, raw, false),
+    }
+    .map_err(|e| invalid(field, e))?;
+    match (n.project, parent) {
+        (Some(p), Some(parent)) if p != *parent => Ok(None),
+        (Some(p), _) => Ok(Some((p, n.reference))),
+        (None, _) => Err(invalid(field, NameError::Wildcard { given: raw.trim().into() })),
+    }
+}
+
+fn missing(what: &str, raw: &str) -> String {
+    format!("{what} {:?} does not exist", raw.trim())
+}
+
+/// The plan of a task named within `parent` (RunTask, CreateSchedule); INVALID_ARGUMENT on
+/// `field` when there is no such task in that project.
+pub async fn task_plan(state: &State, field: &str, parent: &ProjectId, raw: &str) -> Result<Arc<TaskPlan>> {
+    if raw.trim().is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    let Some((project, r)) = within(Kind::Task, field, Some(parent), raw)? else {
+        return Err(Error::invalid(field, missing("task", raw)));
+    };
+    state.catalog.plan_fresh(&project, &r).await?.ok_or_else(|| Error::invalid(field, missing("task", raw)))
+}
+
+/// A task filter (deleted tasks by id).
+pub async fn task_id(
+    state: &State,
+    field: &str,
+    parent: Option<&ProjectId>,
+    raw: &str,
+) -> Result<Option<Uuid>> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    match within(Kind::Task, field, parent, raw)? {
+        None => Err(Error::invalid(field, missing("task", raw))),
+        Some((_, Reference::Id(id))) => Ok(Some(id)),
+        Some((project, r)) => match state.catalog.plan_fresh(&project, &r).await? {
+            Some(p) => Ok(Some(p.id)),
+            None => Err(Error::invalid(field, missing("task", raw))),
+        },
+    }
+}
+
+/// A connector filter (deleted connectors by id).
+pub async fn connector_id(
+    state: &State,
+    field: &str,
+    parent: Option<&ProjectId>,
+    raw: &str,
+) -> Result<Option<Uuid>> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    match within(Kind::Connector, field, parent, raw)? {
+        None => Err(Error::invalid(field, missing("connector", raw))),
+        Some((_, Reference::Id(id))) => Ok(Some(id)),
+        Some((project, r)) => match state.catalog.connector(&project, &r, false).await? {
+            Some(c) => Ok(c
+                .connector
+                .and_then(|c| names::parse_canonical(Kind::Connector, &c.name).ok())
+                .map(|(_, id)| id)),
+            None => Err(Error::invalid(field, missing("connector", raw))),
+        },
+    }
+}
+
+/// A schedule filter (deleted schedules by id).
+pub async fn schedule_id(
+    state: &State,
+    field: &str,
+    parent: Option<&ProjectId>,
+    raw: &str,
+) -> Result<Option<Uuid>> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    match within(Kind::Schedule, field, parent, raw)? {
+        None => Err(Error::NotFound(format!("schedule {:?}", raw.trim()))),
+        Some((_, Reference::Id(id))) => Ok(Some(id)),
+        Some((project, r)) => {
+            let mut conn = state.pool.acquire().await?;
+            schedule_rows::find(&mut conn, &project, &r)
+                .await?
+                .map(|row| Some(row.id))
+                .ok_or_else(|| Error::NotFound(format!("schedule {:?}", raw.trim())))
+        }
+    }
+}
