@@ -3,6 +3,7 @@
 //!
 //! This is the only crate that compiles `proto/`. It holds no behaviour beyond naming.
 
+pub mod ids;
 pub mod json;
 pub mod names;
 

@@ -122,15 +122,15 @@ impl Kind {
     }
 
     /// The resource name of an id in a project.
-    pub fn name(self, project: &ProjectId, id: Uuid) -> String {
-        format!("projects/{}/{}/{}", project.0, self.collection(), id)
+    pub fn name(self, project: &ProjectId, id: impl Into<Uuid>) -> String {
+        format!("projects/{}/{}/{}", project.0, self.collection(), id.into())
     }
 
     /// The project-free form of the first release (`connectors/{id}`). Ids are unique across
     /// projects, so this still names one record: it is the associated data sealed secrets
     /// were bound to, and must stay so for them to open.
-    pub fn flat_name(self, id: Uuid) -> String {
-        format!("{}/{}", self.collection(), id)
+    pub fn flat_name(self, id: impl Into<Uuid>) -> String {
+        format!("{}/{}", self.collection(), id.into())
     }
 }
 

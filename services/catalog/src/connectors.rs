@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use cairn_api::{
+    ids::ConnectorId,
     names::{self, Kind, Name, ProjectId},
     v1::{
         ConnectionTest, Connector, ConnectorRole, CreateConnectorRequest, DeleteConnectorRequest,
@@ -115,7 +116,7 @@ fn taken(name: &str) -> Error {
     Error::AlreadyExists(format!("connector.display_name: a connector named {name:?} already exists"))
 }
 
-fn seal(state: &State, id: Uuid, secrets: &SecretMap) -> (Option<Vec<u8>>, Vec<String>) {
+fn seal(state: &State, id: ConnectorId, secrets: &SecretMap) -> (Option<Vec<u8>>, Vec<String>) {
     state.keyring.seal_record(&Kind::Connector.flat_name(id), secrets)
 }
 
@@ -137,11 +138,11 @@ pub async fn create(state: &State, req: CreateConnectorRequest) -> Result<Connec
     let n = connector::normalize(&input, &BTreeSet::new())?;
     if req.validate_only {
         let mut c = n.connector;
-        c.name = Kind::Connector.name(&project, Uuid::nil());
+        c.name = ConnectorId::default().name(&project);
         connector::mark_secrets(&mut c, &n.secrets.keys().cloned().collect());
         return Ok(c);
     }
-    let id = Uuid::now_v7();
+    let id = ConnectorId::new();
     let (role, type_name) = role_and_type(n.connector.config.as_ref().expect("validated"));
     let (secrets, secret_names) = seal(state, id, &n.secrets);
     let write = rows::Write {
@@ -217,7 +218,7 @@ pub async fn list(state: &State, req: ListConnectorsRequest) -> Result<ListConne
     let project = projects::list_parent(&mut conn, &req.parent).await?;
     let filter = rows::Filter { role, type_name, selector_key, selector_value };
     let fp = pagination::fingerprint(&(&filter, &project));
-    let after: Option<Uuid> = pagination::decode(&req.page_token, fp)?;
+    let after: Option<ConnectorId> = pagination::decode(&req.page_token, fp)?;
     let mut page = rows::list(&mut conn, project.as_ref(), &filter, after, size + 1).await?;
     let next = if page.len() as i64 > size {
         page.truncate(size as usize);
@@ -295,8 +296,8 @@ pub async fn update(state: &State, req: UpdateConnectorRequest) -> Result<Connec
 
 async fn check_selectors_of_tasks(conn: &mut sqlx::PgConnection, changed: &ConnectorInfo) -> Result<()> {
     let tasks = task_rows::using_connector(conn, &changed.project, changed.id).await?;
-    let ids: Vec<Uuid> = tasks.iter().flat_map(|t| t.connector_ids()).collect();
-    let others: HashMap<Uuid, ConnectorInfo> =
+    let ids: Vec<ConnectorId> = tasks.iter().flat_map(|t| t.connector_ids()).collect();
+    let others: HashMap<ConnectorId, ConnectorInfo> =
         rows::by_ids(conn, &changed.project, &ids).await?.iter().map(|r| (r.id, info(r))).collect();
     for t in &tasks {
         let mut union: HashMap<&str, (&str, &str)> = HashMap::new();
@@ -381,7 +382,7 @@ pub async fn test(state: &State, req: TestConnectorRequest) -> Result<Connection
 pub async fn record_test(
     state: &State,
     project: &ProjectId,
-    id: Uuid,
+    id: ConnectorId,
     verdict: &ConnectionTest,
 ) -> Result<()> {
     let mut conn = state.pool.acquire().await?;

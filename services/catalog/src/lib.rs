@@ -130,7 +130,7 @@ async fn watch_database(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
-        let ok = sqlx::query("SELECT 1").execute(&pool).await.is_ok();
+        let ok = store::ping(&pool).await;
         if ok != serving {
             serving = ok;
             if ok {

@@ -12,7 +12,6 @@ use cairn_api::{
 };
 use cairn_runtime::{grpc::ClientInterceptor, time::to_duration};
 use tonic::{Code, codegen::InterceptedService, transport::Channel};
-use uuid::Uuid;
 
 use crate::error::{Error, Result};
 
@@ -55,7 +54,11 @@ impl SchedulerClient {
     }
 
     /// Tells the scheduler a task is gone.
-    pub async fn forget_task(&self, project: &ProjectId, id: Uuid) -> std::result::Result<(), tonic::Status> {
+    pub async fn forget_task(
+        &self,
+        project: &ProjectId,
+        id: cairn_api::ids::TaskId,
+    ) -> std::result::Result<(), tonic::Status> {
         let mut req = tonic::Request::new(ForgetTaskRequest { task: Kind::Task.name(project, id) });
         req.set_timeout(Duration::from_secs(5));
         self.inner.clone().forget_task(req).await.map(|_| ())

@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use cairn_api::{
+    ids::{ConnectorId, TaskId},
     names::{self, Kind, Name, ProjectId, Reference},
     v1::{
         CreateTaskRequest, DeleteTaskRequest, ListTasksRequest, ListTasksResponse, ResolvedConnector,
@@ -12,7 +13,6 @@ use cairn_api::{
     },
 };
 use cairn_runtime::{db, db::DbErrorKind, pagination, status::Violations, time::to_timestamp};
-use uuid::Uuid;
 
 use crate::{
     State,
@@ -65,7 +65,7 @@ fn name(field: &str, raw: &str) -> Result<(ProjectId, Reference)> {
 fn spec_of(row: &rows::Row) -> Result<Task> {
     let mut t: Task = store::decode(&row.spec)?;
     let connector =
-        |id: Option<Uuid>| id.map(|id| Kind::Connector.name(&row.project_id, id)).unwrap_or_default();
+        |id: Option<ConnectorId>| id.map(|id| Kind::Connector.name(&row.project_id, id)).unwrap_or_default();
     t.source = connector(row.source_id);
     t.store = connector(row.store_id);
     t.destination = connector(row.destination_id);
@@ -74,7 +74,7 @@ fn spec_of(row: &rows::Row) -> Result<Task> {
 }
 
 /// The API view of a stored task, with the selector union of `connectors`.
-fn to_proto(row: &rows::Row, connectors: &HashMap<Uuid, connector_rows::Row>) -> Result<Task> {
+fn to_proto(row: &rows::Row, connectors: &HashMap<ConnectorId, connector_rows::Row>) -> Result<Task> {
     let mut t = spec_of(row)?;
     t.name = Kind::Task.name(&row.project_id, row.id);
     t.display_name = row.display_name.clone();
@@ -102,8 +102,8 @@ fn to_proto(row: &rows::Row, connectors: &HashMap<Uuid, connector_rows::Row>) ->
 async fn connectors_of(
     conn: &mut sqlx::PgConnection,
     tasks: &[rows::Row],
-) -> Result<HashMap<Uuid, connector_rows::Row>> {
-    let mut by_project: HashMap<&ProjectId, Vec<Uuid>> = HashMap::new();
+) -> Result<HashMap<ConnectorId, connector_rows::Row>> {
+    let mut by_project: HashMap<&ProjectId, Vec<ConnectorId>> = HashMap::new();
     for t in tasks {
         by_project.entry(&t.project_id).or_default().extend(t.connector_ids());
     }
@@ -119,8 +119,8 @@ async fn render(conn: &mut sqlx::PgConnection, row: &rows::Row) -> Result<Task> 
     to_proto(row, &cs)
 }
 
-fn id_of(name: &str) -> Option<Uuid> {
-    names::parse_canonical(Kind::Connector, name).ok().map(|(_, id)| id)
+fn id_of(name: &str) -> Option<ConnectorId> {
+    names::parse_canonical(Kind::Connector, name).ok().map(|(_, id)| ConnectorId::from_uuid(id))
 }
 
 fn taken(name: &str) -> Error {
@@ -149,7 +149,7 @@ async fn normalize(
 
 fn write<'a>(
     project_id: &'a ProjectId,
-    id: Uuid,
+    id: TaskId,
     t: &'a Task,
     secrets: Option<Vec<u8>>,
     secret_names: Vec<String>,
@@ -171,7 +171,7 @@ fn write<'a>(
     })
 }
 
-fn seal(state: &State, id: Uuid, secrets: &SecretMap) -> (Option<Vec<u8>>, Vec<String>) {
+fn seal(state: &State, id: TaskId, secrets: &SecretMap) -> (Option<Vec<u8>>, Vec<String>) {
     state.keyring.seal_record(&Kind::Task.flat_name(id), secrets)
 }
 
@@ -192,9 +192,9 @@ pub async fn create(state: &State, req: CreateTaskRequest) -> Result<Task> {
     }
     let n = normalize(&mut conn, &project, &input, &BTreeSet::new()).await?;
     if req.validate_only {
-        return Ok(Task { name: Kind::Task.name(&project, Uuid::nil()), ..n.task });
+        return Ok(Task { name: TaskId::default().name(&project), ..n.task });
     }
-    let id = Uuid::now_v7();
+    let id = TaskId::new();
     let (blob, names) = seal(state, id, &n.secrets);
     let w = write(&project, id, &n.task, blob, names)?;
     match rows::insert(&mut conn, &w, request_id).await {
@@ -269,7 +269,7 @@ pub async fn list(state: &State, req: ListTasksRequest) -> Result<ListTasksRespo
     };
     let filter = rows::Filter { connector, type_name };
     let fp = pagination::fingerprint(&(&filter, &project));
-    let after: Option<Uuid> = pagination::decode(&req.page_token, fp)?;
+    let after: Option<TaskId> = pagination::decode(&req.page_token, fp)?;
     let mut page = rows::list(&mut conn, project.as_ref(), &filter, after, size + 1).await?;
     let next = if page.len() as i64 > size {
         page.truncate(size as usize);
@@ -353,7 +353,7 @@ pub async fn resolve(
     for (i, raw) in names_in.iter().enumerate() {
         let (project, r) = name(&format!("names[{i}]"), raw)?;
         match &r {
-            Reference::Id(id) => ids.push((project.clone(), *id)),
+            Reference::Id(id) => ids.push((project.clone(), TaskId::from_uuid(*id))),
             Reference::DisplayName(n) => display.push((project.clone(), n.clone())),
         }
         parsed.push((project, r));
@@ -368,7 +368,7 @@ pub async fn resolve(
             !found.iter().any(|t| {
                 t.project_id == *project
                     && match r {
-                        Reference::Id(id) => t.id == *id,
+                        Reference::Id(id) => t.id.uuid() == *id,
                         Reference::DisplayName(n) => &t.display_name == n,
                     }
             })
@@ -378,7 +378,7 @@ pub async fn resolve(
     let mut out = Vec::with_capacity(found.len());
     for row in &found {
         let task = to_proto(row, &cs)?;
-        let resolve_one = |id: Option<Uuid>| -> Result<Option<ResolvedConnector>> {
+        let resolve_one = |id: Option<ConnectorId>| -> Result<Option<ResolvedConnector>> {
             let Some(c) = id.and_then(|id| cs.get(&id)) else { return Ok(None) };
             resolved_connector(state, c, with_secrets).map(Some)
         };

@@ -15,6 +15,7 @@ use std::{
 };
 
 use cairn_api::{
+    ids::{ConnectorId, TaskId},
     names::{self, Kind, ProjectId},
     v1::{
         ConnectionTest, Notification, OverlapPolicy, RecordConnectionTestRequest, ResolveConnectorRequest,
@@ -24,7 +25,6 @@ use cairn_api::{
 };
 use cairn_runtime::{grpc::ClientInterceptor, time::from_duration};
 use tonic::{Code, codegen::InterceptedService, transport::Channel};
-use uuid::Uuid;
 
 use crate::error::{Error, Result};
 
@@ -39,7 +39,7 @@ pub struct StoreLimit {
     /// Project of the store (the job's own).
     pub project: ProjectId,
     /// Connector id.
-    pub id: Uuid,
+    pub id: ConnectorId,
     /// Display name (for waiting reasons).
     pub display_name: String,
     /// `max_concurrent_jobs`.
@@ -52,13 +52,13 @@ pub struct TaskPlan {
     /// Project.
     pub project: ProjectId,
     /// Id.
-    pub id: Uuid,
+    pub id: TaskId,
     /// Display name.
     pub display_name: String,
     /// Type.
     pub task_type: TaskType,
     /// Every connector, any role.
-    pub connector_ids: Vec<Uuid>,
+    pub connector_ids: Vec<ConnectorId>,
     /// Stores touched (store, target store).
     pub stores: Vec<StoreLimit>,
     /// Holds its stores exclusively (PRUNE).
@@ -84,13 +84,13 @@ pub struct TaskPlan {
 }
 
 /// A task's key in the caches: (project, id).
-pub type TaskKey = (ProjectId, Uuid);
+pub type TaskKey = (ProjectId, TaskId);
 
-fn connector_id(c: &Option<ResolvedConnector>) -> Option<Uuid> {
+fn connector_id(c: &Option<ResolvedConnector>) -> Option<ConnectorId> {
     c.as_ref()
         .and_then(|c| c.connector.as_ref())
         .and_then(|c| names::parse_canonical(Kind::Connector, &c.name).ok())
-        .map(|(_, id)| id)
+        .map(|(_, id)| ConnectorId::from_uuid(id))
 }
 
 fn store_limit(c: &Option<ResolvedConnector>) -> Option<StoreLimit> {
@@ -98,7 +98,7 @@ fn store_limit(c: &Option<ResolvedConnector>) -> Option<StoreLimit> {
     let (project, id) = names::parse_canonical(Kind::Connector, &conn.name).ok()?;
     Some(StoreLimit {
         project,
-        id,
+        id: ConnectorId::from_uuid(id),
         display_name: conn.display_name.clone(),
         max_concurrent_jobs: conn.max_concurrent_jobs.max(1),
     })
@@ -122,7 +122,7 @@ impl TaskPlan {
         };
         Ok(TaskPlan {
             project,
-            id,
+            id: TaskId::from_uuid(id),
             display_name: t.display_name.clone(),
             task_type,
             connector_ids: [&r.source, &r.store, &r.destination, &r.target_store]
@@ -216,8 +216,7 @@ impl Catalog {
         if wanted.is_empty() {
             return Ok(out);
         }
-        let (found, _) =
-            self.resolve(wanted.iter().map(|(p, id)| Kind::Task.name(p, *id)).collect(), false).await?;
+        let (found, _) = self.resolve(wanted.iter().map(|(p, id)| id.name(p)).collect(), false).await?;
         let now = Instant::now();
         let mut caches = self.caches.lock().map_err(|_| Error::Internal("cache poisoned".into()))?;
         for id in wanted {
@@ -282,8 +281,7 @@ impl Catalog {
         if wanted.is_empty() {
             return Ok(out);
         }
-        let (found, _) =
-            self.resolve(wanted.iter().map(|(p, id)| Kind::Task.name(p, *id)).collect(), true).await?;
+        let (found, _) = self.resolve(wanted.iter().map(|(p, id)| id.name(p)).collect(), true).await?;
         let now = Instant::now();
         let mut caches = self.caches.lock().map_err(|_| Error::Internal("cache poisoned".into()))?;
         caches.resolved.retain(|_, (at, _)| at.elapsed() < RESOLVED_TTL);
@@ -291,9 +289,12 @@ impl Catalog {
             out.insert(id, None);
         }
         for r in found {
-            let Some(Ok(key)) = r.task.as_ref().map(|t| names::parse_canonical(Kind::Task, &t.name)) else {
+            let Some(Ok((project, id))) =
+                r.task.as_ref().map(|t| names::parse_canonical(Kind::Task, &t.name))
+            else {
                 continue;
             };
+            let key = (project, TaskId::from_uuid(id));
             if !out.contains_key(&key) {
                 continue;
             }
@@ -326,11 +327,11 @@ impl Catalog {
     pub async fn record_test(
         &self,
         project: &ProjectId,
-        connector: Uuid,
+        connector: ConnectorId,
         result: ConnectionTest,
     ) -> Result<()> {
         let mut req = tonic::Request::new(RecordConnectionTestRequest {
-            connector: Kind::Connector.name(project, connector),
+            connector: connector.name(project),
             result: Some(result),
         });
         req.set_timeout(Duration::from_secs(10));

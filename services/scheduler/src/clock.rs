@@ -40,7 +40,7 @@ impl DbClock {
     /// Measures the offset once (midpoint of the round trip).
     pub async fn sync(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
         let before = Utc::now();
-        let db: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(pool).await?;
+        let db = crate::store::clock_timestamp(pool).await?;
         let after = Utc::now();
         let mid = before + (after - before) / 2;
         let offset = (db - mid).num_microseconds().unwrap_or(0);

@@ -5,10 +5,10 @@
 
 use std::{sync::Arc, time::Duration};
 
+use cairn_api::ids::JobId;
 use sqlx::{PgConnection, PgPool, postgres::PgListener};
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 /// Channel: work may be available (a job was queued, a store or task slot was freed).
 pub const WORK: &str = "cairn_work";
@@ -21,7 +21,7 @@ pub const JOBS: &str = "cairn_jobs";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobEvent {
     /// This job changed.
-    Job(Uuid),
+    Job(JobId),
     /// Anything may have changed (listener reconnected, payload too large).
     Any,
 }
@@ -73,7 +73,7 @@ impl Events {
                 if payload.is_empty() {
                     let _ = self.jobs.send(JobEvent::Any);
                 }
-                for id in payload.split(',').filter_map(|s| Uuid::parse_str(s).ok()) {
+                for id in payload.split(',').filter_map(|s| s.parse::<JobId>().ok()) {
                     let _ = self.jobs.send(JobEvent::Job(id));
                 }
             }
@@ -126,15 +126,14 @@ impl Events {
 
 /// Queues a notification, delivered when the surrounding transaction commits.
 pub async fn notify(conn: &mut PgConnection, channel: &str, payload: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(payload).execute(conn).await?;
-    Ok(())
+    crate::store::notify(conn, channel, payload).await
 }
 
 /// Notifies that these jobs changed (batched into as few notifications as fit).
-pub async fn notify_jobs(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+pub async fn notify_jobs(conn: &mut PgConnection, ids: &[JobId]) -> Result<(), sqlx::Error> {
     // A payload must stay under 8000 bytes; 36 bytes + a comma per id.
     for chunk in ids.chunks(200) {
-        let payload = chunk.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",");
+        let payload = chunk.iter().map(JobId::to_string).collect::<Vec<_>>().join(",");
         notify(conn, JOBS, &payload).await?;
     }
     Ok(())

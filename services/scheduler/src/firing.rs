@@ -9,19 +9,16 @@
 
 use std::{sync::Arc, time::Duration};
 
+use cairn_api::ids::{JobId, ScheduleId};
 use cairn_api::v1::{JobState, JobTrigger, Schedule};
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::{
     State,
     catalog::TaskPlan,
-    domain::{
-        job::{state_name, trigger_name},
-        recurrence::{self, Firing},
-    },
+    domain::recurrence::{self, Firing},
     error::Result,
     events, jobs,
     schedules::{jitter, maths},
@@ -191,12 +188,12 @@ async fn fire(
 async fn record_skip(
     conn: &mut PgConnection,
     plan: &TaskPlan,
-    schedule_id: Uuid,
+    schedule_id: ScheduleId,
     first: DateTime<Utc>,
     last: DateTime<Utc>,
     count: u64,
     now: DateTime<Utc>,
-) -> Result<Option<Uuid>> {
+) -> Result<Option<JobId>> {
     let spec = jobs::Spec {
         trigger: JobTrigger::System,
         schedule_id: Some(schedule_id),
@@ -207,8 +204,8 @@ async fn record_skip(
         trace_parent: String::new(),
     };
     let mut job = jobs::new_row(plan, &spec, now);
-    job.state = state_name(JobState::Skipped).to_owned();
-    job.trigger = trigger_name(JobTrigger::System).to_owned();
+    job.state = JobState::Skipped;
+    job.trigger = JobTrigger::System;
     job.end_time = Some(now);
     job.error = if count == 1 {
         format!(

@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 
+use cairn_api::ids::TaskId;
 use cairn_api::{
     names::Kind,
     v1::{ForecastOverlap, ForecastRequest, ForecastResponse, ForecastRun, HeatmapRow, Schedule},
 };
 use cairn_runtime::time::{from_duration, from_timestamp, to_duration, to_timestamp};
 use chrono::Duration;
-use uuid::Uuid;
 
 use crate::{
     State,
@@ -56,11 +56,11 @@ pub async fn forecast(state: &State, req: ForecastRequest) -> Result<ForecastRes
     let mut tasks: Vec<TaskKey> = schedules.iter().map(|s| (s.project_id.clone(), s.task_id)).collect();
     tasks.sort();
     tasks.dedup();
-    let task_ids: Vec<Uuid> = tasks.iter().map(|(_, id)| *id).collect();
+    let task_ids: Vec<TaskId> = tasks.iter().map(|(_, id)| *id).collect();
     let durations = job_rows::recent_durations(&mut conn, &task_ids, RECENT).await?;
     drop(conn);
-    let mut by_task: HashMap<Uuid, Vec<f64>> = HashMap::new();
-    for (task, secs) in durations {
+    let mut by_task: HashMap<TaskId, Vec<f64>> = HashMap::new();
+    for job_rows::RunTime { task_id: task, secs } in durations {
         by_task.entry(task).or_default().push(secs);
     }
     let plans = state.catalog.plans(&tasks).await?;

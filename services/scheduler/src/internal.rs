@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use cairn_api::{
+    ids::{ConnectorId, JobId, Stored as _, TaskId},
     names::{self, Kind},
     v1::{
         ConnectionTest, ConnectorRole, ForgetProjectRequest, ForgetProjectResponse, ForgetTaskRequest,
@@ -12,14 +13,12 @@ use cairn_api::{
 };
 use cairn_runtime::time::{from_duration, to_timestamp};
 use tokio::sync::broadcast::error::RecvError;
-use uuid::Uuid;
 
 use crate::{
     State,
-    domain::job::{is_final, parse_state, state_name, trigger_name, type_name},
+    domain::job::is_final,
     error::{Error, Result},
     events::{self, JobEvent},
-    jobs::to_proto,
     store::{jobs as rows, schedules},
 };
 
@@ -28,6 +27,7 @@ pub async fn run_connection_test(state: &State, req: RunConnectionTestRequest) -
     let connector = req.connector.ok_or_else(|| Error::invalid("connector", "is required"))?;
     let (project, id) = names::parse_canonical(Kind::Connector, &connector.name)
         .map_err(|e| Error::invalid("connector.name", e.to_string()))?;
+    let id = ConnectorId::from_uuid(id);
     let wait = req
         .timeout
         .as_ref()
@@ -37,15 +37,15 @@ pub async fn run_connection_test(state: &State, req: RunConnectionTestRequest) -
     let now = state.clock.now();
     let job = rows::New {
         project_id: project.clone(),
-        id: Uuid::now_v7(),
+        id: JobId::new(),
         task_id: None,
         task_display_name: format!("test {}", connector.display_name),
-        r#type: type_name(TaskType::TestConnection).to_owned(),
-        trigger: trigger_name(JobTrigger::System).to_owned(),
+        r#type: TaskType::TestConnection,
+        trigger: JobTrigger::System,
         connector_ids: vec![id],
         selector: connector.worker_selector.clone(),
         test_connector_id: Some(id),
-        state: state_name(JobState::Queued).to_owned(),
+        state: JobState::Queued,
         scheduled_time: now,
         create_time: now,
         max_attempts: 1,
@@ -62,7 +62,7 @@ pub async fn run_connection_test(state: &State, req: RunConnectionTestRequest) -
         error: String::new(),
         missed_occurrences: 0,
         request_id: None,
-        notify: String::new(),
+        notify: cairn_api::v1::NotificationMode::Never,
     };
     let mut rx = state.events.subscribe_jobs();
     let mut tx = state.pool.begin().await?;
@@ -79,14 +79,14 @@ pub async fn run_connection_test(state: &State, req: RunConnectionTestRequest) -
             .await?
             .ok_or_else(|| Error::Internal("test job vanished".into()))?;
         drop(conn);
-        let st = parse_state(&row.state);
+        let st = row.state;
         if is_final(st) {
-            let j = to_proto(&row)?;
+            let j = crate::convert::job(&row)?;
             return Ok(j.connection_test.unwrap_or_else(|| ConnectionTest {
                 time: row.end_time.map(to_timestamp),
                 ok: false,
                 message: if j.error.is_empty() {
-                    format!("the test job ended {}", state_name(st))
+                    format!("the test job ended {}", st.stored())
                 } else {
                     j.error
                 },
@@ -117,6 +117,7 @@ pub async fn run_connection_test(state: &State, req: RunConnectionTestRequest) -
 pub async fn forget_task(state: &State, req: ForgetTaskRequest) -> Result<()> {
     let (project, id) =
         names::parse_canonical(Kind::Task, &req.task).map_err(|e| Error::invalid("task", e.to_string()))?;
+    let id = TaskId::from_uuid(id);
     let mut conn = state.pool.acquire().await?;
     let n = schedules::delete_of_task(&mut conn, &project, id).await?;
     state.catalog.forget(&(project, id));

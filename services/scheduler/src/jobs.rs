@@ -4,17 +4,18 @@
 use std::{pin::Pin, time::Duration};
 
 use cairn_api::{
+    ids::{JobId, ScheduleId, Stored as _},
     names::{Kind, ProjectId},
     v1::{
-        CancelJobRequest, GetJobRequest, Job, JobProgress, JobState, JobStats, JobTrigger, JobView,
-        ListJobLogsRequest, ListJobLogsResponse, ListJobsRequest, ListJobsResponse, LogLevel, LogLine,
-        RunTaskRequest, TaskType, WatchJobEvent, WatchJobRequest, watch_job_event::Event,
+        CancelJobRequest, GetJobRequest, Job, JobState, JobTrigger, JobView, ListJobLogsRequest,
+        ListJobLogsResponse, ListJobsRequest, ListJobsResponse, LogLevel, RunTaskRequest, TaskType,
+        WatchJobEvent, WatchJobRequest, watch_job_event::Event,
     },
 };
 use cairn_runtime::{
     db::{self, DbErrorKind},
     pagination,
-    time::{from_timestamp, opt_timestamp, to_timestamp},
+    time::from_timestamp,
 };
 use chrono::{DateTime, Utc};
 use futures::Stream;
@@ -27,79 +28,12 @@ use uuid::Uuid;
 use crate::{
     State,
     catalog::TaskPlan,
-    domain::job::{
-        self as rules, Overlap, is_final, parse_state, parse_trigger, parse_type, state_name, trigger_name,
-        type_name,
-    },
+    domain::job::{self as rules, Overlap, is_final},
     error::{Error, Result},
     events::{self, JobEvent},
     resolve,
     store::{self, jobs as rows, logs},
 };
-
-/// Converts a stored job.
-pub fn to_proto(r: &rows::Row) -> Result<Job> {
-    let mut progress: Option<JobProgress> = match &r.progress {
-        Some(v) => Some(store::decode(v)?),
-        None => None,
-    };
-    if let Some(p) = progress.as_mut()
-        && p.percent == 0.0
-        && p.bytes_total > 0
-    {
-        p.percent = (p.bytes_done as f64 / p.bytes_total as f64 * 100.0).clamp(0.0, 100.0);
-    }
-    let state = parse_state(&r.state);
-    let p = &r.project_id;
-    Ok(Job {
-        name: Kind::Job.name(p, r.id),
-        task: r.task_id.map(|id| Kind::Task.name(p, id)).unwrap_or_default(),
-        task_display_name: r.task_display_name.clone(),
-        r#type: parse_type(&r.r#type) as i32,
-        schedule: r.schedule_id.map(|id| Kind::Schedule.name(p, id)).unwrap_or_default(),
-        trigger: parse_trigger(&r.trigger) as i32,
-        connectors: r.connector_ids.iter().map(|id| Kind::Connector.name(p, *id)).collect(),
-        scheduled_time: Some(to_timestamp(r.scheduled_time)),
-        create_time: Some(to_timestamp(r.create_time)),
-        start_time: opt_timestamp(r.start_time),
-        end_time: opt_timestamp(r.end_time),
-        state: state as i32,
-        attempt: r.attempt,
-        max_attempts: r.max_attempts,
-        worker: r.worker.clone(),
-        progress,
-        snapshot: r.snapshot.clone(),
-        stats: match &r.stats {
-            Some(v) => Some(store::decode::<JobStats>(v)?),
-            None => None,
-        },
-        error: r.error.clone(),
-        wait_reason: if state == JobState::Queued { r.wait_reason.clone() } else { String::new() },
-        missed_occurrences: r.missed_occurrences,
-        cancel_requested: r.cancel_requested && !is_final(state),
-        connection_test: match &r.connection_test {
-            Some(v) => {
-                let mut t: cairn_api::v1::ConnectionTest = store::decode(v)?;
-                t.job = Kind::Job.name(p, r.id);
-                Some(t)
-            }
-            None => None,
-        },
-        trace_parent: r.trace_parent.clone(),
-        log: vec![],
-    })
-}
-
-/// Converts a stored log line.
-pub fn line_to_proto(l: &logs::Row) -> LogLine {
-    LogLine {
-        seq: l.seq,
-        time: Some(to_timestamp(l.time)),
-        level: i32::from(l.level),
-        message: l.message.clone(),
-        attempt: l.attempt,
-    }
-}
 
 /// A job to create for a task.
 #[derive(Debug, Clone)]
@@ -107,7 +41,7 @@ pub struct Spec {
     /// Why.
     pub trigger: JobTrigger,
     /// The schedule that fired it.
-    pub schedule_id: Option<Uuid>,
+    pub schedule_id: Option<ScheduleId>,
     /// Its occurrence (unique per schedule).
     pub occurrence: Option<DateTime<Utc>>,
     /// When it is due.
@@ -124,20 +58,20 @@ pub struct Spec {
 pub fn new_row(plan: &TaskPlan, spec: &Spec, now: DateTime<Utc>) -> rows::New {
     rows::New {
         project_id: plan.project.clone(),
-        id: Uuid::now_v7(),
+        id: JobId::new(),
         task_id: Some(plan.id),
         task_display_name: plan.display_name.clone(),
-        r#type: type_name(plan.task_type).to_owned(),
+        r#type: plan.task_type,
         schedule_id: spec.schedule_id,
         occurrence: spec.occurrence,
-        trigger: trigger_name(spec.trigger).to_owned(),
+        trigger: spec.trigger,
         connector_ids: plan.connector_ids.clone(),
         store_ids: plan.stores.iter().map(|s| s.id).collect(),
         exclusive: plan.exclusive,
         serial: true,
         selector: plan.selector.clone(),
         test_connector_id: None,
-        state: state_name(JobState::Queued).to_owned(),
+        state: JobState::Queued,
         scheduled_time: spec.scheduled_time,
         create_time: now,
         end_time: None,
@@ -149,21 +83,20 @@ pub fn new_row(plan: &TaskPlan, spec: &Spec, now: DateTime<Utc>) -> rows::New {
         missed_occurrences: spec.missed_occurrences,
         trace_parent: spec.trace_parent.clone(),
         request_id: spec.request_id,
-        notify: notify_mode(plan).to_owned(),
+        notify: notify_mode(plan),
     }
 }
 
 /// The notification mode a job of this plan records (NEVER when there is no channel).
-fn notify_mode(plan: &TaskPlan) -> &'static str {
+fn notify_mode(plan: &TaskPlan) -> cairn_api::v1::NotificationMode {
     use cairn_api::v1::NotificationMode;
     let n = &plan.notification;
     if n.webhooks.is_empty() && n.emails.is_empty() {
-        return "NEVER";
+        return NotificationMode::Never;
     }
     match n.mode() {
-        NotificationMode::Always => "ALWAYS",
-        NotificationMode::Errors => "ERRORS",
-        _ => "NEVER",
+        m @ (NotificationMode::Always | NotificationMode::Errors) => m,
+        _ => NotificationMode::Never,
     }
 }
 
@@ -175,18 +108,18 @@ pub async fn create(
     plan: &TaskPlan,
     spec: &Spec,
     now: DateTime<Utc>,
-) -> Result<Option<Uuid>> {
+) -> Result<Option<JobId>> {
     // ALLOW never looks at other jobs, so it needs neither the lock nor the query.
     let active = if plan.overlap == cairn_api::v1::OverlapPolicy::Allow {
         Vec::new()
     } else {
-        store::lock_uuids(conn, store::LOCK_TASK, &[plan.id]).await?;
+        store::lock_tasks(conn, store::LOCK_TASK, &[plan.id]).await?;
         rows::active_of_task(conn, &plan.project, plan.id).await?
     };
     let mut job = new_row(plan, spec, now);
     match rules::overlap(plan.overlap, &plan.project, &active) {
         Overlap::Skip(reason) => {
-            job.state = state_name(JobState::Skipped).to_owned();
+            job.state = JobState::Skipped;
             job.end_time = Some(now);
             job.error = reason;
         }
@@ -209,14 +142,14 @@ pub async fn create(
     }
     let id = rows::insert(conn, &job).await?;
     if let Some(id) = id {
-        if job.state == state_name(JobState::Skipped)
+        if job.state == JobState::Skipped
             && let Some(row) = rows::get(conn, Some(&plan.project), id).await?
         {
             crate::notifications::enqueue(conn, &row).await?;
         }
         events::notify(conn, events::WORK, "").await?;
         events::notify_jobs(conn, &[id]).await?;
-        metrics::counter!("cairn_scheduler_jobs_created_total", "type" => job.r#type.clone(), "trigger" => job.trigger.clone(), "state" => job.state.clone()).increment(1);
+        metrics::counter!("cairn_scheduler_jobs_created_total", "type" => job.r#type.stored(), "trigger" => job.trigger.stored(), "state" => job.state.stored()).increment(1);
     }
     Ok(id)
 }
@@ -226,21 +159,21 @@ pub async fn create(
 pub async fn cancel_in_tx(
     conn: &mut PgConnection,
     project: &ProjectId,
-    id: Uuid,
+    id: JobId,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<JobState> {
     let Some(row) = rows::get_for_update(conn, project, id).await? else {
         return Err(Error::NotFound(Kind::Job.name(project, id)));
     };
-    let state = parse_state(&row.state);
+    let state = row.state;
     match state {
         JobState::Queued => {
             let done = rows::finish(
                 conn,
                 id,
                 &rows::Finish {
-                    state: state_name(JobState::Cancelled).to_owned(),
+                    state: JobState::Cancelled,
                     end_time: Some(now),
                     error: reason.to_owned(),
                     ..Default::default()
@@ -271,7 +204,7 @@ pub async fn cancel_in_tx(
     Ok(state)
 }
 
-fn request_id(raw: &str) -> Result<Option<Uuid>> {
+fn request_id(raw: &str) -> Result<Option<uuid::Uuid>> {
     if raw.is_empty() {
         return Ok(None);
     }
@@ -285,7 +218,7 @@ pub async fn run_task(state: &State, req: RunTaskRequest) -> Result<Job> {
     if let Some(rid) = rid {
         let mut conn = state.pool.acquire().await?;
         if let Some(row) = rows::by_request_id(&mut conn, &project, rid).await? {
-            return to_proto(&row);
+            return crate::convert::job(&row);
         }
     }
     let plan = resolve::task_plan(state, "task", &project, &req.task).await?;
@@ -311,7 +244,7 @@ pub async fn run_task(state: &State, req: RunTaskRequest) -> Result<Job> {
             let row = rows::by_request_id(&mut conn, &project, rid.unwrap_or_default()).await?;
             return row
                 .as_ref()
-                .map(to_proto)
+                .map(crate::convert::job)
                 .transpose()?
                 .ok_or_else(|| Error::Internal("request id vanished".into()));
         }
@@ -321,7 +254,7 @@ pub async fn run_task(state: &State, req: RunTaskRequest) -> Result<Job> {
     let row = rows::get(&mut tx, Some(&project), id).await?;
     tx.commit().await?;
     state.events.wake_work();
-    let job = to_proto(&row.ok_or_else(|| Error::Internal("job vanished".into()))?)?;
+    let job = crate::convert::job(&row.ok_or_else(|| Error::Internal("job vanished".into()))?)?;
     tracing::info!(parent: &span, job.id = %job.name, job.state = ?job.state(), "task run requested");
     Ok(job)
 }
@@ -369,14 +302,14 @@ pub async fn get(state: &State, req: GetJobRequest) -> Result<Job> {
     let mut conn = state.pool.acquire().await?;
     let row = find(&mut conn, &req.name).await?;
     let id = row.id;
-    let mut job = to_proto(&row)?;
+    let mut job = crate::convert::job(&row)?;
     if req.view == JobView::Full as i32 {
         let mut after = 0;
         loop {
             let page = logs::after(&mut conn, id, after, 5000).await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
-            job.log.extend(page.iter().map(line_to_proto));
+            job.log.extend(page.iter().map(crate::convert::line));
         }
     }
     Ok(job)
@@ -397,8 +330,8 @@ pub async fn list_logs(state: &State, req: ListJobLogsRequest) -> Result<ListJob
     let page = logs::after(&mut conn, row.id, req.after_seq, size).await?;
     Ok(ListJobLogsResponse {
         last_seq: page.last().map(|l| l.seq).unwrap_or(req.after_seq),
-        lines: page.iter().map(line_to_proto).collect(),
-        done: is_final(parse_state(&row.state)),
+        lines: page.iter().map(crate::convert::line).collect(),
+        done: is_final(row.state),
     })
 }
 
@@ -412,7 +345,7 @@ pub async fn list(state: &State, req: ListJobsRequest) -> Result<ListJobsRespons
             Ok(JobState::Unspecified) | Err(_) => {
                 v.add(format!("states[{i}]"), format!("{s} is not a job state"))
             }
-            Ok(st) => states.push(state_name(st).to_owned()),
+            Ok(st) => states.push(st),
         }
     }
     let mut triggers = Vec::new();
@@ -421,12 +354,12 @@ pub async fn list(state: &State, req: ListJobsRequest) -> Result<ListJobsRespons
             Ok(JobTrigger::Unspecified) | Err(_) => {
                 v.add(format!("triggers[{i}]"), format!("{t} is not a trigger"))
             }
-            Ok(tr) => triggers.push(trigger_name(tr).to_owned()),
+            Ok(tr) => triggers.push(tr),
         }
     }
     let r#type = match TaskType::try_from(req.r#type) {
         Ok(TaskType::Unspecified) => None,
-        Ok(t) => Some(type_name(t).to_owned()),
+        Ok(t) => Some(t),
         Err(_) => {
             v.add("type", format!("{} is not a job type", req.r#type));
             None
@@ -457,7 +390,7 @@ pub async fn list(state: &State, req: ListJobsRequest) -> Result<ListJobsRespons
         to,
     };
     let fp = pagination::fingerprint(&(&filter, &project));
-    let before: Option<(DateTime<Utc>, Uuid)> = pagination::decode(&req.page_token, fp)?;
+    let before: Option<(DateTime<Utc>, JobId)> = pagination::decode(&req.page_token, fp)?;
     let mut conn = state.pool.acquire().await?;
     let mut page = rows::list(&mut conn, project.as_ref(), &filter, before, size + 1).await?;
     let next = if page.len() as i64 > size {
@@ -466,7 +399,10 @@ pub async fn list(state: &State, req: ListJobsRequest) -> Result<ListJobsRespons
     } else {
         String::new()
     };
-    Ok(ListJobsResponse { jobs: page.iter().map(to_proto).collect::<Result<_>>()?, next_page_token: next })
+    Ok(ListJobsResponse {
+        jobs: page.iter().map(crate::convert::job).collect::<Result<_>>()?,
+        next_page_token: next,
+    })
 }
 
 /// CancelJob.
@@ -487,13 +423,13 @@ pub async fn cancel(state: &State, req: CancelJobRequest) -> Result<Job> {
     tx.commit().await?;
     match before {
         JobState::Queued | JobState::Running | JobState::Cancelled => {
-            tracing::info!(job.id = %id, was = state_name(before), "job cancel requested");
-            to_proto(&row)
+            tracing::info!(job.id = %id, was = before.stored(), "job cancel requested");
+            crate::convert::job(&row)
         }
         other => Err(Error::WrongState(format!(
             "{} already ended ({}); only queued or running jobs can be cancelled",
             Kind::Job.name(&project, id),
-            state_name(other)
+            other.stored()
         ))),
     }
 }
@@ -524,7 +460,7 @@ pub async fn watch(
         let mut last_sent: Vec<u8> = Vec::new();
         let mut row = first;
         loop {
-            let job = match to_proto(&row) {
+            let job = match crate::convert::job(&row) {
                 Ok(j) => j,
                 Err(e) => {
                     let _ = tx.send(Err(e.into())).await;
@@ -545,13 +481,13 @@ pub async fn watch(
                 let Some(last) = page.last() else { break };
                 last_seq = last.seq;
                 for l in &page {
-                    let ev = WatchJobEvent { event: Some(Event::LogLine(line_to_proto(l))) };
+                    let ev = WatchJobEvent { event: Some(Event::LogLine(crate::convert::line(l))) };
                     if tx.send(Ok(ev)).await.is_err() {
                         return;
                     }
                 }
             }
-            if is_final(parse_state(&row.state)) {
+            if is_final(row.state) {
                 return;
             }
             let deadline = tokio::time::sleep(WATCH_FALLBACK);

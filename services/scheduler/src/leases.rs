@@ -8,6 +8,7 @@ use std::{
 };
 
 use cairn_api::{
+    ids::{ConnectorId, Generation, JobId, LeaseId, Stored as _, TaskId},
     names::{ProjectId, Reference},
     v1::{
         AcquireLeaseRequest, AcquireLeaseResponse, AppendLogRequest, BatchCompleteJobsRequest,
@@ -22,17 +23,15 @@ use cairn_runtime::{
 };
 use chrono::{DateTime, Utc};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use uuid::Uuid;
 
 use crate::{
     State,
     domain::{
-        job::{backoff, parse_state, parse_type, state_name},
+        job::{self as rules},
         placement::{self, Candidate, StoreLoad},
     },
     error::{Error, Result},
     events,
-    jobs::to_proto,
     store::{self, jobs as rows, logs},
 };
 
@@ -166,7 +165,7 @@ pub async fn try_acquire(state: &State, worker: &Worker<'_>, capacity: usize) ->
         Err(e) => {
             // The catalog could not be asked: give the jobs back untouched.
             let mut conn = state.pool.acquire().await?;
-            let ids: Vec<Uuid> = started.iter().map(|r| r.id).collect();
+            let ids: Vec<JobId> = started.iter().map(|r| r.id).collect();
             rows::release(&mut conn, &ids, "waiting for the catalog to answer").await?;
             state.events.wake_work();
             Err(e)
@@ -194,35 +193,75 @@ async fn lease_batch(
     let now = state.clock.now();
     let expire = now + chrono::Duration::from_std(state.config.lease_ttl()).unwrap_or_default();
     let mut tx = state.pool.begin().await?;
-    // Without fresh statistics (a burst of new jobs before autovacuum analyzes) the planner
-    // prefers a bitmap scan + sort over every queued row; the ordered index scan that stops
-    // after LIMIT rows is always right for this query.
-    sqlx::query("SET LOCAL enable_bitmapscan = off").execute(&mut *tx).await?;
-    let candidates =
-        rows::claim_candidates(&mut tx, worker.labels, worker.projects, now, (capacity * 4 + 16) as i64)
-            .await?;
-    if candidates.is_empty() {
+    let Some(claimed) = claim(&mut tx, worker, capacity, now, lock_first).await? else {
+        tx.commit().await?;
+        return Ok(Some(vec![]));
+    };
+    let accepted = place(&mut tx, claimed, capacity).await?;
+    if accepted.is_empty() {
         tx.commit().await?;
         return Ok(Some(vec![]));
     }
-    let mut store_ids: Vec<Uuid> = candidates.iter().flat_map(|c| c.store_ids.iter().copied()).collect();
+    let started = rows::start(&mut tx, &accepted, worker.id, now, expire).await?;
+    if !lock_first && !still_within_limits(&mut tx, &started).await? {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    tx.commit().await?;
+    Ok(Some(started))
+}
+
+/// What a claim holds: queued jobs locked for this transaction, with their stores' limits and
+/// the serial tasks among them.
+struct Claimed {
+    candidates: Vec<rows::CandidateRow>,
+    limits: Vec<rows::StoreRow>,
+    store_ids: Vec<ConnectorId>,
+    serial_tasks: Vec<TaskId>,
+}
+
+/// Step 1: claims queued, due jobs the worker may run (`SKIP LOCKED`) and reads their stores'
+/// limits, locking stores and serial tasks first when pessimistic. `None` = nothing queued.
+async fn claim(
+    tx: &mut sqlx::PgConnection,
+    worker: &Worker<'_>,
+    capacity: usize,
+    now: DateTime<Utc>,
+    lock_first: bool,
+) -> Result<Option<Claimed>> {
+    rows::prefer_ordered_scan(tx).await?;
+    let candidates =
+        rows::claim_candidates(tx, worker.labels, worker.projects, now, (capacity * 4 + 16) as i64).await?;
+    if candidates.is_empty() {
+        return Ok(None);
+    }
+    let mut store_ids: Vec<ConnectorId> =
+        candidates.iter().flat_map(|c| c.store_ids.iter().copied()).collect();
     store_ids.sort();
     store_ids.dedup();
-    let serial_tasks: Vec<Uuid> = candidates.iter().filter(|c| c.serial).filter_map(|c| c.task_id).collect();
+    let serial_tasks: Vec<TaskId> =
+        candidates.iter().filter(|c| c.serial).filter_map(|c| c.task_id).collect();
     let limits = if lock_first {
-        let limits = rows::lock_stores(&mut tx, &store_ids).await?;
-        store::lock_uuids(&mut tx, store::LOCK_SERIAL, &serial_tasks).await?;
+        let limits = rows::lock_stores(tx, &store_ids).await?;
+        store::lock_tasks(tx, store::LOCK_SERIAL, &serial_tasks).await?;
         limits
     } else {
-        rows::stores(&mut tx, &store_ids).await?
+        rows::stores(tx, &store_ids).await?
     };
-    let mut loads = occupancy(&mut tx, &limits, &store_ids).await?;
-    let mut busy: HashSet<Uuid> = if serial_tasks.is_empty() {
+    Ok(Some(Claimed { candidates, limits, store_ids, serial_tasks }))
+}
+
+/// Step 2: decides which claimed jobs fit (store limits, exclusive PRUNEs, serial tasks; see
+/// `domain::placement`) and records why the others wait. Returns the jobs to start.
+async fn place(tx: &mut sqlx::PgConnection, c: Claimed, capacity: usize) -> Result<Vec<JobId>> {
+    let mut loads = occupancy(tx, &c.limits, &c.store_ids).await?;
+    let mut busy: HashSet<TaskId> = if c.serial_tasks.is_empty() {
         HashSet::new()
     } else {
-        rows::busy_tasks(&mut tx, &serial_tasks).await?.into_iter().collect()
+        rows::busy_tasks(tx, &c.serial_tasks).await?.into_iter().collect()
     };
-    let cands: Vec<Candidate> = candidates
+    let cands: Vec<Candidate> = c
+        .candidates
         .iter()
         .map(|c| Candidate {
             id: c.id,
@@ -233,58 +272,53 @@ async fn lease_batch(
         })
         .collect();
     let pick = placement::pick(&cands, &mut loads, &mut busy, capacity);
-    let old: HashMap<Uuid, &str> = candidates.iter().map(|c| (c.id, c.wait_reason.as_str())).collect();
-    let changed: Vec<(Uuid, String)> =
+    let old: HashMap<JobId, &str> = c.candidates.iter().map(|c| (c.id, c.wait_reason.as_str())).collect();
+    let changed: Vec<(JobId, String)> =
         pick.waiting.into_iter().filter(|(id, r)| old.get(id).is_none_or(|o| *o != r)).collect();
-    rows::set_wait_reasons(&mut tx, &changed).await?;
-    if pick.accepted.is_empty() {
-        tx.commit().await?;
-        return Ok(Some(vec![]));
-    }
-    let started = rows::start(&mut tx, &pick.accepted, worker.id, now, expire).await?;
-    if !lock_first {
-        let touched: HashSet<Uuid> = started.iter().flat_map(|r| r.store_ids.iter().copied()).collect();
-        let mut touched: Vec<Uuid> = touched.into_iter().collect();
-        touched.sort();
-        let serial: Vec<Uuid> = started.iter().filter(|r| r.serial).filter_map(|r| r.task_id).collect();
-        // Stores first, then serial tasks: the order every leasing transaction locks in.
-        let over = if touched.is_empty() {
-            false
-        } else {
-            let limits = rows::lock_stores(&mut tx, &touched).await?;
-            let after = occupancy(&mut tx, &limits, &touched).await?;
-            after
-                .values()
-                .any(|l| l.running > l.max_concurrent_jobs || (l.exclusive_running && l.running > 1))
-        };
-        let doubled = !serial.is_empty() && {
-            store::lock_uuids(&mut tx, store::LOCK_SERIAL, &serial).await?;
-            rows::tasks_running_more_than_once(&mut tx, &serial).await?
-        };
-        if over || doubled {
-            tx.rollback().await?;
-            return Ok(None);
+    rows::set_wait_reasons(tx, &changed).await?;
+    Ok(pick.accepted)
+}
+
+/// Step 3 of an optimistic lease: after starting, locks the touched stores, then the serial
+/// tasks (the order every leasing transaction locks in) and recounts with every commit before
+/// the locks and this transaction's own starts. False = a limit would be exceeded.
+async fn still_within_limits(tx: &mut sqlx::PgConnection, started: &[rows::Row]) -> Result<bool> {
+    let mut touched: Vec<ConnectorId> = started.iter().flat_map(|r| r.store_ids.iter().copied()).collect();
+    touched.sort();
+    touched.dedup();
+    let serial: Vec<TaskId> = started.iter().filter(|r| r.serial).filter_map(|r| r.task_id).collect();
+    if !touched.is_empty() {
+        let limits = rows::lock_stores(tx, &touched).await?;
+        let after = occupancy(tx, &limits, &touched).await?;
+        if after.values().any(|l| l.running > l.max_concurrent_jobs || (l.exclusive_running && l.running > 1))
+        {
+            return Ok(false);
         }
     }
-    tx.commit().await?;
-    Ok(Some(started))
+    if !serial.is_empty() {
+        store::lock_tasks(tx, store::LOCK_SERIAL, &serial).await?;
+        if rows::tasks_running_more_than_once(tx, &serial).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Occupancy of stores: their limits with running jobs counted (committed, plus this
 /// transaction's own).
 async fn occupancy(
     conn: &mut sqlx::PgConnection,
-    limits: &[(Uuid, String, i32)],
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, StoreLoad>> {
-    let mut loads: HashMap<Uuid, StoreLoad> = limits
+    limits: &[rows::StoreRow],
+    ids: &[ConnectorId],
+) -> Result<HashMap<ConnectorId, StoreLoad>> {
+    let mut loads: HashMap<ConnectorId, StoreLoad> = limits
         .iter()
-        .map(|(id, name, max)| {
+        .map(|s| {
             (
-                *id,
+                s.id,
                 StoreLoad {
-                    display_name: name.clone(),
-                    max_concurrent_jobs: *max,
+                    display_name: s.display_name.clone(),
+                    max_concurrent_jobs: s.max_concurrent_jobs,
                     running: 0,
                     exclusive_running: false,
                 },
@@ -292,10 +326,10 @@ async fn occupancy(
         })
         .collect();
     if !ids.is_empty() {
-        for (id, running, exclusive) in rows::store_loads(conn, ids).await? {
-            if let Some(l) = loads.get_mut(&id) {
-                l.running = running as i32;
-                l.exclusive_running = exclusive;
+        for load in rows::store_loads(conn, ids).await? {
+            if let Some(l) = loads.get_mut(&load.store_id) {
+                l.running = load.running as i32;
+                l.exclusive_running = load.exclusive;
             }
         }
     }
@@ -308,25 +342,25 @@ async fn leases_for(
     expire: DateTime<Utc>,
     ttl: Duration,
 ) -> Result<Vec<Lease>> {
-    let task_ids: Vec<(ProjectId, Uuid)> =
+    let task_ids: Vec<(ProjectId, TaskId)> =
         started.iter().filter_map(|r| r.task_id.map(|t| (r.project_id.clone(), t))).collect();
     let resolved =
         if task_ids.is_empty() { HashMap::new() } else { state.catalog.resolved(&task_ids).await? };
     let mut leases = Vec::with_capacity(started.len());
     for row in started {
         let mut lease = Lease {
-            name: format!("leases/{}", row.lease_id.unwrap_or_default()),
-            generation: row.lease_generation,
-            job: Some(to_proto(row)?),
+            name: row.lease_id.unwrap_or_default().lease_name(),
+            generation: row.lease_generation.get(),
+            job: Some(crate::convert::job(row)?),
             task: None,
             test_connector: None,
             expire_time: Some(to_timestamp(expire)),
             ttl: Some(to_duration(ttl)),
         };
-        if parse_type(&row.r#type) == TaskType::TestConnection {
+        if row.r#type == TaskType::TestConnection {
             let id =
                 row.test_connector_id.ok_or_else(|| Error::Internal("test job without connector".into()))?;
-            match state.catalog.connector(&row.project_id, &Reference::Id(id), true).await? {
+            match state.catalog.connector(&row.project_id, &Reference::Id(id.uuid()), true).await? {
                 Some(c) => lease.test_connector = Some(c),
                 None => {
                     fail_gone(state, row, "the connector was deleted before the test ran").await?;
@@ -356,7 +390,7 @@ async fn fail_gone(state: &State, row: &rows::Row, why: &str) -> Result<()> {
         &mut conn,
         row.id,
         &rows::Finish {
-            state: state_name(JobState::Failed).to_owned(),
+            state: JobState::Failed,
             end_time: Some(state.clock.now()),
             error: why.to_owned(),
             ..Default::default()
@@ -368,9 +402,8 @@ async fn fail_gone(state: &State, row: &rows::Row, why: &str) -> Result<()> {
     Ok(())
 }
 
-fn lease_id(raw: &str) -> Result<Uuid> {
-    raw.strip_prefix("leases/")
-        .and_then(|s| Uuid::parse_str(s).ok())
+fn lease_id(raw: &str) -> Result<LeaseId> {
+    LeaseId::parse_name(raw)
         .ok_or_else(|| Error::invalid("lease", format!("{raw:?} is not a lease name (leases/{{id}})")))
 }
 
@@ -395,7 +428,8 @@ pub async fn heartbeat(state: &State, req: HeartbeatRequest) -> Result<Heartbeat
     };
     let with_progress = progress.is_some();
     let mut conn = state.pool.acquire().await?;
-    let Some((id, cancel)) = rows::heartbeat(&mut conn, lease, req.generation, progress, expire).await?
+    let Some(rows::Beat { id, cancel_requested: cancel }) =
+        rows::heartbeat(&mut conn, lease, Generation::new(req.generation), progress, expire).await?
     else {
         return Err(lost(&req.lease, req.generation));
     };
@@ -441,7 +475,7 @@ pub async fn append_log(state: &State, req: AppendLogRequest) -> Result<()> {
         });
     }
     let mut tx = state.pool.begin().await?;
-    let Some(row) = rows::by_lease_for_update(&mut tx, lease, req.generation).await? else {
+    let Some(row) = rows::by_lease_for_update(&mut tx, lease, Generation::new(req.generation)).await? else {
         return Err(lost(&req.lease, req.generation));
     };
     if logs::append(&mut tx, row.id, row.attempt, &lines).await? > 0 {
@@ -455,7 +489,7 @@ pub async fn append_log(state: &State, req: AppendLogRequest) -> Result<()> {
 pub async fn complete(state: &State, req: CompleteJobRequest) -> Result<CompleteJobResponse> {
     let mut results = complete_many(state, vec![req]).await?;
     let row = results.pop().ok_or_else(|| Error::Internal("no completion result".into()))??;
-    Ok(CompleteJobResponse { job: Some(to_proto(&row)?) })
+    Ok(CompleteJobResponse { job: Some(crate::convert::job(&row)?) })
 }
 
 /// BatchCompleteJobs: one transaction; each completion succeeds or fails on its own.
@@ -508,13 +542,13 @@ async fn complete_many(state: &State, reqs: Vec<CompleteJobRequest>) -> Result<V
             let Some(Outcome::Succeeded(s)) = &reqs[*i].outcome else { continue };
             items.push(rows::Success {
                 lease: *id,
-                generation: reqs[*i].generation,
+                generation: Generation::new(reqs[*i].generation),
                 snapshot: s.snapshot.clone(),
                 stats: s.stats.as_ref().map(store::encode).transpose()?,
             });
         }
         let done = rows::succeed_many(&mut tx, &items, now).await?;
-        let by_lease: HashMap<Uuid, rows::Row> =
+        let by_lease: HashMap<LeaseId, rows::Row> =
             done.into_iter().filter_map(|r| r.lease_id.map(|l| (l, r))).collect();
         for (i, id) in fast {
             out[i] = Some(match by_lease.get(&id) {
@@ -548,15 +582,16 @@ async fn complete_many(state: &State, reqs: Vec<CompleteJobRequest>) -> Result<V
 
 /// Metrics, logs and the catalog's copy of a connection test verdict.
 fn after_commit(state: &State, done: &rows::Row) -> Result<()> {
-    metrics::counter!("cairn_scheduler_jobs_finished_total", "type" => done.r#type.clone(), "state" => done.state.clone())
+    metrics::counter!("cairn_scheduler_jobs_finished_total", "type" => done.r#type.stored(), "state" => done.state.stored())
         .increment(1);
     if let (Some(start), Some(end)) = (done.start_time, done.end_time) {
         let secs = (end - start).num_milliseconds().max(0) as f64 / 1000.0;
-        metrics::histogram!("cairn_scheduler_job_duration_seconds", "type" => done.r#type.clone())
+        metrics::histogram!("cairn_scheduler_job_duration_seconds", "type" => done.r#type.stored())
             .record(secs);
     }
-    if parse_type(&done.r#type) == TaskType::TestConnection
-        && let (Some(connector), Some(test)) = (done.test_connector_id, to_proto(done)?.connection_test)
+    if done.r#type == TaskType::TestConnection
+        && let (Some(connector), Some(test)) =
+            (done.test_connector_id, crate::convert::job(done)?.connection_test)
     {
         let catalog = state.catalog.clone();
         let project = done.project_id.clone();
@@ -567,10 +602,10 @@ fn after_commit(state: &State, done: &rows::Row) -> Result<()> {
         });
     }
     if !done.trace_parent.is_empty() {
-        let span = tracing::info_span!("job.complete", otel.name = "job.complete", job.id = %done.id, job.state = %done.state);
+        let span = tracing::info_span!("job.complete", otel.name = "job.complete", job.id = %done.id, job.state = done.state.stored());
         let _ = span.set_parent(cairn_runtime::grpc::context_from_traceparent(&done.trace_parent));
     }
-    tracing::debug!(job.id = %done.id, job.state = %done.state, attempt = done.attempt, "job completed");
+    tracing::debug!(job.id = %done.id, job.state = done.state.stored(), attempt = done.attempt, "job completed");
     Ok(())
 }
 
@@ -584,82 +619,73 @@ async fn complete_one(
     let outcome = req
         .outcome
         .ok_or_else(|| Error::invalid("outcome", "is required: succeeded, failed or cancelled"))?;
-    let Some(row) = rows::by_lease_for_update(conn, lease, req.generation).await? else {
+    let Some(row) = rows::by_lease_for_update(conn, lease, Generation::new(req.generation)).await? else {
         return Err(lost(&req.lease, req.generation));
     };
     // Refused before anything is written: the completion is all or nothing.
     crate::snapshots::stores_of(&row.project_id, &req.snapshot_index)?;
-    let mut finish = rows::Finish { end_time: Some(now), ..Default::default() };
-    let timed_out = || {
-        format!(
-            "timed out after {}",
-            humantime::format_duration(Duration::from_millis(row.timeout_ms.unwrap_or(0).max(0) as u64))
-        )
+    let ms = |v: i64| Duration::from_millis(v.max(0) as u64);
+    let attempt = rules::Attempt {
+        attempt: row.attempt,
+        max_attempts: row.max_attempts,
+        timed_out: row.timed_out,
+        timeout: ms(row.timeout_ms.unwrap_or(0)),
+        cancel_requested: row.cancel_requested,
+        cancel_reason: row.cancel_reason.clone(),
+        initial_backoff: ms(row.initial_backoff_ms),
+        max_backoff: ms(row.max_backoff_ms),
     };
-    let mut retry_note = None;
-    match outcome {
-        Outcome::Succeeded(s) => {
-            finish.state = state_name(JobState::Succeeded).to_owned();
-            finish.snapshot = Some(s.snapshot);
-            finish.stats = s.stats.as_ref().map(store::encode).transpose()?;
-            finish.connection_test = s.connection_test.as_ref().map(store::encode).transpose()?;
-        }
-        Outcome::Cancelled(c) => {
-            if row.timed_out {
-                finish.state = state_name(JobState::Failed).to_owned();
-                finish.error = timed_out();
-            } else {
-                finish.state = state_name(JobState::Cancelled).to_owned();
-                finish.error =
-                    if row.cancel_reason.is_empty() { c.message } else { row.cancel_reason.clone() };
+    let (report, snapshot, stats, connection_test) = match outcome {
+        Outcome::Succeeded(s) => (
+            rules::Report::Succeeded,
+            Some(s.snapshot),
+            s.stats.as_ref().map(store::encode).transpose()?,
+            s.connection_test.as_ref().map(store::encode).transpose()?,
+        ),
+        Outcome::Cancelled(c) => (rules::Report::Cancelled { message: c.message }, None, None, None),
+        Outcome::Failed(f) => (
+            rules::Report::Failed { error: f.error, retryable: f.retryable },
+            None,
+            f.stats.as_ref().map(store::encode).transpose()?,
+            None,
+        ),
+    };
+    let finish = match rules::next(&report, &attempt) {
+        rules::Next::End { state, error } => rows::Finish {
+            state,
+            end_time: Some(now),
+            run_after: None,
+            snapshot,
+            stats,
+            error,
+            wait_reason: String::new(),
+            connection_test,
+        },
+        rules::Next::Retry { delay, error, wait_reason } => {
+            let line = logs::Line {
+                time: now,
+                level: LogLevel::Warn as i16,
+                message: wait_reason.clone(),
+                worker_seq: 0,
+            };
+            logs::append(conn, row.id, row.attempt, &[line]).await?;
+            rows::Finish {
+                state: JobState::Queued,
+                end_time: None,
+                run_after: Some(now + chrono::Duration::from_std(delay).unwrap_or_default()),
+                snapshot,
+                stats,
+                error,
+                wait_reason,
+                connection_test,
             }
         }
-        Outcome::Failed(f) => {
-            finish.stats = f.stats.as_ref().map(store::encode).transpose()?;
-            if row.timed_out {
-                finish.state = state_name(JobState::Failed).to_owned();
-                finish.error = format!("{}: {}", timed_out(), f.error);
-            } else if row.cancel_requested {
-                finish.state = state_name(JobState::Cancelled).to_owned();
-                finish.error = row.cancel_reason.clone();
-            } else if f.retryable && row.attempt < row.max_attempts {
-                let delay = backoff(
-                    row.attempt + 1,
-                    Duration::from_millis(row.initial_backoff_ms.max(0) as u64),
-                    Duration::from_millis(row.max_backoff_ms.max(0) as u64),
-                );
-                finish.state = state_name(JobState::Queued).to_owned();
-                finish.end_time = None;
-                finish.run_after = Some(now + chrono::Duration::from_std(delay).unwrap_or_default());
-                finish.error = f.error.clone();
-                finish.wait_reason = format!(
-                    "retry {}/{} after {} backoff (attempt {} failed: {})",
-                    row.attempt + 1,
-                    row.max_attempts,
-                    humantime::format_duration(delay),
-                    row.attempt,
-                    f.error
-                );
-                retry_note = Some(finish.wait_reason.clone());
-            } else {
-                finish.state = state_name(JobState::Failed).to_owned();
-                finish.error = if f.retryable {
-                    format!("{} (gave up after {} attempts)", f.error, row.attempt)
-                } else {
-                    f.error
-                };
-            }
-        }
-    }
-    if let Some(note) = retry_note {
-        let line = logs::Line { time: now, level: LogLevel::Warn as i16, message: note, worker_seq: 0 };
-        logs::append(conn, row.id, row.attempt, &[line]).await?;
-    }
+    };
     let done = rows::finish(conn, row.id, &finish).await?;
     if !req.snapshot_index.is_empty() {
         crate::snapshots::refresh(conn, &row.project_id, &req.snapshot_index, row.id, now).await?;
     }
-    if crate::domain::job::is_final(parse_state(&done.state)) {
+    if crate::domain::job::is_final(done.state) {
         crate::notifications::enqueue(conn, &done).await?;
     }
     Ok(done)

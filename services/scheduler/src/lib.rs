@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod convert;
 pub mod domain;
 pub mod error;
 pub mod events;
@@ -62,7 +63,8 @@ pub struct State {
     pub shutdown: CancellationToken,
     /// Store limits already written to `stores` by this process (skips needless upserts, whose
     /// row locks would contend with leasing).
-    pub stores_seen: Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, store::jobs::StoreRow>>>,
+    pub stores_seen:
+        Arc<std::sync::Mutex<std::collections::HashMap<cairn_api::ids::ConnectorId, store::jobs::StoreRow>>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

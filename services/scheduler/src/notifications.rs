@@ -14,6 +14,7 @@
 
 use std::time::Duration;
 
+use cairn_api::ids::JobId;
 use cairn_api::{
     names::Kind,
     v1::{JobState, NotificationMode},
@@ -23,14 +24,12 @@ use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 use sqlx::PgConnection;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::{
     State,
     catalog::TaskKey,
-    domain::job::{is_final, parse_state},
+    domain::job::is_final,
     error::{Error, Result},
-    jobs::to_proto,
     store::{
         jobs::{self as job_rows, Row},
         notifications::{self as rows, ANY_CHANNEL, Pending},
@@ -47,9 +46,7 @@ const EVERY: Duration = Duration::from_millis(500);
 /// Records that a finished job must be considered for notification (in the finishing
 /// transaction).
 pub async fn enqueue(conn: &mut PgConnection, job: &Row) -> Result<()> {
-    let mode =
-        NotificationMode::from_str_name(&format!("NOTIFICATION_MODE_{}", job.notify)).unwrap_or_default();
-    if job.task_id.is_none() || !wants(mode, parse_state(&job.state)) {
+    if job.task_id.is_none() || !wants(job.notify, job.state) {
         return Ok(());
     }
     let now: DateTime<Utc> = job.end_time.unwrap_or(job.create_time);
@@ -87,7 +84,7 @@ async fn expand(state: &State) -> Result<usize> {
     if pending.is_empty() {
         return Ok(0);
     }
-    let job_ids: Vec<Uuid> = pending.iter().map(|p| p.job_id).collect();
+    let job_ids: Vec<JobId> = pending.iter().map(|p| p.job_id).collect();
     let mut jobs = Vec::with_capacity(pending.len());
     for id in &job_ids {
         if let Some(j) = job_rows::get(&mut tx, None, *id).await? {
@@ -108,7 +105,7 @@ async fn expand(state: &State) -> Result<usize> {
     for job in &jobs {
         let plan = job.task_id.and_then(|t| plans.get(&(job.project_id.clone(), t)).cloned().flatten());
         let channels = match &plan {
-            Some(plan) if wants(plan.notification.mode(), parse_state(&job.state)) => {
+            Some(plan) if wants(plan.notification.mode(), job.state) => {
                 let mut c: Vec<String> =
                     plan.notification.webhooks.iter().map(|w| format!("webhook:{}", w.url)).collect();
                 c.extend(plan.notification.emails.iter().map(|e| format!("email:{e}")));
@@ -223,7 +220,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 }
 
 fn payload(state: &State, row: &Row, channel: &str) -> Result<serde_json::Value> {
-    let job = to_proto(row)?;
+    let job = crate::convert::job(row)?;
     let job_json = cairn_api::json::to_json(&job).map_err(|e| Error::Internal(e.to_string()))?;
     let duration = match (row.start_time, row.end_time) {
         (Some(s), Some(e)) => Some((e - s).num_milliseconds() as f64 / 1000.0),

@@ -5,12 +5,15 @@
 
 use std::time::Duration;
 
-use cairn_api::v1::{JobState, LogLevel, TaskType};
+use cairn_api::{
+    ids::Stored as _,
+    v1::{JobState, LogLevel, TaskType},
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     State,
-    domain::job::{backoff, parse_type, state_name},
+    domain::job::backoff,
     error::Result,
     events,
     store::{jobs as rows, logs},
@@ -58,10 +61,10 @@ pub async fn expire_leases(state: &State) -> Result<usize> {
         let lost = format!("worker {} stopped heartbeating (lease expired at {since})", row.worker);
         let mut finish = rows::Finish { end_time: Some(now), ..Default::default() };
         if row.timed_out {
-            finish.state = state_name(JobState::Failed).to_owned();
+            finish.state = JobState::Failed;
             finish.error = format!("timed out, and {lost}");
         } else if row.cancel_requested {
-            finish.state = state_name(JobState::Cancelled).to_owned();
+            finish.state = JobState::Cancelled;
             finish.error = format!("{}; {lost}", row.cancel_reason);
         } else if row.attempt < row.max_attempts {
             let delay = backoff(
@@ -69,7 +72,7 @@ pub async fn expire_leases(state: &State) -> Result<usize> {
                 Duration::from_millis(row.initial_backoff_ms.max(0) as u64),
                 Duration::from_millis(row.max_backoff_ms.max(0) as u64),
             );
-            finish.state = state_name(JobState::Queued).to_owned();
+            finish.state = JobState::Queued;
             finish.end_time = None;
             finish.run_after = Some(now + chrono::Duration::from_std(delay).unwrap_or_default());
             finish.error = lost.clone();
@@ -80,10 +83,11 @@ pub async fn expire_leases(state: &State) -> Result<usize> {
                 humantime::format_duration(delay)
             );
         } else {
-            finish.state = state_name(JobState::Failed).to_owned();
+            finish.state = JobState::Failed;
             finish.error = format!("{lost}; gave up after {} attempts", row.attempt);
         }
-        let note = if finish.state == "QUEUED" { finish.wait_reason.clone() } else { finish.error.clone() };
+        let note =
+            if finish.state == JobState::Queued { finish.wait_reason.clone() } else { finish.error.clone() };
         logs::append(
             &mut tx,
             row.id,
@@ -92,11 +96,11 @@ pub async fn expire_leases(state: &State) -> Result<usize> {
         )
         .await?;
         let done = rows::finish(&mut tx, row.id, &finish).await?;
-        if finish.state != "QUEUED" {
+        if finish.state != JobState::Queued {
             crate::notifications::enqueue(&mut tx, &done).await?;
         }
         metrics::counter!("cairn_scheduler_lease_expiries_total").increment(1);
-        tracing::warn!(job.id = %row.id, worker = %row.worker, next = %finish.state, "lease expired");
+        tracing::warn!(job.id = %row.id, worker = %row.worker, next = finish.state.stored(), "lease expired");
         ids.push(row.id);
     }
     // Unanswered connection tests.
@@ -106,7 +110,7 @@ pub async fn expire_leases(state: &State) -> Result<usize> {
             &mut tx,
             id,
             &rows::Finish {
-                state: state_name(JobState::Failed).to_owned(),
+                state: JobState::Failed,
                 end_time: Some(now),
                 error: "no worker matching the connector's selector took the test within 10 minutes".into(),
                 ..Default::default()
@@ -137,8 +141,8 @@ pub async fn enforce_timeouts(state: &State) -> Result<()> {
         );
         let mut tx = state.pool.begin().await?;
         if let Some(row) = rows::get_for_update(&mut tx, &project_id, id).await?
-            && row.state == "RUNNING"
-            && parse_type(&row.r#type) != TaskType::Unspecified
+            && row.state == JobState::Running
+            && row.r#type != TaskType::Unspecified
         {
             rows::request_cancel(&mut tx, id, &reason, true).await?;
             logs::append(
@@ -184,8 +188,8 @@ async fn gauges(state: &State) -> Result<()> {
     let mut conn = state.pool.acquire().await?;
     let depth = rows::queue_depth(&mut conn).await?;
     metrics::gauge!("cairn_scheduler_queue_depth", "reason" => "total")
-        .set(depth.iter().map(|(_, n)| *n).sum::<i64>() as f64);
-    for (reason, n) in depth {
+        .set(depth.iter().map(|d| d.count).sum::<i64>() as f64);
+    for rows::Depth { wait_reason: reason, count: n } in depth {
         let reason = if reason.is_empty() {
             "ready".to_owned()
         } else {

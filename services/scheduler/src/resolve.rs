@@ -5,8 +5,10 @@
 
 use std::sync::Arc;
 
-use cairn_api::names::{self, Kind, Name, NameError, ProjectId, Reference};
-use uuid::Uuid;
+use cairn_api::{
+    ids::{ConnectorId, JobId, ScheduleId, TaskId},
+    names::{self, Kind, Name, NameError, ProjectId, Reference},
+};
 
 use crate::{
     State,
@@ -30,8 +32,10 @@ pub fn list_parent(raw: &str) -> Result<Option<ProjectId>> {
 }
 
 /// A job name (`projects/{p}/jobs/{id}`); `allow_any` accepts `projects/-/jobs/{id}`.
-pub fn job(field: &str, raw: &str, allow_any: bool) -> Result<(Option<ProjectId>, Uuid)> {
-    names::parse_id_name(Kind::Job, raw, allow_any).map_err(|e| invalid(field, e))
+pub fn job(field: &str, raw: &str, allow_any: bool) -> Result<(Option<ProjectId>, JobId)> {
+    names::parse_id_name(Kind::Job, raw, allow_any)
+        .map(|(p, id)| (p, JobId::from_uuid(id)))
+        .map_err(|e| invalid(field, e))
 }
 
 /// A full name of one project (`projects/{p}/schedules/{id or display name}`).
@@ -85,13 +89,13 @@ pub async fn task_id(
     field: &str,
     parent: Option<&ProjectId>,
     raw: &str,
-) -> Result<Option<Uuid>> {
+) -> Result<Option<TaskId>> {
     if raw.trim().is_empty() {
         return Ok(None);
     }
     match within(Kind::Task, field, parent, raw)? {
         None => Err(Error::invalid(field, missing("task", raw))),
-        Some((_, Reference::Id(id))) => Ok(Some(id)),
+        Some((_, Reference::Id(id))) => Ok(Some(TaskId::from_uuid(id))),
         Some((project, r)) => match state.catalog.plan_fresh(&project, &r).await? {
             Some(p) => Ok(Some(p.id)),
             None => Err(Error::invalid(field, missing("task", raw))),
@@ -105,18 +109,18 @@ pub async fn connector_id(
     field: &str,
     parent: Option<&ProjectId>,
     raw: &str,
-) -> Result<Option<Uuid>> {
+) -> Result<Option<ConnectorId>> {
     if raw.trim().is_empty() {
         return Ok(None);
     }
     match within(Kind::Connector, field, parent, raw)? {
         None => Err(Error::invalid(field, missing("connector", raw))),
-        Some((_, Reference::Id(id))) => Ok(Some(id)),
+        Some((_, Reference::Id(id))) => Ok(Some(ConnectorId::from_uuid(id))),
         Some((project, r)) => match state.catalog.connector(&project, &r, false).await? {
             Some(c) => Ok(c
                 .connector
                 .and_then(|c| names::parse_canonical(Kind::Connector, &c.name).ok())
-                .map(|(_, id)| id)),
+                .map(|(_, id)| ConnectorId::from_uuid(id))),
             None => Err(Error::invalid(field, missing("connector", raw))),
         },
     }
@@ -128,13 +132,13 @@ pub async fn schedule_id(
     field: &str,
     parent: Option<&ProjectId>,
     raw: &str,
-) -> Result<Option<Uuid>> {
+) -> Result<Option<ScheduleId>> {
     if raw.trim().is_empty() {
         return Ok(None);
     }
     match within(Kind::Schedule, field, parent, raw)? {
         None => Err(Error::NotFound(format!("schedule {:?}", raw.trim()))),
-        Some((_, Reference::Id(id))) => Ok(Some(id)),
+        Some((_, Reference::Id(id))) => Ok(Some(ScheduleId::from_uuid(id))),
         Some((project, r)) => {
             let mut conn = state.pool.acquire().await?;
             schedule_rows::find(&mut conn, &project, &r)

@@ -3,6 +3,7 @@
 //! indexed query.
 
 use cairn_api::{
+    ids::ScheduleId,
     names::{self, Kind, Reference},
     v1::{
         CreateScheduleRequest, DeleteScheduleRequest, ListSchedulesRequest, ListSchedulesResponse,
@@ -21,7 +22,7 @@ use uuid::Uuid;
 
 use crate::{
     State,
-    domain::{job::parse_state, recurrence},
+    domain::recurrence,
     error::{Error, Result},
     events, resolve,
     store::{self, schedules as rows},
@@ -45,26 +46,6 @@ pub fn maths(spec: &Schedule, anchor: DateTime<Utc>, prefix: &str) -> Result<cai
 /// The jitter of a schedule message.
 pub fn jitter(spec: &Schedule) -> std::time::Duration {
     spec.jitter.as_ref().and_then(from_duration).unwrap_or_default()
-}
-
-fn to_proto(r: &rows::Row) -> Result<Schedule> {
-    let mut s: Schedule = store::decode(&r.spec)?;
-    s.name = Kind::Schedule.name(&r.project_id, r.id);
-    s.display_name = r.display_name.clone();
-    s.task = Kind::Task.name(&r.project_id, r.task_id);
-    s.enabled = Some(r.enabled);
-    s.journalised = r.journalised;
-    s.next_run_time = if r.enabled { opt_timestamp(r.next_run_time) } else { None };
-    s.last_job = r.last_job_id.map(|id| Kind::Job.name(&r.project_id, id)).unwrap_or_default();
-    s.last_job_state = r.last_job_state.as_deref().map(parse_state).unwrap_or_default() as i32;
-    s.missed_runs = r.missed_runs;
-    s.normalized_recurrence = recurrence::parse(s.recurrence.as_ref(), "recurrence")
-        .map(|rec| recurrence::normalized(&rec))
-        .unwrap_or_default();
-    s.create_time = Some(to_timestamp(r.create_time));
-    s.update_time = Some(to_timestamp(r.update_time));
-    s.etag = store::etag(r.version);
-    Ok(s)
 }
 
 /// The inputs of a schedule as stored (outputs cleared).
@@ -129,7 +110,7 @@ fn validate(
 
 /// The next occurrence from `now` on (never before the start time) and its due time.
 fn next_from(
-    id: Uuid,
+    id: ScheduleId,
     s: &cairn_schedule::Schedule,
     start: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -157,19 +138,19 @@ pub async fn create(state: &State, req: CreateScheduleRequest) -> Result<Schedul
     if let Some(rid) = rid {
         let mut conn = state.pool.acquire().await?;
         if let Some(row) = rows::by_request_id(&mut conn, &project, rid).await? {
-            return to_proto(&row);
+            return crate::convert::schedule(&row);
         }
     }
     let now = state.clock.now();
     let (maths, anchor) = validate(&s, now)?;
     let plan = resolve::task_plan(state, "schedule.task", &project, &s.task).await?;
-    let id = Uuid::now_v7();
+    let id = ScheduleId::new();
     let enabled = s.enabled.unwrap_or(true);
     let (next_fire, next_run_time) = next_from(id, &maths, anchor, now, jitter(&s));
     let stored = inputs(&s);
     if req.validate_only {
         let mut out = stored;
-        out.name = Kind::Schedule.name(&project, Uuid::nil());
+        out.name = ScheduleId::default().name(&project);
         out.task = Kind::Task.name(&project, plan.id);
         out.enabled = Some(enabled);
         out.next_run_time = if enabled { opt_timestamp(next_run_time) } else { None };
@@ -199,7 +180,7 @@ pub async fn create(state: &State, req: CreateScheduleRequest) -> Result<Schedul
                 let row = rows::by_request_id(&mut conn, &project, rid.unwrap_or_default()).await?;
                 return row
                     .as_ref()
-                    .map(to_proto)
+                    .map(crate::convert::schedule)
                     .transpose()?
                     .ok_or_else(|| Error::Internal("vanished".into()));
             }
@@ -208,12 +189,12 @@ pub async fn create(state: &State, req: CreateScheduleRequest) -> Result<Schedul
         Err(e) => return Err(e),
     }
     events::notify(&mut tx, events::SCHEDULES, "").await?;
-    let row = rows::find(&mut tx, &project, &Reference::Id(id))
+    let row = rows::find(&mut tx, &project, &Reference::Id(id.uuid()))
         .await?
         .ok_or_else(|| Error::Internal("vanished".into()))?;
     tx.commit().await?;
     tracing::info!(schedule.id = %id, task.id = %plan.id, next = ?next_run_time, "schedule created");
-    to_proto(&row)
+    crate::convert::schedule(&row)
 }
 
 async fn find(conn: &mut sqlx::PgConnection, field: &str, raw: &str) -> Result<rows::Row> {
@@ -222,7 +203,7 @@ async fn find(conn: &mut sqlx::PgConnection, field: &str, raw: &str) -> Result<r
 }
 
 async fn reread(conn: &mut sqlx::PgConnection, row: &rows::Row) -> Result<rows::Row> {
-    rows::find(conn, &row.project_id, &Reference::Id(row.id))
+    rows::find(conn, &row.project_id, &Reference::Id(row.id.uuid()))
         .await?
         .ok_or_else(|| Error::Internal("vanished".into()))
 }
@@ -230,7 +211,7 @@ async fn reread(conn: &mut sqlx::PgConnection, row: &rows::Row) -> Result<rows::
 /// GetSchedule.
 pub async fn get(state: &State, name: &str) -> Result<Schedule> {
     let mut conn = state.pool.acquire().await?;
-    to_proto(&find(&mut conn, "name", name).await?)
+    crate::convert::schedule(&find(&mut conn, "name", name).await?)
 }
 
 /// ListSchedules.
@@ -243,7 +224,7 @@ pub async fn list(state: &State, req: ListSchedulesRequest) -> Result<ListSchedu
         enabled: req.enabled,
     };
     let fp = pagination::fingerprint(&(&filter, &project));
-    let after: Option<Uuid> = pagination::decode(&req.page_token, fp)?;
+    let after: Option<ScheduleId> = pagination::decode(&req.page_token, fp)?;
     let mut conn = state.pool.acquire().await?;
     let mut page = rows::list(&mut conn, project.as_ref(), &filter, after, size + 1).await?;
     let next = if page.len() as i64 > size {
@@ -253,7 +234,7 @@ pub async fn list(state: &State, req: ListSchedulesRequest) -> Result<ListSchedu
         String::new()
     };
     Ok(ListSchedulesResponse {
-        schedules: page.iter().map(to_proto).collect::<Result<_>>()?,
+        schedules: page.iter().map(crate::convert::schedule).collect::<Result<_>>()?,
         next_page_token: next,
     })
 }
@@ -330,7 +311,7 @@ pub async fn update(state: &State, req: UpdateScheduleRequest) -> Result<Schedul
     events::notify(&mut tx, events::SCHEDULES, "").await?;
     let row = reread(&mut tx, &row).await?;
     tx.commit().await?;
-    to_proto(&row)
+    crate::convert::schedule(&row)
 }
 
 /// DeleteSchedule.
@@ -375,7 +356,7 @@ async fn set_enabled(state: &State, name: &str, enabled: bool) -> Result<Schedul
     }
     let row = reread(&mut tx, &row).await?;
     tx.commit().await?;
-    to_proto(&row)
+    crate::convert::schedule(&row)
 }
 
 /// PreviewSchedule: fire times of any recurrence, nothing saved.

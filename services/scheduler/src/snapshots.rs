@@ -4,10 +4,11 @@
 //! A job reports only stores of its own project; anything else is refused.
 
 use cairn_api::{
+    ids::{ConnectorId, JobId, TaskId},
     names::{self, Kind, ProjectId},
     v1::{
         ListSnapshotsRequest, ListSnapshotsResponse, RetentionDecision, SimulateRetentionRequest,
-        SimulateRetentionResponse, Snapshot, StoreSnapshots, simulate_retention_request::Source,
+        SimulateRetentionResponse, StoreSnapshots, simulate_retention_request::Source,
     },
 };
 use cairn_runtime::{
@@ -17,7 +18,6 @@ use cairn_runtime::{
 };
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::{
     State,
@@ -29,39 +29,19 @@ use crate::{
 /// The tag that names the task of a snapshot.
 pub const TASK_TAG: &str = "cairn-task=";
 
-fn to_proto(r: &Row) -> Snapshot {
-    let p = &r.project_id;
-    Snapshot {
-        name: format!("{}/snapshots/{}", Kind::Connector.name(p, r.store_id), r.id),
-        id: r.id.clone(),
-        short_id: r.id.chars().take(8).collect(),
-        store: Kind::Connector.name(p, r.store_id),
-        task: r.task_id.map(|t| Kind::Task.name(p, t)).unwrap_or_default(),
-        time: Some(to_timestamp(r.time)),
-        labels: r.labels.clone(),
-        paths: r.paths.clone(),
-        hostname: r.hostname.clone(),
-        parent: r.parent.clone(),
-        total_files: r.total_files,
-        total_bytes: r.total_bytes,
-        bytes_added: r.bytes_added,
-        job: r.job_id.map(|j| Kind::Job.name(p, j)).unwrap_or_default(),
-    }
-}
-
 /// The task named by a snapshot's `cairn-task=<id>` tag.
-pub fn task_of(labels: &[String]) -> Option<Uuid> {
-    labels.iter().find_map(|l| l.strip_prefix(TASK_TAG)).and_then(|id| Uuid::parse_str(id).ok())
+pub fn task_of(labels: &[String]) -> Option<TaskId> {
+    labels.iter().find_map(|l| l.strip_prefix(TASK_TAG)).and_then(|id| id.parse().ok())
 }
 
 /// The stores of a job's report, which must all be of the job's project; checked before the
 /// completion writes anything.
-pub fn stores_of(project: &ProjectId, lists: &[StoreSnapshots]) -> Result<Vec<Uuid>> {
+pub fn stores_of(project: &ProjectId, lists: &[StoreSnapshots]) -> Result<Vec<ConnectorId>> {
     lists
         .iter()
         .enumerate()
         .map(|(i, list)| match names::parse_canonical(Kind::Connector, &list.store) {
-            Ok((p, id)) if p == *project => Ok(id),
+            Ok((p, id)) if p == *project => Ok(ConnectorId::from_uuid(id)),
             Ok(_) => Err(Error::invalid(
                 format!("snapshot_index[{i}].store"),
                 format!("{:?} is not a store of the job's project", list.store),
@@ -76,7 +56,7 @@ pub async fn refresh(
     conn: &mut PgConnection,
     project: &ProjectId,
     lists: &[StoreSnapshots],
-    job: Uuid,
+    job: JobId,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let stores = stores_of(project, lists)?;
@@ -100,7 +80,10 @@ pub async fn refresh(
                 job_id: if s.job.is_empty() {
                     None
                 } else {
-                    names::parse_canonical(Kind::Job, &s.job).ok().map(|(_, id)| id).or(Some(job))
+                    names::parse_canonical(Kind::Job, &s.job)
+                        .ok()
+                        .map(|(_, id)| JobId::from_uuid(id))
+                        .or(Some(job))
                 },
             };
             rows::upsert(conn, &row, now).await?;
@@ -141,7 +124,10 @@ pub async fn list(state: &State, req: ListSnapshotsRequest) -> Result<ListSnapsh
     } else {
         String::new()
     };
-    Ok(ListSnapshotsResponse { snapshots: page.iter().map(to_proto).collect(), next_page_token: next })
+    Ok(ListSnapshotsResponse {
+        snapshots: page.iter().map(crate::convert::snapshot).collect(),
+        next_page_token: next,
+    })
 }
 
 /// SimulateRetention: decisions for every snapshot; nothing changes.

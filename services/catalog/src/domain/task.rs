@@ -9,7 +9,6 @@ use cairn_api::v1::{
     PruneOptions, RestoreOptions, RetentionPolicy, SyncOptions, Task, TaskType, task::Options,
 };
 use cairn_runtime::{status::Violations, time::from_duration};
-use uuid::Uuid;
 
 use super::{connector::role_name, fields};
 use crate::secrets::SecretMap;
@@ -29,7 +28,7 @@ pub struct ConnectorInfo {
     /// Its project.
     pub project: cairn_api::names::ProjectId,
     /// Its id.
-    pub id: Uuid,
+    pub id: cairn_api::ids::ConnectorId,
     /// Its display name.
     pub display_name: String,
     /// Its role.
@@ -443,7 +442,7 @@ mod tests {
     fn info(name: &str, role: ConnectorRole, sel: &[(&str, &str)]) -> Slot {
         Slot::Found(ConnectorInfo {
             project: cairn_api::names::ProjectId::default_project(),
-            id: Uuid::now_v7(),
+            id: cairn_api::ids::ConnectorId::new(),
             display_name: name.into(),
             role,
             selector: sel.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),

@@ -3,7 +3,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use cairn_api::names::{ProjectId, Reference};
+use cairn_api::{
+    ids::{ConnectorId, TaskId},
+    names::{ProjectId, Reference},
+};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, types::Json};
 use uuid::Uuid;
@@ -16,7 +19,7 @@ pub struct Row {
     /// Project.
     pub project_id: ProjectId,
     /// Id.
-    pub id: Uuid,
+    pub id: ConnectorId,
     /// Display name.
     pub display_name: String,
     /// Role name (`STORE`).
@@ -55,7 +58,7 @@ pub struct Write<'a> {
     /// Project.
     pub project_id: &'a ProjectId,
     /// Id.
-    pub id: Uuid,
+    pub id: ConnectorId,
     /// Display name.
     pub display_name: &'a str,
     /// Role name.
@@ -137,7 +140,7 @@ pub async fn find(
 }
 
 /// Connectors of a project by id (any order).
-pub async fn by_ids(conn: &mut PgConnection, project: &ProjectId, ids: &[Uuid]) -> Result<Vec<Row>> {
+pub async fn by_ids(conn: &mut PgConnection, project: &ProjectId, ids: &[ConnectorId]) -> Result<Vec<Row>> {
     let sql = format!("SELECT {COLUMNS} FROM connectors WHERE project_id = $1 AND id = ANY($2)");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(project).bind(ids).fetch_all(conn).await?)
 }
@@ -170,7 +173,7 @@ pub async fn list(
     conn: &mut PgConnection,
     project: Option<&ProjectId>,
     f: &Filter,
-    after: Option<Uuid>,
+    after: Option<ConnectorId>,
     limit: i64,
 ) -> Result<Vec<Row>> {
     let sql = format!(
@@ -199,13 +202,13 @@ pub async fn list(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct User {
     /// Task id.
-    pub id: Uuid,
+    pub id: TaskId,
     /// Task display name.
     pub display_name: String,
 }
 
 /// Tasks using a connector in any role (always of the connector's own project).
-pub async fn tasks_using(conn: &mut PgConnection, project: &ProjectId, id: Uuid) -> Result<Vec<User>> {
+pub async fn tasks_using(conn: &mut PgConnection, project: &ProjectId, id: ConnectorId) -> Result<Vec<User>> {
     Ok(sqlx::query_as(
         "SELECT id, display_name FROM tasks
          WHERE project_id = $1 AND (source_id = $2 OR store_id = $2 OR destination_id = $2 OR target_store_id = $2)
@@ -218,7 +221,7 @@ pub async fn tasks_using(conn: &mut PgConnection, project: &ProjectId, id: Uuid)
 }
 
 /// Deletes a connector.
-pub async fn delete(conn: &mut PgConnection, project: &ProjectId, id: Uuid) -> Result<bool> {
+pub async fn delete(conn: &mut PgConnection, project: &ProjectId, id: ConnectorId) -> Result<bool> {
     Ok(sqlx::query("DELETE FROM connectors WHERE project_id = $1 AND id = $2")
         .bind(project)
         .bind(id)
@@ -232,7 +235,7 @@ pub async fn delete(conn: &mut PgConnection, project: &ProjectId, id: Uuid) -> R
 pub async fn set_last_test(
     conn: &mut PgConnection,
     project: &ProjectId,
-    id: Uuid,
+    id: ConnectorId,
     test: &serde_json::Value,
 ) -> Result<bool> {
     Ok(sqlx::query("UPDATE connectors SET last_test = $3 WHERE project_id = $1 AND id = $2")
@@ -247,12 +250,12 @@ pub async fn set_last_test(
 
 /// Rows sealed by a key other than `current` (for re-sealing after rotation): all rows with
 /// secrets; the caller skips those already current.
-pub async fn with_secrets(conn: &mut PgConnection) -> Result<Vec<(Uuid, Vec<u8>)>> {
+pub async fn with_secrets(conn: &mut PgConnection) -> Result<Vec<(ConnectorId, Vec<u8>)>> {
     Ok(sqlx::query_as("SELECT id, secrets FROM connectors WHERE secrets IS NOT NULL").fetch_all(conn).await?)
 }
 
 /// Replaces a row's sealed secrets without changing its version.
-pub async fn reseal(conn: &mut PgConnection, id: Uuid, blob: &[u8]) -> Result<()> {
+pub async fn reseal(conn: &mut PgConnection, id: ConnectorId, blob: &[u8]) -> Result<()> {
     sqlx::query("UPDATE connectors SET secrets = $2 WHERE id = $1").bind(id).bind(blob).execute(conn).await?;
     Ok(())
 }

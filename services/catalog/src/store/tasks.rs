@@ -2,7 +2,10 @@
 //! connector columns are composite foreign keys on (project_id, id), so a task row can only
 //! point at connectors of its own project.
 
-use cairn_api::names::{ProjectId, Reference};
+use cairn_api::{
+    ids::{ConnectorId, TaskId},
+    names::{ProjectId, Reference},
+};
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -15,19 +18,19 @@ pub struct Row {
     /// Project.
     pub project_id: ProjectId,
     /// Id.
-    pub id: Uuid,
+    pub id: TaskId,
     /// Display name.
     pub display_name: String,
     /// Sanitised message (connectors as names, no secrets, no selector).
     pub spec: serde_json::Value,
     /// Source connector.
-    pub source_id: Option<Uuid>,
+    pub source_id: Option<ConnectorId>,
     /// Store connector.
-    pub store_id: Option<Uuid>,
+    pub store_id: Option<ConnectorId>,
     /// Destination connector.
-    pub destination_id: Option<Uuid>,
+    pub destination_id: Option<ConnectorId>,
     /// Target store connector.
-    pub target_store_id: Option<Uuid>,
+    pub target_store_id: Option<ConnectorId>,
     /// Sealed webhook secrets.
     pub secrets: Option<Vec<u8>>,
     /// Their names.
@@ -42,7 +45,7 @@ pub struct Row {
 
 impl Row {
     /// Ids of every connector the task uses.
-    pub fn connector_ids(&self) -> Vec<Uuid> {
+    pub fn connector_ids(&self) -> Vec<ConnectorId> {
         [self.source_id, self.store_id, self.destination_id, self.target_store_id]
             .into_iter()
             .flatten()
@@ -59,19 +62,19 @@ pub struct Write<'a> {
     /// Project.
     pub project_id: &'a ProjectId,
     /// Id.
-    pub id: Uuid,
+    pub id: TaskId,
     /// Display name.
     pub display_name: &'a str,
     /// Type name.
     pub type_name: &'a str,
     /// Connectors.
-    pub source_id: Option<Uuid>,
+    pub source_id: Option<ConnectorId>,
     /// Connectors.
-    pub store_id: Option<Uuid>,
+    pub store_id: Option<ConnectorId>,
     /// Connectors.
-    pub destination_id: Option<Uuid>,
+    pub destination_id: Option<ConnectorId>,
     /// Connectors.
-    pub target_store_id: Option<Uuid>,
+    pub target_store_id: Option<ConnectorId>,
     /// Sanitised message.
     pub spec: serde_json::Value,
     /// Sealed secrets.
@@ -161,7 +164,11 @@ pub async fn by_request_id(
 }
 
 /// Tasks using a connector (full rows), for re-checking selectors.
-pub async fn using_connector(conn: &mut PgConnection, project: &ProjectId, id: Uuid) -> Result<Vec<Row>> {
+pub async fn using_connector(
+    conn: &mut PgConnection,
+    project: &ProjectId,
+    id: ConnectorId,
+) -> Result<Vec<Row>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM tasks
          WHERE project_id = $1 AND (source_id = $2 OR store_id = $2 OR destination_id = $2 OR target_store_id = $2)
@@ -174,7 +181,7 @@ pub async fn using_connector(conn: &mut PgConnection, project: &ProjectId, id: U
 #[derive(Debug, Default, Hash)]
 pub struct Filter {
     /// Any-role connector.
-    pub connector: Option<Uuid>,
+    pub connector: Option<ConnectorId>,
     /// Type name.
     pub type_name: Option<String>,
 }
@@ -184,7 +191,7 @@ pub async fn list(
     conn: &mut PgConnection,
     project: Option<&ProjectId>,
     f: &Filter,
-    after: Option<Uuid>,
+    after: Option<TaskId>,
     limit: i64,
 ) -> Result<Vec<Row>> {
     let sql = format!(
@@ -209,10 +216,10 @@ pub async fn list(
 /// reference is matched only within its own project.
 pub async fn by_refs(
     conn: &mut PgConnection,
-    ids: &[(ProjectId, Uuid)],
+    ids: &[(ProjectId, TaskId)],
     names: &[(ProjectId, String)],
 ) -> Result<Vec<Row>> {
-    let (id_projects, ids): (Vec<&ProjectId>, Vec<Uuid>) = ids.iter().map(|(p, id)| (p, *id)).unzip();
+    let (id_projects, ids): (Vec<&ProjectId>, Vec<TaskId>) = ids.iter().map(|(p, id)| (p, *id)).unzip();
     let (name_projects, names): (Vec<&ProjectId>, Vec<&str>) =
         names.iter().map(|(p, n)| (p, n.as_str())).unzip();
     let sql = format!(
@@ -230,7 +237,7 @@ pub async fn by_refs(
 }
 
 /// Deletes a task.
-pub async fn delete(conn: &mut PgConnection, project: &ProjectId, id: Uuid) -> Result<bool> {
+pub async fn delete(conn: &mut PgConnection, project: &ProjectId, id: TaskId) -> Result<bool> {
     Ok(sqlx::query("DELETE FROM tasks WHERE project_id = $1 AND id = $2")
         .bind(project)
         .bind(id)
@@ -241,12 +248,12 @@ pub async fn delete(conn: &mut PgConnection, project: &ProjectId, id: Uuid) -> R
 }
 
 /// Rows with sealed secrets (for re-sealing after rotation).
-pub async fn with_secrets(conn: &mut PgConnection) -> Result<Vec<(Uuid, Vec<u8>)>> {
+pub async fn with_secrets(conn: &mut PgConnection) -> Result<Vec<(TaskId, Vec<u8>)>> {
     Ok(sqlx::query_as("SELECT id, secrets FROM tasks WHERE secrets IS NOT NULL").fetch_all(conn).await?)
 }
 
 /// Replaces a row's sealed secrets without changing its version.
-pub async fn reseal(conn: &mut PgConnection, id: Uuid, blob: &[u8]) -> Result<()> {
+pub async fn reseal(conn: &mut PgConnection, id: TaskId, blob: &[u8]) -> Result<()> {
     sqlx::query("UPDATE tasks SET secrets = $2 WHERE id = $1").bind(id).bind(blob).execute(conn).await?;
     Ok(())
 }

@@ -5,17 +5,17 @@
 
 use std::collections::{HashMap, HashSet};
 
-use uuid::Uuid;
+use cairn_api::ids::{ConnectorId, JobId, TaskId};
 
 /// A queued job the worker's labels allow.
 #[derive(Debug, Clone)]
 pub struct Candidate {
     /// Job id.
-    pub id: Uuid,
+    pub id: JobId,
     /// Its task.
-    pub task_id: Option<Uuid>,
+    pub task_id: Option<TaskId>,
     /// Stores it touches.
-    pub store_ids: Vec<Uuid>,
+    pub store_ids: Vec<ConnectorId>,
     /// Needs its stores alone.
     pub exclusive: bool,
     /// Never beside another job of its task.
@@ -39,17 +39,17 @@ pub struct StoreLoad {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Pick {
     /// Jobs to lease now, in order.
-    pub accepted: Vec<Uuid>,
+    pub accepted: Vec<JobId>,
     /// Jobs that must wait, with why.
-    pub waiting: Vec<(Uuid, String)>,
+    pub waiting: Vec<(JobId, String)>,
 }
 
 /// Picks up to `capacity` candidates in order. `stores` and `busy_tasks` (tasks with a running
 /// job) are updated as jobs are accepted.
 pub fn pick(
     candidates: &[Candidate],
-    stores: &mut HashMap<Uuid, StoreLoad>,
-    busy_tasks: &mut HashSet<Uuid>,
+    stores: &mut HashMap<ConnectorId, StoreLoad>,
+    busy_tasks: &mut HashSet<TaskId>,
     capacity: usize,
 ) -> Pick {
     let mut out = Pick::default();
@@ -75,7 +75,11 @@ pub fn pick(
     out
 }
 
-fn blocker(c: &Candidate, stores: &HashMap<Uuid, StoreLoad>, busy_tasks: &HashSet<Uuid>) -> Option<String> {
+fn blocker(
+    c: &Candidate,
+    stores: &HashMap<ConnectorId, StoreLoad>,
+    busy_tasks: &HashSet<TaskId>,
+) -> Option<String> {
     if c.serial && c.task_id.is_some_and(|t| busy_tasks.contains(&t)) {
         return Some("waiting for the running job of the same task to finish (overlap policy)".into());
     }
@@ -105,10 +109,10 @@ fn blocker(c: &Candidate, stores: &HashMap<Uuid, StoreLoad>, busy_tasks: &HashSe
 mod tests {
     use super::*;
 
-    fn cand(store: Uuid, exclusive: bool) -> Candidate {
+    fn cand(store: ConnectorId, exclusive: bool) -> Candidate {
         Candidate {
-            id: Uuid::now_v7(),
-            task_id: Some(Uuid::now_v7()),
+            id: JobId::new(),
+            task_id: Some(TaskId::new()),
             store_ids: vec![store],
             exclusive,
             serial: true,
@@ -126,7 +130,7 @@ mod tests {
 
     #[test]
     fn store_limit_is_respected() {
-        let s = Uuid::now_v7();
+        let s = ConnectorId::new();
         let cs: Vec<_> = (0..5).map(|_| cand(s, false)).collect();
         let mut stores = HashMap::from([(s, load(4, 1, false))]);
         let p = pick(&cs, &mut stores, &mut HashSet::new(), 10);
@@ -137,7 +141,7 @@ mod tests {
 
     #[test]
     fn prune_is_exclusive_both_ways() {
-        let s = Uuid::now_v7();
+        let s = ConnectorId::new();
         let mut stores = HashMap::from([(s, load(4, 1, false))]);
         let p = pick(&[cand(s, true)], &mut stores, &mut HashSet::new(), 10);
         assert!(p.accepted.is_empty());
@@ -150,8 +154,8 @@ mod tests {
 
     #[test]
     fn serial_jobs_wait_for_their_task() {
-        let s = Uuid::now_v7();
-        let task = Uuid::now_v7();
+        let s = ConnectorId::new();
+        let task = TaskId::new();
         let a = Candidate { task_id: Some(task), ..cand(s, false) };
         let b = Candidate { task_id: Some(task), ..cand(s, false) };
         let c = Candidate { task_id: Some(task), serial: false, ..cand(s, false) };
@@ -164,7 +168,7 @@ mod tests {
 
     #[test]
     fn capacity_bounds_the_pick() {
-        let s = Uuid::now_v7();
+        let s = ConnectorId::new();
         let cs: Vec<_> = (0..5).map(|_| cand(s, false)).collect();
         let mut stores = HashMap::from([(s, load(100, 0, false))]);
         assert_eq!(pick(&cs, &mut stores, &mut HashSet::new(), 2).accepted.len(), 2);

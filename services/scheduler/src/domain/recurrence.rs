@@ -1,11 +1,11 @@
 //! Reading `Recurrence` messages into the schedule maths, and the occurrence decisions of
 //! firing: what is due, what was missed while the control plane was down, what comes next.
 
+use cairn_api::ids::ScheduleId;
 use cairn_api::v1::{Preset as ProtoPreset, Recurrence as ProtoRecurrence, recurrence::Kind};
 use cairn_schedule::{Interval, Preset, Recurrence, Schedule};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use uuid::Uuid;
 
 use crate::error::{Error, Result};
 
@@ -96,11 +96,15 @@ pub fn first_at_or_after(s: &Schedule, from: DateTime<Utc>) -> Option<DateTime<U
 }
 
 /// When the job of an occurrence is due: the occurrence plus its deterministic jitter.
-pub fn due_time(schedule: Uuid, occurrence: DateTime<Utc>, max_jitter: std::time::Duration) -> DateTime<Utc> {
+pub fn due_time(
+    schedule: ScheduleId,
+    occurrence: DateTime<Utc>,
+    max_jitter: std::time::Duration,
+) -> DateTime<Utc> {
     if max_jitter.is_zero() {
         return occurrence;
     }
-    let j = cairn_schedule::jitter(schedule.as_bytes(), occurrence, max_jitter);
+    let j = cairn_schedule::jitter(schedule.uuid().as_bytes(), occurrence, max_jitter);
     occurrence + chrono::Duration::from_std(j).unwrap_or_default()
 }
 
@@ -128,7 +132,7 @@ pub enum Firing {
 /// occurrence is already due (the control plane was not firing).
 pub fn decide(
     s: &Schedule,
-    schedule_id: Uuid,
+    schedule_id: ScheduleId,
     next: DateTime<Utc>,
     max_jitter: std::time::Duration,
     now: DateTime<Utc>,
@@ -184,7 +188,7 @@ mod tests {
     #[test]
     fn on_time_and_missed() {
         let s = Schedule::new(Recurrence::calendar("*:0/10").unwrap(), Tz::UTC, None).unwrap();
-        let id = Uuid::nil();
+        let id = ScheduleId::from_uuid(uuid::Uuid::nil());
         let grace = chrono::Duration::seconds(60);
         let next = t("2024-01-30T10:10:00Z");
         assert_eq!(
@@ -205,7 +209,7 @@ mod tests {
 
     #[test]
     fn jitter_is_deterministic_and_bounded() {
-        let id = Uuid::now_v7();
+        let id = ScheduleId::new();
         let occ = t("2024-01-30T10:00:00Z");
         let max = std::time::Duration::from_secs(300);
         let a = due_time(id, occ, max);

@@ -2,10 +2,20 @@
 //! moves it to RUNNING (one statement per batch, rows claimed with `FOR UPDATE SKIP LOCKED`
 //! and stores locked in id order), then to a final state, or back to QUEUED for a retry.
 //! Every lease-holder write is fenced by `(lease_id, lease_generation, state = RUNNING)`.
+//!
+//! Columns are typed in Rust (ids, [`JobState`], [`JobTrigger`], [`TaskType`], [`Generation`]).
+//! States still appear as SQL literals where a partial index is defined on them (`state =
+//! 'QUEUED'`, `'RUNNING'`): a bound parameter would hide the predicate from the planner's
+//! generic plans. Those literals are the stored names of [`JobState`] (`Stored::stored`), and
+//! `jobs_state_check` refuses any other value.
 
 use std::collections::HashMap;
 
-use cairn_api::names::ProjectId;
+use cairn_api::{
+    ids::{ConnectorId, Generation, JobId, LeaseId, ScheduleId, TaskId},
+    names::ProjectId,
+    v1::{JobState, JobTrigger, NotificationMode, TaskType},
+};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, types::Json};
 use uuid::Uuid;
@@ -16,20 +26,20 @@ use crate::{domain::job::Active, error::Result};
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Row {
     pub project_id: ProjectId,
-    pub id: Uuid,
-    pub task_id: Option<Uuid>,
+    pub id: JobId,
+    pub task_id: Option<TaskId>,
     pub task_display_name: String,
-    pub r#type: String,
-    pub schedule_id: Option<Uuid>,
+    pub r#type: TaskType,
+    pub schedule_id: Option<ScheduleId>,
     pub occurrence: Option<DateTime<Utc>>,
-    pub trigger: String,
-    pub connector_ids: Vec<Uuid>,
-    pub store_ids: Vec<Uuid>,
+    pub trigger: JobTrigger,
+    pub connector_ids: Vec<ConnectorId>,
+    pub store_ids: Vec<ConnectorId>,
     pub exclusive: bool,
     pub serial: bool,
     pub selector: Json<HashMap<String, String>>,
-    pub test_connector_id: Option<Uuid>,
-    pub state: String,
+    pub test_connector_id: Option<ConnectorId>,
+    pub state: JobState,
     pub scheduled_time: DateTime<Utc>,
     pub run_after: DateTime<Utc>,
     pub create_time: DateTime<Utc>,
@@ -41,8 +51,8 @@ pub struct Row {
     pub max_backoff_ms: i64,
     pub timeout_ms: Option<i64>,
     pub worker: String,
-    pub lease_id: Option<Uuid>,
-    pub lease_generation: i64,
+    pub lease_id: Option<LeaseId>,
+    pub lease_generation: Generation,
     pub lease_expire_time: Option<DateTime<Utc>>,
     pub cancel_requested: bool,
     pub cancel_reason: String,
@@ -56,7 +66,7 @@ pub struct Row {
     pub connection_test: Option<serde_json::Value>,
     pub trace_parent: String,
     pub log_seq: i64,
-    pub notify: String,
+    pub notify: NotificationMode,
 }
 
 /// Every column, for `RETURNING` and `SELECT`.
@@ -70,20 +80,20 @@ pub const COLUMNS: &str = "project_id, id, task_id, task_display_name, type, sch
 #[derive(Debug, Clone)]
 pub struct New {
     pub project_id: ProjectId,
-    pub id: Uuid,
-    pub task_id: Option<Uuid>,
+    pub id: JobId,
+    pub task_id: Option<TaskId>,
     pub task_display_name: String,
-    pub r#type: String,
-    pub schedule_id: Option<Uuid>,
+    pub r#type: TaskType,
+    pub schedule_id: Option<ScheduleId>,
     pub occurrence: Option<DateTime<Utc>>,
-    pub trigger: String,
-    pub connector_ids: Vec<Uuid>,
-    pub store_ids: Vec<Uuid>,
+    pub trigger: JobTrigger,
+    pub connector_ids: Vec<ConnectorId>,
+    pub store_ids: Vec<ConnectorId>,
     pub exclusive: bool,
     pub serial: bool,
     pub selector: HashMap<String, String>,
-    pub test_connector_id: Option<Uuid>,
-    pub state: String,
+    pub test_connector_id: Option<ConnectorId>,
+    pub state: JobState,
     pub scheduled_time: DateTime<Utc>,
     pub create_time: DateTime<Utc>,
     pub end_time: Option<DateTime<Utc>>,
@@ -95,13 +105,12 @@ pub struct New {
     pub missed_occurrences: i64,
     pub trace_parent: String,
     pub request_id: Option<Uuid>,
-    pub notify: String,
+    pub notify: NotificationMode,
 }
 
 /// Records a job; `None` when its (schedule, occurrence) already has one.
-pub async fn insert(conn: &mut PgConnection, j: &New) -> Result<Option<Uuid>> {
-    let id: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO jobs (id, task_id, task_display_name, type, schedule_id, occurrence, trigger, connector_ids,
+pub async fn insert(conn: &mut PgConnection, j: &New) -> Result<Option<JobId>> {
+    let id: Option<JobId> = sqlx::query_scalar("INSERT INTO jobs (id, task_id, task_display_name, type, schedule_id, occurrence, trigger, connector_ids,
                            store_ids, exclusive, serial, selector, test_connector_id, state, scheduled_time, run_after,
                            create_time, end_time, max_attempts, initial_backoff_ms, max_backoff_ms, timeout_ms, error,
                            missed_occurrences, trace_parent, request_id, notify, project_id)
@@ -113,17 +122,17 @@ pub async fn insert(conn: &mut PgConnection, j: &New) -> Result<Option<Uuid>> {
     .bind(j.id)
     .bind(j.task_id)
     .bind(&j.task_display_name)
-    .bind(&j.r#type)
+    .bind(j.r#type)
     .bind(j.schedule_id)
     .bind(j.occurrence)
-    .bind(&j.trigger)
+    .bind(j.trigger)
     .bind(&j.connector_ids)
     .bind(&j.store_ids)
     .bind(j.exclusive)
     .bind(j.serial)
     .bind(Json(&j.selector))
     .bind(j.test_connector_id)
-    .bind(&j.state)
+    .bind(j.state)
     .bind(j.scheduled_time)
     .bind(j.create_time)
     .bind(j.end_time)
@@ -135,7 +144,10 @@ pub async fn insert(conn: &mut PgConnection, j: &New) -> Result<Option<Uuid>> {
     .bind(j.missed_occurrences)
     .bind(&j.trace_parent)
     .bind(j.request_id)
-    .bind(if j.notify.is_empty() { "NEVER" } else { &j.notify })
+    .bind(match j.notify {
+        NotificationMode::Unspecified => NotificationMode::Never,
+        n => n,
+    })
     .bind(&j.project_id)
     .fetch_optional(&mut *conn)
     .await?;
@@ -152,7 +164,7 @@ pub async fn insert(conn: &mut PgConnection, j: &New) -> Result<Option<Uuid>> {
 }
 
 /// A job by id, in one project or (`None`, `projects/-`) any.
-pub async fn get(conn: &mut PgConnection, project: Option<&ProjectId>, id: Uuid) -> Result<Option<Row>> {
+pub async fn get(conn: &mut PgConnection, project: Option<&ProjectId>, id: JobId) -> Result<Option<Row>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM jobs WHERE id = $1 AND ($2::text IS NULL OR project_id = $2)"
     )))
@@ -163,7 +175,7 @@ pub async fn get(conn: &mut PgConnection, project: Option<&ProjectId>, id: Uuid)
 }
 
 /// A job of a project by id, row-locked.
-pub async fn get_for_update(conn: &mut PgConnection, project: &ProjectId, id: Uuid) -> Result<Option<Row>> {
+pub async fn get_for_update(conn: &mut PgConnection, project: &ProjectId, id: JobId) -> Result<Option<Row>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM jobs WHERE id = $1 AND project_id = $2 FOR UPDATE"
     )))
@@ -192,9 +204,14 @@ pub async fn by_request_id(
 pub async fn active_of_task(
     conn: &mut PgConnection,
     project: &ProjectId,
-    task_id: Uuid,
+    task_id: TaskId,
 ) -> Result<Vec<Active>> {
-    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct ActiveRow {
+        id: JobId,
+        state: JobState,
+    }
+    let rows: Vec<ActiveRow> = sqlx::query_as(
         "SELECT id, state FROM jobs WHERE task_id = $1 AND project_id = $2 AND state IN ('QUEUED', 'RUNNING')
          ORDER BY create_time, id",
     )
@@ -202,18 +219,18 @@ pub async fn active_of_task(
     .bind(project)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(|(id, s)| Active { id, state: crate::domain::job::parse_state(&s) }).collect())
+    Ok(rows.into_iter().map(|r| Active { id: r.id, state: r.state }).collect())
 }
 
 /// List filters.
 #[derive(Debug, Default, Hash)]
 pub struct Filter {
-    pub task_id: Option<Uuid>,
-    pub schedule_id: Option<Uuid>,
-    pub connector_id: Option<Uuid>,
-    pub states: Vec<String>,
-    pub triggers: Vec<String>,
-    pub r#type: Option<String>,
+    pub task_id: Option<TaskId>,
+    pub schedule_id: Option<ScheduleId>,
+    pub connector_id: Option<ConnectorId>,
+    pub states: Vec<JobState>,
+    pub triggers: Vec<JobTrigger>,
+    pub r#type: Option<TaskType>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
 }
@@ -224,7 +241,7 @@ pub async fn list(
     conn: &mut PgConnection,
     project: Option<&ProjectId>,
     f: &Filter,
-    before: Option<(DateTime<Utc>, Uuid)>,
+    before: Option<(DateTime<Utc>, JobId)>,
     limit: i64,
 ) -> Result<Vec<Row>> {
     let sql = format!(
@@ -249,7 +266,7 @@ pub async fn list(
         .bind(f.connector_id)
         .bind(&f.states)
         .bind(&f.triggers)
-        .bind(&f.r#type)
+        .bind(f.r#type)
         .bind(f.from)
         .bind(f.to)
         .bind(limit)
@@ -259,10 +276,10 @@ pub async fn list(
 }
 
 /// A store's concurrency limit as the scheduler keeps it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct StoreRow {
     pub project_id: ProjectId,
-    pub id: Uuid,
+    pub id: ConnectorId,
     pub display_name: String,
     pub max_concurrent_jobs: i32,
 }
@@ -287,12 +304,20 @@ pub async fn upsert_stores(conn: &mut PgConnection, stores: &[StoreRow]) -> Resu
     Ok(())
 }
 
+/// Leasing's claim wants the ordered index scan that stops after LIMIT rows: without fresh
+/// statistics (a burst of new jobs before autovacuum analyzes) the planner prefers a bitmap
+/// scan and a sort over every queued row. For the rest of the transaction.
+pub async fn prefer_ordered_scan(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query("SET LOCAL enable_bitmapscan = off").execute(conn).await?;
+    Ok(())
+}
+
 /// A candidate for leasing.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CandidateRow {
-    pub id: Uuid,
-    pub task_id: Option<Uuid>,
-    pub store_ids: Vec<Uuid>,
+    pub id: JobId,
+    pub task_id: Option<TaskId>,
+    pub store_ids: Vec<ConnectorId>,
     pub exclusive: bool,
     pub serial: bool,
     pub wait_reason: String,
@@ -321,26 +346,29 @@ pub async fn claim_candidates(
     .await?)
 }
 
-/// Locks store rows in id order and returns (id, name, max).
-pub async fn lock_stores(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, String, i32)>> {
+/// Locks store rows in id order.
+pub async fn lock_stores(conn: &mut PgConnection, ids: &[ConnectorId]) -> Result<Vec<StoreRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, display_name, max_concurrent_jobs FROM stores WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        "SELECT project_id, id, display_name, max_concurrent_jobs FROM stores WHERE id = ANY($1)
+         ORDER BY id FOR UPDATE",
     )
     .bind(ids)
     .fetch_all(conn)
     .await?)
 }
 
-/// Store limits without locking: (id, name, max).
-pub async fn stores(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, String, i32)>> {
-    Ok(sqlx::query_as("SELECT id, display_name, max_concurrent_jobs FROM stores WHERE id = ANY($1)")
-        .bind(ids)
-        .fetch_all(conn)
-        .await?)
+/// Store limits without locking.
+pub async fn stores(conn: &mut PgConnection, ids: &[ConnectorId]) -> Result<Vec<StoreRow>> {
+    Ok(sqlx::query_as(
+        "SELECT project_id, id, display_name, max_concurrent_jobs FROM stores WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?)
 }
 
 /// Whether any of these tasks has more than one running job.
-pub async fn tasks_running_more_than_once(conn: &mut PgConnection, tasks: &[Uuid]) -> Result<bool> {
+pub async fn tasks_running_more_than_once(conn: &mut PgConnection, tasks: &[TaskId]) -> Result<bool> {
     Ok(sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'RUNNING' AND task_id = ANY($1)
                         GROUP BY task_id HAVING count(*) > 1)",
@@ -350,10 +378,19 @@ pub async fn tasks_running_more_than_once(conn: &mut PgConnection, tasks: &[Uuid
     .await?)
 }
 
-/// Running jobs per store: (store, running, an exclusive one among them).
-pub async fn store_loads(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, i64, bool)>> {
+/// What runs on a store.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Load {
+    pub store_id: ConnectorId,
+    pub running: i64,
+    /// An exclusive job (PRUNE) is among them.
+    pub exclusive: bool,
+}
+
+/// Running jobs per store.
+pub async fn store_loads(conn: &mut PgConnection, ids: &[ConnectorId]) -> Result<Vec<Load>> {
     Ok(sqlx::query_as(
-        "SELECT s, count(*), bool_or(exclusive) FROM jobs, unnest(store_ids) s
+        "SELECT s AS store_id, count(*) AS running, bool_or(exclusive) AS exclusive FROM jobs, unnest(store_ids) s
          WHERE state = 'RUNNING' AND store_ids && $1 GROUP BY s",
     )
     .bind(ids)
@@ -362,7 +399,7 @@ pub async fn store_loads(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(U
 }
 
 /// Tasks among `ids` with a running job.
-pub async fn busy_tasks(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+pub async fn busy_tasks(conn: &mut PgConnection, ids: &[TaskId]) -> Result<Vec<TaskId>> {
     Ok(sqlx::query_scalar("SELECT DISTINCT task_id FROM jobs WHERE state = 'RUNNING' AND task_id = ANY($1)")
         .bind(ids)
         .fetch_all(conn)
@@ -372,7 +409,7 @@ pub async fn busy_tasks(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Uui
 /// Moves claimed jobs to RUNNING under new leases.
 pub async fn start(
     conn: &mut PgConnection,
-    ids: &[Uuid],
+    ids: &[JobId],
     worker: &str,
     now: DateTime<Utc>,
     expire: DateTime<Utc>,
@@ -392,11 +429,11 @@ pub async fn start(
 }
 
 /// Records why jobs wait (only where the reason changed).
-pub async fn set_wait_reasons(conn: &mut PgConnection, reasons: &[(Uuid, String)]) -> Result<()> {
+pub async fn set_wait_reasons(conn: &mut PgConnection, reasons: &[(JobId, String)]) -> Result<()> {
     if reasons.is_empty() {
         return Ok(());
     }
-    let ids: Vec<Uuid> = reasons.iter().map(|r| r.0).collect();
+    let ids: Vec<JobId> = reasons.iter().map(|r| r.0).collect();
     let texts: Vec<&str> = reasons.iter().map(|r| r.1.as_str()).collect();
     sqlx::query(
         "UPDATE jobs SET wait_reason = r.reason FROM unnest($1::uuid[], $2::text[]) AS r(id, reason)
@@ -410,7 +447,7 @@ pub async fn set_wait_reasons(conn: &mut PgConnection, reasons: &[(Uuid, String)
 }
 
 /// Gives leased jobs back (the catalog could not resolve them): as if never leased.
-pub async fn release(conn: &mut PgConnection, ids: &[Uuid], reason: &str) -> Result<()> {
+pub async fn release(conn: &mut PgConnection, ids: &[JobId], reason: &str) -> Result<()> {
     sqlx::query(
         "UPDATE jobs SET state = 'QUEUED', attempt = attempt - 1, lease_id = NULL, worker = '', start_time = NULL,
                 lease_expire_time = NULL, wait_reason = $2
@@ -426,8 +463,8 @@ pub async fn release(conn: &mut PgConnection, ids: &[Uuid], reason: &str) -> Res
 /// The job under a current lease, row-locked; `None` when the lease is not current.
 pub async fn by_lease_for_update(
     conn: &mut PgConnection,
-    lease: Uuid,
-    generation: i64,
+    lease: LeaseId,
+    generation: Generation,
 ) -> Result<Option<Row>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM jobs WHERE lease_id = $1 AND lease_generation = $2 AND state = 'RUNNING' FOR UPDATE"
@@ -438,14 +475,21 @@ pub async fn by_lease_for_update(
     .await?)
 }
 
+/// What a heartbeat learns.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Beat {
+    pub id: JobId,
+    pub cancel_requested: bool,
+}
+
 /// Extends a current lease and stores progress; `None` when the lease is not current.
 pub async fn heartbeat(
     conn: &mut PgConnection,
-    lease: Uuid,
-    generation: i64,
+    lease: LeaseId,
+    generation: Generation,
     progress: Option<serde_json::Value>,
     expire: DateTime<Utc>,
-) -> Result<Option<(Uuid, bool)>> {
+) -> Result<Option<Beat>> {
     Ok(sqlx::query_as(
         "UPDATE jobs SET lease_expire_time = $3, progress = COALESCE($4, progress)
          WHERE lease_id = $1 AND lease_generation = $2 AND state = 'RUNNING'
@@ -462,7 +506,7 @@ pub async fn heartbeat(
 /// A final (or retry) state written at completion.
 #[derive(Debug, Default)]
 pub struct Finish {
-    pub state: String,
+    pub state: JobState,
     pub end_time: Option<DateTime<Utc>>,
     pub run_after: Option<DateTime<Utc>>,
     pub snapshot: Option<String>,
@@ -473,7 +517,7 @@ pub struct Finish {
 }
 
 /// Writes an outcome; for a retry (`state = QUEUED`) the lease is cleared.
-pub async fn finish(conn: &mut PgConnection, id: Uuid, f: &Finish) -> Result<Row> {
+pub async fn finish(conn: &mut PgConnection, id: JobId, f: &Finish) -> Result<Row> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE jobs SET state = $2, end_time = $3, run_after = COALESCE($4, run_after),
                 snapshot = COALESCE($5, snapshot), stats = COALESCE($6, stats), error = $7, wait_reason = $8,
@@ -484,7 +528,7 @@ pub async fn finish(conn: &mut PgConnection, id: Uuid, f: &Finish) -> Result<Row
          WHERE id = $1 RETURNING {COLUMNS}"
     )))
     .bind(id)
-    .bind(&f.state)
+    .bind(f.state)
     .bind(f.end_time)
     .bind(f.run_after)
     .bind(&f.snapshot)
@@ -499,8 +543,8 @@ pub async fn finish(conn: &mut PgConnection, id: Uuid, f: &Finish) -> Result<Row
 /// A plain success to record.
 #[derive(Debug)]
 pub struct Success {
-    pub lease: Uuid,
-    pub generation: i64,
+    pub lease: LeaseId,
+    pub generation: Generation,
     pub snapshot: String,
     pub stats: Option<serde_json::Value>,
 }
@@ -512,8 +556,8 @@ pub async fn succeed_many(
     items: &[Success],
     now: DateTime<Utc>,
 ) -> Result<Vec<Row>> {
-    let leases: Vec<Uuid> = items.iter().map(|i| i.lease).collect();
-    let gens: Vec<i64> = items.iter().map(|i| i.generation).collect();
+    let leases: Vec<LeaseId> = items.iter().map(|i| i.lease).collect();
+    let gens: Vec<Generation> = items.iter().map(|i| i.generation).collect();
     let snaps: Vec<&str> = items.iter().map(|i| i.snapshot.as_str()).collect();
     let stats: Vec<Option<serde_json::Value>> = items.iter().map(|i| i.stats.clone()).collect();
     let cols = COLUMNS.split(',').map(|c| format!("j.{}", c.trim())).collect::<Vec<_>>().join(", ");
@@ -541,7 +585,7 @@ pub async fn succeed_many(
 }
 
 /// Asks a running job to stop (seen by its worker at the next heartbeat).
-pub async fn request_cancel(conn: &mut PgConnection, id: Uuid, reason: &str, timed_out: bool) -> Result<()> {
+pub async fn request_cancel(conn: &mut PgConnection, id: JobId, reason: &str, timed_out: bool) -> Result<()> {
     sqlx::query(
         "UPDATE jobs SET cancel_requested = true, cancel_reason = $2, timed_out = timed_out OR $3
          WHERE id = $1 AND state = 'RUNNING'",
@@ -570,7 +614,7 @@ pub async fn claim_expired(conn: &mut PgConnection, now: DateTime<Utc>, limit: i
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Overdue {
     pub project_id: ProjectId,
-    pub id: Uuid,
+    pub id: JobId,
     pub timeout_ms: i64,
 }
 
@@ -587,7 +631,7 @@ pub async fn overdue(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Vec<
 }
 
 /// Queued TEST_CONNECTION jobs created before `before` (nobody took them), locked.
-pub async fn claim_stale_tests(conn: &mut PgConnection, before: DateTime<Utc>) -> Result<Vec<Uuid>> {
+pub async fn claim_stale_tests(conn: &mut PgConnection, before: DateTime<Utc>) -> Result<Vec<JobId>> {
     Ok(sqlx::query_scalar(
         "SELECT id FROM jobs WHERE state = 'QUEUED' AND type = 'TEST_CONNECTION' AND create_time < $1
          FOR UPDATE SKIP LOCKED",
@@ -632,19 +676,35 @@ pub async fn delete_of_project(conn: &mut PgConnection, project: &ProjectId) -> 
     Ok(n.rows_affected())
 }
 
-/// Queue depth by wait reason (metrics).
-pub async fn queue_depth(conn: &mut PgConnection) -> Result<Vec<(String, i64)>> {
-    Ok(sqlx::query_as("SELECT wait_reason, count(*) FROM jobs WHERE state = 'QUEUED' GROUP BY wait_reason")
-        .fetch_all(conn)
-        .await?)
+/// Queued jobs waiting for one reason.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Depth {
+    pub wait_reason: String,
+    pub count: i64,
 }
 
-/// Durations (seconds) of the last successful runs of tasks, newest first (for forecasts).
+/// Queue depth by wait reason (metrics).
+pub async fn queue_depth(conn: &mut PgConnection) -> Result<Vec<Depth>> {
+    Ok(sqlx::query_as(
+        "SELECT wait_reason, count(*) AS count FROM jobs WHERE state = 'QUEUED' GROUP BY wait_reason",
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// How long a successful run took.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RunTime {
+    pub task_id: TaskId,
+    pub secs: f64,
+}
+
+/// Durations of the last successful runs of tasks, newest first (for forecasts).
 pub async fn recent_durations(
     conn: &mut PgConnection,
-    task_ids: &[Uuid],
+    task_ids: &[TaskId],
     per_task: i64,
-) -> Result<Vec<(Uuid, f64)>> {
+) -> Result<Vec<RunTime>> {
     Ok(sqlx::query_as(
         "SELECT task_id, secs FROM (
             SELECT task_id, extract(epoch FROM end_time - start_time)::float8 AS secs,

@@ -1,9 +1,9 @@
 //! `scheduler.job_logs`: ordered, gap-free lines per job. Appends from a worker are fenced by
 //! its lease and idempotent by (attempt, worker sequence), so a retried call never duplicates.
 
+use cairn_api::ids::JobId;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::error::Result;
 
@@ -29,7 +29,7 @@ pub struct Row {
 
 /// Appends lines of `attempt` to a job whose row the caller has locked; lines whose worker
 /// sequence was already stored are dropped. Returns how many were written.
-pub async fn append(conn: &mut PgConnection, job: Uuid, attempt: i32, lines: &[Line]) -> Result<u64> {
+pub async fn append(conn: &mut PgConnection, job: JobId, attempt: i32, lines: &[Line]) -> Result<u64> {
     let seen: Option<i64> = sqlx::query_scalar(
         "SELECT max(worker_seq) FROM job_logs WHERE job_id = $1 AND attempt = $2 AND worker_seq > 0",
     )
@@ -73,7 +73,7 @@ pub async fn append(conn: &mut PgConnection, job: Uuid, attempt: i32, lines: &[L
 }
 
 /// Lines after `after_seq`, in order.
-pub async fn after(conn: &mut PgConnection, job: Uuid, after_seq: i64, limit: i64) -> Result<Vec<Row>> {
+pub async fn after(conn: &mut PgConnection, job: JobId, after_seq: i64, limit: i64) -> Result<Vec<Row>> {
     Ok(sqlx::query_as(
         "SELECT seq, time, level, message, attempt FROM job_logs WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
     )

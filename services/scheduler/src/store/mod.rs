@@ -10,6 +10,17 @@ pub mod snapshots;
 
 use crate::error::{Error, Result};
 
+/// Queues a LISTEN/NOTIFY notification, delivered when the surrounding transaction commits.
+pub async fn notify(conn: &mut sqlx::PgConnection, channel: &str, payload: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(payload).execute(conn).await?;
+    Ok(())
+}
+
+/// Postgres' own clock (the scheduler's clock measures its offset to it).
+pub async fn clock_timestamp(pool: &sqlx::PgPool) -> Result<chrono::DateTime<chrono::Utc>, sqlx::Error> {
+    sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(pool).await
+}
+
 /// Stored proto3 JSON → message.
 pub fn decode<M: prost::Message + prost::Name + Default>(value: &serde_json::Value) -> Result<M> {
     cairn_api::json::from_json(&value.to_string()).map_err(|e| Error::Internal(format!("stored record: {e}")))
@@ -30,12 +41,17 @@ pub fn check_etag(given: &str, version: i64, what: &str) -> Result<()> {
     if given.is_empty() || given == etag(version) { Ok(()) } else { Err(Error::Etag(what.to_owned())) }
 }
 
-/// Takes transaction-scoped advisory locks on UUIDs (e.g. tasks, to serialise overlap
-/// decisions across replicas), in one order so that two callers cannot deadlock.
-pub async fn lock_uuids(conn: &mut sqlx::PgConnection, namespace: i32, ids: &[uuid::Uuid]) -> Result<()> {
+/// Takes transaction-scoped advisory locks on tasks (to serialise overlap decisions and
+/// serial leasing across replicas), in one order so that two callers cannot deadlock.
+pub async fn lock_tasks(
+    conn: &mut sqlx::PgConnection,
+    namespace: i32,
+    ids: &[cairn_api::ids::TaskId],
+) -> Result<()> {
     let mut keys: Vec<i32> = ids
         .iter()
         .map(|id| {
+            let id = id.uuid();
             let b = id.as_bytes();
             i32::from_be_bytes([
                 b[0] ^ b[4] ^ b[8] ^ b[12],

@@ -2,9 +2,9 @@
 //! is written in the transaction that finishes the job and expanded into one row per channel.
 //! Rows belong to their job's project through the job (`ON DELETE CASCADE`).
 
+use cairn_api::ids::JobId;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::error::Result;
 
@@ -14,13 +14,13 @@ pub const ANY_CHANNEL: &str = "*";
 /// An outbox row being worked on.
 #[derive(Debug, sqlx::FromRow)]
 pub struct Pending {
-    pub job_id: Uuid,
+    pub job_id: JobId,
     pub channel: String,
     pub attempts: i32,
 }
 
 /// Queues a row for a job and a channel (nothing when it exists).
-pub async fn insert(conn: &mut PgConnection, job: Uuid, channel: &str, now: DateTime<Utc>) -> Result<()> {
+pub async fn insert(conn: &mut PgConnection, job: JobId, channel: &str, now: DateTime<Utc>) -> Result<()> {
     sqlx::query(
         "INSERT INTO notifications (job_id, channel, next_attempt, create_time) VALUES ($1, $2, $3, $3)
          ON CONFLICT DO NOTHING",
@@ -51,7 +51,7 @@ pub async fn claim_unexpanded(
 }
 
 /// Puts `*` rows off until `at` (the catalog could not be asked).
-pub async fn postpone_unexpanded(conn: &mut PgConnection, jobs: &[Uuid], at: DateTime<Utc>) -> Result<()> {
+pub async fn postpone_unexpanded(conn: &mut PgConnection, jobs: &[JobId], at: DateTime<Utc>) -> Result<()> {
     sqlx::query("UPDATE notifications SET next_attempt = $2 WHERE channel = '*' AND job_id = ANY($1)")
         .bind(jobs)
         .bind(at)
@@ -61,7 +61,7 @@ pub async fn postpone_unexpanded(conn: &mut PgConnection, jobs: &[Uuid], at: Dat
 }
 
 /// Marks `*` rows as expanded.
-pub async fn mark_expanded(conn: &mut PgConnection, jobs: &[Uuid]) -> Result<()> {
+pub async fn mark_expanded(conn: &mut PgConnection, jobs: &[JobId]) -> Result<()> {
     sqlx::query("UPDATE notifications SET state = 'EXPANDED' WHERE channel = '*' AND job_id = ANY($1)")
         .bind(jobs)
         .execute(conn)
@@ -94,7 +94,7 @@ pub async fn claim_due(
 }
 
 /// Records a delivery.
-pub async fn delivered(conn: &mut PgConnection, job: Uuid, channel: &str, at: DateTime<Utc>) -> Result<()> {
+pub async fn delivered(conn: &mut PgConnection, job: JobId, channel: &str, at: DateTime<Utc>) -> Result<()> {
     sqlx::query(
         "UPDATE notifications SET state = 'DELIVERED', delivered_time = $3, last_error = ''
          WHERE job_id = $1 AND channel = $2",
@@ -110,7 +110,7 @@ pub async fn delivered(conn: &mut PgConnection, job: Uuid, channel: &str, at: Da
 /// Records a failed attempt: retried at `next_attempt`, or given up (`give_up`).
 pub async fn failed(
     conn: &mut PgConnection,
-    job: Uuid,
+    job: JobId,
     channel: &str,
     give_up: bool,
     error: &str,

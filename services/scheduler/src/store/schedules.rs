@@ -1,7 +1,11 @@
 //! `scheduler.schedules`. Lookups and lists name the project; only firing (which serves
 //! every project) reads across them.
 
-use cairn_api::names::{ProjectId, Reference};
+use cairn_api::{
+    ids::{ConnectorId, JobId, ScheduleId, TaskId},
+    names::{ProjectId, Reference},
+    v1::JobState,
+};
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -14,11 +18,11 @@ pub struct Row {
     /// Project.
     pub project_id: ProjectId,
     /// Id.
-    pub id: Uuid,
+    pub id: ScheduleId,
     /// Display name.
     pub display_name: String,
     /// Task.
-    pub task_id: Uuid,
+    pub task_id: TaskId,
     /// Inputs (the Schedule message).
     pub spec: serde_json::Value,
     /// Fires at all.
@@ -36,11 +40,11 @@ pub struct Row {
     /// Missed occurrences in total.
     pub missed_runs: i64,
     /// Last job.
-    pub last_job_id: Option<Uuid>,
+    pub last_job_id: Option<JobId>,
     /// State of the last job (joined).
-    pub last_job_state: Option<String>,
+    pub last_job_state: Option<JobState>,
     /// Connectors of the task.
-    pub connector_ids: Vec<Uuid>,
+    pub connector_ids: Vec<ConnectorId>,
     /// Version (etag).
     pub version: i64,
     /// Created.
@@ -60,11 +64,11 @@ pub struct Write<'a> {
     /// Project.
     pub project_id: &'a ProjectId,
     /// Id.
-    pub id: Uuid,
+    pub id: ScheduleId,
     /// Display name.
     pub display_name: &'a str,
     /// Task.
-    pub task_id: Uuid,
+    pub task_id: TaskId,
     /// Inputs.
     pub spec: serde_json::Value,
     /// Enabled.
@@ -78,7 +82,7 @@ pub struct Write<'a> {
     /// Due time.
     pub next_run_time: Option<DateTime<Utc>>,
     /// Connectors.
-    pub connector_ids: &'a [Uuid],
+    pub connector_ids: &'a [ConnectorId],
     /// Now.
     pub now: DateTime<Utc>,
 }
@@ -148,7 +152,7 @@ pub async fn find(conn: &mut PgConnection, project: &ProjectId, r: &Reference) -
 }
 
 /// Locks a schedule row for an update.
-pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
+pub async fn lock(conn: &mut PgConnection, id: ScheduleId) -> Result<bool> {
     Ok(sqlx::query("SELECT 1 FROM schedules WHERE id = $1 FOR UPDATE")
         .bind(id)
         .fetch_optional(conn)
@@ -173,9 +177,9 @@ pub async fn by_request_id(
 #[derive(Debug, Default, Hash)]
 pub struct Filter {
     /// Task.
-    pub task_id: Option<Uuid>,
+    pub task_id: Option<TaskId>,
     /// Connector (through the task).
-    pub connector_id: Option<Uuid>,
+    pub connector_id: Option<ConnectorId>,
     /// Enabled state.
     pub enabled: Option<bool>,
 }
@@ -185,7 +189,7 @@ pub async fn list(
     conn: &mut PgConnection,
     project: Option<&ProjectId>,
     f: &Filter,
-    after: Option<Uuid>,
+    after: Option<ScheduleId>,
     limit: i64,
 ) -> Result<Vec<Row>> {
     let sql = format!(
@@ -216,7 +220,7 @@ pub async fn enabled(conn: &mut PgConnection, project: Option<&ProjectId>) -> Re
 }
 
 /// Deletes a schedule.
-pub async fn delete(conn: &mut PgConnection, project: &ProjectId, id: Uuid) -> Result<bool> {
+pub async fn delete(conn: &mut PgConnection, project: &ProjectId, id: ScheduleId) -> Result<bool> {
     Ok(sqlx::query("DELETE FROM schedules WHERE project_id = $1 AND id = $2")
         .bind(project)
         .bind(id)
@@ -227,7 +231,7 @@ pub async fn delete(conn: &mut PgConnection, project: &ProjectId, id: Uuid) -> R
 }
 
 /// Deletes the schedules of a task.
-pub async fn delete_of_task(conn: &mut PgConnection, project: &ProjectId, task_id: Uuid) -> Result<u64> {
+pub async fn delete_of_task(conn: &mut PgConnection, project: &ProjectId, task_id: TaskId) -> Result<u64> {
     Ok(sqlx::query("DELETE FROM schedules WHERE project_id = $1 AND task_id = $2")
         .bind(project)
         .bind(task_id)
@@ -256,7 +260,7 @@ pub async fn delete_of_project(conn: &mut PgConnection, project: &ProjectId) -> 
 /// Sets enabled and the next run (pause, resume).
 pub async fn set_enabled(
     conn: &mut PgConnection,
-    id: Uuid,
+    id: ScheduleId,
     enabled: bool,
     next_fire: Option<DateTime<Utc>>,
     next_run_time: Option<DateTime<Utc>>,
@@ -281,7 +285,7 @@ pub async fn due_tasks(
     conn: &mut PgConnection,
     until: DateTime<Utc>,
     limit: i64,
-) -> Result<Vec<(ProjectId, Uuid)>> {
+) -> Result<Vec<(ProjectId, TaskId)>> {
     Ok(sqlx::query_as(
         "SELECT DISTINCT project_id, task_id FROM (SELECT project_id, task_id FROM schedules
            WHERE enabled AND next_run_time <= $1 ORDER BY next_run_time LIMIT $2) d",
@@ -310,7 +314,7 @@ pub async fn next_due(conn: &mut PgConnection) -> Result<Option<DateTime<Utc>>> 
 #[derive(Debug)]
 pub struct Fired {
     /// Id.
-    pub id: Uuid,
+    pub id: ScheduleId,
     /// New anchor (re-anchored intervals).
     pub anchor: DateTime<Utc>,
     /// Last occurrence handled.
@@ -322,9 +326,9 @@ pub struct Fired {
     /// Occurrences missed in this firing.
     pub missed: i64,
     /// Job recorded.
-    pub last_job_id: Option<Uuid>,
+    pub last_job_id: Option<JobId>,
     /// Connectors of the task (refreshed).
-    pub connector_ids: Vec<Uuid>,
+    pub connector_ids: Vec<ConnectorId>,
 }
 
 /// Records a firing.

@@ -1,10 +1,12 @@
 //! `scheduler.snapshots`: the snapshot index, what each store holds as the last job that read
 //! it saw it. Every statement names the project of the store.
 
-use cairn_api::names::ProjectId;
+use cairn_api::{
+    ids::{ConnectorId, JobId, TaskId},
+    names::ProjectId,
+};
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::error::Result;
 
@@ -12,9 +14,9 @@ use crate::error::Result;
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Row {
     pub project_id: ProjectId,
-    pub store_id: Uuid,
+    pub store_id: ConnectorId,
     pub id: String,
-    pub task_id: Option<Uuid>,
+    pub task_id: Option<TaskId>,
     pub time: DateTime<Utc>,
     pub labels: Vec<String>,
     pub paths: Vec<String>,
@@ -23,14 +25,14 @@ pub struct Row {
     pub total_files: i64,
     pub total_bytes: i64,
     pub bytes_added: i64,
-    pub job_id: Option<Uuid>,
+    pub job_id: Option<JobId>,
 }
 
 /// Drops the entries of a store that are not in `keep` (the store's full list).
 pub async fn delete_missing(
     conn: &mut PgConnection,
     project: &ProjectId,
-    store: Uuid,
+    store: ConnectorId,
     keep: &[String],
 ) -> Result<()> {
     sqlx::query("DELETE FROM snapshots WHERE project_id = $1 AND store_id = $2 AND NOT (id = ANY($3))")
@@ -74,15 +76,15 @@ pub async fn upsert(conn: &mut PgConnection, r: &Row, now: DateTime<Utc>) -> Res
 /// List filters.
 #[derive(Debug, Default, Hash)]
 pub struct Filter {
-    pub store: Option<Uuid>,
-    pub task: Option<Uuid>,
+    pub store: Option<ConnectorId>,
+    pub task: Option<TaskId>,
     pub labels: Vec<String>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
 }
 
 /// The position after which a page starts: (time, store, id) of the previous page's last.
-pub type Cursor = (DateTime<Utc>, Uuid, String);
+pub type Cursor = (DateTime<Utc>, ConnectorId, String);
 
 /// One page of one project or (`None`) every project, newest first.
 pub async fn list(
