@@ -96,7 +96,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 async fn reseal(pool: &PgPool, keyring: &Keyring) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await?;
     let mut n = 0;
-    for (id, blob) in store::connectors::with_secrets(&mut conn).await? {
+    for store::Sealed { id, secrets: blob } in store::connectors::with_secrets(&mut conn).await? {
         let owner = cairn_api::names::Kind::Connector.flat_name(id);
         let (map, stale) = keyring.open(&owner, &blob)?;
         if stale {
@@ -104,7 +104,7 @@ async fn reseal(pool: &PgPool, keyring: &Keyring) -> anyhow::Result<()> {
             n += 1;
         }
     }
-    for (id, blob) in store::tasks::with_secrets(&mut conn).await? {
+    for store::Sealed { id, secrets: blob } in store::tasks::with_secrets(&mut conn).await? {
         let owner = cairn_api::names::Kind::Task.flat_name(id);
         let (map, stale) = keyring.open(&owner, &blob)?;
         if stale {

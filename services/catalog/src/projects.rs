@@ -256,7 +256,7 @@ pub async fn delete(state: &State, req: DeleteProjectRequest) -> Result<()> {
         // Anything created since the check above.
         refuse_if_held(&mut tx, &id, 0, 0).await?;
     }
-    let (connectors, tasks) = rows::counts(&mut tx, &id).await?;
+    let rows::Counts { connectors, tasks } = rows::counts(&mut tx, &id).await?;
     rows::delete_with_contents(&mut tx, &id).await?;
     tx.commit().await?;
     tracing::info!(project.id = %id, tasks, connectors, force = req.force, "project deleted");
@@ -269,7 +269,7 @@ async fn refuse_if_held(
     schedules: i64,
     jobs: i64,
 ) -> Result<()> {
-    let (connectors, tasks) = rows::counts(conn, id).await?;
+    let rows::Counts { connectors, tasks } = rows::counts(conn, id).await?;
     if connectors + tasks + schedules + jobs == 0 {
         return Ok(());
     }

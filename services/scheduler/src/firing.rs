@@ -74,7 +74,11 @@ pub async fn tick(state: &State) -> Result<usize> {
     let now = state.clock.now();
     let task_ids = {
         let mut conn = state.pool.acquire().await?;
-        rows::due_tasks(&mut conn, now, BATCH).await?
+        rows::due_tasks(&mut conn, now, BATCH)
+            .await?
+            .into_iter()
+            .map(|d| (d.project_id, d.task_id))
+            .collect::<Vec<_>>()
     };
     if task_ids.is_empty() {
         return Ok(0);

@@ -250,7 +250,7 @@ pub async fn set_last_test(
 
 /// Rows sealed by a key other than `current` (for re-sealing after rotation): all rows with
 /// secrets; the caller skips those already current.
-pub async fn with_secrets(conn: &mut PgConnection) -> Result<Vec<(ConnectorId, Vec<u8>)>> {
+pub async fn with_secrets(conn: &mut PgConnection) -> Result<Vec<super::Sealed<ConnectorId>>> {
     Ok(sqlx::query_as("SELECT id, secrets FROM connectors WHERE secrets IS NOT NULL").fetch_all(conn).await?)
 }
 

@@ -8,6 +8,15 @@ pub mod tasks;
 
 use crate::error::{Error, Result};
 
+/// A record's sealed secrets (start-up re-sealing after a key rotation).
+#[derive(Debug, sqlx::FromRow)]
+pub struct Sealed<Id> {
+    /// The record.
+    pub id: Id,
+    /// The sealed blob.
+    pub secrets: Vec<u8>,
+}
+
 /// Whether the database answers.
 pub async fn ping(pool: &sqlx::PgPool) -> bool {
     sqlx::query("SELECT 1").execute(pool).await.is_ok()

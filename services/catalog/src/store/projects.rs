@@ -128,10 +128,20 @@ pub async fn held(conn: &mut PgConnection, id: &ProjectId, limit: i64) -> Result
     .await?)
 }
 
-/// The counts of what a project holds: (connectors, tasks).
-pub async fn counts(conn: &mut PgConnection, id: &ProjectId) -> Result<(i64, i64)> {
+/// How much a project holds.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct Counts {
+    /// Connectors.
+    pub connectors: i64,
+    /// Tasks.
+    pub tasks: i64,
+}
+
+/// The counts of what a project holds.
+pub async fn counts(conn: &mut PgConnection, id: &ProjectId) -> Result<Counts> {
     Ok(sqlx::query_as(
-        "SELECT (SELECT count(*) FROM connectors WHERE project_id = $1), (SELECT count(*) FROM tasks WHERE project_id = $1)",
+        "SELECT (SELECT count(*) FROM connectors WHERE project_id = $1) AS connectors,
+                (SELECT count(*) FROM tasks WHERE project_id = $1) AS tasks",
     )
     .bind(id)
     .fetch_one(conn)

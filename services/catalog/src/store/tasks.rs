@@ -248,7 +248,7 @@ pub async fn delete(conn: &mut PgConnection, project: &ProjectId, id: TaskId) ->
 }
 
 /// Rows with sealed secrets (for re-sealing after rotation).
-pub async fn with_secrets(conn: &mut PgConnection) -> Result<Vec<(TaskId, Vec<u8>)>> {
+pub async fn with_secrets(conn: &mut PgConnection) -> Result<Vec<super::Sealed<TaskId>>> {
     Ok(sqlx::query_as("SELECT id, secrets FROM tasks WHERE secrets IS NOT NULL").fetch_all(conn).await?)
 }
 

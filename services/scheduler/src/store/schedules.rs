@@ -280,12 +280,17 @@ pub async fn set_enabled(
     Ok(())
 }
 
+/// A task with a due schedule.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueTask {
+    /// Its project.
+    pub project_id: ProjectId,
+    /// The task.
+    pub task_id: TaskId,
+}
+
 /// The tasks of schedules due by `until` (read without locks, to prefetch task plans).
-pub async fn due_tasks(
-    conn: &mut PgConnection,
-    until: DateTime<Utc>,
-    limit: i64,
-) -> Result<Vec<(ProjectId, TaskId)>> {
+pub async fn due_tasks(conn: &mut PgConnection, until: DateTime<Utc>, limit: i64) -> Result<Vec<DueTask>> {
     Ok(sqlx::query_as(
         "SELECT DISTINCT project_id, task_id FROM (SELECT project_id, task_id FROM schedules
            WHERE enabled AND next_run_time <= $1 ORDER BY next_run_time LIMIT $2) d",
