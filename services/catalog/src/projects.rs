@@ -256,8 +256,10 @@ pub async fn delete(state: &State, req: DeleteProjectRequest) -> Result<()> {
         // Anything created since the check above.
         refuse_if_held(&mut tx, &id, 0, 0).await?;
     }
-    let rows::Counts { connectors, tasks } = rows::counts(&mut tx, &id).await?;
-    rows::delete_with_contents(&mut tx, &id).await?;
+    let rows::Counts { connectors, tasks } = rows::counts(&mut tx, &id).await?; // Tasks first: they reference the connectors.
+    rows::delete_tasks(&mut tx, &id).await?;
+    rows::delete_connectors(&mut tx, &id).await?;
+    rows::delete(&mut tx, &id).await?;
     tx.commit().await?;
     tracing::info!(project.id = %id, tasks, connectors, force = req.force, "project deleted");
     Ok(())

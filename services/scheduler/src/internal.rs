@@ -136,6 +136,8 @@ pub async fn forget_project(state: &State, req: ForgetProjectRequest) -> Result<
     if req.delete {
         schedules::delete_of_project(&mut tx, &project).await?;
         rows::delete_of_project(&mut tx, &project).await?;
+        crate::store::snapshots::delete_of_project(&mut tx, &project).await?;
+        rows::delete_stores_of_project(&mut tx, &project).await?;
         events::notify(&mut tx, events::SCHEDULES, "").await?;
     }
     tx.commit().await?;

@@ -148,9 +148,21 @@ pub async fn counts(conn: &mut PgConnection, id: &ProjectId) -> Result<Counts> {
     .await?)
 }
 
-/// Deletes a project with its tasks and connectors (tasks first: they reference connectors).
-pub async fn delete_with_contents(conn: &mut PgConnection, id: &ProjectId) -> Result<bool> {
-    sqlx::query("DELETE FROM tasks WHERE project_id = $1").bind(id).execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM connectors WHERE project_id = $1").bind(id).execute(&mut *conn).await?;
+/// Deletes a project's tasks.
+pub async fn delete_tasks(conn: &mut PgConnection, id: &ProjectId) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM tasks WHERE project_id = $1").bind(id).execute(conn).await?.rows_affected())
+}
+
+/// Deletes a project's connectors (after its tasks, which reference them).
+pub async fn delete_connectors(conn: &mut PgConnection, id: &ProjectId) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM connectors WHERE project_id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?
+        .rows_affected())
+}
+
+/// Deletes a project (after everything it holds).
+pub async fn delete(conn: &mut PgConnection, id: &ProjectId) -> Result<bool> {
     Ok(sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(conn).await?.rows_affected() == 1)
 }

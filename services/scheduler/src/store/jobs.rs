@@ -154,13 +154,20 @@ pub async fn insert(conn: &mut PgConnection, j: &New) -> Result<Option<JobId>> {
     if let Some(id) = id
         && !j.connector_ids.is_empty()
     {
-        sqlx::query("INSERT INTO job_connectors (connector_id, job_id) SELECT unnest($1::uuid[]), $2")
-            .bind(&j.connector_ids)
-            .bind(id)
-            .execute(conn)
-            .await?;
+        link_connectors(conn, id, &j.connector_ids).await?;
     }
     Ok(id)
+}
+
+/// Records the connectors a job touches, for history filters (written once per job, so job
+/// updates never touch a GIN index).
+async fn link_connectors(conn: &mut PgConnection, job: JobId, connectors: &[ConnectorId]) -> Result<()> {
+    sqlx::query("INSERT INTO job_connectors (connector_id, job_id) SELECT unnest($1::uuid[]), $2")
+        .bind(connectors)
+        .bind(job)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// A job by id, in one project or (`None`, `projects/-`) any.
@@ -667,13 +674,22 @@ pub async fn count_of_project(conn: &mut PgConnection, project: &ProjectId) -> R
         .await?)
 }
 
-/// Deletes a project's jobs (their logs, connectors and outbox rows go with them), its
-/// snapshot index and its store limits.
+/// Deletes a project's jobs (their logs, connectors and outbox rows go with them).
 pub async fn delete_of_project(conn: &mut PgConnection, project: &ProjectId) -> Result<u64> {
-    let n = sqlx::query("DELETE FROM jobs WHERE project_id = $1").bind(project).execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM snapshots WHERE project_id = $1").bind(project).execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM stores WHERE project_id = $1").bind(project).execute(&mut *conn).await?;
-    Ok(n.rows_affected())
+    Ok(sqlx::query("DELETE FROM jobs WHERE project_id = $1")
+        .bind(project)
+        .execute(conn)
+        .await?
+        .rows_affected())
+}
+
+/// Deletes a project's store limits.
+pub async fn delete_stores_of_project(conn: &mut PgConnection, project: &ProjectId) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM stores WHERE project_id = $1")
+        .bind(project)
+        .execute(conn)
+        .await?
+        .rows_affected())
 }
 
 /// Queued jobs waiting for one reason.

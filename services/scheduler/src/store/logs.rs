@@ -17,6 +17,27 @@ pub struct Line {
     pub worker_seq: i64,
 }
 
+/// The highest worker sequence stored for an attempt (0 = none).
+async fn last_worker_seq(conn: &mut PgConnection, job: JobId, attempt: i32) -> Result<i64> {
+    let seen: Option<i64> = sqlx::query_scalar(
+        "SELECT max(worker_seq) FROM job_logs WHERE job_id = $1 AND attempt = $2 AND worker_seq > 0",
+    )
+    .bind(job)
+    .bind(attempt)
+    .fetch_one(conn)
+    .await?;
+    Ok(seen.unwrap_or(0))
+}
+
+/// Reserves `n` line numbers of a job; returns the last one.
+async fn reserve_seqs(conn: &mut PgConnection, job: JobId, n: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar("UPDATE jobs SET log_seq = log_seq + $2 WHERE id = $1 RETURNING log_seq")
+        .bind(job)
+        .bind(n)
+        .fetch_one(conn)
+        .await?)
+}
+
 /// A stored line.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Row {
@@ -30,25 +51,13 @@ pub struct Row {
 /// Appends lines of `attempt` to a job whose row the caller has locked; lines whose worker
 /// sequence was already stored are dropped. Returns how many were written.
 pub async fn append(conn: &mut PgConnection, job: JobId, attempt: i32, lines: &[Line]) -> Result<u64> {
-    let seen: Option<i64> = sqlx::query_scalar(
-        "SELECT max(worker_seq) FROM job_logs WHERE job_id = $1 AND attempt = $2 AND worker_seq > 0",
-    )
-    .bind(job)
-    .bind(attempt)
-    .fetch_one(&mut *conn)
-    .await?;
-    let seen = seen.unwrap_or(0);
+    let seen = last_worker_seq(conn, job, attempt).await?;
     let fresh: Vec<&Line> = lines.iter().filter(|l| l.worker_seq == 0 || l.worker_seq > seen).collect();
     if fresh.is_empty() {
         return Ok(0);
     }
     let n = fresh.len() as i64;
-    let last: i64 =
-        sqlx::query_scalar("UPDATE jobs SET log_seq = log_seq + $2 WHERE id = $1 RETURNING log_seq")
-            .bind(job)
-            .bind(n)
-            .fetch_one(&mut *conn)
-            .await?;
+    let last = reserve_seqs(conn, job, n).await?;
     let first = last - n + 1;
     let seqs: Vec<i64> = (first..=last).collect();
     let times: Vec<DateTime<Utc>> = fresh.iter().map(|l| l.time).collect();

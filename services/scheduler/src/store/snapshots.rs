@@ -73,6 +73,15 @@ pub async fn upsert(conn: &mut PgConnection, r: &Row, now: DateTime<Utc>) -> Res
     Ok(())
 }
 
+/// Deletes a project's snapshot index.
+pub async fn delete_of_project(conn: &mut PgConnection, project: &ProjectId) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM snapshots WHERE project_id = $1")
+        .bind(project)
+        .execute(conn)
+        .await?
+        .rows_affected())
+}
+
 /// List filters.
 #[derive(Debug, Default, Hash)]
 pub struct Filter {
