@@ -13,7 +13,6 @@ CREATE INDEX schedules_project_idx ON schedules (project_id, id);
 
 ALTER TABLE jobs ADD COLUMN project_id text NOT NULL DEFAULT 'default';
 ALTER TABLE jobs ALTER COLUMN project_id DROP DEFAULT;
-ALTER TABLE jobs ADD CONSTRAINT jobs_project_id_key UNIQUE (project_id, id);
 -- Project-scoped history, newest first (columns a heartbeat never changes: updates stay HOT).
 CREATE INDEX jobs_project_idx ON jobs (project_id, create_time DESC, id DESC);
 

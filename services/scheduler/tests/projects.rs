@@ -400,3 +400,64 @@ async fn two_projects_with_the_same_names_never_see_each_other() {
     );
     r.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ids_make_runs_schedules_and_projects_idempotent() {
+    let s = stack().await;
+    let r = s.replica(None, |_| {}).await;
+    s.store("nas", 4).await;
+    let task = s.backup("nightly", "nas", OverlapPolicy::Allow, |_| {}).await;
+    let rid = uuid::Uuid::now_v7().to_string();
+    let mut jobs = r.jobs().await;
+    let run = || RunTaskRequest { task: task.name.clone(), request_id: rid.clone() };
+    let a = jobs.run_task(run()).await.unwrap().into_inner();
+    let b = jobs.run_task(run()).await.unwrap().into_inner();
+    assert_eq!(a.name, b.name, "a retried RunTask returns the first job");
+    let listed =
+        jobs.list_jobs(ListJobsRequest { parent: DEFAULT.into(), ..Default::default() }).await.unwrap();
+    assert_eq!(listed.into_inner().jobs.len(), 1);
+    let mut schedules = r.schedules().await;
+    let srid = uuid::Uuid::now_v7().to_string();
+    let create = || CreateScheduleRequest {
+        parent: DEFAULT.into(),
+        schedule: Some(daily("nightly")),
+        request_id: srid.clone(),
+        ..Default::default()
+    };
+    let a = schedules.create_schedule(create()).await.unwrap().into_inner();
+    let b = schedules.create_schedule(create()).await.unwrap().into_inner();
+    assert_eq!(a.name, b.name, "a retried CreateSchedule returns the first schedule");
+    let err = jobs
+        .run_task(RunTaskRequest { task: task.name.clone(), request_id: "not-a-uuid".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(cairn_runtime::status::fields_of(&err), vec!["request_id"]);
+    // Projects and tasks in the catalog too.
+    let prid = uuid::Uuid::now_v7().to_string();
+    let mut catalog = s.catalog.clone();
+    let create = || cairn_api::v1::CreateProjectRequest {
+        project: Some(cairn_api::v1::Project { display_name: "Team B".into(), ..Default::default() }),
+        project_id: "team-b".into(),
+        request_id: prid.clone(),
+        ..Default::default()
+    };
+    let a = catalog.create_project(create()).await.unwrap().into_inner();
+    let b = catalog.create_project(create()).await.unwrap().into_inner();
+    assert_eq!(a, b);
+    let trid = uuid::Uuid::now_v7().to_string();
+    let create = || cairn_api::v1::CreateTaskRequest {
+        parent: DEFAULT.into(),
+        task: Some(cairn_api::v1::Task {
+            display_name: "again".into(),
+            r#type: cairn_api::v1::TaskType::Check as i32,
+            store: "nas".into(),
+            ..Default::default()
+        }),
+        request_id: trid.clone(),
+        ..Default::default()
+    };
+    let a = catalog.create_task(create()).await.unwrap().into_inner();
+    let b = catalog.create_task(create()).await.unwrap().into_inner();
+    assert_eq!(a.name, b.name);
+    r.stop().await;
+}
