@@ -24,11 +24,16 @@ ALTER TABLE connectors ALTER COLUMN project_id DROP DEFAULT;
 ALTER TABLE connectors DROP CONSTRAINT connectors_display_name_key;
 ALTER TABLE connectors ADD CONSTRAINT connectors_display_name_key UNIQUE (project_id, display_name);
 ALTER TABLE connectors ADD CONSTRAINT connectors_project_id_key UNIQUE (project_id, id);
+-- Idempotency keys are per project: a retry finds its first result in its own project.
+ALTER TABLE connectors DROP CONSTRAINT connectors_request_id_key;
+ALTER TABLE connectors ADD CONSTRAINT connectors_request_id_key UNIQUE (project_id, request_id);
 
 ALTER TABLE tasks ADD COLUMN project_id text NOT NULL DEFAULT 'default' REFERENCES projects (id);
 ALTER TABLE tasks ALTER COLUMN project_id DROP DEFAULT;
 ALTER TABLE tasks DROP CONSTRAINT tasks_display_name_key;
 ALTER TABLE tasks ADD CONSTRAINT tasks_display_name_key UNIQUE (project_id, display_name);
+ALTER TABLE tasks DROP CONSTRAINT tasks_request_id_key;
+ALTER TABLE tasks ADD CONSTRAINT tasks_request_id_key UNIQUE (project_id, request_id);
 ALTER TABLE tasks DROP CONSTRAINT tasks_source_id_fkey;
 ALTER TABLE tasks DROP CONSTRAINT tasks_store_id_fkey;
 ALTER TABLE tasks DROP CONSTRAINT tasks_destination_id_fkey;

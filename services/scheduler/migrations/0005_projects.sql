@@ -9,10 +9,15 @@ ALTER TABLE schedules ADD COLUMN project_id text NOT NULL DEFAULT 'default';
 ALTER TABLE schedules ALTER COLUMN project_id DROP DEFAULT;
 ALTER TABLE schedules DROP CONSTRAINT schedules_display_name_key;
 ALTER TABLE schedules ADD CONSTRAINT schedules_display_name_key UNIQUE (project_id, display_name);
+-- Idempotency keys are per project: a retry finds its first result in its own project.
+ALTER TABLE schedules DROP CONSTRAINT schedules_request_id_key;
+ALTER TABLE schedules ADD CONSTRAINT schedules_request_id_key UNIQUE (project_id, request_id);
 CREATE INDEX schedules_project_idx ON schedules (project_id, id);
 
 ALTER TABLE jobs ADD COLUMN project_id text NOT NULL DEFAULT 'default';
 ALTER TABLE jobs ALTER COLUMN project_id DROP DEFAULT;
+ALTER TABLE jobs DROP CONSTRAINT jobs_request_id_key;
+ALTER TABLE jobs ADD CONSTRAINT jobs_request_id_key UNIQUE (project_id, request_id);
 -- Project-scoped history, newest first (columns a heartbeat never changes: updates stay HOT).
 CREATE INDEX jobs_project_idx ON jobs (project_id, create_time DESC, id DESC);
 

@@ -459,5 +459,50 @@ async fn request_ids_make_runs_schedules_and_projects_idempotent() {
     let a = catalog.create_task(create()).await.unwrap().into_inner();
     let b = catalog.create_task(create()).await.unwrap().into_inner();
     assert_eq!(a.name, b.name);
+    // The same key in another project is that project's own: a new resource there.
+    let in_b = catalog
+        .create_task(cairn_api::v1::CreateTaskRequest {
+            parent: "projects/team-b".into(),
+            task: Some(cairn_api::v1::Task {
+                display_name: "again".into(),
+                r#type: cairn_api::v1::TaskType::Check as i32,
+                store: "nas-b".into(),
+                ..Default::default()
+            }),
+            request_id: trid.clone(),
+            ..Default::default()
+        })
+        .await;
+    // team-b has no store `nas-b`: refused on the field, not as a replay of default's task.
+    let err = in_b.unwrap_err();
+    assert_eq!(cairn_runtime::status::fields_of(&err), vec!["task.store"]);
+    s.connector_in(
+        "projects/team-b",
+        cairn_api::v1::Connector {
+            display_name: "nas-b".into(),
+            config: Some(cairn_api::v1::connector::Config::LocalStore(cairn_api::v1::LocalStore {
+                path: "/srv/b".into(),
+            })),
+            repository_password: "pw".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let in_b = catalog
+        .create_task(cairn_api::v1::CreateTaskRequest {
+            parent: "projects/team-b".into(),
+            task: Some(cairn_api::v1::Task {
+                display_name: "again".into(),
+                r#type: cairn_api::v1::TaskType::Check as i32,
+                store: "nas-b".into(),
+                ..Default::default()
+            }),
+            request_id: trid.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(in_b.name.starts_with("projects/team-b/tasks/") && in_b.name != a.name, "{}", in_b.name);
     r.stop().await;
 }
