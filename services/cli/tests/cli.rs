@@ -493,6 +493,25 @@ async fn errors_name_the_problem_with_exit_codes() {
 }
 
 #[test]
+fn a_reader_that_stops_early_ends_cairn_quietly() {
+    use std::{io::Read as _, process::Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["completions", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read a little, then close the pipe like `| head -1` does.
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!stderr.contains("panicked"), "cairn panicked on a closed pipe:\n{stderr}");
+    assert_ne!(status.code(), Some(101), "exit code of a panic");
+}
+
+#[test]
 fn every_command_has_help_with_examples() {
     let out = Command::new(env!("CARGO_BIN_EXE_cairn")).arg("--help").output().unwrap();
     let root = String::from_utf8_lossy(&out.stdout);
