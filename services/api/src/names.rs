@@ -262,18 +262,38 @@ pub fn parse_name(kind: Kind, raw: &str, allow_any: bool) -> Result<Name, NameEr
     }
 }
 
-/// Reads a reference inside a resource of `parent` (a task's `source`, a schedule's `task`, a
-/// list filter): a full name (its project may differ; the caller answers that like a missing
-/// resource), or a bare id or display name, resolved within `parent`.
-pub fn parse_in(kind: Kind, parent: &ProjectId, raw: &str) -> Result<Name, NameError> {
-    let raw = raw.trim();
-    if raw.is_empty() {
+/// Reads a name of one project, `projects/{project}/{collection}/{id or display name}`
+/// (`projects/-` refused).
+pub fn parse_one(kind: Kind, raw: &str) -> Result<(ProjectId, Reference), NameError> {
+    let n = parse_name(kind, raw, false)?;
+    match n.project {
+        Some(p) => Ok((p, n.reference)),
+        None => Err(NameError::Wildcard { given: raw.trim().to_owned() }),
+    }
+}
+
+/// Reads a reference inside a request about `parent` (a task's `source`, a schedule's `task`,
+/// a list filter; `None` = `projects/-`): a full name, or with one parent also a bare id or
+/// display name, resolved within it. `Ok(None)` when it names a project other than `parent`:
+/// the caller answers that exactly like a missing resource.
+pub fn parse_within(
+    kind: Kind,
+    parent: Option<&ProjectId>,
+    raw: &str,
+) -> Result<Option<(ProjectId, Reference)>, NameError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
         return Err(NameError::Empty);
     }
-    if raw.contains('/') {
-        return parse_name(kind, raw, false);
-    }
-    Ok(Name { project: Some(parent.clone()), reference: reference_of(raw) })
+    let (project, reference) = match parent {
+        Some(p) if !trimmed.contains('/') => (p.clone(), reference_of(trimmed)),
+        // Across projects a bare display name would be ambiguous: only full names.
+        _ => parse_one(kind, trimmed)?,
+    };
+    Ok(match parent {
+        Some(p) if *p != project => None,
+        _ => Some((project, reference)),
+    })
 }
 
 /// Reads a name that must end in an id (`projects/{p}/jobs/{id}`).
@@ -289,9 +309,11 @@ pub fn parse_id_name(kind: Kind, raw: &str, allow_any: bool) -> Result<(Option<P
 
 /// Reads a name that the services themselves wrote: one project, one id.
 pub fn parse_canonical(kind: Kind, raw: &str) -> Result<(ProjectId, Uuid), NameError> {
-    match parse_id_name(kind, raw, false)? {
-        (Some(p), id) => Ok((p, id)),
-        (None, _) => Err(NameError::Wildcard { given: raw.to_owned() }),
+    match parse_one(kind, raw)? {
+        (p, Reference::Id(id)) => Ok((p, id)),
+        (_, Reference::DisplayName(_)) => {
+            Err(NameError::NotAnId { given: raw.trim().to_owned(), expected: kind.collection() })
+        }
     }
 }
 
@@ -442,18 +464,27 @@ mod tests {
             }
         );
         assert!(e.to_string().contains(&format!("projects/default/connectors/{id}")));
-        assert!(matches!(parse_in(Kind::Connector, &p("a"), "connectors/nas"), Err(NameError::Flat { .. })));
+        assert!(matches!(
+            parse_within(Kind::Connector, Some(&p("a")), "connectors/nas"),
+            Err(NameError::Flat { .. })
+        ));
     }
 
     #[test]
     fn references_resolve_within_the_parent() {
         let a = p("a");
+        let nas = Reference::DisplayName("nas".into());
+        assert_eq!(parse_within(Kind::Connector, Some(&a), "nas"), Ok(Some((a.clone(), nas.clone()))));
         assert_eq!(
-            parse_in(Kind::Connector, &a, "nas"),
-            Ok(Name { project: Some(a.clone()), reference: Reference::DisplayName("nas".into()) })
+            parse_within(Kind::Connector, Some(&a), "projects/a/connectors/nas"),
+            Ok(Some((a.clone(), nas.clone())))
         );
-        assert_eq!(parse_in(Kind::Connector, &a, "projects/b/connectors/nas").unwrap().project, Some(p("b")));
-        assert!(parse_in(Kind::Connector, &a, "projects/-/connectors/nas").is_err());
+        assert_eq!(parse_within(Kind::Connector, Some(&a), "projects/b/connectors/nas"), Ok(None));
+        assert_eq!(parse_within(Kind::Connector, None, "projects/b/connectors/nas"), Ok(Some((p("b"), nas))));
+        assert!(parse_within(Kind::Connector, None, "nas").is_err(), "bare names need one project");
+        assert!(parse_within(Kind::Connector, Some(&a), "projects/-/connectors/nas").is_err());
+        assert_eq!(parse_within(Kind::Connector, Some(&a), " "), Err(NameError::Empty));
+        assert!(matches!(parse_one(Kind::Task, "projects/-/tasks/x"), Err(NameError::Wildcard { .. })));
     }
 
     #[test]

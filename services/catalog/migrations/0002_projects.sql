@@ -47,5 +47,9 @@ ALTER TABLE tasks ADD CONSTRAINT tasks_destination_fkey
 ALTER TABLE tasks ADD CONSTRAINT tasks_target_store_fkey
     FOREIGN KEY (project_id, target_store_id) REFERENCES connectors (project_id, id);
 
+-- Connection-test verdicts of the first release name their job without a project.
+UPDATE connectors SET last_test = jsonb_set(last_test, '{job}', to_jsonb('projects/default/' || (last_test ->> 'job')))
+WHERE last_test ->> 'job' LIKE 'jobs/%';
+
 CREATE INDEX connectors_project_idx ON connectors (project_id, id);
 CREATE INDEX tasks_project_idx ON tasks (project_id, id);

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use cairn_api::{
     ids::ConnectorId,
-    names::{self, Kind, Name, ProjectId},
+    names::{self, Kind, ProjectId},
     v1::{
         ConnectionTest, Connector, ConnectorRole, CreateConnectorRequest, DeleteConnectorRequest,
         ListConnectorsRequest, ListConnectorsResponse, TestConnectorRequest, UpdateConnectorRequest,
@@ -57,14 +57,7 @@ pub fn to_proto(row: &rows::Row) -> Result<Connector> {
     c.display_name = row.display_name.clone();
     connector::mark_secrets(&mut c, &row.secret_set());
     c.last_test = match &row.last_test {
-        Some(v) => {
-            let mut t: ConnectionTest = store::decode(v)?;
-            // Verdicts of the first release name their job without a project.
-            if t.job.starts_with("jobs/") {
-                t.job = format!("{}/{}", row.project_id.name(), t.job);
-            }
-            Some(t)
-        }
+        Some(v) => Some(store::decode(v)?),
         None => None,
     };
     c.create_time = Some(to_timestamp(row.create_time));
@@ -104,12 +97,7 @@ pub fn request_id(raw: &str) -> Result<Option<Uuid>> {
 
 /// Reads a `name` field, `projects/{p}/connectors/{id or display name}`.
 pub fn name(field: &str, raw: &str) -> Result<(ProjectId, names::Reference)> {
-    match names::parse_name(Kind::Connector, raw, false).map_err(|e| projects::invalid(field, e))? {
-        Name { project: Some(p), reference } => Ok((p, reference)),
-        Name { project: None, .. } => {
-            Err(projects::invalid(field, names::NameError::Wildcard { given: raw.into() }))
-        }
-    }
+    names::parse_one(Kind::Connector, raw).map_err(|e| projects::invalid(field, e))
 }
 
 fn taken(name: &str) -> Error {
@@ -404,11 +392,11 @@ pub async fn slots(
         if raw.trim().is_empty() {
             continue;
         }
-        let n = names::parse_in(Kind::Connector, project, raw)
-            .map_err(|e| projects::invalid(&format!("task.{field}"), e))?;
-        let found = match n.project {
-            Some(p) if p == *project => rows::find(conn, project, &n.reference, false).await?,
-            _ => None,
+        let found = match names::parse_within(Kind::Connector, Some(project), raw)
+            .map_err(|e| projects::invalid(&format!("task.{field}"), e))?
+        {
+            Some((_, r)) => rows::find(conn, project, &r, false).await?,
+            None => None,
         };
         out[i] = match found {
             Some(row) => Slot::Found(info(&row)),

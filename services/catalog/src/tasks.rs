@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use cairn_api::{
     ids::{ConnectorId, TaskId},
-    names::{self, Kind, Name, ProjectId, Reference},
+    names::{self, Kind, ProjectId, Reference},
     v1::{
         CreateTaskRequest, DeleteTaskRequest, ListTasksRequest, ListTasksResponse, ResolvedConnector,
         ResolvedTask, Task, TaskType, UpdateTaskRequest,
@@ -52,12 +52,7 @@ const UPDATABLE: &[&str] = &[
 
 /// Reads a task's full name, `projects/{p}/tasks/{id or display name}`.
 fn name(field: &str, raw: &str) -> Result<(ProjectId, Reference)> {
-    match names::parse_name(Kind::Task, raw, false).map_err(|e| projects::invalid(field, e))? {
-        Name { project: Some(p), reference } => Ok((p, reference)),
-        Name { project: None, .. } => {
-            Err(projects::invalid(field, names::NameError::Wildcard { given: raw.into() }))
-        }
-    }
+    names::parse_one(Kind::Task, raw).map_err(|e| projects::invalid(field, e))
 }
 
 /// The stored message, its connectors named from the columns (records of the first release
@@ -243,15 +238,11 @@ pub async fn list(state: &State, req: ListTasksRequest) -> Result<ListTasksRespo
     let connector = if req.connector.trim().is_empty() {
         None
     } else {
-        let n = match &project {
-            Some(p) => names::parse_in(Kind::Connector, p, &req.connector),
-            None => names::parse_name(Kind::Connector, &req.connector, false),
-        }
-        .map_err(|e| projects::invalid("connector", e))?;
-        let found = match (&n.project, &project) {
-            (Some(p), Some(parent)) if p != parent => None,
-            (Some(p), _) => connector_rows::find(&mut conn, p, &n.reference, false).await?,
-            (None, _) => None,
+        let found = match names::parse_within(Kind::Connector, project.as_ref(), &req.connector)
+            .map_err(|e| projects::invalid("connector", e))?
+        {
+            Some((p, r)) => connector_rows::find(&mut conn, &p, &r, false).await?,
+            None => None,
         };
         match found {
             Some(c) => Some(c.id),

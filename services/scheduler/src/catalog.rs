@@ -36,8 +36,6 @@ const RESOLVED_TTL: Duration = Duration::from_secs(2);
 /// A store a task touches, with its concurrency limit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoreLimit {
-    /// Project of the store (the job's own).
-    pub project: ProjectId,
     /// Connector id.
     pub id: ConnectorId,
     /// Display name (for waiting reasons).
@@ -95,9 +93,8 @@ fn connector_id(c: &Option<ResolvedConnector>) -> Option<ConnectorId> {
 
 fn store_limit(c: &Option<ResolvedConnector>) -> Option<StoreLimit> {
     let conn = c.as_ref()?.connector.as_ref()?;
-    let (project, id) = names::parse_canonical(Kind::Connector, &conn.name).ok()?;
+    let (_, id) = names::parse_canonical(Kind::Connector, &conn.name).ok()?;
     Some(StoreLimit {
-        project,
         id: ConnectorId::from_uuid(id),
         display_name: conn.display_name.clone(),
         max_concurrent_jobs: conn.max_concurrent_jobs.max(1),

@@ -75,8 +75,7 @@ pub async fn forecast(state: &State, req: ForecastRequest) -> Result<ForecastRes
         let mut pool: Vec<String> = plan.selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
         pool.sort();
         let pool = pool.join(",");
-        let stores: Vec<String> =
-            plan.stores.iter().map(|st| Kind::Connector.name(&st.project, st.id)).collect();
+        let stores: Vec<String> = plan.stores.iter().map(|st| st.id.name(&s.project_id)).collect();
         let max_jitter = jitter(&spec);
         let Some(first) = s.next_fire else { continue };
         let mut n = 0;

@@ -269,7 +269,7 @@ pub async fn upsert_stores(state: &State, plan: &TaskPlan) -> Result<()> {
         plan.stores
             .iter()
             .map(|s| rows::StoreRow {
-                project_id: s.project.clone(),
+                project_id: plan.project.clone(),
                 id: s.id,
                 display_name: s.display_name.clone(),
                 max_concurrent_jobs: s.max_concurrent_jobs,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use cairn_api::{
     ids::{ConnectorId, JobId, ScheduleId, TaskId},
-    names::{self, Kind, Name, NameError, ProjectId, Reference},
+    names::{self, Kind, NameError, ProjectId, Reference},
 };
 
 use crate::{
@@ -40,31 +40,18 @@ pub fn job(field: &str, raw: &str, allow_any: bool) -> Result<(Option<ProjectId>
 
 /// A full name of one project (`projects/{p}/schedules/{id or display name}`).
 pub fn full(kind: Kind, field: &str, raw: &str) -> Result<(ProjectId, Reference)> {
-    match names::parse_name(kind, raw, false).map_err(|e| invalid(field, e))? {
-        Name { project: Some(p), reference } => Ok((p, reference)),
-        Name { project: None, .. } => Err(invalid(field, NameError::Wildcard { given: raw.trim().into() })),
-    }
+    names::parse_one(kind, raw).map_err(|e| invalid(field, e))
 }
 
-/// A reference inside a request about `parent`: a full name or a bare id / display name.
-/// `None` when it names another project (the caller answers like a missing resource).
+/// A reference inside a request about `parent`; `None` when it names another project (the
+/// caller answers like a missing resource).
 fn within(
     kind: Kind,
     field: &str,
     parent: Option<&ProjectId>,
     raw: &str,
 ) -> Result<Option<(ProjectId, Reference)>> {
-    let n = match parent {
-        Some(p) => names::parse_in(kind, p, raw),
-        // Across projects a bare display name would be ambiguous.
-        None => names::parse_name(kind, raw, false),
-    }
-    .map_err(|e| invalid(field, e))?;
-    match (n.project, parent) {
-        (Some(p), Some(parent)) if p != *parent => Ok(None),
-        (Some(p), _) => Ok(Some((p, n.reference))),
-        (None, _) => Err(invalid(field, NameError::Wildcard { given: raw.trim().into() })),
-    }
+    names::parse_within(kind, parent, raw).map_err(|e| invalid(field, e))
 }
 
 fn missing(what: &str, raw: &str) -> String {
