@@ -82,6 +82,7 @@ pub async fn stack_with(opts: Options) -> Stack {
     let shutdown = CancellationToken::new();
     tokio::spawn(cairn_catalog::run(
         cairn_catalog::Config {
+            auth_disabled: true,
             database_url: Some(db.url().to_owned()),
             secret_key: Some(KEY.into()),
             scheduler_url: scheduler_url.clone(),
@@ -92,6 +93,7 @@ pub async fn stack_with(opts: Options) -> Stack {
     ));
     tokio::spawn(cairn_scheduler::run(
         cairn_scheduler::Config {
+            auth_disabled: true,
             database_url: Some(db.url().to_owned()),
             catalog_url: catalog_url.clone(),
             lease_ttl_secs: opts.lease_ttl_secs,

@@ -70,6 +70,7 @@ async fn a_first_release_database_migrates_into_the_default_project() {
     let scheduler_url = format!("http://{}", sl.local_addr().unwrap());
     tokio::spawn(cairn_catalog::run(
         cairn_catalog::Config {
+            auth_disabled: true,
             database_url: Some(db.url().into()),
             secret_key: Some(FIXTURE_KEY.into()),
             scheduler_url: scheduler_url.clone(),
@@ -81,6 +82,7 @@ async fn a_first_release_database_migrates_into_the_default_project() {
     let clock = cairn_scheduler::ManualClock::new("2026-12-01T09:01:50Z".parse().unwrap());
     tokio::spawn(cairn_scheduler::run_with_clock(
         cairn_scheduler::Config {
+            auth_disabled: true,
             database_url: Some(db.url().into()),
             catalog_url: catalog_url.clone(),
             ..Default::default()

@@ -41,6 +41,24 @@ pub struct Config {
     pub otel_exporter_otlp_endpoint: Option<String>,
     /// Time between NOT_SERVING and closing the listener at shutdown, in milliseconds.
     pub drain_delay_ms: u64,
+    /// Turn authentication and authorisation off: every caller may do everything. Only for
+    /// development on a loopback address; a non-loopback listener refuses to start with it
+    /// unless `insecure` is set too.
+    pub auth_disabled: bool,
+    /// Start even when listening beyond loopback without TLS and without authentication.
+    pub insecure: bool,
+    /// Where the catalog writes what it generates at first start (the bootstrap admin
+    /// password, 0600).
+    pub data_dir: Option<PathBuf>,
+    /// Password of the first platform admin (`admin`), created when there is no user yet.
+    /// Unset: one is generated, printed once and written to `data_dir`.
+    pub bootstrap_admin_password: Option<String>,
+    /// File holding that password.
+    pub bootstrap_admin_password_file: Option<PathBuf>,
+    /// A known API token of `admin`, for automation (at least 24 characters).
+    pub bootstrap_token: Option<String>,
+    /// File holding that token.
+    pub bootstrap_token_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -59,6 +77,13 @@ impl Default for Config {
             log_format: LogFormat::Text,
             otel_exporter_otlp_endpoint: None,
             drain_delay_ms: 0,
+            auth_disabled: false,
+            insecure: false,
+            data_dir: None,
+            bootstrap_admin_password: None,
+            bootstrap_admin_password_file: None,
+            bootstrap_token: None,
+            bootstrap_token_file: None,
         }
     }
 }
@@ -72,6 +97,8 @@ impl Config {
             secret_key: hide(&self.secret_key),
             secret_key_previous: hide(&self.secret_key_previous),
             cluster_token: hide(&self.cluster_token),
+            bootstrap_admin_password: hide(&self.bootstrap_admin_password),
+            bootstrap_token: hide(&self.bootstrap_token),
             ..self.clone()
         }
     }
@@ -137,7 +164,49 @@ impl Config {
         }
         cairn_runtime::grpc::check_url(&self.scheduler_url)
             .map_err(|e| ConfigError::invalid("scheduler_url", e))?;
+        cairn_runtime::auth::check_exposure(self.listen, !self.auth_disabled, false, self.insecure)?;
+        if !self.auth_disabled && self.cluster_token.as_deref().unwrap_or_default().len() < 16 {
+            return Err(ConfigError::invalid(
+                "cluster_token",
+                "is required with authentication on (at least 16 characters; the scheduler presents it)",
+            ));
+        }
+        self.bootstrap_password()?;
+        self.bootstrap_token()?;
         self.keyring().map(|_| ())
+    }
+
+    /// The configured bootstrap admin password, if any.
+    pub fn bootstrap_password(&self) -> Result<Option<String>, ConfigError> {
+        let p = cairn_runtime::config::secret(
+            "bootstrap_admin_password",
+            self.bootstrap_admin_password.as_deref(),
+            self.bootstrap_admin_password_file.as_deref(),
+        )?;
+        if let Some(p) = &p
+            && p.chars().count() < 12
+        {
+            return Err(ConfigError::invalid("bootstrap_admin_password", "must be at least 12 characters"));
+        }
+        Ok(p)
+    }
+
+    /// The configured bootstrap token, if any.
+    pub fn bootstrap_token(&self) -> Result<Option<String>, ConfigError> {
+        let t = cairn_runtime::config::secret(
+            "bootstrap_token",
+            self.bootstrap_token.as_deref(),
+            self.bootstrap_token_file.as_deref(),
+        )?;
+        if let Some(t) = &t
+            && (t.len() < 24 || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(ConfigError::invalid(
+                "bootstrap_token",
+                "must be at least 24 characters without spaces (e.g. `openssl rand -hex 32`)",
+            ));
+        }
+        Ok(t)
     }
 }
 
@@ -147,7 +216,11 @@ mod tests {
 
     #[test]
     fn key_is_required_unless_dev() {
-        let c = Config { database_url: Some("postgres://x".into()), ..Config::default() };
+        let c = Config {
+            database_url: Some("postgres://x".into()),
+            cluster_token: Some("a-cluster-token-of-length".into()),
+            ..Config::default()
+        };
         assert!(c.validate().unwrap_err().to_string().contains("secret_key"));
         let dev = Config { dev_ephemeral_key: true, ..c.clone() };
         assert!(dev.validate().is_ok());

@@ -20,6 +20,8 @@ use cairn_runtime::{
 };
 use uuid::Uuid;
 
+use cairn_runtime::auth::Caller;
+
 use crate::{
     State,
     domain::{
@@ -109,7 +111,7 @@ fn seal(state: &State, id: ConnectorId, secrets: &SecretMap) -> (Option<Vec<u8>>
 }
 
 /// CreateConnector.
-pub async fn create(state: &State, req: CreateConnectorRequest) -> Result<Connector> {
+pub async fn create(state: &State, caller: &Caller, req: CreateConnectorRequest) -> Result<Connector> {
     let request_id = request_id(&req.request_id)?;
     let Some(input) = req.connector else {
         let mut v = Violations::default();
@@ -117,7 +119,7 @@ pub async fn create(state: &State, req: CreateConnectorRequest) -> Result<Connec
         return Err(v.into());
     };
     let mut conn = state.pool.acquire().await?;
-    let project = projects::parent(&mut conn, &req.parent).await?;
+    let project = projects::parent(&mut conn, caller, &req.parent).await?;
     if let Some(rid) = request_id
         && let Some(row) = rows::by_request_id(&mut conn, &project, rid).await?
     {
@@ -163,21 +165,32 @@ pub async fn create(state: &State, req: CreateConnectorRequest) -> Result<Connec
 }
 
 /// Finds a connector by its full name or NOT_FOUND (also for a project that does not exist).
-pub async fn find(conn: &mut sqlx::PgConnection, field: &str, raw: &str, lock: bool) -> Result<rows::Row> {
+pub async fn find(
+    conn: &mut sqlx::PgConnection,
+    caller: &Caller,
+    field: &str,
+    raw: &str,
+    lock: bool,
+) -> Result<rows::Row> {
     let (project, r) = name(field, raw)?;
+    caller.require(&project)?;
     rows::find(conn, &project, &r, lock)
         .await?
         .ok_or_else(|| Error::NotFound(format!("connector {:?}", raw.trim())))
 }
 
 /// GetConnector.
-pub async fn get(state: &State, name: &str) -> Result<Connector> {
+pub async fn get(state: &State, caller: &Caller, name: &str) -> Result<Connector> {
     let mut conn = state.pool.acquire().await?;
-    to_proto(&find(&mut conn, "name", name, false).await?)
+    to_proto(&find(&mut conn, caller, "name", name, false).await?)
 }
 
 /// ListConnectors.
-pub async fn list(state: &State, req: ListConnectorsRequest) -> Result<ListConnectorsResponse> {
+pub async fn list(
+    state: &State,
+    caller: &Caller,
+    req: ListConnectorsRequest,
+) -> Result<ListConnectorsResponse> {
     let size = pagination::page_size(req.page_size)?;
     let mut v = Violations::default();
     let role = match ConnectorRole::try_from(req.role) {
@@ -203,11 +216,11 @@ pub async fn list(state: &State, req: ListConnectorsRequest) -> Result<ListConne
     };
     v.check()?;
     let mut conn = state.pool.acquire().await?;
-    let project = projects::list_parent(&mut conn, &req.parent).await?;
+    let (_, scope) = projects::list_parent(&mut conn, caller, &req.parent).await?;
     let filter = rows::Filter { role, type_name, selector_key, selector_value };
-    let fp = pagination::fingerprint(&(&filter, &project));
+    let fp = pagination::fingerprint(&(&filter, &scope));
     let after: Option<ConnectorId> = pagination::decode(&req.page_token, fp)?;
-    let mut page = rows::list(&mut conn, project.as_ref(), &filter, after, size + 1).await?;
+    let mut page = rows::list(&mut conn, scope.as_deref(), &filter, after, size + 1).await?;
     let next = if page.len() as i64 > size {
         page.truncate(size as usize);
         page.last().map(|r| pagination::encode(&r.id, fp)).unwrap_or_default()
@@ -221,7 +234,7 @@ pub async fn list(state: &State, req: ListConnectorsRequest) -> Result<ListConne
 }
 
 /// UpdateConnector.
-pub async fn update(state: &State, req: UpdateConnectorRequest) -> Result<Connector> {
+pub async fn update(state: &State, caller: &Caller, req: UpdateConnectorRequest) -> Result<Connector> {
     let Some(patch) = req.connector else {
         let mut v = Violations::default();
         v.add("connector", "is required");
@@ -229,7 +242,7 @@ pub async fn update(state: &State, req: UpdateConnectorRequest) -> Result<Connec
     };
     let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
     let mut tx = state.pool.begin().await?;
-    let row = find(&mut tx, "connector.name", &patch.name, true).await?;
+    let row = find(&mut tx, caller, "connector.name", &patch.name, true).await?;
     store::check_etag(&patch.etag, row.version, &Kind::Connector.name(&row.project_id, row.id))?;
     let stored_names = row.secret_set();
     let base: Connector = store::decode(&row.spec)?;
@@ -317,9 +330,9 @@ async fn check_selectors_of_tasks(conn: &mut sqlx::PgConnection, changed: &Conne
 }
 
 /// DeleteConnector.
-pub async fn delete(state: &State, req: DeleteConnectorRequest) -> Result<()> {
+pub async fn delete(state: &State, caller: &Caller, req: DeleteConnectorRequest) -> Result<()> {
     let mut tx = state.pool.begin().await?;
-    let row = find(&mut tx, "name", &req.name, true).await?;
+    let row = find(&mut tx, caller, "name", &req.name, true).await?;
     store::check_etag(&req.etag, row.version, &Kind::Connector.name(&row.project_id, row.id))?;
     let users = rows::tasks_using(&mut tx, &row.project_id, row.id).await?;
     if !users.is_empty() {
@@ -344,7 +357,7 @@ const TEST_DEFAULT_WAIT: std::time::Duration = std::time::Duration::from_secs(30
 const TEST_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// TestConnector: asks the scheduler to run a TEST_CONNECTION job and waits for its verdict.
-pub async fn test(state: &State, req: TestConnectorRequest) -> Result<ConnectionTest> {
+pub async fn test(state: &State, caller: &Caller, req: TestConnectorRequest) -> Result<ConnectionTest> {
     let wait = match &req.timeout {
         None => TEST_DEFAULT_WAIT,
         Some(d) => match from_duration(d) {
@@ -358,7 +371,7 @@ pub async fn test(state: &State, req: TestConnectorRequest) -> Result<Connection
     };
     let row = {
         let mut conn = state.pool.acquire().await?;
-        find(&mut conn, "name", &req.name, false).await?
+        find(&mut conn, caller, "name", &req.name, false).await?
     };
     let connector = to_proto(&row)?;
     let verdict = state.scheduler.run_connection_test(connector, wait).await?;

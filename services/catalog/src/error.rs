@@ -27,6 +27,9 @@ pub enum Error {
     /// Still used by other resources.
     #[error("{0}")]
     InUse(String),
+    /// The operation does not apply now (the last platform admin, a non-session logout).
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// A dependency is down.
     #[error("{0} is unavailable")]
     Unavailable(String),
@@ -59,6 +62,15 @@ impl From<Violations> for Error {
     }
 }
 
+impl Error {
+    /// INVALID_ARGUMENT on one field.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Error {
+        let mut v = Violations::default();
+        v.add(field, message);
+        Error::Invalid(v)
+    }
+}
+
 /// Result of catalog operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -70,6 +82,9 @@ impl From<Error> for Status {
             Error::AlreadyExists(m) => status::with_reason(Code::AlreadyExists, reason::ALREADY_EXISTS, m),
             Error::Etag(what) => status::etag_mismatch(what),
             Error::InUse(m) => status::with_reason(Code::FailedPrecondition, reason::IN_USE, m),
+            Error::FailedPrecondition(m) => {
+                status::with_reason(Code::FailedPrecondition, reason::WRONG_STATE, m)
+            }
             Error::Unavailable(what) => status::unavailable(what),
             Error::DeadlineExceeded(m) => status::with_reason(Code::DeadlineExceeded, reason::TIMEOUT, m),
             Error::Db(err) => db::to_status(&err),

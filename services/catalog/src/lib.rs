@@ -1,7 +1,12 @@
-//! The catalog service: connectors, tasks and connector secrets (schema `catalog`).
+//! The catalog service: projects, connectors, tasks, connector secrets, and who may use them
+//! (users, members, service accounts, worker pools, credentials, the audit log), in schema
+//! `catalog`.
 //!
-//! Layout: [`config`] (settings), [`grpc`] (thin handlers of the public `CatalogService` and
-//! the internal `CatalogInternalService`), [`connectors`] and [`tasks`] (the operations),
+//! Layout: [`config`] (settings), [`grpc`] (thin handlers of the public `CatalogService`,
+//! `IdentityService` and `AuditService` and the internal `CatalogInternalService`),
+//! [`projects`], [`connectors`] and [`tasks`] (the operations), [`auth`] (credentials →
+//! principals, logins, the bootstrap admin), [`identity`] (users, members, service accounts,
+//! tokens, worker pools), [`audit`] (the merged audit log),
 //! [`domain`] (validation and field-mask rules, no I/O), [`store`] (SQL), [`secrets`]
 //! (sealing at rest), [`scheduler_client`] (the scheduler's internal API), [`error`] (one
 //! error type, one mapping to `Status`).
@@ -9,12 +14,15 @@
 //! The catalog never reads the scheduler's tables, and never logs or returns a secret outside
 //! `CatalogInternalService`.
 
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod connectors;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod identity;
 pub mod projects;
 pub mod scheduler_client;
 pub mod secrets;
@@ -24,10 +32,16 @@ pub mod tasks;
 use std::{sync::Arc, time::Duration};
 
 use cairn_api::v1::{
+    audit_service_server::{AuditServiceServer, SERVICE_NAME as AUDIT_NAME},
     catalog_internal_service_server::{CatalogInternalServiceServer, SERVICE_NAME as INTERNAL_NAME},
     catalog_service_server::{CatalogServiceServer, SERVICE_NAME as PUBLIC_NAME},
+    identity_service_server::{IdentityServiceServer, SERVICE_NAME as IDENTITY_NAME},
 };
-use cairn_runtime::{CancellationToken, db, grpc as rgrpc};
+use cairn_runtime::{
+    CancellationToken,
+    auth::{GuardLayer, Settings, audit::PgAudit},
+    db, grpc as rgrpc,
+};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
@@ -49,7 +63,7 @@ pub struct State {
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Names of the gRPC services served (for health).
-pub const SERVICES: &[&str] = &[PUBLIC_NAME, INTERNAL_NAME];
+pub const SERVICES: &[&str] = &[PUBLIC_NAME, IDENTITY_NAME, AUDIT_NAME, INTERNAL_NAME];
 
 /// Runs the catalog on `listener` until `shutdown` is cancelled: migrates, re-seals secrets
 /// sealed by previous keys, serves, and reflects database reachability in gRPC health.
@@ -67,6 +81,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let pool = db::pool(config.database_url()?, "catalog", &settings)?;
     db::migrate(&pool, &MIGRATOR, "catalog").await?;
     reseal(&pool, &keyring).await?;
+    auth::bootstrap(&pool, &config).await?;
+    if config.auth_disabled {
+        tracing::warn!("authentication is OFF (auth_disabled): every caller may do everything");
+    }
     let token = config.cluster_token.as_deref();
     let scheduler = SchedulerClient::new(&config.scheduler_url, token).map_err(anyhow::Error::msg)?;
     let state = State { pool: pool.clone(), keyring, scheduler };
@@ -74,10 +92,16 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let (health, health_routes) = rgrpc::health().await;
     let routes = health_routes
         .add_service(CatalogServiceServer::new(grpc::Public(state.clone())))
-        .add_service(CatalogInternalServiceServer::with_interceptor(
-            grpc::Internal(state),
-            rgrpc::RequireToken::new(token),
-        ));
+        .add_service(IdentityServiceServer::new(grpc::Public(state.clone())))
+        .add_service(AuditServiceServer::new(grpc::Public(state.clone())))
+        .add_service(CatalogInternalServiceServer::new(grpc::Internal(state)));
+    let guard = GuardLayer::new(Settings {
+        enabled: !config.auth_disabled,
+        cluster_token: config.cluster_token.clone().filter(|t| !t.is_empty()),
+        service: "catalog",
+        authenticator: auth::CatalogAuth::new(pool.clone()),
+        audit: std::sync::Arc::new(PgAudit::new(pool.clone(), "catalog")),
+    });
     rgrpc::set_serving(&health, SERVICES).await;
     tokio::spawn(watch_database(pool.clone(), health.clone(), shutdown.clone()));
     tokio::spawn(cairn_runtime::metrics::watch_pool(pool.clone(), "cairn_catalog", shutdown.clone()));
@@ -86,6 +110,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         service_names: SERVICES,
         drain_delay: config.drain_delay(),
         metrics_prefix: "cairn_catalog",
+        guard,
     };
     rgrpc::serve(listener, routes, health, opts, shutdown).await?;
     pool.close().await;

@@ -12,6 +12,7 @@ use cairn_api::{
     },
 };
 use cairn_runtime::{
+    auth::{Caller, Visible},
     db::{self, DbErrorKind},
     pagination,
     status::Violations,
@@ -40,16 +41,34 @@ pub fn invalid(field: &str, e: NameError) -> Error {
 }
 
 /// Reads a `parent` that must name one existing project.
-pub async fn parent(conn: &mut sqlx::PgConnection, raw: &str) -> Result<ProjectId> {
+pub async fn parent(conn: &mut sqlx::PgConnection, caller: &Caller, raw: &str) -> Result<ProjectId> {
     let p = names::parse_project(raw).map_err(|e| invalid("parent", e))?;
+    caller.require(&p)?;
     existing(conn, p).await
 }
 
-/// Reads a list `parent`: one existing project, or `None` for `projects/-`.
-pub async fn list_parent(conn: &mut sqlx::PgConnection, raw: &str) -> Result<Option<ProjectId>> {
+/// Reads a list `parent`: one existing project, or `None` for `projects/-`, with the projects
+/// the list may show (`None` = all).
+pub async fn list_parent(
+    conn: &mut sqlx::PgConnection,
+    caller: &Caller,
+    raw: &str,
+) -> Result<(Option<ProjectId>, Option<Vec<ProjectId>>)> {
     match names::parse_parent(raw, true).map_err(|e| invalid("parent", e))? {
-        Some(p) => existing(conn, p).await.map(Some),
-        None => Ok(None),
+        Some(p) => {
+            caller.require(&p)?;
+            let p = existing(conn, p).await?;
+            Ok((Some(p.clone()), Some(vec![p])))
+        }
+        None => Ok((None, visible(caller))),
+    }
+}
+
+/// The projects a cross-project list may show; `None` = all.
+pub fn visible(caller: &Caller) -> Option<Vec<ProjectId>> {
+    match caller.visible() {
+        Visible::All => None,
+        Visible::Only(ps) => Some(ps),
     }
 }
 
@@ -111,7 +130,9 @@ fn taken(display_name: &str, id: &ProjectId, e: &sqlx::Error) -> Error {
 }
 
 /// CreateProject.
-pub async fn create(state: &State, req: CreateProjectRequest) -> Result<Project> {
+pub async fn create(state: &State, caller: &Caller, req: CreateProjectRequest) -> Result<Project> {
+    caller.request_id(&req.request_id);
+    caller.resource(format!("projects/{}", req.project_id));
     let request_id = request_id(&req.request_id)?;
     let Some(input) = req.project else {
         let mut v = Violations::default();
@@ -169,24 +190,33 @@ pub async fn create(state: &State, req: CreateProjectRequest) -> Result<Project>
     }
 }
 
-async fn find(conn: &mut sqlx::PgConnection, field: &str, raw: &str, lock: bool) -> Result<rows::Row> {
+async fn find(
+    conn: &mut sqlx::PgConnection,
+    caller: &Caller,
+    field: &str,
+    raw: &str,
+    lock: bool,
+) -> Result<rows::Row> {
     let id = names::parse_project(raw).map_err(|e| invalid(field, e))?;
+    caller.require(&id)?;
+    caller.resource(id.name());
     rows::get(conn, &id, lock).await?.ok_or_else(|| Error::NotFound(id.name()))
 }
 
 /// GetProject.
-pub async fn get(state: &State, name: &str) -> Result<Project> {
+pub async fn get(state: &State, caller: &Caller, name: &str) -> Result<Project> {
     let mut conn = state.pool.acquire().await?;
-    Ok(to_proto(&find(&mut conn, "name", name, false).await?))
+    Ok(to_proto(&find(&mut conn, caller, "name", name, false).await?))
 }
 
 /// ListProjects.
-pub async fn list(state: &State, req: ListProjectsRequest) -> Result<ListProjectsResponse> {
+pub async fn list(state: &State, caller: &Caller, req: ListProjectsRequest) -> Result<ListProjectsResponse> {
     let size = pagination::page_size(req.page_size)?;
     let fp = pagination::fingerprint(&"projects");
     let after: Option<ProjectId> = pagination::decode(&req.page_token, fp)?;
     let mut conn = state.pool.acquire().await?;
-    let mut page = rows::list(&mut conn, after.as_ref(), size + 1).await?;
+    let only = visible(caller);
+    let mut page = rows::list(&mut conn, only.as_deref(), after.as_ref(), size + 1).await?;
     let next = if page.len() as i64 > size {
         page.truncate(size as usize);
         page.last().map(|r| pagination::encode(&r.id, fp)).unwrap_or_default()
@@ -197,7 +227,7 @@ pub async fn list(state: &State, req: ListProjectsRequest) -> Result<ListProject
 }
 
 /// UpdateProject.
-pub async fn update(state: &State, req: UpdateProjectRequest) -> Result<Project> {
+pub async fn update(state: &State, caller: &Caller, req: UpdateProjectRequest) -> Result<Project> {
     let Some(patch) = req.project else {
         let mut v = Violations::default();
         v.add("project", "is required");
@@ -205,7 +235,7 @@ pub async fn update(state: &State, req: UpdateProjectRequest) -> Result<Project>
     };
     let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
     let mut tx = state.pool.begin().await?;
-    let row = find(&mut tx, "project.name", &patch.name, true).await?;
+    let row = find(&mut tx, caller, "project.name", &patch.name, true).await?;
     store::check_etag(&patch.etag, row.version, &row.id.name())?;
     let merged = mask::apply(&to_proto(&row), &patch, &paths, UPDATABLE)?;
     let mut v = Violations::default();
@@ -232,10 +262,10 @@ pub async fn update(state: &State, req: UpdateProjectRequest) -> Result<Project>
 /// scheduler's part (schedules, history) is asked and deleted outside the catalog's transaction
 /// (no transaction waits on the network); a failure after it leaves a project that a repeated
 /// DeleteProject finishes.
-pub async fn delete(state: &State, req: DeleteProjectRequest) -> Result<()> {
+pub async fn delete(state: &State, caller: &Caller, req: DeleteProjectRequest) -> Result<()> {
     let id = {
         let mut conn = state.pool.acquire().await?;
-        let row = find(&mut conn, "name", &req.name, false).await?;
+        let row = find(&mut conn, caller, "name", &req.name, false).await?;
         store::check_etag(&req.etag, row.version, &row.id.name())?;
         row.id
     };
@@ -250,7 +280,7 @@ pub async fn delete(state: &State, req: DeleteProjectRequest) -> Result<()> {
         state.scheduler.forget_project(&id, true).await?;
     }
     let mut tx = state.pool.begin().await?;
-    let row = find(&mut tx, "name", &req.name, true).await?;
+    let row = find(&mut tx, caller, "name", &req.name, true).await?;
     store::check_etag(&req.etag, row.version, &row.id.name())?;
     if !req.force {
         // Anything created since the check above.

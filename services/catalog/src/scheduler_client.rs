@@ -64,6 +64,20 @@ impl SchedulerClient {
         self.inner.clone().forget_task(req).await.map(|_| ())
     }
 
+    /// The scheduler's audit events of an authorised query. A scheduler that cannot be
+    /// reached makes the list UNAVAILABLE rather than silently incomplete.
+    pub async fn audit_events(&self, q: cairn_api::v1::AuditQuery) -> Result<Vec<cairn_api::v1::AuditEvent>> {
+        let mut req = tonic::Request::new(q);
+        req.set_timeout(Duration::from_secs(30));
+        match self.inner.clone().list_audit_events(req).await {
+            Ok(r) => Ok(r.into_inner().events),
+            Err(s) if matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Unknown) => {
+                Err(Error::Unavailable("the scheduler (its part of the audit log)".into()))
+            }
+            Err(s) => Err(s.into()),
+        }
+    }
+
     /// Counts (and with `delete`, deletes) what the scheduler keeps of a project.
     pub async fn forget_project(&self, project: &ProjectId, delete: bool) -> Result<ForgetProjectResponse> {
         let mut req = tonic::Request::new(ForgetProjectRequest { project: project.name(), delete });

@@ -14,6 +14,8 @@ use cairn_api::{
 };
 use cairn_runtime::{db, db::DbErrorKind, pagination, status::Violations, time::to_timestamp};
 
+use cairn_runtime::auth::Caller;
+
 use crate::{
     State,
     connectors::{self, request_id},
@@ -171,7 +173,7 @@ fn seal(state: &State, id: TaskId, secrets: &SecretMap) -> (Option<Vec<u8>>, Vec
 }
 
 /// CreateTask.
-pub async fn create(state: &State, req: CreateTaskRequest) -> Result<Task> {
+pub async fn create(state: &State, caller: &Caller, req: CreateTaskRequest) -> Result<Task> {
     let request_id = request_id(&req.request_id)?;
     let Some(input) = req.task else {
         let mut v = Violations::default();
@@ -179,7 +181,7 @@ pub async fn create(state: &State, req: CreateTaskRequest) -> Result<Task> {
         return Err(v.into());
     };
     let mut conn = state.pool.acquire().await?;
-    let project = projects::parent(&mut conn, &req.parent).await?;
+    let project = projects::parent(&mut conn, caller, &req.parent).await?;
     if let Some(rid) = request_id
         && let Some(row) = rows::by_request_id(&mut conn, &project, rid).await?
     {
@@ -216,25 +218,32 @@ pub async fn create(state: &State, req: CreateTaskRequest) -> Result<Task> {
     }
 }
 
-async fn find(conn: &mut sqlx::PgConnection, field: &str, raw: &str, lock: bool) -> Result<rows::Row> {
+async fn find(
+    conn: &mut sqlx::PgConnection,
+    caller: &Caller,
+    field: &str,
+    raw: &str,
+    lock: bool,
+) -> Result<rows::Row> {
     let (project, r) = name(field, raw)?;
+    caller.require(&project)?;
     rows::find(conn, &project, &r, lock)
         .await?
         .ok_or_else(|| Error::NotFound(format!("task {:?}", raw.trim())))
 }
 
 /// GetTask.
-pub async fn get(state: &State, name: &str) -> Result<Task> {
+pub async fn get(state: &State, caller: &Caller, name: &str) -> Result<Task> {
     let mut conn = state.pool.acquire().await?;
-    let row = find(&mut conn, "name", name, false).await?;
+    let row = find(&mut conn, caller, "name", name, false).await?;
     render(&mut conn, &row).await
 }
 
 /// ListTasks.
-pub async fn list(state: &State, req: ListTasksRequest) -> Result<ListTasksResponse> {
+pub async fn list(state: &State, caller: &Caller, req: ListTasksRequest) -> Result<ListTasksResponse> {
     let size = pagination::page_size(req.page_size)?;
     let mut conn = state.pool.acquire().await?;
-    let project = projects::list_parent(&mut conn, &req.parent).await?;
+    let (project, scope) = projects::list_parent(&mut conn, caller, &req.parent).await?;
     let connector = if req.connector.trim().is_empty() {
         None
     } else {
@@ -259,9 +268,9 @@ pub async fn list(state: &State, req: ListTasksRequest) -> Result<ListTasksRespo
         }
     };
     let filter = rows::Filter { connector, type_name };
-    let fp = pagination::fingerprint(&(&filter, &project));
+    let fp = pagination::fingerprint(&(&filter, &scope));
     let after: Option<TaskId> = pagination::decode(&req.page_token, fp)?;
-    let mut page = rows::list(&mut conn, project.as_ref(), &filter, after, size + 1).await?;
+    let mut page = rows::list(&mut conn, scope.as_deref(), &filter, after, size + 1).await?;
     let next = if page.len() as i64 > size {
         page.truncate(size as usize);
         page.last().map(|r| pagination::encode(&r.id, fp)).unwrap_or_default()
@@ -276,7 +285,7 @@ pub async fn list(state: &State, req: ListTasksRequest) -> Result<ListTasksRespo
 }
 
 /// UpdateTask.
-pub async fn update(state: &State, req: UpdateTaskRequest) -> Result<Task> {
+pub async fn update(state: &State, caller: &Caller, req: UpdateTaskRequest) -> Result<Task> {
     let Some(patch) = req.task else {
         let mut v = Violations::default();
         v.add("task", "is required");
@@ -284,7 +293,7 @@ pub async fn update(state: &State, req: UpdateTaskRequest) -> Result<Task> {
     };
     let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
     let mut tx = state.pool.begin().await?;
-    let row = find(&mut tx, "task.name", &patch.name, true).await?;
+    let row = find(&mut tx, caller, "task.name", &patch.name, true).await?;
     store::check_etag(&patch.etag, row.version, &Kind::Task.name(&row.project_id, row.id))?;
     let base = spec_of(&row)?;
     let merged = mask::apply(&base, &patch, &paths, UPDATABLE)?;
@@ -319,9 +328,9 @@ pub async fn update(state: &State, req: UpdateTaskRequest) -> Result<Task> {
 
 /// DeleteTask: the row goes, then the scheduler is told to drop the task's schedules (if it
 /// cannot be reached, its firing loop drops them when it finds the task gone).
-pub async fn delete(state: &State, req: DeleteTaskRequest) -> Result<()> {
+pub async fn delete(state: &State, caller: &Caller, req: DeleteTaskRequest) -> Result<()> {
     let mut tx = state.pool.begin().await?;
-    let row = find(&mut tx, "name", &req.name, true).await?;
+    let row = find(&mut tx, caller, "name", &req.name, true).await?;
     store::check_etag(&req.etag, row.version, &Kind::Task.name(&row.project_id, row.id))?;
     rows::delete(&mut tx, &row.project_id, row.id).await?;
     tx.commit().await?;

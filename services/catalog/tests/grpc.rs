@@ -50,6 +50,7 @@ async fn start() -> Catalog {
     let config = Config {
         database_url: Some(db.url().to_owned()),
         secret_key: Some(KEY.into()),
+        auth_disabled: true,
         scheduler_url: "http://127.0.0.1:9".into(),
         ..Config::default()
     };
@@ -746,6 +747,7 @@ async fn the_binary_serves_health_and_prometheus_metrics() {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-catalog"))
         .env("DATABASE_URL", db.url())
         .env("CAIRN_SECRET_KEY", KEY)
+        .env("CAIRN_AUTH_DISABLED", "true")
         .env("CAIRN_LISTEN", format!("127.0.0.1:{grpc}"))
         .env("CAIRN_METRICS_LISTEN", format!("127.0.0.1:{metrics}"))
         .env("RUST_LOG", "warn")

@@ -35,6 +35,10 @@ pub struct Cli {
     /// The project to work in (its id).
     #[arg(long, env = "CAIRN_PROJECT", default_value = "default", global = true)]
     pub project: String,
+    /// Bearer credential: an API token or a login's access token. Never sent in plaintext
+    /// beyond loopback.
+    #[arg(long, env = "CAIRN_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
     /// Output format: tables for people, or the API's proto3 JSON.
     #[arg(short, long, value_enum, default_value_t = Output::Table, global = true)]
     pub output: Output,

@@ -26,11 +26,36 @@ pub struct Clients {
     pub project: ProjectId,
     catalog: Channel,
     scheduler: Channel,
+    auth: ClientInterceptor,
+}
+
+/// Refuses to send a credential in plaintext to anything but this machine.
+fn check_plaintext(flag: &str, url: &str, token: Option<&str>) -> Result<()> {
+    if token.is_none_or(str::is_empty) {
+        return Ok(());
+    }
+    let uri: http::Uri = url.parse().map_err(|e| CliError::Usage(format!("{flag}: {e}")))?;
+    let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if uri.scheme_str() == Some("http") && !loopback {
+        return Err(CliError::Usage(format!(
+            "{flag}: refusing to send a credential in plaintext to {url}: use an https:// URL (TLS), or a \
+             loopback address"
+        )));
+    }
+    Ok(())
 }
 
 impl Clients {
     /// Lazy channels (nothing connects until a call).
-    pub fn new(catalog_url: &str, scheduler_url: &str, project: &str) -> Result<Clients> {
+    pub fn new(
+        catalog_url: &str,
+        scheduler_url: &str,
+        project: &str,
+        token: Option<&str>,
+    ) -> Result<Clients> {
+        check_plaintext("--catalog-url", catalog_url, token)?;
+        check_plaintext("--scheduler-url", scheduler_url, token)?;
         let project = ProjectId::parse(project).map_err(|e| CliError::Usage(format!("--project: {e}")))?;
         let catalog = cairn_runtime::grpc::channel(catalog_url)
             .map_err(|e| CliError::Usage(format!("--catalog-url: {e}")))?;
@@ -42,6 +67,7 @@ impl Clients {
             project,
             catalog,
             scheduler,
+            auth: ClientInterceptor::new(token),
         })
     }
 
@@ -62,17 +88,17 @@ impl Clients {
 
     /// CatalogService.
     pub fn catalog(&self) -> CatalogServiceClient<Intercepted> {
-        CatalogServiceClient::with_interceptor(self.catalog.clone(), ClientInterceptor::new(None))
+        CatalogServiceClient::with_interceptor(self.catalog.clone(), self.auth.clone())
     }
 
     /// JobService.
     pub fn jobs(&self) -> JobServiceClient<Intercepted> {
-        JobServiceClient::with_interceptor(self.scheduler.clone(), ClientInterceptor::new(None))
+        JobServiceClient::with_interceptor(self.scheduler.clone(), self.auth.clone())
     }
 
     /// ScheduleService.
     pub fn schedules(&self) -> ScheduleServiceClient<Intercepted> {
-        ScheduleServiceClient::with_interceptor(self.scheduler.clone(), ClientInterceptor::new(None))
+        ScheduleServiceClient::with_interceptor(self.scheduler.clone(), self.auth.clone())
     }
 
     /// Maps a catalog error.

@@ -31,6 +31,7 @@ async fn stack() -> Stack {
     let shutdown = CancellationToken::new();
     tokio::spawn(cairn_catalog::run(
         cairn_catalog::Config {
+            auth_disabled: true,
             database_url: Some(db.url().into()),
             secret_key: Some(KEY.into()),
             scheduler_url: scheduler_url.clone(),
@@ -41,6 +42,7 @@ async fn stack() -> Stack {
     ));
     tokio::spawn(cairn_scheduler::run(
         cairn_scheduler::Config {
+            auth_disabled: true,
             database_url: Some(db.url().into()),
             catalog_url: catalog_url.clone(),
             catalog_cache_ms: 0,

@@ -33,6 +33,8 @@ struct Flags {
     cache_dir: Option<PathBuf>,
 }
 
+use cairn_runtime::{auth::mint, grpc::ClientInterceptor};
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
@@ -52,35 +54,45 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = cairn_runtime::shutdown::on_signal();
     let catalog_url = format!("http://{}", flags.catalog_listen);
     let scheduler_url = format!("http://{}", flags.scheduler_listen);
+    // Authentication is on, as in production: fresh secrets for this run.
+    let cluster_token = mint("ct");
+    let admin_token = mint("pat");
     let catalog = cairn_catalog::Config {
         listen: flags.catalog_listen,
         database_url: Some(database_url.clone()),
         dev_ephemeral_key: true,
         scheduler_url: scheduler_url.clone(),
+        cluster_token: Some(cluster_token.clone()),
+        bootstrap_token: Some(admin_token.clone()),
         ..Default::default()
     };
     let scheduler = cairn_scheduler::Config {
         listen: flags.scheduler_listen,
         database_url: Some(database_url.clone()),
         catalog_url: catalog_url.clone(),
-        ..Default::default()
-    };
-    let worker = cairn_worker::Config {
-        scheduler_url: scheduler_url.clone(),
-        worker_labels: flags.worker_labels,
-        capacity: flags.worker_capacity,
-        cache_dir: flags.cache_dir,
+        cluster_token: Some(cluster_token),
         ..Default::default()
     };
     let catalog_listener = cairn_runtime::grpc::bind(catalog.listen).await?;
     let scheduler_listener = cairn_runtime::grpc::bind(scheduler.listen).await?;
     let c = tokio::spawn(cairn_catalog::run(catalog, catalog_listener, shutdown.clone()));
     let s = tokio::spawn(cairn_scheduler::run(scheduler, scheduler_listener, shutdown.clone()));
+    // The built-in worker enrols like any other: a worker pool for every project.
+    let worker_token = enrol_worker(&catalog_url, &admin_token).await?;
+    let worker = cairn_worker::Config {
+        scheduler_url: scheduler_url.clone(),
+        worker_labels: flags.worker_labels,
+        capacity: flags.worker_capacity,
+        cache_dir: flags.cache_dir,
+        worker_token: Some(worker_token),
+        ..Default::default()
+    };
     let w = tokio::spawn(cairn_worker::run(worker, shutdown.clone()));
     println!(
         "\nCairn dev stack is up\n  catalog    {catalog_url}\n  scheduler  {scheduler_url}\n  worker     1 (in process)\n  \
          metrics    http://{}/metrics\n  database   {}\n\nTry it (in another terminal):\n  \
          export CAIRN_CATALOG_URL={catalog_url} CAIRN_SCHEDULER_URL={scheduler_url}\n  \
+         export CAIRN_TOKEN={admin_token}   # the platform admin `admin` (valid while this stack runs)\n  \
          cargo run -q --bin cairn -- --help\n  \
          cargo run -q --bin cairn -- project list   # everything starts in project `default`\n\n\
          Ctrl-C stops everything.\n",
@@ -92,4 +104,44 @@ async fn main() -> anyhow::Result<()> {
     s??;
     w??;
     Ok(())
+}
+
+/// Creates (or re-creates) the worker pool `dev` for every project and returns its token,
+/// waiting for the catalog to come up.
+async fn enrol_worker(catalog_url: &str, admin_token: &str) -> anyhow::Result<String> {
+    use cairn_api::v1::{
+        CreateWorkerPoolRequest, DeleteWorkerPoolRequest, WorkerPool,
+        identity_service_client::IdentityServiceClient,
+    };
+    let channel = cairn_runtime::grpc::channel(catalog_url).map_err(anyhow::Error::msg)?;
+    let mut client =
+        IdentityServiceClient::with_interceptor(channel, ClientInterceptor::new(Some(admin_token)));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let req = CreateWorkerPoolRequest {
+            worker_pool_id: "dev".into(),
+            worker_pool: Some(WorkerPool {
+                display_name: "Built-in dev worker".into(),
+                projects: vec!["*".into()],
+                labels: [("*".to_owned(), "*".to_owned())].into(),
+                ..Default::default()
+            }),
+        };
+        match client.create_worker_pool(req).await {
+            Ok(r) => return Ok(r.into_inner().token),
+            Err(s) if s.code() == tonic::Code::AlreadyExists => {
+                client.delete_worker_pool(DeleteWorkerPoolRequest { name: "workerPools/dev".into() }).await?;
+            }
+            Err(s)
+                if std::time::Instant::now() < deadline
+                    && matches!(
+                        s.code(),
+                        tonic::Code::Unavailable | tonic::Code::Unauthenticated | tonic::Code::Unknown
+                    ) =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(s) => anyhow::bail!("could not enrol the built-in worker: {}", s.message()),
+        }
+    }
 }

@@ -89,6 +89,23 @@ fn toml_render<C: Serialize>(config: &C) -> Result<String, String> {
     Ok(out)
 }
 
+/// A secret given inline or as a file (`<key>_file`, Kubernetes/Docker secrets); not both.
+/// A file's trailing newline is dropped.
+pub fn secret(
+    key: &'static str,
+    inline: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Option<String>, ConfigError> {
+    match (inline.filter(|s| !s.is_empty()), file) {
+        (Some(_), Some(_)) => Err(ConfigError::invalid(key, "set it inline or as a file, not both")),
+        (Some(s), None) => Ok(Some(s.to_owned())),
+        (None, Some(p)) => std::fs::read_to_string(p)
+            .map(|s| Some(s.trim_end_matches(['\r', '\n']).to_owned()))
+            .map_err(|e| ConfigError::invalid(key, format!("cannot read {}: {e}", p.display()))),
+        (None, None) => Ok(None),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment::Jail's closure signature
 mod tests {

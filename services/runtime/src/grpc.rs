@@ -17,8 +17,6 @@ use tonic::{
 use tonic_health::server::HealthReporter;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::status::{self, reason};
-
 /// Binds a listener; `127.0.0.1:0` picks a free port (tests).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
@@ -48,7 +46,7 @@ pub async fn health() -> (HealthReporter, Routes) {
 }
 
 /// How a server is run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions<'a> {
     /// The gRPC services, for health.
     pub service_names: &'a [&'a str],
@@ -56,6 +54,8 @@ pub struct ServeOptions<'a> {
     pub drain_delay: Duration,
     /// Metric names prefix (`cairn_catalog`).
     pub metrics_prefix: &'static str,
+    /// Authentication, authorisation and audit of every call.
+    pub guard: crate::auth::GuardLayer,
 }
 
 /// Serves `routes` (plus reflection) on `listener` until `shutdown` is cancelled, then marks
@@ -68,8 +68,7 @@ pub async fn serve(
     opts: ServeOptions<'_>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    let (service_names, drain_delay, metrics_prefix) =
-        (opts.service_names, opts.drain_delay, opts.metrics_prefix);
+    let ServeOptions { service_names, drain_delay, metrics_prefix, guard } = opts;
     let routes = reflection_routes(routes);
     let names: Vec<String> = service_names.iter().map(|s| (*s).to_owned()).collect();
     let stop = async move {
@@ -82,6 +81,7 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .trace_fn(request_span)
         .layer(crate::metrics::GrpcMetricsLayer::new(metrics_prefix))
+        .layer(guard)
         .accept_http1(true)
         .add_routes(routes)
         // Small responses must not wait for delayed ACKs (Nagle): set TCP_NODELAY on every
@@ -197,37 +197,8 @@ impl tonic::service::Interceptor for ClientInterceptor {
     }
 }
 
-/// Server-side check of the cluster token for internal and worker-facing services. With no
-/// token configured every call passes (single-tenant dev setups).
-#[derive(Clone, Debug, Default)]
-pub struct RequireToken {
-    expected: Option<String>,
-}
-
-impl RequireToken {
-    /// Expects `authorization: Bearer <token>` when `token` is non-empty.
-    pub fn new(token: Option<&str>) -> Self {
-        RequireToken { expected: token.filter(|t| !t.is_empty()).map(|t| format!("Bearer {t}")) }
-    }
-}
-
-impl tonic::service::Interceptor for RequireToken {
-    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
-        let Some(expected) = &self.expected else { return Ok(req) };
-        let given = req.metadata().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
-        if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-            Ok(req)
-        } else {
-            Err(status::with_reason(
-                tonic::Code::Unauthenticated,
-                reason::UNAUTHENTICATED,
-                "this service requires the cluster token (CAIRN_CLUSTER_TOKEN)",
-            ))
-        }
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares secrets without an early exit.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -251,23 +222,4 @@ pub fn channel(url: &str) -> Result<Channel, String> {
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);
     Ok(endpoint.connect_lazy())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tonic::service::Interceptor as _;
-
-    #[test]
-    fn token_is_checked_when_configured() {
-        let mut open = RequireToken::new(None);
-        assert!(open.call(Request::new(())).is_ok());
-        let mut guarded = RequireToken::new(Some("s3cret"));
-        assert_eq!(guarded.call(Request::new(())).unwrap_err().code(), tonic::Code::Unauthenticated);
-        let mut client = ClientInterceptor::new(Some("s3cret"));
-        let req = client.call(Request::new(())).unwrap();
-        assert!(guarded.call(req).is_ok());
-        let mut wrong = ClientInterceptor::new(Some("other"));
-        assert!(guarded.call(wrong.call(Request::new(())).unwrap()).is_err());
-    }
 }

@@ -1,6 +1,7 @@
 //! What every Cairn binary does the same way, so services differ only in their domain.
 //!
-//! Layout: [`config`] (defaults → file → `CAIRN_*` env → flags → validate), [`telemetry`]
+//! Layout: [`auth`] (the policy table, authentication, authorisation and audit of every
+//! call), [`config`] (defaults → file → `CAIRN_*` env → flags → validate), [`telemetry`]
 //! (tracing + optional OTLP export, W3C propagation), [`shutdown`] (SIGINT/SIGTERM → one
 //! cancellation token), [`grpc`] (server with health, reflection and request spans; client
 //! channels that carry trace context and the cluster token), [`status`] (the error →
@@ -9,6 +10,7 @@
 //!
 //! Nothing here knows about connectors, tasks or jobs.
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod grpc;

@@ -54,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
     let scheduler_url = format!("http://{}", sl.local_addr()?);
     tokio::spawn(cairn_catalog::run(
         cairn_catalog::Config {
+            auth_disabled: true,
             database_url: Some(url.clone()),
             dev_ephemeral_key: true,
             scheduler_url: scheduler_url.clone(),
@@ -64,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
     ));
     tokio::spawn(cairn_scheduler::run(
         cairn_scheduler::Config {
+            auth_disabled: true,
             database_url: Some(url.clone()),
             catalog_url: catalog_url.clone(),
             db_max_connections: 40,
@@ -167,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
                             lease: l.name.clone(),
                             generation: l.generation,
                             progress: None,
+                            lease_token: l.token.clone(),
                         })
                         .await
                         .expect("heartbeat");
@@ -175,6 +178,7 @@ async fn main() -> anyhow::Result<()> {
                             generation: l.generation,
                             outcome: Some(Outcome::Succeeded(JobSucceeded::default())),
                             snapshot_index: vec![],
+                            lease_token: l.token.clone(),
                         });
                     }
                     timing[1].fetch_add(t1.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -248,6 +252,7 @@ async fn main() -> anyhow::Result<()> {
                         generation: l.generation,
                         outcome: Some(Outcome::Succeeded(JobSucceeded::default())),
                         snapshot_index: vec![],
+                        lease_token: l.token.clone(),
                     });
                 }
                 if !completions.is_empty() {

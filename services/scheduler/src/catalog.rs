@@ -182,6 +182,25 @@ impl Catalog {
         })
     }
 
+    /// Authenticates a credential (UNAUTHENTICATED passes through; an unreachable catalog is
+    /// UNAVAILABLE, never a guess).
+    pub async fn authenticate(
+        &self,
+        credential: &str,
+    ) -> std::result::Result<cairn_runtime::auth::Principal, tonic::Status> {
+        let mut req =
+            tonic::Request::new(cairn_api::v1::AuthenticateRequest { credential: credential.to_owned() });
+        req.set_timeout(Duration::from_secs(5));
+        match self.client.clone().authenticate(req).await {
+            Ok(r) => Ok(cairn_runtime::auth::Principal(r.into_inner())),
+            Err(s) if s.code() == Code::Unauthenticated => Err(s),
+            Err(s) => {
+                tracing::warn!(error = %s.message(), "catalog could not authenticate a caller");
+                Err(cairn_runtime::status::unavailable("the catalog (authentication)"))
+            }
+        }
+    }
+
     async fn resolve(
         &self,
         names: Vec<String>,

@@ -51,6 +51,11 @@ pub struct Config {
     pub otel_exporter_otlp_endpoint: Option<String>,
     /// Time between NOT_SERVING and closing the listener at shutdown, in milliseconds.
     pub drain_delay_ms: u64,
+    /// Turn authentication and authorisation off (loopback development only; see the
+    /// catalog's setting of the same name).
+    pub auth_disabled: bool,
+    /// Start even when listening beyond loopback without TLS and without authentication.
+    pub insecure: bool,
 }
 
 impl Default for Config {
@@ -75,6 +80,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             otel_exporter_otlp_endpoint: None,
             drain_delay_ms: 0,
+            auth_disabled: false,
+            insecure: false,
         }
     }
 }
@@ -124,6 +131,13 @@ impl Config {
         self.database_url()?;
         cairn_runtime::grpc::check_url(&self.catalog_url)
             .map_err(|e| ConfigError::invalid("catalog_url", e))?;
+        cairn_runtime::auth::check_exposure(self.listen, !self.auth_disabled, false, self.insecure)?;
+        if !self.auth_disabled && self.cluster_token.as_deref().unwrap_or_default().len() < 16 {
+            return Err(ConfigError::invalid(
+                "cluster_token",
+                "is required with authentication on (at least 16 characters; the same as the catalog's)",
+            ));
+        }
         if !(1..=3600).contains(&self.lease_ttl_secs) {
             return Err(ConfigError::invalid("lease_ttl_secs", "must be between 1 and 3600"));
         }

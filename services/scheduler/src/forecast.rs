@@ -12,6 +12,8 @@ use cairn_api::{
 use cairn_runtime::time::{from_duration, from_timestamp, to_duration, to_timestamp};
 use chrono::Duration;
 
+use cairn_runtime::auth::Caller;
+
 use crate::{
     State,
     catalog::TaskKey,
@@ -36,7 +38,7 @@ const MAX_HORIZON: std::time::Duration = std::time::Duration::from_secs(31 * 86_
 const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
 /// Forecast.
-pub async fn forecast(state: &State, req: ForecastRequest) -> Result<ForecastResponse> {
+pub async fn forecast(state: &State, caller: &Caller, req: ForecastRequest) -> Result<ForecastResponse> {
     let from = match &req.from {
         None => state.clock.now(),
         Some(t) => from_timestamp(t).ok_or_else(|| Error::invalid("from", "is not a valid timestamp"))?,
@@ -48,11 +50,11 @@ pub async fn forecast(state: &State, req: ForecastRequest) -> Result<ForecastRes
             _ => return Err(Error::invalid("horizon", "must be between 1s and 31 days")),
         },
     };
-    let project = resolve::list_parent(&req.parent)?;
+    let (_, scope) = resolve::list_parent(caller, &req.parent)?;
     let tz = recurrence::zone(&req.time_zone, "time_zone")?;
     let until = from + Duration::from_std(horizon).unwrap_or_default();
     let mut conn = state.pool.acquire().await?;
-    let schedules = rows::enabled(&mut conn, project.as_ref()).await?;
+    let schedules = rows::enabled(&mut conn, scope.as_deref()).await?;
     let mut tasks: Vec<TaskKey> = schedules.iter().map(|s| (s.project_id.clone(), s.task_id)).collect();
     tasks.sort();
     tasks.dedup();

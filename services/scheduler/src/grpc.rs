@@ -3,18 +3,19 @@
 use std::pin::Pin;
 
 use cairn_api::v1::{
-    AcquireLeaseRequest, AcquireLeaseResponse, AppendLogRequest, BatchCompleteJobsRequest,
+    AcquireLeaseRequest, AcquireLeaseResponse, AppendLogRequest, AuditQuery, BatchCompleteJobsRequest,
     BatchCompleteJobsResponse, CancelJobRequest, CompleteJobRequest, CompleteJobResponse, ConnectionTest,
     CreateScheduleRequest, DeleteScheduleRequest, ForecastRequest, ForecastResponse, ForgetProjectRequest,
     ForgetProjectResponse, ForgetTaskRequest, GetJobRequest, GetScheduleRequest, HeartbeatRequest,
-    HeartbeatResponse, Job, ListJobLogsRequest, ListJobLogsResponse, ListJobsRequest, ListJobsResponse,
-    ListSchedulesRequest, ListSchedulesResponse, ListSnapshotsRequest, ListSnapshotsResponse,
-    PauseScheduleRequest, PreviewScheduleRequest, PreviewScheduleResponse, ResumeScheduleRequest,
-    RunConnectionTestRequest, RunTaskRequest, Schedule, SimulateRetentionRequest, SimulateRetentionResponse,
-    UpdateScheduleRequest, WatchJobEvent, WatchJobRequest, job_service_server::JobService,
-    lease_service_server::LeaseService, schedule_service_server::ScheduleService,
-    scheduler_internal_service_server::SchedulerInternalService,
+    HeartbeatResponse, Job, ListAuditEventsResponse, ListJobLogsRequest, ListJobLogsResponse,
+    ListJobsRequest, ListJobsResponse, ListSchedulesRequest, ListSchedulesResponse, ListSnapshotsRequest,
+    ListSnapshotsResponse, PauseScheduleRequest, PreviewScheduleRequest, PreviewScheduleResponse,
+    ResumeScheduleRequest, RunConnectionTestRequest, RunTaskRequest, Schedule, SimulateRetentionRequest,
+    SimulateRetentionResponse, UpdateScheduleRequest, WatchJobEvent, WatchJobRequest,
+    job_service_server::JobService, lease_service_server::LeaseService,
+    schedule_service_server::ScheduleService, scheduler_internal_service_server::SchedulerInternalService,
 };
+use cairn_runtime::auth::Caller;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
@@ -33,31 +34,31 @@ fn ok<T>(r: Result<T, Error>) -> R<T> {
 #[tonic::async_trait]
 impl ScheduleService for Handlers {
     async fn create_schedule(&self, req: Request<CreateScheduleRequest>) -> R<Schedule> {
-        ok(schedules::create(&self.0, req.into_inner()).await)
+        ok(schedules::create(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
     async fn get_schedule(&self, req: Request<GetScheduleRequest>) -> R<Schedule> {
-        ok(schedules::get(&self.0, &req.into_inner().name).await)
+        ok(schedules::get(&self.0, &Caller::of(&req), &req.into_inner().name).await)
     }
     async fn list_schedules(&self, req: Request<ListSchedulesRequest>) -> R<ListSchedulesResponse> {
-        ok(schedules::list(&self.0, req.into_inner()).await)
+        ok(schedules::list(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
     async fn update_schedule(&self, req: Request<UpdateScheduleRequest>) -> R<Schedule> {
-        ok(schedules::update(&self.0, req.into_inner()).await)
+        ok(schedules::update(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
     async fn delete_schedule(&self, req: Request<DeleteScheduleRequest>) -> R<()> {
-        ok(schedules::delete(&self.0, req.into_inner()).await)
+        ok(schedules::delete(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
     async fn pause_schedule(&self, req: Request<PauseScheduleRequest>) -> R<Schedule> {
-        ok(schedules::pause(&self.0, req.into_inner()).await)
+        ok(schedules::pause(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
     async fn resume_schedule(&self, req: Request<ResumeScheduleRequest>) -> R<Schedule> {
-        ok(schedules::resume(&self.0, req.into_inner()).await)
+        ok(schedules::resume(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
     async fn preview_schedule(&self, req: Request<PreviewScheduleRequest>) -> R<PreviewScheduleResponse> {
         ok(schedules::preview(self.0.clock.now(), &req.into_inner()))
     }
     async fn forecast(&self, req: Request<ForecastRequest>) -> R<ForecastResponse> {
-        ok(forecast::forecast(&self.0, req.into_inner()).await)
+        ok(forecast::forecast(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
 }
 
@@ -66,54 +67,54 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchJobEvent, Status>> + Se
 #[tonic::async_trait]
 impl JobService for Handlers {
     async fn run_task(&self, req: Request<RunTaskRequest>) -> R<Job> {
-        ok(jobs::run_task(&self.0, req.into_inner()).await)
+        ok(jobs::run_task(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
     async fn get_job(&self, req: Request<GetJobRequest>) -> R<Job> {
-        ok(jobs::get(&self.0, req.into_inner()).await)
+        ok(jobs::get(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
     async fn list_jobs(&self, req: Request<ListJobsRequest>) -> R<ListJobsResponse> {
-        ok(jobs::list(&self.0, req.into_inner()).await)
+        ok(jobs::list(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
     async fn list_job_logs(&self, req: Request<ListJobLogsRequest>) -> R<ListJobLogsResponse> {
-        ok(jobs::list_logs(&self.0, req.into_inner()).await)
+        ok(jobs::list_logs(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
     async fn cancel_job(&self, req: Request<CancelJobRequest>) -> R<Job> {
-        ok(jobs::cancel(&self.0, req.into_inner()).await)
+        ok(jobs::cancel(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
     type WatchJobStream = WatchStream;
     async fn watch_job(&self, req: Request<WatchJobRequest>) -> R<WatchStream> {
-        ok(jobs::watch(&self.0, req.into_inner()).await)
+        ok(jobs::watch(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
     async fn list_snapshots(&self, req: Request<ListSnapshotsRequest>) -> R<ListSnapshotsResponse> {
-        ok(snapshots::list(&self.0, req.into_inner()).await)
+        ok(snapshots::list(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
     async fn simulate_retention(
         &self,
         req: Request<SimulateRetentionRequest>,
     ) -> R<SimulateRetentionResponse> {
-        ok(snapshots::simulate(&self.0, req.into_inner()).await)
+        ok(snapshots::simulate(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
 }
 
 #[tonic::async_trait]
 impl LeaseService for Handlers {
     async fn acquire_lease(&self, req: Request<AcquireLeaseRequest>) -> R<AcquireLeaseResponse> {
-        ok(leases::acquire(&self.0, req.into_inner()).await)
+        ok(leases::acquire(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
     async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> R<HeartbeatResponse> {
-        ok(leases::heartbeat(&self.0, req.into_inner()).await)
+        ok(leases::heartbeat(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
     async fn append_log(&self, req: Request<AppendLogRequest>) -> R<()> {
-        ok(leases::append_log(&self.0, req.into_inner()).await)
+        ok(leases::append_log(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
     async fn complete_job(&self, req: Request<CompleteJobRequest>) -> R<CompleteJobResponse> {
-        ok(leases::complete(&self.0, req.into_inner()).await)
+        ok(leases::complete(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
     async fn batch_complete_jobs(
         &self,
         req: Request<BatchCompleteJobsRequest>,
     ) -> R<BatchCompleteJobsResponse> {
-        ok(leases::batch_complete(&self.0, req.into_inner()).await)
+        ok(leases::batch_complete(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
 }
 
@@ -127,5 +128,8 @@ impl SchedulerInternalService for Handlers {
     }
     async fn forget_project(&self, req: Request<ForgetProjectRequest>) -> R<ForgetProjectResponse> {
         ok(internal::forget_project(&self.0, req.into_inner()).await)
+    }
+    async fn list_audit_events(&self, req: Request<AuditQuery>) -> R<ListAuditEventsResponse> {
+        ok(internal::audit_events(&self.0, req.into_inner()).await)
     }
 }

@@ -146,3 +146,17 @@ pub async fn forget_project(state: &State, req: ForgetProjectRequest) -> Result<
     }
     Ok(out)
 }
+
+/// ListAuditEvents (internal): the scheduler's own events of a query the catalog authorised.
+pub async fn audit_events(
+    state: &State,
+    q: cairn_api::v1::AuditQuery,
+) -> Result<cairn_api::v1::ListAuditEventsResponse> {
+    let (filter, cursor, limit) = cairn_runtime::auth::audit::Filter::from_query(&q);
+    let mut conn = state.pool.acquire().await?;
+    let events = cairn_runtime::auth::audit::list(&mut conn, &filter, cursor, limit).await?;
+    Ok(cairn_api::v1::ListAuditEventsResponse {
+        events: events.into_iter().map(|e| e.event).collect(),
+        next_page_token: String::new(),
+    })
+}

@@ -25,6 +25,8 @@ use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tonic::Status;
 use uuid::Uuid;
 
+use cairn_runtime::auth::Caller;
+
 use crate::{
     State,
     catalog::TaskPlan,
@@ -212,8 +214,9 @@ fn request_id(raw: &str) -> Result<Option<uuid::Uuid>> {
 }
 
 /// RunTask: a MANUAL job now; schedules are untouched.
-pub async fn run_task(state: &State, req: RunTaskRequest) -> Result<Job> {
-    let (project, _) = resolve::full(Kind::Task, "task", &req.task)?;
+pub async fn run_task(state: &State, caller: &Caller, req: RunTaskRequest) -> Result<Job> {
+    let (project, _) = resolve::full(caller, Kind::Task, "task", &req.task)?;
+    caller.request_id(&req.request_id);
     let rid = request_id(&req.request_id)?;
     if let Some(rid) = rid {
         let mut conn = state.pool.acquire().await?;
@@ -290,17 +293,21 @@ pub async fn upsert_stores(state: &State, plan: &TaskPlan) -> Result<()> {
 }
 
 /// A job by name (`projects/-/jobs/{id}` allowed), or NOT_FOUND.
-async fn find(conn: &mut PgConnection, raw: &str) -> Result<rows::Row> {
-    let (project, id) = resolve::job("name", raw, true)?;
-    rows::get(conn, project.as_ref(), id)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("job {:?}", raw.trim())))
+async fn find(conn: &mut PgConnection, caller: &Caller, raw: &str) -> Result<rows::Row> {
+    let (project, id) = resolve::job(caller, "name", raw, true)?;
+    let missing = || Error::NotFound(format!("job {:?}", raw.trim()));
+    let row = rows::get(conn, project.as_ref(), id).await?.ok_or_else(missing)?;
+    // `projects/-/jobs/{id}`: a job of a project the caller cannot see is not there for it.
+    if project.is_none() && !caller.sees(&row.project_id) {
+        return Err(missing());
+    }
+    Ok(row)
 }
 
 /// GetJob.
-pub async fn get(state: &State, req: GetJobRequest) -> Result<Job> {
+pub async fn get(state: &State, caller: &Caller, req: GetJobRequest) -> Result<Job> {
     let mut conn = state.pool.acquire().await?;
-    let row = find(&mut conn, &req.name).await?;
+    let row = find(&mut conn, caller, &req.name).await?;
     let id = row.id;
     let mut job = crate::convert::job(&row)?;
     if req.view == JobView::Full as i32 {
@@ -316,7 +323,11 @@ pub async fn get(state: &State, req: GetJobRequest) -> Result<Job> {
 }
 
 /// ListJobLogs.
-pub async fn list_logs(state: &State, req: ListJobLogsRequest) -> Result<ListJobLogsResponse> {
+pub async fn list_logs(
+    state: &State,
+    caller: &Caller,
+    req: ListJobLogsRequest,
+) -> Result<ListJobLogsResponse> {
     let size = match req.page_size {
         0 => 1000,
         n @ 1..=5000 => i64::from(n),
@@ -326,7 +337,7 @@ pub async fn list_logs(state: &State, req: ListJobLogsRequest) -> Result<ListJob
         return Err(Error::invalid("after_seq", "must not be negative"));
     }
     let mut conn = state.pool.acquire().await?;
-    let row = find(&mut conn, &req.name).await?;
+    let row = find(&mut conn, caller, &req.name).await?;
     let page = logs::after(&mut conn, row.id, req.after_seq, size).await?;
     Ok(ListJobLogsResponse {
         last_seq: page.last().map(|l| l.seq).unwrap_or(req.after_seq),
@@ -336,7 +347,7 @@ pub async fn list_logs(state: &State, req: ListJobLogsRequest) -> Result<ListJob
 }
 
 /// ListJobs.
-pub async fn list(state: &State, req: ListJobsRequest) -> Result<ListJobsResponse> {
+pub async fn list(state: &State, caller: &Caller, req: ListJobsRequest) -> Result<ListJobsResponse> {
     let size = pagination::page_size(req.page_size)?;
     let mut v = cairn_runtime::status::Violations::default();
     let mut states = Vec::new();
@@ -376,7 +387,7 @@ pub async fn list(state: &State, req: ListJobsRequest) -> Result<ListJobsRespons
     };
     let from = ts(&req.create_time_from, "create_time_from", &mut v);
     let to = ts(&req.create_time_to, "create_time_to", &mut v);
-    let project = resolve::list_parent(&req.parent)?;
+    let (project, scope) = resolve::list_parent(caller, &req.parent)?;
     v.check()?;
     let schedule_id = resolve::schedule_id(state, "schedule", project.as_ref(), &req.schedule).await?;
     let filter = rows::Filter {
@@ -389,10 +400,10 @@ pub async fn list(state: &State, req: ListJobsRequest) -> Result<ListJobsRespons
         from,
         to,
     };
-    let fp = pagination::fingerprint(&(&filter, &project));
+    let fp = pagination::fingerprint(&(&filter, &scope));
     let before: Option<(DateTime<Utc>, JobId)> = pagination::decode(&req.page_token, fp)?;
     let mut conn = state.pool.acquire().await?;
-    let mut page = rows::list(&mut conn, project.as_ref(), &filter, before, size + 1).await?;
+    let mut page = rows::list(&mut conn, scope.as_deref(), &filter, before, size + 1).await?;
     let next = if page.len() as i64 > size {
         page.truncate(size as usize);
         page.last().map(|r| pagination::encode(&(r.create_time, r.id), fp)).unwrap_or_default()
@@ -406,8 +417,8 @@ pub async fn list(state: &State, req: ListJobsRequest) -> Result<ListJobsRespons
 }
 
 /// CancelJob.
-pub async fn cancel(state: &State, req: CancelJobRequest) -> Result<Job> {
-    let (project, id) = resolve::job("name", &req.name, false)?;
+pub async fn cancel(state: &State, caller: &Caller, req: CancelJobRequest) -> Result<Job> {
+    let (project, id) = resolve::job(caller, "name", &req.name, false)?;
     let project = project.ok_or_else(|| Error::Internal("wildcard job name accepted".into()))?;
     if req.reason.chars().count() > 1024 {
         return Err(Error::invalid("reason", "is longer than 1024 characters"));
@@ -440,6 +451,7 @@ const WATCH_FALLBACK: Duration = Duration::from_secs(2);
 /// WatchJob: the current job and log, then every change until the job ends.
 pub async fn watch(
     state: &State,
+    caller: &Caller,
     req: WatchJobRequest,
 ) -> Result<Pin<Box<dyn Stream<Item = Result<WatchJobEvent, Status>> + Send>>> {
     if req.from_seq < -1 {
@@ -448,7 +460,7 @@ pub async fn watch(
     // Subscribe before the first read, so no change between them is lost.
     let mut rx = state.events.subscribe_jobs();
     let mut conn = state.pool.acquire().await?;
-    let first = find(&mut conn, &req.name).await?;
+    let first = find(&mut conn, caller, &req.name).await?;
     drop(conn);
     let (id, project) = (first.id, first.project_id.clone());
     let (tx, out) = mpsc::channel::<Result<WatchJobEvent, Status>>(64);

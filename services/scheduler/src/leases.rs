@@ -24,6 +24,8 @@ use cairn_runtime::{
 use chrono::{DateTime, Utc};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+use cairn_runtime::auth::{AuditRecord, AuditSink as _, Caller, Kind, credential_hash, mint};
+
 use crate::{
     State,
     domain::{
@@ -93,9 +95,37 @@ fn validate(req: &AcquireLeaseRequest) -> Result<Ask> {
     Ok(Ask { capacity, wait, projects })
 }
 
+/// Keeps a worker to its pool: only the pool's projects (all of them when the worker names
+/// none) and only labels the pool allows. Enforcement off: as asked.
+fn confine(caller: &Caller, mut ask: Ask, labels: &HashMap<String, String>) -> Result<Ask> {
+    let p = caller.principal();
+    if p.kind() != Kind::Worker {
+        return Ok(ask);
+    }
+    if let Some((k, v)) = p.disallowed_label(labels) {
+        return Err(caller.deny(format!("worker pool {} does not allow the label {k}={v}", p.name())).into());
+    }
+    if let Some(bad) = ask.projects.iter().find(|proj| !p.may_lease_from(proj.as_str())) {
+        return Err(caller
+            .deny(format!("worker pool {} may not lease jobs of project {bad}", p.name()))
+            .into());
+    }
+    if ask.projects.is_empty() && !p.may_lease_from("*") {
+        ask.projects = p.0.worker_projects.iter().filter_map(|s| ProjectId::parse(s).ok()).collect();
+        if ask.projects.is_empty() {
+            return Err(caller.deny(format!("worker pool {} may lease from no project", p.name())).into());
+        }
+    }
+    Ok(ask)
+}
+
 /// AcquireLease: long-polls for up to `capacity` jobs.
-pub async fn acquire(state: &State, req: AcquireLeaseRequest) -> Result<AcquireLeaseResponse> {
-    let ask = validate(&req)?;
+pub async fn acquire(
+    state: &State,
+    caller: &Caller,
+    req: AcquireLeaseRequest,
+) -> Result<AcquireLeaseResponse> {
+    let ask = confine(caller, validate(&req)?, &req.labels)?;
     let deadline = tokio::time::Instant::now() + ask.wait;
     let worker = Worker { id: &req.worker_id, labels: &req.labels, projects: &ask.projects };
     loop {
@@ -104,6 +134,7 @@ pub async fn acquire(state: &State, req: AcquireLeaseRequest) -> Result<AcquireL
         work.as_mut().enable();
         let leases = try_acquire(state, &worker, ask.capacity).await?;
         if !leases.is_empty() {
+            audit_release(state, caller, &req.worker_id, &leases).await;
             return Ok(AcquireLeaseResponse { leases });
         }
         let now = tokio::time::Instant::now();
@@ -116,6 +147,74 @@ pub async fn acquire(state: &State, req: AcquireLeaseRequest) -> Result<AcquireL
             _ = tokio::time::sleep(pause) => {}
             _ = state.shutdown.cancelled() => return Ok(AcquireLeaseResponse { leases: vec![] }),
         }
+    }
+}
+
+/// Every lease that carries decrypted secrets is an audit event naming the lease and worker.
+async fn audit_release(state: &State, caller: &Caller, worker: &str, leases: &[Lease]) {
+    let events: Vec<AuditRecord> = leases
+        .iter()
+        .filter(|l| l.task.is_some() || l.test_connector.is_some())
+        .map(|l| {
+            let job = l.job.as_ref().map(|j| j.name.clone()).unwrap_or_default();
+            AuditRecord {
+                project: job.strip_prefix("projects/").and_then(|r| r.split('/').next()).map(str::to_owned),
+                resource: job.clone(),
+                allowed: true,
+                code: "OK".into(),
+                detail: format!(
+                    "released the decrypted secrets of {job} to worker {worker:?} in lease {}",
+                    l.name
+                ),
+                ..AuditRecord::by(Some(caller.principal()), "/cairn.v1.LeaseService/AcquireLease")
+            }
+        })
+        .collect();
+    state.audit.record(events).await;
+}
+
+/// With authentication on, a report must carry its lease's own token, and the lease's job
+/// must be of a project the worker's pool may lease from. One query for all reports; an
+/// unknown lease is left to the usual LEASE_LOST answer.
+pub async fn check_reports(
+    state: &State,
+    caller: &Caller,
+    reports: &[(&str, &str)],
+) -> Result<Vec<Option<Error>>> {
+    if caller.principal().kind() != Kind::Worker {
+        return Ok(reports.iter().map(|_| None).collect());
+    }
+    let ids: Vec<LeaseId> = reports.iter().filter_map(|(l, _)| LeaseId::parse_name(l)).collect();
+    let mut conn = state.pool.acquire().await?;
+    let owners: HashMap<LeaseId, (Option<Vec<u8>>, ProjectId)> =
+        rows::lease_owners(&mut conn, &ids).await?.into_iter().map(|(l, h, p)| (l, (h, p))).collect();
+    let p = caller.principal();
+    Ok(reports
+        .iter()
+        .map(|(lease, token)| {
+            let (hash, project) = owners.get(&LeaseId::parse_name(lease)?)?;
+            let matches = hash
+                .as_deref()
+                .is_some_and(|h| cairn_runtime::grpc::constant_time_eq(h, &credential_hash(token)));
+            if !matches {
+                return Some(caller.deny(format!("lease_token is not the token of lease {lease}")).into());
+            }
+            if !p.may_lease_from(project.as_str()) {
+                return Some(
+                    caller
+                        .deny(format!("worker pool {} may not report on jobs of project {project}", p.name()))
+                        .into(),
+                );
+            }
+            None
+        })
+        .collect())
+}
+
+async fn check_one(state: &State, caller: &Caller, lease: &str, token: &str) -> Result<()> {
+    match check_reports(state, caller, &[(lease, token)]).await?.pop().flatten() {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 
@@ -133,7 +232,7 @@ pub struct Worker<'a> {
 /// One attempt at leasing; empty when nothing fits. Optimistic first (see [`lease_batch`]);
 /// when a store limit or a serial task would be exceeded, again with the stores locked first.
 pub async fn try_acquire(state: &State, worker: &Worker<'_>, capacity: usize) -> Result<Vec<Lease>> {
-    let started = match lease_batch(state, worker, capacity, false).await? {
+    let (started, tokens) = match lease_batch(state, worker, capacity, false).await? {
         Some(started) => started,
         None => {
             metrics::counter!("cairn_scheduler_lease_conflicts_total").increment(1);
@@ -160,7 +259,7 @@ pub async fn try_acquire(state: &State, worker: &Worker<'_>, capacity: usize) ->
         let span = tracing::info_span!("job.lease", otel.name = "job.lease", job.id = %row.id, worker, attempt = row.attempt);
         let _ = span.set_parent(cairn_runtime::grpc::context_from_traceparent(&row.trace_parent));
     }
-    match leases_for(state, &started, expire, ttl).await {
+    match leases_for(state, &started, &tokens, expire, ttl).await {
         Ok(leases) => Ok(leases),
         Err(e) => {
             // The catalog could not be asked: give the jobs back untouched.
@@ -189,26 +288,29 @@ async fn lease_batch(
     worker: &Worker<'_>,
     capacity: usize,
     lock_first: bool,
-) -> Result<Option<Vec<rows::Row>>> {
+) -> Result<Option<(Vec<rows::Row>, HashMap<JobId, String>)>> {
     let now = state.clock.now();
     let expire = now + chrono::Duration::from_std(state.config.lease_ttl()).unwrap_or_default();
     let mut tx = state.pool.begin().await?;
     let Some(claimed) = claim(&mut tx, worker, capacity, now, lock_first).await? else {
         tx.commit().await?;
-        return Ok(Some(vec![]));
+        return Ok(Some(Default::default()));
     };
     let accepted = place(&mut tx, claimed, capacity).await?;
     if accepted.is_empty() {
         tx.commit().await?;
-        return Ok(Some(vec![]));
+        return Ok(Some(Default::default()));
     }
-    let started = rows::start(&mut tx, &accepted, worker.id, now, expire).await?;
+    // Each lease gets its own credential; only its hash is stored.
+    let tokens: HashMap<JobId, String> = accepted.iter().map(|id| (*id, mint("lt"))).collect();
+    let hashes: Vec<Vec<u8>> = accepted.iter().map(|id| credential_hash(&tokens[id])).collect();
+    let started = rows::start(&mut tx, &accepted, &hashes, worker.id, now, expire).await?;
     if !lock_first && !still_within_limits(&mut tx, &started).await? {
         tx.rollback().await?;
         return Ok(None);
     }
     tx.commit().await?;
-    Ok(Some(started))
+    Ok(Some((started, tokens)))
 }
 
 /// What a claim holds: queued jobs locked for this transaction, with their stores' limits and
@@ -339,6 +441,7 @@ async fn occupancy(
 async fn leases_for(
     state: &State,
     started: &[rows::Row],
+    tokens: &HashMap<JobId, String>,
     expire: DateTime<Utc>,
     ttl: Duration,
 ) -> Result<Vec<Lease>> {
@@ -356,6 +459,7 @@ async fn leases_for(
             test_connector: None,
             expire_time: Some(to_timestamp(expire)),
             ttl: Some(to_duration(ttl)),
+            token: tokens.get(&row.id).cloned().unwrap_or_default(),
         };
         if row.r#type == TaskType::TestConnection {
             let id =
@@ -414,8 +518,9 @@ fn lost(lease: &str, generation: i64) -> Error {
 }
 
 /// Heartbeat.
-pub async fn heartbeat(state: &State, req: HeartbeatRequest) -> Result<HeartbeatResponse> {
+pub async fn heartbeat(state: &State, caller: &Caller, req: HeartbeatRequest) -> Result<HeartbeatResponse> {
     let lease = lease_id(&req.lease)?;
+    check_one(state, caller, &req.lease, &req.lease_token).await?;
     let now = state.clock.now();
     let expire = now + chrono::Duration::from_std(state.config.lease_ttl()).unwrap_or_default();
     let progress = match req.progress {
@@ -441,8 +546,9 @@ pub async fn heartbeat(state: &State, req: HeartbeatRequest) -> Result<Heartbeat
 }
 
 /// AppendLog.
-pub async fn append_log(state: &State, req: AppendLogRequest) -> Result<()> {
+pub async fn append_log(state: &State, caller: &Caller, req: AppendLogRequest) -> Result<()> {
     let lease = lease_id(&req.lease)?;
+    check_one(state, caller, &req.lease, &req.lease_token).await?;
     if req.lines.len() > MAX_LINES {
         return Err(Error::invalid("lines", format!("at most {MAX_LINES} lines per call")));
     }
@@ -486,7 +592,12 @@ pub async fn append_log(state: &State, req: AppendLogRequest) -> Result<()> {
 }
 
 /// CompleteJob.
-pub async fn complete(state: &State, req: CompleteJobRequest) -> Result<CompleteJobResponse> {
+pub async fn complete(
+    state: &State,
+    caller: &Caller,
+    req: CompleteJobRequest,
+) -> Result<CompleteJobResponse> {
+    check_one(state, caller, &req.lease, &req.lease_token).await?;
     let mut results = complete_many(state, vec![req]).await?;
     let row = results.pop().ok_or_else(|| Error::Internal("no completion result".into()))??;
     Ok(CompleteJobResponse { job: Some(crate::convert::job(&row)?) })
@@ -495,12 +606,26 @@ pub async fn complete(state: &State, req: CompleteJobRequest) -> Result<Complete
 /// BatchCompleteJobs: one transaction; each completion succeeds or fails on its own.
 pub async fn batch_complete(
     state: &State,
+    caller: &Caller,
     req: BatchCompleteJobsRequest,
 ) -> Result<BatchCompleteJobsResponse> {
     if req.completions.len() > 1000 {
         return Err(Error::invalid("completions", "at most 1000 per call"));
     }
-    let results = complete_many(state, req.completions).await?;
+    let reports: Vec<(&str, &str)> =
+        req.completions.iter().map(|c| (c.lease.as_str(), c.lease_token.as_str())).collect();
+    let mut refused = check_reports(state, caller, &reports).await?;
+    let (ok, bad): (Vec<_>, Vec<_>) =
+        req.completions.into_iter().enumerate().partition(|(i, _)| refused[*i].is_none());
+    let mut results: Vec<Option<Result<rows::Row>>> = (0..ok.len() + bad.len()).map(|_| None).collect();
+    let (idx, reqs): (Vec<usize>, Vec<CompleteJobRequest>) = ok.into_iter().unzip();
+    for (i, r) in idx.into_iter().zip(complete_many(state, reqs).await?) {
+        results[i] = Some(r);
+    }
+    for (i, _) in bad {
+        results[i] = refused[i].take().map(Err);
+    }
+    let results = results.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::Internal("no result".into()))));
     Ok(BatchCompleteJobsResponse {
         results: results
             .into_iter()

@@ -10,6 +10,7 @@
 //!
 //! The scheduler never reads the catalog's tables and never logs a secret it holds for a lease.
 
+pub mod auth;
 pub mod catalog;
 pub mod cli;
 pub mod clock;
@@ -39,7 +40,11 @@ use cairn_api::v1::{
     schedule_service_server::{SERVICE_NAME as SCHEDULES, ScheduleServiceServer},
     scheduler_internal_service_server::{SERVICE_NAME as INTERNAL, SchedulerInternalServiceServer},
 };
-use cairn_runtime::{CancellationToken, db, grpc as rgrpc};
+use cairn_runtime::{
+    CancellationToken,
+    auth::{GuardLayer, Settings, audit::PgAudit},
+    db, grpc as rgrpc,
+};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
@@ -65,6 +70,8 @@ pub struct State {
     /// row locks would contend with leasing).
     pub stores_seen:
         Arc<std::sync::Mutex<std::collections::HashMap<cairn_api::ids::ConnectorId, store::jobs::StoreRow>>>,
+    /// The audit log (releases of secrets; the guard writes the rest).
+    pub audit: Arc<PgAudit>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -107,6 +114,7 @@ pub async fn run_with_clock(
         config: Arc::new(config.clone()),
         shutdown: shutdown.clone(),
         stores_seen: Arc::default(),
+        audit: Arc::new(PgAudit::new(pool.clone(), "scheduler")),
     };
     let tracker = tokio_util::task::TaskTracker::new();
     if let Some(c) = db_clock {
@@ -122,18 +130,25 @@ pub async fn run_with_clock(
 
     let (health, health_routes) = rgrpc::health().await;
     let h = grpc::Handlers(state.clone());
-    let guard = rgrpc::RequireToken::new(token.as_deref());
     let routes = health_routes
         .add_service(ScheduleServiceServer::new(h.clone()))
         .add_service(JobServiceServer::new(h.clone()))
-        .add_service(LeaseServiceServer::with_interceptor(h.clone(), guard.clone()))
-        .add_service(SchedulerInternalServiceServer::with_interceptor(h, guard));
+        .add_service(LeaseServiceServer::new(h.clone()))
+        .add_service(SchedulerInternalServiceServer::new(h));
+    let guard = GuardLayer::new(Settings {
+        enabled: !config.auth_disabled,
+        cluster_token: token.clone().filter(|t| !t.is_empty()),
+        service: "scheduler",
+        authenticator: auth::SchedulerAuth::new(state.catalog.clone()),
+        audit: state.audit.clone(),
+    });
     rgrpc::set_serving(&health, SERVICES).await;
     tracing::info!(listen = %listener.local_addr()?, "scheduler serving");
     let opts = rgrpc::ServeOptions {
         service_names: SERVICES,
         drain_delay: config.drain_delay(),
         metrics_prefix: "cairn_scheduler",
+        guard,
     };
     let served = rgrpc::serve(listener, routes, health, opts, shutdown.clone()).await;
     shutdown.cancel();

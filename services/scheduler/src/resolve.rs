@@ -10,6 +10,8 @@ use cairn_api::{
     names::{self, Kind, NameError, ProjectId, Reference},
 };
 
+use cairn_runtime::auth::{Caller, Visible};
+
 use crate::{
     State,
     catalog::TaskPlan,
@@ -21,26 +23,47 @@ fn invalid(field: &str, e: NameError) -> Error {
     Error::invalid(field, e.to_string())
 }
 
-/// A `parent` naming one project.
-pub fn parent(raw: &str) -> Result<ProjectId> {
-    names::parse_project(raw).map_err(|e| invalid("parent", e))
+/// A `parent` naming one project the caller may act in.
+pub fn parent(caller: &Caller, raw: &str) -> Result<ProjectId> {
+    let p = names::parse_project(raw).map_err(|e| invalid("parent", e))?;
+    caller.require(&p)?;
+    Ok(p)
 }
 
-/// A list `parent`: one project, or `None` for `projects/-`.
-pub fn list_parent(raw: &str) -> Result<Option<ProjectId>> {
-    names::parse_parent(raw, true).map_err(|e| invalid("parent", e))
+/// A list `parent`: one project (`Some`), or `None` for `projects/-`; with the projects the
+/// list may show (`None` = all).
+pub fn list_parent(caller: &Caller, raw: &str) -> Result<(Option<ProjectId>, Option<Vec<ProjectId>>)> {
+    match names::parse_parent(raw, true).map_err(|e| invalid("parent", e))? {
+        Some(p) => {
+            caller.require(&p)?;
+            Ok((Some(p.clone()), Some(vec![p])))
+        }
+        None => Ok((
+            None,
+            match caller.visible() {
+                Visible::All => None,
+                Visible::Only(ps) => Some(ps),
+            },
+        )),
+    }
 }
 
-/// A job name (`projects/{p}/jobs/{id}`); `allow_any` accepts `projects/-/jobs/{id}`.
-pub fn job(field: &str, raw: &str, allow_any: bool) -> Result<(Option<ProjectId>, JobId)> {
-    names::parse_id_name(Kind::Job, raw, allow_any)
-        .map(|(p, id)| (p, JobId::from_uuid(id)))
-        .map_err(|e| invalid(field, e))
+/// A job name (`projects/{p}/jobs/{id}`); `allow_any` accepts `projects/-/jobs/{id}` (the
+/// caller then checks the project of the job found).
+pub fn job(caller: &Caller, field: &str, raw: &str, allow_any: bool) -> Result<(Option<ProjectId>, JobId)> {
+    let (p, id) = names::parse_id_name(Kind::Job, raw, allow_any).map_err(|e| invalid(field, e))?;
+    if let Some(p) = &p {
+        caller.require(p)?;
+    }
+    Ok((p, JobId::from_uuid(id)))
 }
 
-/// A full name of one project (`projects/{p}/schedules/{id or display name}`).
-pub fn full(kind: Kind, field: &str, raw: &str) -> Result<(ProjectId, Reference)> {
-    names::parse_one(kind, raw).map_err(|e| invalid(field, e))
+/// A full name of one project (`projects/{p}/schedules/{id or display name}`) the caller may
+/// act in.
+pub fn full(caller: &Caller, kind: Kind, field: &str, raw: &str) -> Result<(ProjectId, Reference)> {
+    let (p, r) = names::parse_one(kind, raw).map_err(|e| invalid(field, e))?;
+    caller.require(&p)?;
+    Ok((p, r))
 }
 
 /// A reference inside a request about `parent`; `None` when it names another project (the

@@ -20,6 +20,8 @@ use cairn_runtime::{
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use cairn_runtime::auth::Caller;
+
 use crate::{
     State,
     domain::recurrence,
@@ -125,7 +127,7 @@ fn taken(name: &str) -> Error {
 }
 
 /// CreateSchedule.
-pub async fn create(state: &State, req: CreateScheduleRequest) -> Result<Schedule> {
+pub async fn create(state: &State, caller: &Caller, req: CreateScheduleRequest) -> Result<Schedule> {
     let rid = match req.request_id.as_str() {
         "" => None,
         raw => Some(
@@ -133,7 +135,8 @@ pub async fn create(state: &State, req: CreateScheduleRequest) -> Result<Schedul
                 .map_err(|_| Error::invalid("request_id", format!("{raw:?} is not a UUID")))?,
         ),
     };
-    let project = resolve::parent(&req.parent)?;
+    let project = resolve::parent(caller, &req.parent)?;
+    caller.request_id(&req.request_id);
     let s = req.schedule.ok_or_else(|| Error::invalid("schedule", "is required"))?;
     if let Some(rid) = rid {
         let mut conn = state.pool.acquire().await?;
@@ -197,8 +200,9 @@ pub async fn create(state: &State, req: CreateScheduleRequest) -> Result<Schedul
     crate::convert::schedule(&row)
 }
 
-async fn find(conn: &mut sqlx::PgConnection, field: &str, raw: &str) -> Result<rows::Row> {
-    let (project, r) = resolve::full(Kind::Schedule, field, raw)?;
+async fn find(conn: &mut sqlx::PgConnection, caller: &Caller, field: &str, raw: &str) -> Result<rows::Row> {
+    let (project, r) = resolve::full(caller, Kind::Schedule, field, raw)?;
+    caller.resource(raw.trim().to_owned());
     rows::find(conn, &project, &r).await?.ok_or_else(|| Error::NotFound(format!("schedule {:?}", raw.trim())))
 }
 
@@ -209,24 +213,28 @@ async fn reread(conn: &mut sqlx::PgConnection, row: &rows::Row) -> Result<rows::
 }
 
 /// GetSchedule.
-pub async fn get(state: &State, name: &str) -> Result<Schedule> {
+pub async fn get(state: &State, caller: &Caller, name: &str) -> Result<Schedule> {
     let mut conn = state.pool.acquire().await?;
-    crate::convert::schedule(&find(&mut conn, "name", name).await?)
+    crate::convert::schedule(&find(&mut conn, caller, "name", name).await?)
 }
 
 /// ListSchedules.
-pub async fn list(state: &State, req: ListSchedulesRequest) -> Result<ListSchedulesResponse> {
+pub async fn list(
+    state: &State,
+    caller: &Caller,
+    req: ListSchedulesRequest,
+) -> Result<ListSchedulesResponse> {
     let size = pagination::page_size(req.page_size)?;
-    let project = resolve::list_parent(&req.parent)?;
+    let (project, scope) = resolve::list_parent(caller, &req.parent)?;
     let filter = rows::Filter {
         task_id: resolve::task_id(state, "task", project.as_ref(), &req.task).await?,
         connector_id: resolve::connector_id(state, "connector", project.as_ref(), &req.connector).await?,
         enabled: req.enabled,
     };
-    let fp = pagination::fingerprint(&(&filter, &project));
+    let fp = pagination::fingerprint(&(&filter, &scope));
     let after: Option<ScheduleId> = pagination::decode(&req.page_token, fp)?;
     let mut conn = state.pool.acquire().await?;
-    let mut page = rows::list(&mut conn, project.as_ref(), &filter, after, size + 1).await?;
+    let mut page = rows::list(&mut conn, scope.as_deref(), &filter, after, size + 1).await?;
     let next = if page.len() as i64 > size {
         page.truncate(size as usize);
         page.last().map(|r| pagination::encode(&r.id, fp)).unwrap_or_default()
@@ -240,9 +248,11 @@ pub async fn list(state: &State, req: ListSchedulesRequest) -> Result<ListSchedu
 }
 
 /// UpdateSchedule: inputs change; the next run is recomputed from now.
-pub async fn update(state: &State, req: UpdateScheduleRequest) -> Result<Schedule> {
+pub async fn update(state: &State, caller: &Caller, req: UpdateScheduleRequest) -> Result<Schedule> {
     let patch = req.schedule.ok_or_else(|| Error::invalid("schedule", "is required"))?;
     let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+    // Authorise before judging the request: a caller without the role learns nothing more.
+    resolve::full(caller, Kind::Schedule, "schedule.name", &patch.name)?;
     if paths.is_empty() {
         return Err(Error::invalid(
             "update_mask",
@@ -262,7 +272,7 @@ pub async fn update(state: &State, req: UpdateScheduleRequest) -> Result<Schedul
     }
     let now = state.clock.now();
     let mut tx = state.pool.begin().await?;
-    let row = find(&mut tx, "schedule.name", &patch.name).await?;
+    let row = find(&mut tx, caller, "schedule.name", &patch.name).await?;
     rows::lock(&mut tx, row.id).await?;
     store::check_etag(&patch.etag, row.version, &Kind::Schedule.name(&row.project_id, row.id))?;
     let mut merged: Schedule = store::decode(&row.spec)?;
@@ -315,9 +325,9 @@ pub async fn update(state: &State, req: UpdateScheduleRequest) -> Result<Schedul
 }
 
 /// DeleteSchedule.
-pub async fn delete(state: &State, req: DeleteScheduleRequest) -> Result<()> {
+pub async fn delete(state: &State, caller: &Caller, req: DeleteScheduleRequest) -> Result<()> {
     let mut tx = state.pool.begin().await?;
-    let row = find(&mut tx, "name", &req.name).await?;
+    let row = find(&mut tx, caller, "name", &req.name).await?;
     rows::lock(&mut tx, row.id).await?;
     store::check_etag(&req.etag, row.version, &Kind::Schedule.name(&row.project_id, row.id))?;
     rows::delete(&mut tx, &row.project_id, row.id).await?;
@@ -327,19 +337,19 @@ pub async fn delete(state: &State, req: DeleteScheduleRequest) -> Result<()> {
 }
 
 /// PauseSchedule.
-pub async fn pause(state: &State, req: PauseScheduleRequest) -> Result<Schedule> {
-    set_enabled(state, &req.name, false).await
+pub async fn pause(state: &State, caller: &Caller, req: PauseScheduleRequest) -> Result<Schedule> {
+    set_enabled(state, caller, &req.name, false).await
 }
 
 /// ResumeSchedule: from the next future occurrence; missed ones are not run.
-pub async fn resume(state: &State, req: ResumeScheduleRequest) -> Result<Schedule> {
-    set_enabled(state, &req.name, true).await
+pub async fn resume(state: &State, caller: &Caller, req: ResumeScheduleRequest) -> Result<Schedule> {
+    set_enabled(state, caller, &req.name, true).await
 }
 
-async fn set_enabled(state: &State, name: &str, enabled: bool) -> Result<Schedule> {
+async fn set_enabled(state: &State, caller: &Caller, name: &str, enabled: bool) -> Result<Schedule> {
     let now = state.clock.now();
     let mut tx = state.pool.begin().await?;
-    let row = find(&mut tx, "name", name).await?;
+    let row = find(&mut tx, caller, "name", name).await?;
     rows::lock(&mut tx, row.id).await?;
     if row.enabled != enabled {
         let spec: Schedule = store::decode(&row.spec)?;

@@ -19,6 +19,8 @@ use cairn_runtime::{
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
+use cairn_runtime::auth::Caller;
+
 use crate::{
     State,
     error::{Error, Result},
@@ -93,7 +95,11 @@ pub async fn refresh(
 }
 
 /// ListSnapshots.
-pub async fn list(state: &State, req: ListSnapshotsRequest) -> Result<ListSnapshotsResponse> {
+pub async fn list(
+    state: &State,
+    caller: &Caller,
+    req: ListSnapshotsRequest,
+) -> Result<ListSnapshotsResponse> {
     let size = pagination::page_size(req.page_size)?;
     let mut v = Violations::default();
     let ts = |t: &Option<prost_types::Timestamp>, field: &str, v: &mut Violations| match t {
@@ -105,7 +111,7 @@ pub async fn list(state: &State, req: ListSnapshotsRequest) -> Result<ListSnapsh
     };
     let from = ts(&req.time_from, "time_from", &mut v);
     let to = ts(&req.time_to, "time_to", &mut v);
-    let project = resolve::list_parent(&req.parent)?;
+    let (project, scope) = resolve::list_parent(caller, &req.parent)?;
     v.check()?;
     let filter = Filter {
         store: resolve::connector_id(state, "store", project.as_ref(), &req.store).await?,
@@ -114,10 +120,10 @@ pub async fn list(state: &State, req: ListSnapshotsRequest) -> Result<ListSnapsh
         from,
         to,
     };
-    let fp = pagination::fingerprint(&(&filter, &project));
+    let fp = pagination::fingerprint(&(&filter, &scope));
     let before: Option<Cursor> = pagination::decode(&req.page_token, fp)?;
     let mut conn = state.pool.acquire().await?;
-    let mut page = rows::list(&mut conn, project.as_ref(), &filter, before.as_ref(), size + 1).await?;
+    let mut page = rows::list(&mut conn, scope.as_deref(), &filter, before.as_ref(), size + 1).await?;
     let next = if page.len() as i64 > size {
         page.truncate(size as usize);
         page.last().map(|r| pagination::encode(&(r.time, r.store_id, r.id.clone()), fp)).unwrap_or_default()
@@ -131,7 +137,11 @@ pub async fn list(state: &State, req: ListSnapshotsRequest) -> Result<ListSnapsh
 }
 
 /// SimulateRetention: decisions for every snapshot; nothing changes.
-pub async fn simulate(state: &State, req: SimulateRetentionRequest) -> Result<SimulateRetentionResponse> {
+pub async fn simulate(
+    state: &State,
+    caller: &Caller,
+    req: SimulateRetentionRequest,
+) -> Result<SimulateRetentionResponse> {
     let raw: cairn_retention::RawPolicy = req.policy.as_ref().map(Into::into).unwrap_or_default();
     let policy = cairn_retention::Policy::from_raw(&raw).map_err(|e| {
         let field = e.field().map(|f| format!("policy.{f}")).unwrap_or_else(|| "policy".into());
@@ -168,7 +178,8 @@ pub async fn simulate(state: &State, req: SimulateRetentionRequest) -> Result<Si
             if stored.task.trim().is_empty() {
                 return Err(Error::invalid("stored.task", "is required"));
             }
-            let (project, _) = resolve::full(Kind::Connector, "stored.store", &stored.store)?;
+            let (project, _) = resolve::full(caller, Kind::Connector, "stored.store", &stored.store)?;
+            caller.require_role(&project, cairn_runtime::auth::Role::Viewer)?;
             let store = resolve::connector_id(state, "stored.store", Some(&project), &stored.store).await?;
             let task = resolve::task_id(state, "stored.task", Some(&project), &stored.task).await?;
             let filter = Filter { store, task, ..Default::default() };
@@ -176,7 +187,14 @@ pub async fn simulate(state: &State, req: SimulateRetentionRequest) -> Result<Si
             let mut out = Vec::new();
             let mut before: Option<Cursor> = None;
             loop {
-                let page = rows::list(&mut conn, Some(&project), &filter, before.as_ref(), 1000).await?;
+                let page = rows::list(
+                    &mut conn,
+                    Some(std::slice::from_ref(&project)),
+                    &filter,
+                    before.as_ref(),
+                    1000,
+                )
+                .await?;
                 let Some(last) = page.last() else { break };
                 before = Some((last.time, last.store_id, last.id.clone()));
                 out.extend(page.iter().map(|r| cairn_retention::Snapshot {

@@ -367,6 +367,7 @@ async fn two_projects_with_the_same_names_never_see_each_other() {
             generation: lease_a.generation,
             outcome: Some(Outcome::Succeeded(Default::default())),
             snapshot_index: vec![StoreSnapshots { store: nas_d.name.clone(), snapshots: vec![snap.clone()] }],
+            lease_token: lease_a.token.clone(),
         })
         .await
         .unwrap_err();
@@ -377,6 +378,7 @@ async fn two_projects_with_the_same_names_never_see_each_other() {
             generation: lease_a.generation,
             outcome: Some(Outcome::Succeeded(Default::default())),
             snapshot_index: vec![StoreSnapshots { store: nas_a.name.clone(), snapshots: vec![snap] }],
+            lease_token: lease_a.token.clone(),
         })
         .await
         .unwrap();

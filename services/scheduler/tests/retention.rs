@@ -128,6 +128,7 @@ async fn the_index_lists_and_simulates_a_store_without_opening_it() {
         .complete_job(cairn_api::v1::CompleteJobRequest {
             lease: l.name.clone(),
             generation: l.generation,
+            lease_token: Default::default(),
             outcome: Some(cairn_api::v1::complete_job_request::Outcome::Succeeded(Default::default())),
             snapshot_index: index,
         })
@@ -185,6 +186,7 @@ async fn the_index_lists_and_simulates_a_store_without_opening_it() {
         .complete_job(cairn_api::v1::CompleteJobRequest {
             lease: l.name.clone(),
             generation: l.generation,
+            lease_token: Default::default(),
             outcome: Some(cairn_api::v1::complete_job_request::Outcome::Succeeded(Default::default())),
             snapshot_index: vec![StoreSnapshots {
                 store: store.name.clone(),

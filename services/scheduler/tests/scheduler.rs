@@ -609,6 +609,7 @@ async fn expired_leases_retry_elsewhere_and_fence_the_zombie() {
         .append_log(AppendLogRequest {
             lease: first.name.clone(),
             generation: first.generation,
+            lease_token: Default::default(),
             lines: vec![line(1, "late")],
         })
         .await
@@ -759,6 +760,7 @@ async fn watch_streams_live_from_the_other_replica() {
         .heartbeat(cairn_api::v1::HeartbeatRequest {
             lease: l.name.clone(),
             generation: l.generation,
+            lease_token: Default::default(),
             progress: Some(JobProgress {
                 phase: "backing up".into(),
                 bytes_done: 50,
@@ -772,6 +774,7 @@ async fn watch_streams_live_from_the_other_replica() {
         .append_log(AppendLogRequest {
             lease: l.name.clone(),
             generation: l.generation,
+            lease_token: Default::default(),
             lines: vec![line(1, "one"), line(2, "two")],
         })
         .await
@@ -1004,8 +1007,12 @@ async fn log_appends_are_ordered_and_idempotent() {
     let job = run(&r, "b").await;
     let mut w = Worker::new(&r, "w", &[]).await;
     let l = w.acquire(1, Duration::from_secs(5)).await.remove(0);
-    let append =
-        |lines: Vec<LogLine>| AppendLogRequest { lease: l.name.clone(), generation: l.generation, lines };
+    let append = |lines: Vec<LogLine>| AppendLogRequest {
+        lease: l.name.clone(),
+        generation: l.generation,
+        lines,
+        lease_token: l.token.clone(),
+    };
     w.client.append_log(append(vec![line(1, "a"), line(2, "b"), line(3, "c")])).await.unwrap();
     w.client.append_log(append(vec![line(1, "a"), line(2, "b"), line(3, "c")])).await.unwrap();
     w.client.append_log(append(vec![line(3, "c"), line(4, "d")])).await.unwrap();
@@ -1063,6 +1070,7 @@ async fn old_history_is_purged() {
         .append_log(AppendLogRequest {
             lease: l.name.clone(),
             generation: l.generation,
+            lease_token: Default::default(),
             lines: vec![line(1, "old line")],
         })
         .await

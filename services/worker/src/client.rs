@@ -87,6 +87,7 @@ impl LeaseClient for GrpcLeaseClient {
             lease: lease.name.clone(),
             generation: lease.generation,
             progress,
+            lease_token: lease.token.clone(),
         });
         req.set_timeout(Duration::from_secs(10));
         Ok(self.inner.clone().heartbeat(req).await?.into_inner())
@@ -97,6 +98,7 @@ impl LeaseClient for GrpcLeaseClient {
             lease: lease.name.clone(),
             generation: lease.generation,
             lines,
+            lease_token: lease.token.clone(),
         });
         req.set_timeout(Duration::from_secs(10));
         self.inner.clone().append_log(req).await.map(|_| ())

@@ -33,6 +33,10 @@ pub struct Config {
     /// Prometheus metrics listen address.
     pub metrics_listen: SocketAddr,
     /// Shared token sent to the scheduler.
+    /// The worker pool's enrolment token (`CAIRN_WORKER_TOKEN`), sent to the scheduler.
+    pub worker_token: Option<String>,
+    /// File holding it.
+    pub worker_token_file: Option<PathBuf>,
     pub cluster_token: Option<String>,
     /// Log line format.
     pub log_format: LogFormat,
@@ -53,6 +57,8 @@ impl Default for Config {
             cache_dir: None,
             metrics_listen: ([127, 0, 0, 1], 9103).into(),
             cluster_token: None,
+            worker_token: None,
+            worker_token_file: None,
             log_format: LogFormat::Text,
             otel_exporter_otlp_endpoint: None,
         }
@@ -96,9 +102,24 @@ pub fn parse_labels(raw: &str) -> Result<HashMap<String, String>, ConfigError> {
 }
 
 impl Config {
+    /// The credential sent to the scheduler: the worker pool token, else (authentication
+    /// off) the cluster token.
+    pub fn credential(&self) -> Result<Option<String>, ConfigError> {
+        let t = cairn_runtime::config::secret(
+            "worker_token",
+            self.worker_token.as_deref(),
+            self.worker_token_file.as_deref(),
+        )?;
+        Ok(t.or_else(|| self.cluster_token.clone()))
+    }
+
     /// The configuration with secrets replaced.
     pub fn redacted(&self) -> Config {
-        Config { cluster_token: self.cluster_token.as_ref().map(|_| REDACTED.to_owned()), ..self.clone() }
+        Config {
+            cluster_token: self.cluster_token.as_ref().map(|_| REDACTED.to_owned()),
+            worker_token: self.worker_token.as_ref().map(|_| REDACTED.to_owned()),
+            ..self.clone()
+        }
     }
 
     /// The worker id to use.

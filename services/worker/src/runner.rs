@@ -174,6 +174,7 @@ async fn run_inner(
         generation: lease.generation,
         outcome: Some(outcome),
         snapshot_index: index,
+        lease_token: lease.token.clone(),
     };
     let mut delay = Duration::from_millis(200);
     for attempt in 1..=8 {

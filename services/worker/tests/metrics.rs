@@ -22,6 +22,7 @@ async fn the_binary_runs_jobs_and_serves_metrics() {
     let stop = CancellationToken::new();
     tokio::spawn(cairn_catalog::run(
         cairn_catalog::Config {
+            auth_disabled: true,
             database_url: Some(db.url().into()),
             dev_ephemeral_key: true,
             scheduler_url: scheduler_url.clone(),
@@ -32,6 +33,7 @@ async fn the_binary_runs_jobs_and_serves_metrics() {
     ));
     tokio::spawn(cairn_scheduler::run(
         cairn_scheduler::Config {
+            auth_disabled: true,
             database_url: Some(db.url().into()),
             catalog_url: catalog_url.clone(),
             ..Default::default()

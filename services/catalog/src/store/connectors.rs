@@ -171,7 +171,7 @@ pub struct Filter {
 /// One page, by id (creation order), of one project or (`None`) every project.
 pub async fn list(
     conn: &mut PgConnection,
-    project: Option<&ProjectId>,
+    project: Option<&[ProjectId]>,
     f: &Filter,
     after: Option<ConnectorId>,
     limit: i64,
@@ -179,7 +179,7 @@ pub async fn list(
     let sql = format!(
         "SELECT {COLUMNS} FROM connectors
          WHERE ($1::uuid IS NULL OR id > $1)
-           AND ($7::text IS NULL OR project_id = $7)
+           AND ($7::text[] IS NULL OR project_id = ANY($7))
            AND ($2::text IS NULL OR role = $2)
            AND ($3::text IS NULL OR type = $3)
            AND ($4::text IS NULL OR worker_selector ? $4)

@@ -3,6 +3,7 @@
 //! [`encode`] convert. No validation here: the domain has already accepted what is written.
 
 pub mod connectors;
+pub mod identity;
 pub mod projects;
 pub mod tasks;
 

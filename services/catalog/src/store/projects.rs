@@ -97,10 +97,17 @@ pub async fn by_request_id(conn: &mut PgConnection, request_id: Uuid) -> Result<
 }
 
 /// One page, by id.
-pub async fn list(conn: &mut PgConnection, after: Option<&ProjectId>, limit: i64) -> Result<Vec<Row>> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM projects WHERE ($1::text IS NULL OR id > $1) ORDER BY id LIMIT $2");
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(after).bind(limit).fetch_all(conn).await?)
+pub async fn list(
+    conn: &mut PgConnection,
+    only: Option<&[ProjectId]>,
+    after: Option<&ProjectId>,
+    limit: i64,
+) -> Result<Vec<Row>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM projects WHERE ($1::text IS NULL OR id > $1) AND ($3::text[] IS NULL OR id = ANY($3))
+          ORDER BY id LIMIT $2"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(after).bind(limit).bind(only).fetch_all(conn).await?)
 }
 
 /// A resource a project holds, for the refusal of DeleteProject.

@@ -189,7 +189,7 @@ pub struct Filter {
 /// One page, by id, of one project or (`None`) every project.
 pub async fn list(
     conn: &mut PgConnection,
-    project: Option<&ProjectId>,
+    project: Option<&[ProjectId]>,
     f: &Filter,
     after: Option<TaskId>,
     limit: i64,
@@ -197,7 +197,7 @@ pub async fn list(
     let sql = format!(
         "SELECT {COLUMNS} FROM tasks
          WHERE ($1::uuid IS NULL OR id > $1)
-           AND ($5::text IS NULL OR project_id = $5)
+           AND ($5::text[] IS NULL OR project_id = ANY($5))
            AND ($2::uuid IS NULL OR source_id = $2 OR store_id = $2 OR destination_id = $2 OR target_store_id = $2)
            AND ($3::text IS NULL OR type = $3)
          ORDER BY id LIMIT $4"

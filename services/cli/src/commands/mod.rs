@@ -23,7 +23,7 @@ use crate::{
 /// Runs a parsed command line; returns the exit code.
 pub async fn run(cli: Cli) -> Result {
     let p = Printer::new(cli.output, cli.no_color);
-    let c = Clients::new(&cli.catalog_url, &cli.scheduler_url, &cli.project)?;
+    let c = Clients::new(&cli.catalog_url, &cli.scheduler_url, &cli.project, cli.token.as_deref())?;
     match cli.command {
         Command::Project(cmd) => projects::run(&c, &p, cmd).await,
         Command::Connector(cmd) => connectors::run(&c, &p, cmd).await,

@@ -246,7 +246,7 @@ pub struct Filter {
 /// (create_time, id) of the last job of the previous page.
 pub async fn list(
     conn: &mut PgConnection,
-    project: Option<&ProjectId>,
+    project: Option<&[ProjectId]>,
     f: &Filter,
     before: Option<(DateTime<Utc>, JobId)>,
     limit: i64,
@@ -262,7 +262,7 @@ pub async fn list(
            AND ($8::text IS NULL OR type = $8)
            AND ($9::timestamptz IS NULL OR create_time >= $9)
            AND ($10::timestamptz IS NULL OR create_time < $10)
-           AND ($12::text IS NULL OR project_id = $12)
+           AND ($12::text[] IS NULL OR project_id = ANY($12))
          ORDER BY create_time DESC, id DESC LIMIT $11"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -417,6 +417,7 @@ pub async fn busy_tasks(conn: &mut PgConnection, ids: &[TaskId]) -> Result<Vec<T
 pub async fn start(
     conn: &mut PgConnection,
     ids: &[JobId],
+    token_hashes: &[Vec<u8>],
     worker: &str,
     now: DateTime<Utc>,
     expire: DateTime<Utc>,
@@ -424,15 +425,28 @@ pub async fn start(
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE jobs SET state = 'RUNNING', attempt = attempt + 1, lease_id = gen_random_uuid(),
                 lease_generation = lease_generation + 1, worker = $2, start_time = $3, lease_expire_time = $4,
-                wait_reason = '', progress = NULL
-         WHERE id = ANY($1) AND state = 'QUEUED' RETURNING {COLUMNS}"
+                wait_reason = '', progress = NULL, lease_token_hash = t.thash
+           FROM unnest($1::uuid[], $5::bytea[]) AS t(tid, thash)
+         WHERE jobs.id = t.tid AND state = 'QUEUED' RETURNING {COLUMNS}"
     )))
     .bind(ids)
     .bind(worker)
     .bind(now)
     .bind(expire)
+    .bind(token_hashes)
     .fetch_all(conn)
     .await?)
+}
+
+/// The lease token hash and project of current leases, for checking reports.
+pub async fn lease_owners(
+    conn: &mut PgConnection,
+    leases: &[LeaseId],
+) -> Result<Vec<(LeaseId, Option<Vec<u8>>, ProjectId)>> {
+    Ok(sqlx::query_as("SELECT lease_id, lease_token_hash, project_id FROM jobs WHERE lease_id = ANY($1)")
+        .bind(leases)
+        .fetch_all(conn)
+        .await?)
 }
 
 /// Records why jobs wait (only where the reason changed).

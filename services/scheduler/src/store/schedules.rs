@@ -187,7 +187,7 @@ pub struct Filter {
 /// One page, by id, of one project or (`None`) every project.
 pub async fn list(
     conn: &mut PgConnection,
-    project: Option<&ProjectId>,
+    project: Option<&[ProjectId]>,
     f: &Filter,
     after: Option<ScheduleId>,
     limit: i64,
@@ -195,7 +195,7 @@ pub async fn list(
     let sql = format!(
         "{SELECT} WHERE ($1::uuid IS NULL OR s.id > $1) AND ($2::uuid IS NULL OR s.task_id = $2)
            AND ($3::uuid IS NULL OR s.connector_ids @> ARRAY[$3]) AND ($4::boolean IS NULL OR s.enabled = $4)
-           AND ($6::text IS NULL OR s.project_id = $6)
+           AND ($6::text[] IS NULL OR s.project_id = ANY($6))
          ORDER BY s.id LIMIT $5"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -210,9 +210,9 @@ pub async fn list(
 }
 
 /// Enabled schedules of one project or (`None`) every project (for forecasts).
-pub async fn enabled(conn: &mut PgConnection, project: Option<&ProjectId>) -> Result<Vec<Row>> {
+pub async fn enabled(conn: &mut PgConnection, project: Option<&[ProjectId]>) -> Result<Vec<Row>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE s.enabled AND ($1::text IS NULL OR s.project_id = $1) ORDER BY s.id"
+        "{SELECT} WHERE s.enabled AND ($1::text[] IS NULL OR s.project_id = ANY($1)) ORDER BY s.id"
     )))
     .bind(project)
     .fetch_all(conn)

@@ -98,7 +98,7 @@ pub type Cursor = (DateTime<Utc>, ConnectorId, String);
 /// One page of one project or (`None`) every project, newest first.
 pub async fn list(
     conn: &mut PgConnection,
-    project: Option<&ProjectId>,
+    project: Option<&[ProjectId]>,
     f: &Filter,
     before: Option<&Cursor>,
     limit: i64,
@@ -110,7 +110,7 @@ pub async fn list(
          WHERE ($1::timestamptz IS NULL OR (time, store_id, id) < ($1, $2, $3))
            AND ($4::uuid IS NULL OR store_id = $4) AND ($5::uuid IS NULL OR task_id = $5)
            AND labels @> $6 AND ($7::timestamptz IS NULL OR time >= $7) AND ($8::timestamptz IS NULL OR time < $8)
-           AND ($10::text IS NULL OR project_id = $10)
+           AND ($10::text[] IS NULL OR project_id = ANY($10))
          ORDER BY time DESC, store_id DESC, id DESC LIMIT $9",
     )
     .bind(before.map(|b| b.0))

@@ -72,6 +72,7 @@ pub async fn stack() -> Stack {
     let catalog_url = format!("http://{}", listener.local_addr().unwrap());
     // Connection tests and deletions reach no scheduler here; firing drops orphans anyway.
     let config = cairn_catalog::Config {
+        auth_disabled: true,
         database_url: Some(db.url().to_owned()),
         secret_key: Some(KEY.into()),
         scheduler_url: "http://127.0.0.1:9".into(),
@@ -88,6 +89,7 @@ pub async fn stack() -> Stack {
 impl Stack {
     pub fn config(&self) -> cairn_scheduler::Config {
         cairn_scheduler::Config {
+            auth_disabled: true,
             database_url: Some(self.db.url().to_owned()),
             catalog_url: self.catalog_url.clone(),
             ..Default::default()
@@ -286,7 +288,12 @@ impl Worker {
 
     pub async fn heartbeat(&mut self, l: &Lease) -> Result<HeartbeatResponse, tonic::Status> {
         self.client
-            .heartbeat(HeartbeatRequest { lease: l.name.clone(), generation: l.generation, progress: None })
+            .heartbeat(HeartbeatRequest {
+                lease: l.name.clone(),
+                generation: l.generation,
+                progress: None,
+                lease_token: l.token.clone(),
+            })
             .await
             .map(|r| r.into_inner())
     }
@@ -298,6 +305,7 @@ impl Worker {
                 generation: l.generation,
                 outcome: Some(outcome),
                 snapshot_index: vec![],
+                lease_token: l.token.clone(),
             })
             .await
             .map(|r| r.into_inner().job.unwrap_or_default())

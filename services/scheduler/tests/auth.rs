@@ -1,0 +1,421 @@
+//! The front door through the real servers (catalog + scheduler, authentication on): the role
+//! matrix generated from the served descriptors and the policy table, bad credentials, worker
+//! confinement, and the audit log of a scripted session.
+
+use std::time::Duration;
+
+use bytes::{Buf as _, BufMut as _};
+use cairn_api::v1::{
+    self, AcquireLeaseRequest, CreateApiTokenRequest, CreateServiceAccountRequest, CreateWorkerPoolRequest,
+    ListAuditEventsRequest, LoginRequest, ServiceAccount, WorkerPool,
+    identity_service_client::IdentityServiceClient,
+};
+use cairn_runtime::{
+    CancellationToken,
+    auth::{Role, Rule, policy},
+    grpc::ClientInterceptor,
+};
+use prost::Message as _;
+use prost_reflect::{DynamicMessage, Kind, Value};
+use tonic::{Code, codec::Codec, transport::Channel};
+
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const CLUSTER: &str = "a-cluster-token-for-tests";
+const ADMIN: &str = "bootstrap-token-of-the-auth-tests-0001";
+
+struct Front {
+    _db: cairn_testkit::TestDatabase,
+    catalog: String,
+    scheduler: String,
+    stop: CancellationToken,
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn front() -> Front {
+    let db = cairn_testkit::database().await;
+    let cl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let sl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let catalog = format!("http://{}", cl.local_addr().unwrap());
+    let scheduler = format!("http://{}", sl.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let c = cairn_catalog::Config {
+        database_url: Some(db.url().to_owned()),
+        secret_key: Some(KEY.into()),
+        scheduler_url: scheduler.clone(),
+        cluster_token: Some(CLUSTER.into()),
+        bootstrap_token: Some(ADMIN.into()),
+        bootstrap_admin_password: Some("the admin password".into()),
+        ..Default::default()
+    };
+    let s = cairn_scheduler::Config {
+        database_url: Some(db.url().to_owned()),
+        catalog_url: catalog.clone(),
+        cluster_token: Some(CLUSTER.into()),
+        ..Default::default()
+    };
+    tokio::spawn(cairn_catalog::run(c, cl, stop.clone()));
+    tokio::spawn(cairn_scheduler::run(s, sl, stop.clone()));
+    cairn_testkit::wait_serving(&catalog, "cairn.v1.CatalogService").await;
+    cairn_testkit::wait_serving(&scheduler, "cairn.v1.JobService").await;
+    Front { _db: db, catalog, scheduler, stop }
+}
+
+fn channel(url: &str) -> Channel {
+    cairn_runtime::grpc::channel(url).unwrap()
+}
+
+fn identity(
+    f: &Front,
+    token: &str,
+) -> IdentityServiceClient<tonic::codegen::InterceptedService<Channel, ClientInterceptor>> {
+    IdentityServiceClient::with_interceptor(channel(&f.catalog), ClientInterceptor::new(Some(token)))
+}
+
+async fn project(f: &Front, id: &str) {
+    let mut c = v1::catalog_service_client::CatalogServiceClient::with_interceptor(
+        channel(&f.catalog),
+        ClientInterceptor::new(Some(ADMIN)),
+    );
+    c.create_project(v1::CreateProjectRequest {
+        project_id: id.into(),
+        project: Some(v1::Project { display_name: id.into(), ..Default::default() }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+}
+
+/// A service account of `project` with `role`, and a token of it.
+async fn account(f: &Front, project: &str, id: &str, role: Role) -> String {
+    let mut c = identity(f, ADMIN);
+    c.create_service_account(CreateServiceAccountRequest {
+        parent: format!("projects/{project}"),
+        service_account_id: id.into(),
+        service_account: Some(ServiceAccount { role: role.to_proto() as i32, ..Default::default() }),
+    })
+    .await
+    .unwrap();
+    c.create_api_token(CreateApiTokenRequest {
+        parent: format!("projects/{project}/serviceAccounts/{id}"),
+        token: Some(Default::default()),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .secret
+}
+
+/// Raw bytes in and out, so any method can be called from its descriptor.
+#[derive(Clone, Default)]
+struct Raw;
+
+impl Codec for Raw {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = Raw;
+    type Decoder = Raw;
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl tonic::codec::Encoder for Raw {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, buf: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        buf.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for Raw {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, buf: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let n = buf.remaining();
+        Ok(Some(buf.copy_to_bytes(n).to_vec()))
+    }
+}
+
+/// A request of `method` naming `project`: its `parent`, `name` or the `name` of its resource
+/// field, so authorisation has something to decide on.
+fn request_in(method: &prost_reflect::MethodDescriptor, project: &str) -> Vec<u8> {
+    let input = method.input();
+    let mut msg = DynamicMessage::new(input.clone());
+    let collection = match method.name() {
+        n if n.contains("Connector") => "connectors",
+        n if n.contains("Schedule") || n == "Forecast" => "schedules",
+        n if n.contains("Task") && n != "RunTask" => "tasks",
+        n if n.contains("Member") => "members",
+        n if n.contains("ServiceAccount") || n.contains("ApiToken") => "serviceAccounts",
+        _ => "jobs",
+    };
+    let child = format!("projects/{project}/{collection}/x");
+    let id_name = if collection == "jobs" {
+        format!("projects/{project}/jobs/{}", uuid::Uuid::now_v7())
+    } else if method.name() == "RevokeApiToken" {
+        format!("projects/{project}/serviceAccounts/x/tokens/{}", uuid::Uuid::now_v7())
+    } else {
+        child
+    };
+    for field in input.fields() {
+        match (field.name(), field.kind()) {
+            ("parent", Kind::String) if method.name().contains("ApiToken") => {
+                msg.set_field(&field, Value::String(format!("projects/{project}/serviceAccounts/x")))
+            }
+            ("parent", Kind::String) => msg.set_field(&field, Value::String(format!("projects/{project}"))),
+            ("name", Kind::String) if method.name().ends_with("Project") => {
+                msg.set_field(&field, Value::String(format!("projects/{project}")))
+            }
+            ("name", Kind::String) => msg.set_field(&field, Value::String(id_name.clone())),
+            ("task", Kind::String) => {
+                msg.set_field(&field, Value::String(format!("projects/{project}/tasks/x")))
+            }
+            (_, Kind::Message(m))
+                if m.get_field_by_name("name").is_some() && m.full_name().starts_with("cairn.") =>
+            {
+                let mut inner = DynamicMessage::new(m.clone());
+                let name =
+                    if m.name() == "Project" { format!("projects/{project}") } else { id_name.clone() };
+                inner.set_field_by_name("name", Value::String(name));
+                msg.set_field(&field, Value::Message(inner));
+            }
+            _ => {}
+        }
+    }
+    msg.encode_to_vec()
+}
+
+/// The code a call of `method` gets with `token`.
+async fn call(url: &str, method: &prost_reflect::MethodDescriptor, token: &str, body: Vec<u8>) -> Code {
+    let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
+    let mut grpc = tonic::client::Grpc::new(channel(url));
+    grpc.ready().await.unwrap();
+    let mut req = tonic::Request::new(body);
+    req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req.set_timeout(Duration::from_secs(20));
+    let path = tonic::codegen::http::uri::PathAndQuery::try_from(path).unwrap();
+    if method.is_server_streaming() {
+        match grpc.server_streaming(req, path, Raw).await {
+            Ok(mut s) => match s.get_mut().message().await {
+                Ok(_) => Code::Ok,
+                Err(e) => e.code(),
+            },
+            Err(e) => e.code(),
+        }
+    } else {
+        match grpc.unary(req, path, Raw).await {
+            Ok(_) => Code::Ok,
+            Err(e) => e.code(),
+        }
+    }
+}
+
+fn refused(code: Code) -> bool {
+    matches!(code, Code::PermissionDenied | Code::Unauthenticated)
+}
+
+#[tokio::test]
+async fn every_public_method_allows_exactly_the_roles_the_table_gives() {
+    let f = front().await;
+    project(&f, "team-a").await;
+    project(&f, "team-b").await;
+    let mut tokens = Vec::new();
+    for role in Role::ALL {
+        tokens.push((role, account(&f, "team-a", role.as_str(), role).await));
+    }
+    let pool = cairn_api::json::pool();
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    for service in pool.services().filter(|s| s.full_name().starts_with("cairn.v1.")) {
+        let url = if ["CatalogService", "IdentityService", "AuditService", "CatalogInternalService"]
+            .contains(&service.name())
+        {
+            &f.catalog
+        } else {
+            &f.scheduler
+        };
+        for method in service.methods() {
+            let full = format!("/{}/{}", service.full_name(), method.name());
+            let entry = policy::lookup(&full).unwrap_or_else(|| panic!("{full} has no policy entry"));
+            if entry.rule == Rule::Open {
+                continue;
+            }
+            for (role, token) in &tokens {
+                for (project, own) in [("team-a", true), ("team-b", false)] {
+                    let code = call(url, &method, token, request_in(&method, project)).await;
+                    let allowed = match entry.rule {
+                        Rule::Project(needed) => own && *role >= needed,
+                        Rule::Authenticated => true,
+                        Rule::Platform | Rule::Worker | Rule::Internal | Rule::Open => false,
+                    };
+                    checked += 1;
+                    if allowed == refused(code) {
+                        wrong.push(format!("{full} as {} in {project}: {code:?}", role.as_str()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {checked} calls decided against the table:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    assert!(checked > 400, "only {checked} calls checked");
+}
+
+#[tokio::test]
+async fn bad_credentials_are_unauthenticated_and_audited() {
+    let f = front().await;
+    let pool = cairn_api::json::pool();
+    let get = pool
+        .get_service_by_name("cairn.v1.CatalogService")
+        .unwrap()
+        .methods()
+        .find(|m| m.name() == "ListProjects")
+        .unwrap();
+    for bad in ["", "nonsense", "cairn_pat_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "cairn_lt_x"] {
+        let code = call(&f.catalog, &get, bad, vec![]).await;
+        assert_eq!(code, Code::Unauthenticated, "{bad:?}");
+    }
+    // A revoked token stops working at once on the catalog.
+    project(&f, "team-a").await;
+    let token = account(&f, "team-a", "ci", Role::Viewer).await;
+    assert_eq!(call(&f.catalog, &get, &token, vec![]).await, Code::Ok);
+    let mut admin = identity(&f, ADMIN);
+    let list = admin
+        .list_api_tokens(v1::ListApiTokensRequest {
+            parent: "projects/team-a/serviceAccounts/ci".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    admin.revoke_api_token(v1::RevokeApiTokenRequest { name: list.tokens[0].name.clone() }).await.unwrap();
+    assert_eq!(call(&f.catalog, &get, &token, vec![]).await, Code::Unauthenticated);
+    // Logins: a wrong password is refused and audited; the right one works.
+    let mut open = IdentityServiceClient::new(channel(&f.catalog));
+    let err = open
+        .login(LoginRequest { user: "admin".into(), password: "wrong password!".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(!err.message().contains("wrong password!"));
+    let ok = open
+        .login(LoginRequest { user: "admin".into(), password: "the admin password".into() })
+        .await
+        .unwrap();
+    let session = ok.into_inner().access_token;
+    assert_eq!(call(&f.catalog, &get, &session, vec![]).await, Code::Ok);
+    let events = audit_events(&f).await;
+    let logins: Vec<_> = events.iter().filter(|e| e.method.ends_with("/Login")).collect();
+    assert_eq!(logins.len(), 2, "{logins:?}");
+    assert!(logins.iter().any(|e| e.code == "UNAUTHENTICATED") && logins.iter().any(|e| e.code == "OK"));
+    let denials = events.iter().filter(|e| e.decision == v1::Decision::Deny as i32).count();
+    assert!(denials >= 5, "{denials} denials audited");
+    for e in &events {
+        let text = format!("{e:?}");
+        assert!(
+            !text.contains(ADMIN)
+                && !text.contains(&token)
+                && !text.contains(&session)
+                && !text.contains("the admin password"),
+            "{text}"
+        );
+    }
+}
+
+async fn audit_events(f: &Front) -> Vec<v1::AuditEvent> {
+    let mut c = v1::audit_service_client::AuditServiceClient::with_interceptor(
+        channel(&f.catalog),
+        ClientInterceptor::new(Some(ADMIN)),
+    );
+    c.list_audit_events(ListAuditEventsRequest {
+        parent: "projects/-".into(),
+        page_size: 1000,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .events
+}
+
+#[tokio::test]
+async fn workers_are_kept_to_their_pool() {
+    let f = front().await;
+    project(&f, "team-a").await;
+    project(&f, "team-b").await;
+    let pool = identity(&f, ADMIN)
+        .create_worker_pool(CreateWorkerPoolRequest {
+            worker_pool_id: "eu".into(),
+            worker_pool: Some(WorkerPool {
+                projects: vec!["team-a".into()],
+                labels: [("zone".to_owned(), "eu".to_owned())].into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    let mut leases = v1::lease_service_client::LeaseServiceClient::with_interceptor(
+        channel(&f.scheduler),
+        ClientInterceptor::new(Some(&pool)),
+    );
+    let ask = |projects: Vec<String>, labels: Vec<(&str, &str)>| AcquireLeaseRequest {
+        worker_id: "w1".into(),
+        labels: labels.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+        capacity: 1,
+        projects,
+        ..Default::default()
+    };
+    assert!(leases.acquire_lease(ask(vec![], vec![("zone", "eu")])).await.is_ok());
+    assert!(leases.acquire_lease(ask(vec!["team-a".into()], vec![])).await.is_ok());
+    let e = leases.acquire_lease(ask(vec!["team-b".into()], vec![])).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let e = leases.acquire_lease(ask(vec![], vec![("zone", "us")])).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    // A worker token opens nothing but LeaseService.
+    let methods = cairn_api::json::pool();
+    let list_jobs = methods
+        .get_service_by_name("cairn.v1.JobService")
+        .unwrap()
+        .methods()
+        .find(|m| m.name() == "ListJobs")
+        .unwrap();
+    assert_eq!(
+        call(&f.scheduler, &list_jobs, &pool, request_in(&list_jobs, "team-a")).await,
+        Code::PermissionDenied
+    );
+    let list_tasks = methods
+        .get_service_by_name("cairn.v1.CatalogService")
+        .unwrap()
+        .methods()
+        .find(|m| m.name() == "ListTasks")
+        .unwrap();
+    assert_eq!(
+        call(&f.catalog, &list_tasks, &pool, request_in(&list_tasks, "team-a")).await,
+        Code::PermissionDenied
+    );
+    // A report with a made-up lease token on a lease that does not exist is simply lost.
+    let e = leases
+        .heartbeat(v1::HeartbeatRequest {
+            lease: format!("leases/{}", uuid::Uuid::now_v7()),
+            lease_token: "cairn_lt_x".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Aborted, "{e:?}");
+}
