@@ -16,7 +16,8 @@ const DOCKERFILE: &str = "deploy/docker/Dockerfile";
 const GENERATED: &[(&str, &str)] = &[
     ("POSTGRES_PASSWORD", "test-password"),
     ("CAIRN_SECRET_KEY", TEST_SECRET_KEY),
-    ("CAIRN_CLUSTER_TOKEN", "test-cluster-token"),
+    ("CAIRN_CLUSTER_TOKEN", "test-cluster-token-0123456789"),
+    ("CAIRN_WORKER_TOKEN", "test-worker-token-0123456789abcdef"),
 ];
 
 /// deploy/compose.env.example: its settings and its commented-out suggestions (`# K=V`).

@@ -192,7 +192,13 @@ fn object<'a>(objects: &'a [Object], kind: &str, name: &str) -> Option<&'a Objec
 /// configuration validates.
 fn secret_value(secret: &Object, key: &str) -> Option<String> {
     let v = scalar(secret.doc.pointer(&format!("/stringData/{key}"))?)?;
-    Some(if v.contains(PLACEHOLDER) && key.ends_with("SECRET_KEY") { TEST_SECRET_KEY.to_owned() } else { v })
+    Some(match () {
+        _ if v.contains(PLACEHOLDER) && key.ends_with("SECRET_KEY") => TEST_SECRET_KEY.to_owned(),
+        _ if v.contains(PLACEHOLDER) && key.ends_with("TOKEN") => {
+            "a-placeholder-token-0123456789abcdef".to_owned()
+        }
+        _ => v,
+    })
 }
 
 /// Expands `$(NAME)` with the variables defined so far, as the kubelet does.
@@ -555,11 +561,14 @@ fn urls_name_services_that_reach_the_right_binary() {
                 });
             }
         }
-        token_sources.insert(w.origin.get("CAIRN_CLUSTER_TOKEN").cloned().unwrap_or_default());
+        // Workers enrol with their pool's token instead; the services share the cluster token.
+        let token = if w.is(Binary::Worker) { "CAIRN_WORKER_TOKEN" } else { "CAIRN_CLUSTER_TOKEN" };
+        token_sources.insert(format!("{token}={}", w.origin.get(token).cloned().unwrap_or_default()));
     }
-    p.check(token_sources.len() == 1 && token_sources.iter().all(|s| s.starts_with("secret:")), || {
+    p.check(token_sources.len() == 2 && token_sources.iter().all(|s| s.contains("=secret:")), || {
         format!(
-            "every workload must take CAIRN_CLUSTER_TOKEN from the same Secret key, got {token_sources:?}"
+            "services must take CAIRN_CLUSTER_TOKEN, workers CAIRN_WORKER_TOKEN, each from one Secret key, got \
+             {token_sources:?}"
         )
     });
     p.assert_none(K8S);

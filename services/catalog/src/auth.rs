@@ -467,6 +467,9 @@ pub async fn bootstrap(pool: &PgPool, config: &Config) -> anyhow::Result<()> {
         }
         tracing::info!(user = "users/admin", generated, "bootstrapped the first platform admin");
     }
+    if let Some(token) = config.bootstrap_worker_token()? {
+        bootstrap_workers(&mut conn, &token).await?;
+    }
     if let Some(token) = config.bootstrap_token()? {
         if rows::user(&mut conn, "admin", false).await?.is_none() {
             tracing::warn!("bootstrap_token is set but the user `admin` does not exist; token ignored");
@@ -485,6 +488,36 @@ pub async fn bootstrap(pool: &PgPool, config: &Config) -> anyhow::Result<()> {
                 tracing::info!(user = "users/admin", "registered the bootstrap token");
             }
         }
+    }
+    Ok(())
+}
+
+/// Registers the configured worker pool token: the pool `bootstrap` (every project, any
+/// label) is created once; the token is added to it when new.
+async fn bootstrap_workers(conn: &mut PgConnection, token: &str) -> anyhow::Result<()> {
+    if rows::worker_pool(conn, "bootstrap").await?.is_none() {
+        let any: BTreeMap<String, String> = [("*".to_owned(), "*".to_owned())].into();
+        rows::insert_worker_pool(
+            conn,
+            "bootstrap",
+            "Workers started with the stack",
+            &["*".to_owned()],
+            &any,
+        )
+        .await?;
+    }
+    let hash = credential_hash(token);
+    let new = NewCredential {
+        kind: "worker_pool",
+        hash: &hash,
+        owner: Owner::WorkerPool("bootstrap"),
+        display_name: "bootstrap",
+        login_id: None,
+        creator: "bootstrap",
+        expire_time: None,
+    };
+    if rows::insert_credential(conn, &new).await?.is_some() {
+        tracing::info!(pool = "workerPools/bootstrap", "registered the bootstrap worker token");
     }
     Ok(())
 }

@@ -59,6 +59,11 @@ pub struct Config {
     pub bootstrap_token: Option<String>,
     /// File holding that token.
     pub bootstrap_token_file: Option<PathBuf>,
+    /// A known enrolment token of the worker pool `bootstrap` (every project, any label), for
+    /// deployments that start workers with the stack (compose, Kubernetes).
+    pub bootstrap_worker_token: Option<String>,
+    /// File holding that token.
+    pub bootstrap_worker_token_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -84,6 +89,8 @@ impl Default for Config {
             bootstrap_admin_password_file: None,
             bootstrap_token: None,
             bootstrap_token_file: None,
+            bootstrap_worker_token: None,
+            bootstrap_worker_token_file: None,
         }
     }
 }
@@ -99,6 +106,7 @@ impl Config {
             cluster_token: hide(&self.cluster_token),
             bootstrap_admin_password: hide(&self.bootstrap_admin_password),
             bootstrap_token: hide(&self.bootstrap_token),
+            bootstrap_worker_token: hide(&self.bootstrap_worker_token),
             ..self.clone()
         }
     }
@@ -173,6 +181,7 @@ impl Config {
         }
         self.bootstrap_password()?;
         self.bootstrap_token()?;
+        self.bootstrap_worker_token()?;
         self.keyring().map(|_| ())
     }
 
@@ -193,16 +202,36 @@ impl Config {
 
     /// The configured bootstrap token, if any.
     pub fn bootstrap_token(&self) -> Result<Option<String>, ConfigError> {
-        let t = cairn_runtime::config::secret(
+        token(
             "bootstrap_token",
-            self.bootstrap_token.as_deref(),
-            self.bootstrap_token_file.as_deref(),
-        )?;
+            cairn_runtime::config::secret(
+                "bootstrap_token",
+                self.bootstrap_token.as_deref(),
+                self.bootstrap_token_file.as_deref(),
+            )?,
+        )
+    }
+
+    /// The configured bootstrap worker pool token, if any.
+    pub fn bootstrap_worker_token(&self) -> Result<Option<String>, ConfigError> {
+        token(
+            "bootstrap_worker_token",
+            cairn_runtime::config::secret(
+                "bootstrap_worker_token",
+                self.bootstrap_worker_token.as_deref(),
+                self.bootstrap_worker_token_file.as_deref(),
+            )?,
+        )
+    }
+}
+
+fn token(key: &'static str, t: Option<String>) -> Result<Option<String>, ConfigError> {
+    {
         if let Some(t) = &t
             && (t.len() < 24 || t.chars().any(|c| c.is_whitespace() || c.is_control()))
         {
             return Err(ConfigError::invalid(
-                "bootstrap_token",
+                key,
                 "must be at least 24 characters without spaces (e.g. `openssl rand -hex 32`)",
             ));
         }
