@@ -8,7 +8,7 @@ use cairn_api::{
 };
 use cairn_runtime::{
     auth::{
-        Caller, Visible,
+        Caller,
         audit::{self, Cursor, Filter},
     },
     pagination,
@@ -33,10 +33,7 @@ pub async fn list(
             caller.require(&p)?;
             Some(vec![p.as_str().to_owned()])
         }
-        None => match caller.visible() {
-            Visible::All => None,
-            Visible::Only(ps) => Some(ps.iter().map(|p| p.as_str().to_owned()).collect()),
-        },
+        None => caller.visible().map(|ps| ps.iter().map(|p| p.as_str().to_owned()).collect()),
     };
     let time = |field: &str, t: &Option<prost_types::Timestamp>| match t {
         Some(ts) => from_timestamp(ts).map(Some).ok_or_else(|| Error::invalid(field, "is not a valid time")),
@@ -69,11 +66,6 @@ pub async fn list(
             .filter_map(|e| audit::cursor_of(&e).map(|cursor| audit::Listed { cursor, event: e })),
     );
     events.sort_by_key(|e| std::cmp::Reverse(e.cursor));
-    let next_page_token = if events.len() as i64 > limit {
-        events.truncate(limit as usize);
-        events.last().map(|e| pagination::encode(&e.cursor, f)).unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next_page_token = pagination::next_page(&mut events, limit, f, |e| e.cursor);
     Ok(ListAuditEventsResponse { events: events.into_iter().map(|e| e.event).collect(), next_page_token })
 }

@@ -225,18 +225,17 @@ impl Config {
     }
 }
 
+/// A configured token: at least 24 characters without spaces.
 fn token(key: &'static str, t: Option<String>) -> Result<Option<String>, ConfigError> {
+    if let Some(t) = &t
+        && (t.len() < 24 || t.chars().any(|c| c.is_whitespace() || c.is_control()))
     {
-        if let Some(t) = &t
-            && (t.len() < 24 || t.chars().any(|c| c.is_whitespace() || c.is_control()))
-        {
-            return Err(ConfigError::invalid(
-                key,
-                "must be at least 24 characters without spaces (e.g. `openssl rand -hex 32`)",
-            ));
-        }
-        Ok(t)
+        return Err(ConfigError::invalid(
+            key,
+            "must be at least 24 characters without spaces (e.g. `openssl rand -hex 32`)",
+        ));
     }
+    Ok(t)
 }
 
 #[cfg(test)]

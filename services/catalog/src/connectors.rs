@@ -13,14 +13,13 @@ use cairn_api::{
     },
 };
 use cairn_runtime::{
+    auth::Caller,
     db::{self, DbErrorKind},
     pagination,
     status::Violations,
     time::{from_duration, to_timestamp},
 };
 use uuid::Uuid;
-
-use cairn_runtime::auth::Caller;
 
 use crate::{
     State,
@@ -221,12 +220,7 @@ pub async fn list(
     let fp = pagination::fingerprint(&(&filter, &scope));
     let after: Option<ConnectorId> = pagination::decode(&req.page_token, fp)?;
     let mut page = rows::list(&mut conn, scope.as_deref(), &filter, after, size + 1).await?;
-    let next = if page.len() as i64 > size {
-        page.truncate(size as usize);
-        page.last().map(|r| pagination::encode(&r.id, fp)).unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next = pagination::next_page(&mut page, size, fp, |r| r.id);
     Ok(ListConnectorsResponse {
         connectors: page.iter().map(to_proto).collect::<Result<_>>()?,
         next_page_token: next,

@@ -98,7 +98,7 @@ fn grantable(caller: &Caller, project: &ProjectId, field: &str, raw: i32) -> Res
     if role == Role::None {
         return Err(Error::invalid(field, "is required (viewer, operator, editor or admin)"));
     }
-    if caller.principal().role_in(project) < role && caller.principal().name() != "anonymous" {
+    if caller.principal().role_in(project) < role {
         return Err(caller
             .deny(format!("cannot grant {} above your own role in {}", role.as_str(), project))
             .into());
@@ -114,15 +114,6 @@ fn page<K: serde::Serialize + serde::de::DeserializeOwned>(
     let limit = pagination::page_size(size)?;
     let f = pagination::fingerprint(filters);
     Ok((limit, pagination::decode(token, f)?, f))
-}
-
-fn next<T, K: serde::Serialize>(items: &mut Vec<T>, limit: i64, f: u64, key: impl Fn(&T) -> K) -> String {
-    if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|t| pagination::encode(&key(t), f)).unwrap_or_default()
-    } else {
-        String::new()
-    }
 }
 
 /// CreateUser.
@@ -160,7 +151,7 @@ pub async fn list_users(state: &State, req: ListUsersRequest) -> Result<ListUser
     let (limit, after, f) = page::<String>(req.page_size, &req.page_token, &"users")?;
     let mut conn = state.pool.acquire().await?;
     let mut rows = rows::users(&mut conn, after.as_deref(), limit + 1).await?;
-    let next_page_token = next(&mut rows, limit, f, |u| u.id.clone());
+    let next_page_token = pagination::next_page(&mut rows, limit, f, |u| u.id.clone());
     Ok(ListUsersResponse { users: rows.iter().map(user_proto).collect(), next_page_token })
 }
 
@@ -211,11 +202,10 @@ pub async fn update_user(state: &State, caller: &Caller, req: UpdateUserRequest)
 /// SetPassword.
 pub async fn set_password(state: &State, caller: &Caller, name: &str, password: &str) -> Result<()> {
     check_password("password", password)?;
-    let mut conn = state.pool.acquire().await?;
-    let row = find_user(&mut conn, "name", name, false).await?;
-    caller.resource(format!("users/{}", row.id));
     let hash = hash_password(password).await?;
     let mut tx = state.pool.begin().await?;
+    let row = find_user(&mut tx, "name", name, true).await?;
+    caller.resource(format!("users/{}", row.id));
     rows::set_password(&mut tx, &row.id, &hash).await?;
     rows::revoke_sessions(&mut tx, &row.id, None).await?;
     tx.commit().await?;
@@ -238,14 +228,6 @@ pub async fn delete_user(state: &State, caller: &Caller, name: &str) -> Result<(
     Ok(())
 }
 
-/// The project of a `parent`, authorised.
-async fn project_of(state: &State, caller: &Caller, raw: &str) -> Result<ProjectId> {
-    let p = cairn_api::names::parse_project(raw).map_err(|e| projects::invalid("parent", e))?;
-    caller.require(&p)?;
-    let mut conn = state.pool.acquire().await?;
-    projects::existing(&mut conn, p).await
-}
-
 /// `projects/{p}/{collection}/{id}` → (project, id), authorised.
 fn child(caller: &Caller, field: &str, raw: &str, collection: &str) -> Result<(ProjectId, String)> {
     let bad =
@@ -261,11 +243,11 @@ fn child(caller: &Caller, field: &str, raw: &str, collection: &str) -> Result<(P
 
 /// SetMember.
 pub async fn set_member(state: &State, caller: &Caller, req: SetMemberRequest) -> Result<Member> {
-    let project = project_of(state, caller, &req.parent).await?;
+    let mut conn = state.pool.acquire().await?;
+    let project = projects::parent(&mut conn, caller, &req.parent).await?;
     let user = user_id("user", &req.user)?;
     caller.resource(format!("projects/{project}/members/{user}"));
     let role = grantable(caller, &project, "role", req.role)?;
-    let mut conn = state.pool.acquire().await?;
     if rows::user(&mut conn, &user, false).await?.is_none() {
         return Err(Error::NotFound(format!("users/{user}")));
     }
@@ -278,11 +260,11 @@ pub async fn list_members(
     caller: &Caller,
     req: ListMembersRequest,
 ) -> Result<ListMembersResponse> {
-    let project = project_of(state, caller, &req.parent).await?;
-    let (limit, after, f) = page::<String>(req.page_size, &req.page_token, &project.as_str())?;
     let mut conn = state.pool.acquire().await?;
+    let project = projects::parent(&mut conn, caller, &req.parent).await?;
+    let (limit, after, f) = page::<String>(req.page_size, &req.page_token, &project.as_str())?;
     let mut rows = rows::members(&mut conn, project.as_str(), after.as_deref(), limit + 1).await?;
-    let next_page_token = next(&mut rows, limit, f, |m| m.user_id.clone());
+    let next_page_token = pagination::next_page(&mut rows, limit, f, |m| m.user_id.clone());
     Ok(ListMembersResponse { members: rows.iter().map(member_proto).collect(), next_page_token })
 }
 
@@ -304,13 +286,13 @@ pub async fn create_service_account(
     caller: &Caller,
     req: CreateServiceAccountRequest,
 ) -> Result<ServiceAccount> {
-    let project = project_of(state, caller, &req.parent).await?;
+    let mut conn = state.pool.acquire().await?;
+    let project = projects::parent(&mut conn, caller, &req.parent).await?;
     check_id("service_account_id", &req.service_account_id)?;
     let id = req.service_account_id;
     caller.resource(format!("projects/{project}/serviceAccounts/{id}"));
     let sa = req.service_account.unwrap_or_default();
     let role = grantable(caller, &project, "service_account.role", sa.role)?;
-    let mut conn = state.pool.acquire().await?;
     match rows::insert_service_account(
         &mut conn,
         project.as_str(),
@@ -334,11 +316,11 @@ pub async fn list_service_accounts(
     caller: &Caller,
     req: ListServiceAccountsRequest,
 ) -> Result<ListServiceAccountsResponse> {
-    let project = project_of(state, caller, &req.parent).await?;
-    let (limit, after, f) = page::<String>(req.page_size, &req.page_token, &project.as_str())?;
     let mut conn = state.pool.acquire().await?;
+    let project = projects::parent(&mut conn, caller, &req.parent).await?;
+    let (limit, after, f) = page::<String>(req.page_size, &req.page_token, &project.as_str())?;
     let mut rows = rows::service_accounts(&mut conn, project.as_str(), after.as_deref(), limit + 1).await?;
-    let next_page_token = next(&mut rows, limit, f, |s| s.id.clone());
+    let next_page_token = pagination::next_page(&mut rows, limit, f, |s| s.id.clone());
     Ok(ListServiceAccountsResponse { service_accounts: rows.iter().map(sa_proto).collect(), next_page_token })
 }
 
@@ -354,10 +336,14 @@ pub async fn delete_service_account(state: &State, caller: &Caller, name: &str) 
     }
 }
 
-async fn existing_sa(state: &State, caller: &Caller, field: &str, raw: &str) -> Result<rows::ServiceAccount> {
+async fn existing_sa(
+    conn: &mut sqlx::PgConnection,
+    caller: &Caller,
+    field: &str,
+    raw: &str,
+) -> Result<rows::ServiceAccount> {
     let (project, id) = child(caller, field, raw, "serviceAccounts")?;
-    let mut conn = state.pool.acquire().await?;
-    rows::service_account(&mut conn, project.as_str(), &id)
+    rows::service_account(conn, project.as_str(), &id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("projects/{project}/serviceAccounts/{id}")))
 }
@@ -368,7 +354,8 @@ pub async fn create_token(
     caller: &Caller,
     req: CreateApiTokenRequest,
 ) -> Result<CreateApiTokenResponse> {
-    let sa = existing_sa(state, caller, "parent", &req.parent).await?;
+    let mut conn = state.pool.acquire().await?;
+    let sa = existing_sa(&mut conn, caller, "parent", &req.parent).await?;
     let t = req.token.unwrap_or_default();
     let expire = match &t.expire_time {
         Some(ts) => {
@@ -383,7 +370,6 @@ pub async fn create_token(
     };
     let secret = mint("pat");
     let hash = credential_hash(&secret);
-    let mut conn = state.pool.acquire().await?;
     let new = NewCredential {
         kind: "api_token",
         hash: &hash,
@@ -407,11 +393,11 @@ pub async fn list_tokens(
     caller: &Caller,
     req: ListApiTokensRequest,
 ) -> Result<ListApiTokensResponse> {
-    let sa = existing_sa(state, caller, "parent", &req.parent).await?;
-    let (limit, before, f) = page::<Uuid>(req.page_size, &req.page_token, &req.parent)?;
     let mut conn = state.pool.acquire().await?;
+    let sa = existing_sa(&mut conn, caller, "parent", &req.parent).await?;
+    let (limit, before, f) = page::<Uuid>(req.page_size, &req.page_token, &req.parent)?;
     let mut rows = rows::tokens(&mut conn, &sa.project_id, &sa.id, before, limit + 1).await?;
-    let next_page_token = next(&mut rows, limit, f, |c| c.id);
+    let next_page_token = pagination::next_page(&mut rows, limit, f, |c| c.id);
     Ok(ListApiTokensResponse { tokens: rows.iter().map(token_proto).collect(), next_page_token })
 }
 
@@ -498,7 +484,7 @@ pub async fn list_pools(state: &State, req: ListWorkerPoolsRequest) -> Result<Li
     let (limit, after, f) = page::<String>(req.page_size, &req.page_token, &"pools")?;
     let mut conn = state.pool.acquire().await?;
     let mut rows = rows::worker_pools(&mut conn, after.as_deref(), limit + 1).await?;
-    let next_page_token = next(&mut rows, limit, f, |p| p.id.clone());
+    let next_page_token = pagination::next_page(&mut rows, limit, f, |p| p.id.clone());
     Ok(ListWorkerPoolsResponse { worker_pools: rows.iter().map(pool_proto).collect(), next_page_token })
 }
 

@@ -98,7 +98,6 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let guard = GuardLayer::new(Settings {
         enabled: !config.auth_disabled,
         cluster_token: config.cluster_token.clone().filter(|t| !t.is_empty()),
-        service: "catalog",
         authenticator: auth::CatalogAuth::new(pool.clone()),
         audit: std::sync::Arc::new(PgAudit::new(pool.clone(), "catalog")),
     });

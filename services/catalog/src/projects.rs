@@ -12,7 +12,7 @@ use cairn_api::{
     },
 };
 use cairn_runtime::{
-    auth::{Caller, Visible},
+    auth::Caller,
     db::{self, DbErrorKind},
     pagination,
     status::Violations,
@@ -60,15 +60,7 @@ pub async fn list_parent(
             let p = existing(conn, p).await?;
             Ok((Some(p.clone()), Some(vec![p])))
         }
-        None => Ok((None, visible(caller))),
-    }
-}
-
-/// The projects a cross-project list may show; `None` = all.
-pub fn visible(caller: &Caller) -> Option<Vec<ProjectId>> {
-    match caller.visible() {
-        Visible::All => None,
-        Visible::Only(ps) => Some(ps),
+        None => Ok((None, caller.visible())),
     }
 }
 
@@ -215,14 +207,9 @@ pub async fn list(state: &State, caller: &Caller, req: ListProjectsRequest) -> R
     let fp = pagination::fingerprint(&"projects");
     let after: Option<ProjectId> = pagination::decode(&req.page_token, fp)?;
     let mut conn = state.pool.acquire().await?;
-    let only = visible(caller);
+    let only = caller.visible();
     let mut page = rows::list(&mut conn, only.as_deref(), after.as_ref(), size + 1).await?;
-    let next = if page.len() as i64 > size {
-        page.truncate(size as usize);
-        page.last().map(|r| pagination::encode(&r.id, fp)).unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next = pagination::next_page(&mut page, size, fp, |r| r.id.clone());
     Ok(ListProjectsResponse { projects: page.iter().map(to_proto).collect(), next_page_token: next })
 }
 

@@ -12,9 +12,7 @@ use cairn_api::{
         ResolvedTask, Task, TaskType, UpdateTaskRequest,
     },
 };
-use cairn_runtime::{db, db::DbErrorKind, pagination, status::Violations, time::to_timestamp};
-
-use cairn_runtime::auth::Caller;
+use cairn_runtime::{auth::Caller, db, db::DbErrorKind, pagination, status::Violations, time::to_timestamp};
 
 use crate::{
     State,
@@ -271,12 +269,7 @@ pub async fn list(state: &State, caller: &Caller, req: ListTasksRequest) -> Resu
     let fp = pagination::fingerprint(&(&filter, &scope));
     let after: Option<TaskId> = pagination::decode(&req.page_token, fp)?;
     let mut page = rows::list(&mut conn, scope.as_deref(), &filter, after, size + 1).await?;
-    let next = if page.len() as i64 > size {
-        page.truncate(size as usize);
-        page.last().map(|r| pagination::encode(&r.id, fp)).unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next = pagination::next_page(&mut page, size, fp, |r| r.id);
     let cs = connectors_of(&mut conn, &page).await?;
     Ok(ListTasksResponse {
         tasks: page.iter().map(|r| to_proto(r, &cs)).collect::<Result<_>>()?,

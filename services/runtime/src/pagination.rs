@@ -60,6 +60,21 @@ pub fn decode<K: DeserializeOwned>(token: &str, filters: u64) -> Result<Option<K
     Ok(Some(t.k))
 }
 
+/// Ends a page fetched with `limit + 1` rows: drops the extra row and returns the token of
+/// the next page (empty when there is none), keyed by `key` of the last row kept.
+pub fn next_page<T, K: Serialize>(
+    items: &mut Vec<T>,
+    limit: i64,
+    filters: u64,
+    key: impl Fn(&T) -> K,
+) -> String {
+    if items.len() as i64 <= limit {
+        return String::new();
+    }
+    items.truncate(limit as usize);
+    items.last().map(|t| encode(&key(t), filters)).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,8 @@
 //! jobs. Prints `RESULT` lines like the peer benchmarks in shared/peers.
 //!
 //! `cargo bench -p cairn-scheduler --bench leases` (env: DATABASE_URL to use a server instead
-//! of a throwaway cluster; JOBS, WORKERS=10,50, CAPACITY, LATENCY_SECS, FIRES).
+//! of a throwaway cluster; JOBS, WORKERS=10,50, CAPACITY, LATENCY_SECS, FIRES; AUTH=1 runs
+//! with authentication on: workers send a worker pool token and every report its lease token).
 
 use std::{
     sync::{
@@ -20,7 +21,7 @@ use cairn_api::v1::{
     complete_job_request::Outcome, connector::Config as Cfg, lease_service_client::LeaseServiceClient,
     schedule_service_client::ScheduleServiceClient,
 };
-use cairn_runtime::{CancellationToken, time::from_timestamp};
+use cairn_runtime::{CancellationToken, grpc::ClientInterceptor, time::from_timestamp};
 use sqlx::PgPool;
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -47,6 +48,10 @@ async fn main() -> anyhow::Result<()> {
         Some((base, _)) => format!("{base}/{db}"),
         None => anyhow::bail!("DATABASE_URL has no database"),
     };
+    let auth = env("AUTH", 0) == 1;
+    const ADMIN: &str = "bench-bootstrap-token-0123456789";
+    const CLUSTER: &str = "bench-cluster-token-0123456789";
+    let admin_token = auth.then_some(ADMIN);
     let shutdown = CancellationToken::new();
     let cl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await?;
     let sl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await?;
@@ -54,7 +59,9 @@ async fn main() -> anyhow::Result<()> {
     let scheduler_url = format!("http://{}", sl.local_addr()?);
     tokio::spawn(cairn_catalog::run(
         cairn_catalog::Config {
-            auth_disabled: true,
+            auth_disabled: !auth,
+            cluster_token: Some(CLUSTER.into()),
+            bootstrap_token: Some(ADMIN.into()),
             database_url: Some(url.clone()),
             dev_ephemeral_key: true,
             scheduler_url: scheduler_url.clone(),
@@ -65,7 +72,8 @@ async fn main() -> anyhow::Result<()> {
     ));
     tokio::spawn(cairn_scheduler::run(
         cairn_scheduler::Config {
-            auth_disabled: true,
+            auth_disabled: !auth,
+            cluster_token: Some(CLUSTER.into()),
             database_url: Some(url.clone()),
             catalog_url: catalog_url.clone(),
             db_max_connections: 40,
@@ -76,7 +84,30 @@ async fn main() -> anyhow::Result<()> {
     ));
     cairn_testkit::wait_serving(&catalog_url, "").await;
     cairn_testkit::wait_serving(&scheduler_url, "").await;
-    let mut catalog = CatalogServiceClient::connect(catalog_url).await?;
+    let client = |url: &str, token: Option<&str>| -> anyhow::Result<_> {
+        let channel = cairn_runtime::grpc::channel(url).map_err(anyhow::Error::msg)?;
+        Ok(tonic::codegen::InterceptedService::new(channel, ClientInterceptor::new(token)))
+    };
+    let mut catalog = CatalogServiceClient::new(client(&catalog_url, admin_token)?);
+    // Workers authenticate as a worker pool when authentication is on.
+    let worker_token = if auth {
+        let mut identity = cairn_api::v1::identity_service_client::IdentityServiceClient::new(client(
+            &catalog_url,
+            admin_token,
+        )?);
+        let created = identity
+            .create_worker_pool(cairn_api::v1::CreateWorkerPoolRequest {
+                worker_pool_id: "bench".into(),
+                worker_pool: Some(cairn_api::v1::WorkerPool {
+                    projects: vec!["*".into()],
+                    ..Default::default()
+                }),
+            })
+            .await?;
+        Some(created.into_inner().token)
+    } else {
+        None
+    };
     for c in [
         Connector {
             display_name: "src".into(),
@@ -120,15 +151,16 @@ async fn main() -> anyhow::Result<()> {
     // One RunTask creates the job shape (and registers the store); the rest are copies,
     // inserted in bulk like the peers' benchmarks insert their rows.
     let mut jobs_client =
-        cairn_api::v1::job_service_client::JobServiceClient::connect(scheduler_url.clone()).await?;
+        cairn_api::v1::job_service_client::JobServiceClient::new(client(&scheduler_url, admin_token)?);
     jobs_client
         .run_task(cairn_api::v1::RunTaskRequest { task: task.name.clone(), ..Default::default() })
         .await?;
     let total: i64 = env("JOBS", 50_000);
     let capacity: i32 = env("CAPACITY", 10);
     println!(
-        "# cairn lease benchmark: {total} no-op jobs per run, capacity {capacity}, nproc {}",
-        num_cpus()
+        "# cairn lease benchmark: {total} no-op jobs per run, capacity {capacity}, nproc {}, auth {}",
+        num_cpus(),
+        if auth { "on" } else { "off" }
     );
     for workers in env("WORKERS", "10,50".to_owned()).split(',').filter_map(|w| w.parse::<usize>().ok()) {
         sqlx::query("DELETE FROM jobs").execute(&pool).await?;
@@ -139,11 +171,10 @@ async fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         let mut handles = Vec::new();
         for i in 0..workers {
-            let url = scheduler_url.clone();
             let done = done.clone();
             let timing = timing.clone();
+            let mut c = LeaseServiceClient::new(client(&scheduler_url, worker_token.as_deref())?);
             handles.push(tokio::spawn(async move {
-                let mut c = LeaseServiceClient::connect(url).await.expect("connect");
                 loop {
                     let t0 = Instant::now();
                     let leases = c
@@ -219,9 +250,9 @@ async fn main() -> anyhow::Result<()> {
     let samples = Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
     let mut handles = Vec::new();
     for i in 0..10 {
-        let (url, stop, samples) = (scheduler_url.clone(), stop.clone(), samples.clone());
+        let (stop, samples) = (stop.clone(), samples.clone());
+        let mut c = LeaseServiceClient::new(client(&scheduler_url, worker_token.as_deref())?);
         handles.push(tokio::spawn(async move {
-            let mut c = LeaseServiceClient::connect(url).await.expect("connect");
             while !stop.is_cancelled() {
                 let leases = c
                     .acquire_lease(AcquireLeaseRequest {
@@ -261,7 +292,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }));
     }
-    let mut schedules = ScheduleServiceClient::connect(scheduler_url.clone()).await?;
+    let mut schedules = ScheduleServiceClient::new(client(&scheduler_url, admin_token)?);
     for i in 0..fires {
         schedules
             .create_schedule(CreateScheduleRequest {

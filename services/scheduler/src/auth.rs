@@ -2,7 +2,7 @@
 //! (`CatalogInternalService.Authenticate`) and keeps each answer for [`CACHE_TTL`], so the
 //! lease path costs a hash and a map lookup. A revoked token or a disabled user therefore
 //! stops working here within [`CACHE_TTL`]. Lease tokens are checked by the reports themselves
-//! (`leases::check_reports`).
+//! (the fenced writes of `leases`).
 
 use std::{
     collections::HashMap,
@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cairn_runtime::auth::{self, Authenticator, Principal, credential_hash};
+use cairn_runtime::auth::{Authenticator, Principal, credential_hash};
 use tonic::Status;
 
 use crate::catalog::Catalog;
@@ -37,12 +37,6 @@ impl SchedulerAuth {
 #[tonic::async_trait]
 impl Authenticator for SchedulerAuth {
     async fn authenticate(&self, credential: &str) -> Result<Principal, Status> {
-        if credential.starts_with("cairn_lt_") {
-            return Err(auth::unauthenticated(
-                "invalid credential: a lease token goes in the report's lease_token field; authenticate with the \
-                 worker pool token",
-            ));
-        }
         let key = credential_hash(credential);
         if let Ok(cache) = self.cache.lock()
             && let Some((at, p)) = cache.get(&key)

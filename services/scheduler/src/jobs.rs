@@ -404,12 +404,7 @@ pub async fn list(state: &State, caller: &Caller, req: ListJobsRequest) -> Resul
     let before: Option<(DateTime<Utc>, JobId)> = pagination::decode(&req.page_token, fp)?;
     let mut conn = state.pool.acquire().await?;
     let mut page = rows::list(&mut conn, scope.as_deref(), &filter, before, size + 1).await?;
-    let next = if page.len() as i64 > size {
-        page.truncate(size as usize);
-        page.last().map(|r| pagination::encode(&(r.create_time, r.id), fp)).unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next = pagination::next_page(&mut page, size, fp, |r| (r.create_time, r.id));
     Ok(ListJobsResponse {
         jobs: page.iter().map(crate::convert::job).collect::<Result<_>>()?,
         next_page_token: next,

@@ -173,49 +173,28 @@ async fn audit_release(state: &State, caller: &Caller, worker: &str, leases: &[L
     state.audit.record(events).await;
 }
 
-/// With authentication on, a report must carry its lease's own token, and the lease's job
-/// must be of a project the worker's pool may lease from. One query for all reports; an
-/// unknown lease is left to the usual LEASE_LOST answer.
-pub async fn check_reports(
-    state: &State,
-    caller: &Caller,
-    reports: &[(&str, &str)],
-) -> Result<Vec<Option<Error>>> {
-    if caller.principal().kind() != Kind::Worker {
-        return Ok(reports.iter().map(|_| None).collect());
-    }
-    let ids: Vec<LeaseId> = reports.iter().filter_map(|(l, _)| LeaseId::parse_name(l)).collect();
-    let mut conn = state.pool.acquire().await?;
-    let owners: HashMap<LeaseId, (Option<Vec<u8>>, ProjectId)> =
-        rows::lease_owners(&mut conn, &ids).await?.into_iter().map(|(l, h, p)| (l, (h, p))).collect();
-    let p = caller.principal();
-    Ok(reports
-        .iter()
-        .map(|(lease, token)| {
-            let (hash, project) = owners.get(&LeaseId::parse_name(lease)?)?;
-            let matches = hash
-                .as_deref()
-                .is_some_and(|h| cairn_runtime::grpc::constant_time_eq(h, &credential_hash(token)));
-            if !matches {
-                return Some(caller.deny(format!("lease_token is not the token of lease {lease}")).into());
-            }
-            if !p.may_lease_from(project.as_str()) {
-                return Some(
-                    caller
-                        .deny(format!("worker pool {} may not report on jobs of project {project}", p.name()))
-                        .into(),
-                );
-            }
-            None
-        })
-        .collect())
+/// The hash of a report's lease token when authentication is enforced (the caller is a
+/// worker), to be matched by the fenced write itself; `None` = not checked.
+fn proof(caller: &Caller, token: &str) -> Option<Vec<u8>> {
+    (caller.principal().kind() == Kind::Worker).then(|| credential_hash(token))
 }
 
-async fn check_one(state: &State, caller: &Caller, lease: &str, token: &str) -> Result<()> {
-    match check_reports(state, caller, &[(lease, token)]).await?.pop().flatten() {
-        Some(e) => Err(e),
-        None => Ok(()),
+/// Why a fenced write matched nothing: a token of another lease (PERMISSION_DENIED, audited),
+/// or a lease that is no longer current (LEASE_LOST). Only runs when a report failed.
+async fn not_current(
+    conn: &mut sqlx::PgConnection,
+    caller: &Caller,
+    lease: &str,
+    generation: i64,
+    proof: Option<&[u8]>,
+) -> Error {
+    if let (Some(proof), Some(id)) = (proof, LeaseId::parse_name(lease))
+        && let Ok(Some(stored)) = rows::lease_token(conn, id).await
+        && !stored.is_some_and(|h| cairn_runtime::grpc::constant_time_eq(&h, proof))
+    {
+        return caller.deny(format!("lease_token is not the token of lease {lease}")).into();
     }
+    lost(lease, generation)
 }
 
 /// The worker asking for leases.
@@ -520,7 +499,8 @@ fn lost(lease: &str, generation: i64) -> Error {
 /// Heartbeat.
 pub async fn heartbeat(state: &State, caller: &Caller, req: HeartbeatRequest) -> Result<HeartbeatResponse> {
     let lease = lease_id(&req.lease)?;
-    check_one(state, caller, &req.lease, &req.lease_token).await?;
+    let proof = proof(caller, &req.lease_token);
+    let fence = rows::Fence { lease, generation: Generation::new(req.generation), token: proof.as_deref() };
     let now = state.clock.now();
     let expire = now + chrono::Duration::from_std(state.config.lease_ttl()).unwrap_or_default();
     let progress = match req.progress {
@@ -534,9 +514,9 @@ pub async fn heartbeat(state: &State, caller: &Caller, req: HeartbeatRequest) ->
     let with_progress = progress.is_some();
     let mut conn = state.pool.acquire().await?;
     let Some(rows::Beat { id, cancel_requested: cancel }) =
-        rows::heartbeat(&mut conn, lease, Generation::new(req.generation), progress, expire).await?
+        rows::heartbeat(&mut conn, &fence, progress, expire).await?
     else {
-        return Err(lost(&req.lease, req.generation));
+        return Err(not_current(&mut conn, caller, &req.lease, req.generation, fence.token).await);
     };
     // Watchers only care when there is news; bare keep-alives wake nobody.
     if with_progress {
@@ -548,7 +528,8 @@ pub async fn heartbeat(state: &State, caller: &Caller, req: HeartbeatRequest) ->
 /// AppendLog.
 pub async fn append_log(state: &State, caller: &Caller, req: AppendLogRequest) -> Result<()> {
     let lease = lease_id(&req.lease)?;
-    check_one(state, caller, &req.lease, &req.lease_token).await?;
+    let proof = proof(caller, &req.lease_token);
+    let fence = rows::Fence { lease, generation: Generation::new(req.generation), token: proof.as_deref() };
     if req.lines.len() > MAX_LINES {
         return Err(Error::invalid("lines", format!("at most {MAX_LINES} lines per call")));
     }
@@ -581,8 +562,8 @@ pub async fn append_log(state: &State, caller: &Caller, req: AppendLogRequest) -
         });
     }
     let mut tx = state.pool.begin().await?;
-    let Some(row) = rows::by_lease_for_update(&mut tx, lease, Generation::new(req.generation)).await? else {
-        return Err(lost(&req.lease, req.generation));
+    let Some(row) = rows::by_lease_for_update(&mut tx, &fence).await? else {
+        return Err(not_current(&mut tx, caller, &req.lease, req.generation, fence.token).await);
     };
     if logs::append(&mut tx, row.id, row.attempt, &lines).await? > 0 {
         events::notify_jobs(&mut tx, &[row.id]).await?;
@@ -597,8 +578,7 @@ pub async fn complete(
     caller: &Caller,
     req: CompleteJobRequest,
 ) -> Result<CompleteJobResponse> {
-    check_one(state, caller, &req.lease, &req.lease_token).await?;
-    let mut results = complete_many(state, vec![req]).await?;
+    let mut results = complete_many(state, caller, vec![req]).await?;
     let row = results.pop().ok_or_else(|| Error::Internal("no completion result".into()))??;
     Ok(CompleteJobResponse { job: Some(crate::convert::job(&row)?) })
 }
@@ -612,20 +592,7 @@ pub async fn batch_complete(
     if req.completions.len() > 1000 {
         return Err(Error::invalid("completions", "at most 1000 per call"));
     }
-    let reports: Vec<(&str, &str)> =
-        req.completions.iter().map(|c| (c.lease.as_str(), c.lease_token.as_str())).collect();
-    let mut refused = check_reports(state, caller, &reports).await?;
-    let (ok, bad): (Vec<_>, Vec<_>) =
-        req.completions.into_iter().enumerate().partition(|(i, _)| refused[*i].is_none());
-    let mut results: Vec<Option<Result<rows::Row>>> = (0..ok.len() + bad.len()).map(|_| None).collect();
-    let (idx, reqs): (Vec<usize>, Vec<CompleteJobRequest>) = ok.into_iter().unzip();
-    for (i, r) in idx.into_iter().zip(complete_many(state, reqs).await?) {
-        results[i] = Some(r);
-    }
-    for (i, _) in bad {
-        results[i] = refused[i].take().map(Err);
-    }
-    let results = results.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::Internal("no result".into()))));
+    let results = complete_many(state, caller, req.completions).await?;
     Ok(BatchCompleteJobsResponse {
         results: results
             .into_iter()
@@ -646,7 +613,11 @@ fn is_plain_success(req: &CompleteJobRequest) -> bool {
         && matches!(&req.outcome, Some(Outcome::Succeeded(s)) if s.connection_test.is_none())
 }
 
-async fn complete_many(state: &State, reqs: Vec<CompleteJobRequest>) -> Result<Vec<Result<rows::Row>>> {
+async fn complete_many(
+    state: &State,
+    caller: &Caller,
+    reqs: Vec<CompleteJobRequest>,
+) -> Result<Vec<Result<rows::Row>>> {
     let now = state.clock.now();
     let mut out: Vec<Option<Result<rows::Row>>> = (0..reqs.len()).map(|_| None).collect();
     let mut tx = state.pool.begin().await?;
@@ -668,6 +639,7 @@ async fn complete_many(state: &State, reqs: Vec<CompleteJobRequest>) -> Result<V
             items.push(rows::Success {
                 lease: *id,
                 generation: Generation::new(reqs[*i].generation),
+                token: proof(caller, &reqs[*i].lease_token),
                 snapshot: s.snapshot.clone(),
                 stats: s.stats.as_ref().map(store::encode).transpose()?,
             });
@@ -675,16 +647,23 @@ async fn complete_many(state: &State, reqs: Vec<CompleteJobRequest>) -> Result<V
         let done = rows::succeed_many(&mut tx, &items, now).await?;
         let by_lease: HashMap<LeaseId, rows::Row> =
             done.into_iter().filter_map(|r| r.lease_id.map(|l| (l, r))).collect();
-        for (i, id) in fast {
+        for ((i, id), item) in fast.into_iter().zip(&items) {
             out[i] = Some(match by_lease.get(&id) {
                 Some(row) => Ok(row.clone()),
-                None => Err(lost(&reqs[i].lease, reqs[i].generation)),
+                None => Err(not_current(
+                    &mut tx,
+                    caller,
+                    &reqs[i].lease,
+                    reqs[i].generation,
+                    item.token.as_deref(),
+                )
+                .await),
             });
         }
     }
     for (i, r) in reqs.into_iter().enumerate() {
         if out[i].is_none() {
-            out[i] = Some(complete_one(&mut tx, r, now).await);
+            out[i] = Some(complete_one(&mut tx, caller, r, now).await);
         }
     }
     let done: Vec<&rows::Row> = out.iter().filter_map(|r| r.as_ref().and_then(|r| r.as_ref().ok())).collect();
@@ -737,15 +716,18 @@ fn after_commit(state: &State, done: &rows::Row) -> Result<()> {
 /// One completion with its full rules (failures, retries, cancellation, snapshot index).
 async fn complete_one(
     conn: &mut sqlx::PgConnection,
+    caller: &Caller,
     req: CompleteJobRequest,
     now: DateTime<Utc>,
 ) -> Result<rows::Row> {
     let lease = lease_id(&req.lease)?;
+    let proof = proof(caller, &req.lease_token);
+    let fence = rows::Fence { lease, generation: Generation::new(req.generation), token: proof.as_deref() };
     let outcome = req
         .outcome
         .ok_or_else(|| Error::invalid("outcome", "is required: succeeded, failed or cancelled"))?;
-    let Some(row) = rows::by_lease_for_update(conn, lease, Generation::new(req.generation)).await? else {
-        return Err(lost(&req.lease, req.generation));
+    let Some(row) = rows::by_lease_for_update(conn, &fence).await? else {
+        return Err(not_current(conn, caller, &req.lease, req.generation, fence.token).await);
     };
     // Refused before anything is written: the completion is all or nothing.
     crate::snapshots::stores_of(&row.project_id, &req.snapshot_index)?;

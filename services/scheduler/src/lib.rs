@@ -138,7 +138,6 @@ pub async fn run_with_clock(
     let guard = GuardLayer::new(Settings {
         enabled: !config.auth_disabled,
         cluster_token: token.clone().filter(|t| !t.is_empty()),
-        service: "scheduler",
         authenticator: auth::SchedulerAuth::new(state.catalog.clone()),
         audit: state.audit.clone(),
     });

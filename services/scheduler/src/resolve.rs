@@ -10,7 +10,7 @@ use cairn_api::{
     names::{self, Kind, NameError, ProjectId, Reference},
 };
 
-use cairn_runtime::auth::{Caller, Visible};
+use cairn_runtime::auth::Caller;
 
 use crate::{
     State,
@@ -38,13 +38,7 @@ pub fn list_parent(caller: &Caller, raw: &str) -> Result<(Option<ProjectId>, Opt
             caller.require(&p)?;
             Ok((Some(p.clone()), Some(vec![p])))
         }
-        None => Ok((
-            None,
-            match caller.visible() {
-                Visible::All => None,
-                Visible::Only(ps) => Some(ps),
-            },
-        )),
+        None => Ok((None, caller.visible())),
     }
 }
 

@@ -235,12 +235,7 @@ pub async fn list(
     let after: Option<ScheduleId> = pagination::decode(&req.page_token, fp)?;
     let mut conn = state.pool.acquire().await?;
     let mut page = rows::list(&mut conn, scope.as_deref(), &filter, after, size + 1).await?;
-    let next = if page.len() as i64 > size {
-        page.truncate(size as usize);
-        page.last().map(|r| pagination::encode(&r.id, fp)).unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next = pagination::next_page(&mut page, size, fp, |r| r.id);
     Ok(ListSchedulesResponse {
         schedules: page.iter().map(crate::convert::schedule).collect::<Result<_>>()?,
         next_page_token: next,

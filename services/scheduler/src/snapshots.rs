@@ -124,12 +124,7 @@ pub async fn list(
     let before: Option<Cursor> = pagination::decode(&req.page_token, fp)?;
     let mut conn = state.pool.acquire().await?;
     let mut page = rows::list(&mut conn, scope.as_deref(), &filter, before.as_ref(), size + 1).await?;
-    let next = if page.len() as i64 > size {
-        page.truncate(size as usize);
-        page.last().map(|r| pagination::encode(&(r.time, r.store_id, r.id.clone()), fp)).unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next = pagination::next_page(&mut page, size, fp, |r| (r.time, r.store_id, r.id.clone()));
     Ok(ListSnapshotsResponse {
         snapshots: page.iter().map(crate::convert::snapshot).collect(),
         next_page_token: next,

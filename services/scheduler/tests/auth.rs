@@ -317,12 +317,27 @@ async fn bad_credentials_are_unauthenticated_and_audited() {
         .unwrap();
     let session = ok.into_inner().access_token;
     assert_eq!(call(&f.catalog, &get, &session, vec![]).await, Code::Ok);
+    // Exactly one event per mutation, per denial, per login and per first use of a token;
+    // reads that were allowed leave none.
     let events = audit_events(&f).await;
-    let logins: Vec<_> = events.iter().filter(|e| e.method.ends_with("/Login")).collect();
-    assert_eq!(logins.len(), 2, "{logins:?}");
-    assert!(logins.iter().any(|e| e.code == "UNAUTHENTICATED") && logins.iter().any(|e| e.code == "OK"));
-    let denials = events.iter().filter(|e| e.decision == v1::Decision::Deny as i32).count();
-    assert!(denials >= 5, "{denials} denials audited");
+    let count = |method: &str, decision: v1::Decision| {
+        events
+            .iter()
+            .filter(|e| e.method.rsplit('/').next() == Some(method) && e.decision == decision as i32)
+            .count()
+    };
+    assert_eq!(count("ListProjects", v1::Decision::Deny), 5, "four bad credentials and one revoked token");
+    assert_eq!(count("ListProjects", v1::Decision::Allow), 0);
+    for m in ["CreateProject", "CreateServiceAccount", "CreateApiToken", "RevokeApiToken"] {
+        assert_eq!(count(m, v1::Decision::Allow), 1, "{m}");
+    }
+    assert_eq!(count("Login", v1::Decision::Deny), 1);
+    assert_eq!(count("Login", v1::Decision::Allow), 1);
+    let first_uses = events.iter().filter(|e| e.detail == "first use of this token").count();
+    assert_eq!(first_uses, 2, "the bootstrap token and the service account's token");
+    assert_eq!(events.len(), 13, "{events:#?}");
+    let login = events.iter().find(|e| e.method.ends_with("/Login") && e.code == "OK").unwrap();
+    assert_eq!((login.principal.as_str(), login.auth_method.as_str()), ("users/admin", ""));
     for e in &events {
         let text = format!("{e:?}");
         assert!(
@@ -418,4 +433,158 @@ async fn workers_are_kept_to_their_pool() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Aborted, "{e:?}");
+}
+
+/// A backup task of team-a whose store has a canary password, run twice.
+async fn two_jobs(f: &Front) {
+    use v1::{Connector, LocalPathSource, LocalStore, Task, TaskType, connector::Config as Cfg};
+    let mut catalog = v1::catalog_service_client::CatalogServiceClient::with_interceptor(
+        channel(&f.catalog),
+        ClientInterceptor::new(Some(ADMIN)),
+    );
+    for c in [
+        Connector {
+            display_name: "src".into(),
+            config: Some(Cfg::LocalPathSource(LocalPathSource {
+                paths: vec!["/data".into()],
+                ..Default::default()
+            })),
+            ..Default::default()
+        },
+        Connector {
+            display_name: "nas".into(),
+            config: Some(Cfg::LocalStore(LocalStore { path: "/srv/nas".into() })),
+            repository_password: CANARY.into(),
+            ..Default::default()
+        },
+    ] {
+        catalog
+            .create_connector(v1::CreateConnectorRequest {
+                parent: "projects/team-a".into(),
+                connector: Some(c),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let task = Task {
+        display_name: "nightly".into(),
+        r#type: TaskType::Backup as i32,
+        source: "src".into(),
+        store: "nas".into(),
+        overlap_policy: v1::OverlapPolicy::Allow as i32,
+        ..Default::default()
+    };
+    catalog
+        .create_task(v1::CreateTaskRequest {
+            parent: "projects/team-a".into(),
+            task: Some(task),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut jobs = v1::job_service_client::JobServiceClient::with_interceptor(
+        channel(&f.scheduler),
+        ClientInterceptor::new(Some(ADMIN)),
+    );
+    for _ in 0..2 {
+        jobs.run_task(v1::RunTaskRequest {
+            task: "projects/team-a/tasks/nightly".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+}
+
+const CANARY: &str = "canary-repository-password-7f3a";
+
+#[tokio::test]
+async fn a_report_needs_its_own_lease_token() {
+    let f = front().await;
+    project(&f, "team-a").await;
+    two_jobs(&f).await;
+    let pool = identity(&f, ADMIN)
+        .create_worker_pool(CreateWorkerPoolRequest {
+            worker_pool_id: "all".into(),
+            worker_pool: Some(WorkerPool { projects: vec!["*".into()], ..Default::default() }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    let mut leases = v1::lease_service_client::LeaseServiceClient::with_interceptor(
+        channel(&f.scheduler),
+        ClientInterceptor::new(Some(&pool)),
+    );
+    let got = leases
+        .acquire_lease(AcquireLeaseRequest {
+            worker_id: "w1".into(),
+            capacity: 2,
+            wait: Some(prost_types::Duration { seconds: 10, nanos: 0 }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .leases;
+    assert_eq!(got.len(), 2, "{got:?}");
+    let (a, b) = (&got[0], &got[1]);
+    assert!(a.token.starts_with("cairn_lt_") && a.token != b.token);
+    let beat = |l: &v1::Lease, token: &str, generation: i64| v1::HeartbeatRequest {
+        lease: l.name.clone(),
+        generation,
+        lease_token: token.to_owned(),
+        ..Default::default()
+    };
+    // Another lease's token, or none, is refused; the lease's own works.
+    let e = leases.heartbeat(beat(a, &b.token, a.generation)).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let e = leases.heartbeat(beat(a, "", a.generation)).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    leases.heartbeat(beat(a, &a.token, a.generation)).await.unwrap();
+    // A fenced (stale) generation is lost even with the right token.
+    let e = leases.heartbeat(beat(a, &a.token, a.generation - 1)).await.unwrap_err();
+    assert_eq!(e.code(), Code::Aborted, "{e:?}");
+    let e = leases
+        .append_log(v1::AppendLogRequest {
+            lease: a.name.clone(),
+            generation: a.generation,
+            lease_token: b.token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    // A batch: each completion stands on its own token.
+    let done = |l: &v1::Lease, token: &str| v1::CompleteJobRequest {
+        lease: l.name.clone(),
+        generation: l.generation,
+        lease_token: token.to_owned(),
+        outcome: Some(v1::complete_job_request::Outcome::Succeeded(Default::default())),
+        ..Default::default()
+    };
+    let results = leases
+        .batch_complete_jobs(v1::BatchCompleteJobsRequest {
+            completions: vec![done(a, &b.token), done(b, &b.token)],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert_eq!(results[0].code, Code::PermissionDenied as i32, "{results:?}");
+    assert_eq!(results[1].code, 0, "{results:?}");
+    leases.complete_job(done(a, &a.token)).await.unwrap();
+    // Releases of secrets and the refusals are audited, and no event holds a secret.
+    let events = audit_events(&f).await;
+    let releases: Vec<_> =
+        events.iter().filter(|e| e.detail.starts_with("released the decrypted secrets")).collect();
+    assert_eq!(releases.len(), 2, "{releases:#?}");
+    assert!(releases.iter().all(|e| e.principal == "workerPools/all" && e.detail.contains("\"w1\"")));
+    let refused = events.iter().filter(|e| e.detail.starts_with("lease_token is not the token")).count();
+    assert_eq!(refused, 4, "two heartbeats, one log append, one completion");
+    for e in &events {
+        let text = format!("{e:?}");
+        assert!(!text.contains(CANARY) && !text.contains(&a.token) && !text.contains(&pool), "{text}");
+    }
 }

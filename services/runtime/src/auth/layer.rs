@@ -10,7 +10,8 @@ use std::{
 use tonic::{Code, Status};
 
 use super::{
-    AuditRecord, Caller, Principal, Rule, Settings, denied, policy, principal::Kind, unauthenticated,
+    AuditRecord, Caller, LEASE_TOKEN_PREFIX, Principal, Rule, Settings, denied, policy, principal::Kind,
+    unauthenticated,
 };
 
 /// Wraps the routes of a server with [`Guard`].
@@ -126,7 +127,9 @@ where
             if let Some(why) = denial {
                 settings.audit.record(vec![event(false, Code::PermissionDenied, why)]).await;
             } else if entry.mutates {
-                settings.audit.record(vec![event(true, code, notes.detail.clone())]).await;
+                // A mutation refused by its handler (a wrong password at Login) is a denial too.
+                let allowed = !matches!(code, Code::Unauthenticated | Code::PermissionDenied);
+                settings.audit.record(vec![event(allowed, code, notes.detail.clone())]).await;
             }
             Ok(res)
         })
@@ -155,6 +158,15 @@ async fn authenticate(
         && crate::grpc::constant_time_eq(t.as_bytes(), credential.as_bytes())
     {
         return Ok(Principal::internal("cluster-token"));
+    }
+    if credential.starts_with(LEASE_TOKEN_PREFIX) {
+        return Err(Box::new((
+            None,
+            unauthenticated(
+                "invalid credential: a lease token goes in a report's lease_token field; authenticate with the \
+                 worker pool token",
+            ),
+        )));
     }
     settings.authenticator.authenticate(&credential).await.map_err(|s| Box::new((None, s)))
 }

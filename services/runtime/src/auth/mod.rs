@@ -25,6 +25,9 @@ pub use principal::{Kind, Principal, Role, credential_hash, mint};
 
 use crate::status::{self, with_reason};
 
+/// How lease tokens start (`mint("lt")`): never a bearer credential.
+pub const LEASE_TOKEN_PREFIX: &str = "cairn_lt_";
+
 /// ErrorInfo reason of PERMISSION_DENIED.
 pub const PERMISSION_DENIED: &str = "PERMISSION_DENIED";
 
@@ -82,8 +85,6 @@ pub struct Settings {
     pub enabled: bool,
     /// The cluster token other Cairn services present.
     pub cluster_token: Option<String>,
-    /// `catalog`, `scheduler`: recorded on audit events.
-    pub service: &'static str,
     /// Looks credentials up.
     pub authenticator: Arc<dyn Authenticator>,
     /// Writes audit events.
@@ -92,34 +93,7 @@ pub struct Settings {
 
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings").field("enabled", &self.enabled).field("service", &self.service).finish()
-    }
-}
-
-/// Which projects a cross-project list may show.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Visible {
-    /// Every project.
-    All,
-    /// Only these.
-    Only(Vec<ProjectId>),
-}
-
-impl Visible {
-    /// As a SQL filter: `None` = no filter.
-    pub fn ids(&self) -> Option<Vec<String>> {
-        match self {
-            Visible::All => None,
-            Visible::Only(ps) => Some(ps.iter().map(|p| p.as_str().to_owned()).collect()),
-        }
-    }
-
-    /// The filter of a list whose parent is one project (`Some`) or every project (`None`).
-    pub fn within(&self, parent: Option<&ProjectId>) -> Option<Vec<String>> {
-        match parent {
-            Some(p) => Some(vec![p.as_str().to_owned()]),
-            None => self.ids(),
-        }
+        f.debug_struct("Settings").field("enabled", &self.enabled).finish_non_exhaustive()
     }
 }
 
@@ -146,8 +120,7 @@ pub struct Caller {
 
 impl Caller {
     /// The caller of a request that went through the [`Guard`]. Without one (a handler called
-    /// directly, as in unit tests) the caller is unrestricted only when `cfg(test)`; in every
-    /// other build a missing guard refuses everything.
+    /// directly) the caller is nobody, and every project rule refuses it.
     pub fn of<T>(req: &tonic::Request<T>) -> Caller {
         req.extensions().get::<Caller>().cloned().unwrap_or_else(Caller::unguarded)
     }
@@ -162,25 +135,9 @@ impl Caller {
         }
     }
 
-    /// An unrestricted caller for work the service does on its own (firing, reaping).
-    pub fn system() -> Caller {
-        static SYSTEM: Entry = Entry { method: "", rule: Rule::Internal, mutates: false };
-        Caller {
-            principal: Arc::new(Principal::anonymous()),
-            entry: &SYSTEM,
-            enforce: false,
-            notes: Arc::default(),
-        }
-    }
-
     /// Who is calling.
     pub fn principal(&self) -> &Principal {
         &self.principal
-    }
-
-    /// The rule of the method called.
-    pub fn rule(&self) -> Rule {
-        self.entry.rule
     }
 
     fn note(&self, f: impl FnOnce(&mut Notes)) {
@@ -191,17 +148,27 @@ impl Caller {
 
     /// Allows the call if the caller holds the method's role in `project`; else
     /// PERMISSION_DENIED (audited). Call it as soon as the request names its project, before
-    /// reading anything of it.
+    /// reading or validating anything of it.
     pub fn require(&self, project: &ProjectId) -> Result<(), Status> {
+        match self.entry.rule {
+            Rule::Project(needed) => self.require_role(project, needed),
+            // Other rules were decided by the guard.
+            _ => {
+                self.note(|n| {
+                    n.checked = true;
+                    n.project.get_or_insert_with(|| project.clone());
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Like [`Caller::require`] with an explicit role (a method whose variants need more).
+    pub fn require_role(&self, project: &ProjectId, needed: Role) -> Result<(), Status> {
         self.note(|n| {
             n.checked = true;
             n.project.get_or_insert_with(|| project.clone());
         });
-        let needed = match self.entry.rule {
-            Rule::Project(r) => r,
-            // Other rules were decided by the guard.
-            _ => return Ok(()),
-        };
         if !self.enforce || self.principal.role_in(project) >= needed {
             return Ok(());
         }
@@ -215,45 +182,23 @@ impl Caller {
         Err(denied(format!("permission denied: {why}")))
     }
 
-    /// Like [`Caller::require`] with a different role (a method whose variants need more).
-    pub fn require_role(&self, project: &ProjectId, needed: Role) -> Result<(), Status> {
-        self.note(|n| {
-            n.checked = true;
-            n.project.get_or_insert_with(|| project.clone());
-        });
-        if !self.enforce || self.principal.role_in(project) >= needed {
-            return Ok(());
-        }
-        let why = format!(
-            "{} needs the {} role in project {}",
-            method_short(self.entry.method),
-            needed.as_str(),
-            project.as_str()
-        );
-        self.note(|n| n.denial = Some(why.clone()));
-        Err(denied(format!("permission denied: {why}")))
-    }
-
     /// The projects a list over every project (`projects/-`) may show: those where the caller
-    /// holds the method's role.
-    pub fn visible(&self) -> Visible {
+    /// holds the method's role; `None` = every project.
+    pub fn visible(&self) -> Option<Vec<ProjectId>> {
         self.note(|n| n.checked = true);
         let needed = match self.entry.rule {
             Rule::Project(r) => r,
             _ => Role::Viewer,
         };
         if !self.enforce || self.principal.platform_admin() {
-            return Visible::All;
+            return None;
         }
-        Visible::Only(self.principal.projects_with(needed))
+        Some(self.principal.projects_with(needed))
     }
 
     /// Whether the caller may see `project` in a cross-project answer.
     pub fn sees(&self, project: &ProjectId) -> bool {
-        match self.visible() {
-            Visible::All => true,
-            Visible::Only(ps) => ps.contains(project),
-        }
+        self.visible().is_none_or(|ps| ps.contains(project))
     }
 
     /// Records the resource a call is about (audit).

@@ -438,14 +438,12 @@ pub async fn start(
     .await?)
 }
 
-/// The lease token hash and project of current leases, for checking reports.
-pub async fn lease_owners(
-    conn: &mut PgConnection,
-    leases: &[LeaseId],
-) -> Result<Vec<(LeaseId, Option<Vec<u8>>, ProjectId)>> {
-    Ok(sqlx::query_as("SELECT lease_id, lease_token_hash, project_id FROM jobs WHERE lease_id = ANY($1)")
-        .bind(leases)
-        .fetch_all(conn)
+/// The token hash of a lease that exists (current or not), to tell a report carrying another
+/// lease's token from one on a lease that is simply over.
+pub async fn lease_token(conn: &mut PgConnection, lease: LeaseId) -> Result<Option<Option<Vec<u8>>>> {
+    Ok(sqlx::query_scalar("SELECT lease_token_hash FROM jobs WHERE lease_id = $1")
+        .bind(lease)
+        .fetch_optional(conn)
         .await?)
 }
 
@@ -482,16 +480,14 @@ pub async fn release(conn: &mut PgConnection, ids: &[JobId], reason: &str) -> Re
 }
 
 /// The job under a current lease, row-locked; `None` when the lease is not current.
-pub async fn by_lease_for_update(
-    conn: &mut PgConnection,
-    lease: LeaseId,
-    generation: Generation,
-) -> Result<Option<Row>> {
+pub async fn by_lease_for_update(conn: &mut PgConnection, fence: &Fence<'_>) -> Result<Option<Row>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM jobs WHERE lease_id = $1 AND lease_generation = $2 AND state = 'RUNNING' FOR UPDATE"
+        "SELECT {COLUMNS} FROM jobs WHERE lease_id = $1 AND lease_generation = $2 AND state = 'RUNNING'
+           AND ($3::bytea IS NULL OR lease_token_hash = $3) FOR UPDATE"
     )))
-    .bind(lease)
-    .bind(generation)
+    .bind(fence.lease)
+    .bind(fence.generation)
+    .bind(fence.token)
     .fetch_optional(conn)
     .await?)
 }
@@ -506,22 +502,35 @@ pub struct Beat {
 /// Extends a current lease and stores progress; `None` when the lease is not current.
 pub async fn heartbeat(
     conn: &mut PgConnection,
-    lease: LeaseId,
-    generation: Generation,
+    fence: &Fence<'_>,
     progress: Option<serde_json::Value>,
     expire: DateTime<Utc>,
 ) -> Result<Option<Beat>> {
     Ok(sqlx::query_as(
         "UPDATE jobs SET lease_expire_time = $3, progress = COALESCE($4, progress)
          WHERE lease_id = $1 AND lease_generation = $2 AND state = 'RUNNING'
+           AND ($5::bytea IS NULL OR lease_token_hash = $5)
          RETURNING id, cancel_requested",
     )
-    .bind(lease)
-    .bind(generation)
+    .bind(fence.lease)
+    .bind(fence.generation)
     .bind(expire)
     .bind(progress)
+    .bind(fence.token)
     .fetch_optional(conn)
     .await?)
+}
+
+/// What a report must match to write: the current lease, its generation and, when checked,
+/// the hash of its own token.
+#[derive(Debug, Clone, Copy)]
+pub struct Fence<'a> {
+    /// The lease.
+    pub lease: LeaseId,
+    /// Its generation.
+    pub generation: Generation,
+    /// SHA-256 of the lease token; `None` = not checked (authentication off).
+    pub token: Option<&'a [u8]>,
 }
 
 /// A final (or retry) state written at completion.
@@ -566,6 +575,8 @@ pub async fn finish(conn: &mut PgConnection, id: JobId, f: &Finish) -> Result<Ro
 pub struct Success {
     pub lease: LeaseId,
     pub generation: Generation,
+    /// Hash of the report's lease token, when checked.
+    pub token: Option<Vec<u8>>,
     pub snapshot: String,
     pub stats: Option<serde_json::Value>,
 }
@@ -581,14 +592,16 @@ pub async fn succeed_many(
     let gens: Vec<Generation> = items.iter().map(|i| i.generation).collect();
     let snaps: Vec<&str> = items.iter().map(|i| i.snapshot.as_str()).collect();
     let stats: Vec<Option<serde_json::Value>> = items.iter().map(|i| i.stats.clone()).collect();
+    let tokens: Vec<Option<&[u8]>> = items.iter().map(|i| i.token.as_deref()).collect();
     let cols = COLUMNS.split(',').map(|c| format!("j.{}", c.trim())).collect::<Vec<_>>().join(", ");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::jsonb[])
-                          AS i(lease, gen, snap, stats)),
+        "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::jsonb[], $6::bytea[])
+                          AS i(lease, gen, snap, stats, token)),
          done AS (
             UPDATE jobs j SET state = 'SUCCEEDED', end_time = $5, snapshot = i.snap, stats = i.stats,
                    lease_expire_time = NULL, error = ''
             FROM input i WHERE j.lease_id = i.lease AND j.lease_generation = i.gen AND j.state = 'RUNNING'
+                           AND (i.token IS NULL OR j.lease_token_hash = i.token)
             RETURNING {cols}),
          queued AS (
             INSERT INTO notifications (job_id, channel, next_attempt, create_time)
@@ -601,6 +614,7 @@ pub async fn succeed_many(
     .bind(&snaps)
     .bind(&stats)
     .bind(now)
+    .bind(&tokens)
     .fetch_all(conn)
     .await?)
 }
