@@ -6,6 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use cairn_runtime::{
     config::{ConfigError, REDACTED, redact_url},
     telemetry::LogFormat,
+    tls::{ClientTls, ServerTls},
 };
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +48,12 @@ pub struct Config {
     pub auth_disabled: bool,
     /// Start even when listening beyond loopback without TLS and without authentication.
     pub insecure: bool,
+    /// TLS of this server.
+    #[serde(flatten)]
+    pub tls: ServerTls,
+    /// TLS towards the scheduler (an `https://` URL).
+    #[serde(flatten)]
+    pub peer_tls: ClientTls,
     /// Where the catalog writes what it generates at first start (the bootstrap admin
     /// password, 0600).
     pub data_dir: Option<PathBuf>,
@@ -84,6 +91,8 @@ impl Default for Config {
             drain_delay_ms: 0,
             auth_disabled: false,
             insecure: false,
+            tls: ServerTls::default(),
+            peer_tls: ClientTls::default(),
             data_dir: None,
             bootstrap_admin_password: None,
             bootstrap_admin_password_file: None,
@@ -172,7 +181,14 @@ impl Config {
         }
         cairn_runtime::grpc::check_url(&self.scheduler_url)
             .map_err(|e| ConfigError::invalid("scheduler_url", e))?;
-        cairn_runtime::auth::check_exposure(self.listen, !self.auth_disabled, false, self.insecure)?;
+        self.tls.validate()?;
+        self.peer_tls.validate()?;
+        cairn_runtime::auth::check_exposure(
+            self.listen,
+            !self.auth_disabled,
+            self.tls.enabled(),
+            self.insecure,
+        )?;
         if !self.auth_disabled && self.cluster_token.as_deref().unwrap_or_default().len() < 16 {
             return Err(ConfigError::invalid(
                 "cluster_token",

@@ -41,6 +41,7 @@ use cairn_runtime::{
     CancellationToken,
     auth::{GuardLayer, Settings, audit::PgAudit},
     db, grpc as rgrpc,
+    tls::Reloading,
 };
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -86,7 +87,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         tracing::warn!("authentication is OFF (auth_disabled): every caller may do everything");
     }
     let token = config.cluster_token.as_deref();
-    let scheduler = SchedulerClient::new(&config.scheduler_url, token).map_err(anyhow::Error::msg)?;
+    let scheduler =
+        SchedulerClient::new(&config.scheduler_url, token, &config.peer_tls).map_err(anyhow::Error::msg)?;
     let state = State { pool: pool.clone(), keyring, scheduler };
 
     let (health, health_routes) = rgrpc::health().await;
@@ -110,6 +112,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         drain_delay: config.drain_delay(),
         metrics_prefix: "cairn_catalog",
         guard,
+        tls: config.tls.enabled().then(|| Reloading::new(config.tls.clone())).transpose()?,
     };
     rgrpc::serve(listener, routes, health, opts, shutdown).await?;
     pool.close().await;

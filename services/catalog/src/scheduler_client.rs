@@ -25,8 +25,12 @@ pub struct SchedulerClient {
 
 impl SchedulerClient {
     /// A client of the scheduler at `url` (connects lazily).
-    pub fn new(url: &str, token: Option<&str>) -> std::result::Result<Self, String> {
-        let channel = cairn_runtime::grpc::channel(url)?;
+    pub fn new(
+        url: &str,
+        token: Option<&str>,
+        tls: &cairn_runtime::tls::ClientTls,
+    ) -> std::result::Result<Self, String> {
+        let channel = cairn_runtime::grpc::channel_with(url, tls)?;
         Ok(SchedulerClient {
             inner: SchedulerInternalServiceClient::with_interceptor(channel, ClientInterceptor::new(token)),
         })

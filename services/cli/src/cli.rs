@@ -39,6 +39,15 @@ pub struct Cli {
     /// beyond loopback.
     #[arg(long, env = "CAIRN_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// CA bundle (PEM) that https:// servers must chain to; default: the system's roots.
+    #[arg(long, env = "CAIRN_CA_FILE", global = true)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for servers that require one (mTLS).
+    #[arg(long, env = "CAIRN_CLIENT_CERT", global = true, requires = "client_key")]
+    pub client_cert: Option<std::path::PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, env = "CAIRN_CLIENT_KEY", global = true, requires = "client_cert")]
+    pub client_key: Option<std::path::PathBuf>,
     /// Output format: tables for people, or the API's proto3 JSON.
     #[arg(short, long, value_enum, default_value_t = Output::Table, global = true)]
     pub output: Output,

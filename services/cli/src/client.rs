@@ -53,13 +53,14 @@ impl Clients {
         scheduler_url: &str,
         project: &str,
         token: Option<&str>,
+        tls: &cairn_runtime::tls::ClientTls,
     ) -> Result<Clients> {
         check_plaintext("--catalog-url", catalog_url, token)?;
         check_plaintext("--scheduler-url", scheduler_url, token)?;
         let project = ProjectId::parse(project).map_err(|e| CliError::Usage(format!("--project: {e}")))?;
-        let catalog = cairn_runtime::grpc::channel(catalog_url)
+        let catalog = cairn_runtime::grpc::channel_with(catalog_url, tls)
             .map_err(|e| CliError::Usage(format!("--catalog-url: {e}")))?;
-        let scheduler = cairn_runtime::grpc::channel(scheduler_url)
+        let scheduler = cairn_runtime::grpc::channel_with(scheduler_url, tls)
             .map_err(|e| CliError::Usage(format!("--scheduler-url: {e}")))?;
         Ok(Clients {
             catalog_url: catalog_url.to_owned(),

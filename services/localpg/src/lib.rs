@@ -86,6 +86,12 @@ impl Cluster {
     /// Starts a new cluster that lives until [`Cluster::stop`], drop, or the death of this
     /// process (watchdog).
     pub fn start() -> Result<Cluster, Error> {
+        Cluster::start_with(&[])
+    }
+
+    /// [`Cluster::start`] with extra server settings (`ssl=on`, `ssl_cert_file=...`). Files
+    /// the settings name must be readable by the server (the `postgres` user when root).
+    pub fn start_with(settings: &[(&str, &str)]) -> Result<Cluster, Error> {
         let bin = find_binaries().ok_or(Error::NoBinaries)?;
         let as_postgres = is_root();
         let dir = tempfile::Builder::new().prefix("cairn-pg-").tempdir()?.keep();
@@ -110,9 +116,10 @@ impl Cluster {
             cluster.port = free_port()?;
             let opts = format!(
                 "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-                 -c full_page_writes=off -c max_connections=500 -c shared_buffers=128MB",
+                 -c full_page_writes=off -c max_connections=500 -c shared_buffers=128MB{}",
                 cluster.port,
-                cluster.dir.display()
+                cluster.dir.display(),
+                settings.iter().map(|(k, v)| format!(" -c {k}={v}")).collect::<String>()
             );
             let started = run(cluster
                 .pg_command("pg_ctl")
@@ -127,6 +134,11 @@ impl Cluster {
             }
         }
         Err(last.unwrap_or(Error::NoBinaries))
+    }
+
+    /// Whether the server runs as the `postgres` user (files it reads must be theirs).
+    pub fn runs_as_postgres(&self) -> bool {
+        self.as_postgres
     }
 
     /// `postgres://postgres@127.0.0.1:{port}/{db}`.

@@ -2,7 +2,7 @@
 //! per request continuing the caller's W3C trace, graceful drain) and client channels (which
 //! carry the current trace context and the cluster token).
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use http::HeaderMap;
 use opentelemetry::propagation::{Extractor, Injector};
@@ -56,6 +56,8 @@ pub struct ServeOptions<'a> {
     pub metrics_prefix: &'static str,
     /// Authentication, authorisation and audit of every call.
     pub guard: crate::auth::GuardLayer,
+    /// TLS (only TLS is served when set).
+    pub tls: Option<Arc<crate::tls::Reloading>>,
 }
 
 /// Serves `routes` (plus reflection) on `listener` until `shutdown` is cancelled, then marks
@@ -68,29 +70,41 @@ pub async fn serve(
     opts: ServeOptions<'_>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    let ServeOptions { service_names, drain_delay, metrics_prefix, guard } = opts;
+    let ServeOptions { service_names, drain_delay, metrics_prefix, guard, tls } = opts;
     let routes = reflection_routes(routes);
     let names: Vec<String> = service_names.iter().map(|s| (*s).to_owned()).collect();
+    // New connections are taken until the drain delay is over, TLS or not.
+    let accepting = CancellationToken::new();
+    let stopped = accepting.clone();
     let stop = async move {
         shutdown.cancelled().await;
         for n in names.iter().map(String::as_str).chain([""]) {
             health.set_service_status(n, tonic_health::ServingStatus::NotServing).await;
         }
         tokio::time::sleep(drain_delay).await;
+        stopped.cancel();
     };
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .trace_fn(request_span)
         .layer(crate::metrics::GrpcMetricsLayer::new(metrics_prefix))
         .layer(guard)
         .accept_http1(true)
-        .add_routes(routes)
+        .add_routes(routes);
+    match tls {
+        Some(tls) => {
+            server.serve_with_incoming_shutdown(crate::tls::incoming(listener, tls, accepting), stop).await
+        }
         // Small responses must not wait for delayed ACKs (Nagle): set TCP_NODELAY on every
-        // accepted socket.
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            stop,
-        )
-        .await
+        // accepted socket (the TLS acceptor does the same).
+        None => {
+            server
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    stop,
+                )
+                .await
+        }
+    }
 }
 
 /// Marks services SERVING (overall status included).
@@ -207,16 +221,29 @@ pub fn check_url(url: &str) -> Result<(), String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("{url:?} is not a valid URL: {e}"))?;
     match (uri.scheme_str(), uri.host()) {
         (Some("http" | "https"), Some(h)) if !h.is_empty() => Ok(()),
-        _ => Err(format!("{url:?} must look like http://host:port")),
+        _ => Err(format!("{url:?} must look like http://host:port or https://host:port")),
     }
 }
 
-/// A lazily connecting channel to `url` (`http://host:port`). Connection errors surface on
-/// the first call as UNAVAILABLE, so services start in any order.
+/// A lazily connecting channel to `url` (`http://host:port`, or `https://` with the system's
+/// roots). Connection errors surface on the first call as UNAVAILABLE, so services start in
+/// any order.
 pub fn channel(url: &str) -> Result<Channel, String> {
+    channel_with(url, &crate::tls::ClientTls::default())
+}
+
+/// [`channel`] with TLS settings: an `https://` URL is verified with `tls.tls_ca_file` (or the
+/// system's roots) and presents the client certificate, if any.
+pub fn channel_with(url: &str, tls: &crate::tls::ClientTls) -> Result<Channel, String> {
     check_url(url)?;
-    let endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|e| format!("{url:?} is not a valid URL: {e}"))?
+    let mut endpoint =
+        Endpoint::from_shared(url.to_owned()).map_err(|e| format!("{url:?} is not a valid URL: {e}"))?;
+    if url.starts_with("https://") {
+        let uri: http::Uri = url.parse().map_err(|e| format!("{url:?} is not a valid URL: {e}"))?;
+        let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_owned();
+        endpoint = endpoint.tls_config(tls.tonic(&host)?).map_err(|e| format!("TLS for {url}: {e}"))?;
+    }
+    let endpoint = endpoint
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))

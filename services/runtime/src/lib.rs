@@ -6,7 +6,8 @@
 //! cancellation token), [`grpc`] (server with health, reflection and request spans; client
 //! channels that carry trace context and the cluster token), [`status`] (the error →
 //! `tonic::Status` helpers with `ErrorInfo` and `BadRequest`), [`db`] (Postgres pools and
-//! per-schema migrations), [`pagination`] (opaque page tokens), [`metrics`] (Prometheus).
+//! per-schema migrations), [`tls`] (rustls servers that follow their certificate files, verified
+//! clients), [`pagination`] (opaque page tokens), [`metrics`] (Prometheus).
 //!
 //! Nothing here knows about connectors, tasks or jobs.
 
@@ -20,5 +21,6 @@ pub mod shutdown;
 pub mod status;
 pub mod telemetry;
 pub mod time;
+pub mod tls;
 
 pub use tokio_util::sync::CancellationToken;

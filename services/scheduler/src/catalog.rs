@@ -172,8 +172,13 @@ fn unavailable(s: tonic::Status) -> Error {
 
 impl Catalog {
     /// A client of the catalog at `url` (connects lazily) trusting cached plans for `plan_ttl`.
-    pub fn new(url: &str, token: Option<&str>, plan_ttl: Duration) -> std::result::Result<Self, String> {
-        let channel = cairn_runtime::grpc::channel(url)?;
+    pub fn new(
+        url: &str,
+        token: Option<&str>,
+        tls: &cairn_runtime::tls::ClientTls,
+        plan_ttl: Duration,
+    ) -> std::result::Result<Self, String> {
+        let channel = cairn_runtime::grpc::channel_with(url, tls)?;
         Ok(Catalog {
             client: CatalogInternalServiceClient::with_interceptor(channel, ClientInterceptor::new(token))
                 .max_decoding_message_size(64 << 20),

@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use cairn_runtime::{
     config::{ConfigError, REDACTED, redact_url},
     telemetry::LogFormat,
+    tls::{ClientTls, ServerTls},
 };
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +57,12 @@ pub struct Config {
     pub auth_disabled: bool,
     /// Start even when listening beyond loopback without TLS and without authentication.
     pub insecure: bool,
+    /// TLS of this server.
+    #[serde(flatten)]
+    pub tls: ServerTls,
+    /// TLS towards the catalog (an `https://` URL).
+    #[serde(flatten)]
+    pub peer_tls: ClientTls,
 }
 
 impl Default for Config {
@@ -82,6 +89,8 @@ impl Default for Config {
             drain_delay_ms: 0,
             auth_disabled: false,
             insecure: false,
+            tls: ServerTls::default(),
+            peer_tls: ClientTls::default(),
         }
     }
 }
@@ -131,7 +140,14 @@ impl Config {
         self.database_url()?;
         cairn_runtime::grpc::check_url(&self.catalog_url)
             .map_err(|e| ConfigError::invalid("catalog_url", e))?;
-        cairn_runtime::auth::check_exposure(self.listen, !self.auth_disabled, false, self.insecure)?;
+        self.tls.validate()?;
+        self.peer_tls.validate()?;
+        cairn_runtime::auth::check_exposure(
+            self.listen,
+            !self.auth_disabled,
+            self.tls.enabled(),
+            self.insecure,
+        )?;
         if !self.auth_disabled && self.cluster_token.as_deref().unwrap_or_default().len() < 16 {
             return Err(ConfigError::invalid(
                 "cluster_token",

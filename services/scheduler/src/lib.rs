@@ -44,6 +44,7 @@ use cairn_runtime::{
     CancellationToken,
     auth::{GuardLayer, Settings, audit::PgAudit},
     db, grpc as rgrpc,
+    tls::Reloading,
 };
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -103,6 +104,7 @@ pub async fn run_with_clock(
     let catalog = catalog::Catalog::new(
         &config.catalog_url,
         token.as_deref(),
+        &config.peer_tls,
         std::time::Duration::from_millis(config.catalog_cache_ms),
     )
     .map_err(anyhow::Error::msg)?;
@@ -148,6 +150,7 @@ pub async fn run_with_clock(
         drain_delay: config.drain_delay(),
         metrics_prefix: "cairn_scheduler",
         guard,
+        tls: config.tls.enabled().then(|| Reloading::new(config.tls.clone())).transpose()?,
     };
     let served = rgrpc::serve(listener, routes, health, opts, shutdown.clone()).await;
     shutdown.cancel();

@@ -48,8 +48,8 @@ pub struct GrpcLeaseClient {
 
 impl GrpcLeaseClient {
     /// A client of the scheduler at `url` (connects lazily).
-    pub fn new(url: &str, token: Option<&str>) -> Result<Self, String> {
-        let channel = cairn_runtime::grpc::channel(url)?;
+    pub fn new(url: &str, token: Option<&str>, tls: &cairn_runtime::tls::ClientTls) -> Result<Self, String> {
+        let channel = cairn_runtime::grpc::channel_with(url, tls)?;
         Ok(GrpcLeaseClient {
             inner: LeaseServiceClient::with_interceptor(channel, ClientInterceptor::new(token))
                 .max_decoding_message_size(64 << 20),

@@ -33,6 +33,9 @@ pub struct Config {
     /// Prometheus metrics listen address.
     pub metrics_listen: SocketAddr,
     /// Shared token sent to the scheduler.
+    /// TLS towards the scheduler (an `https://` URL).
+    #[serde(flatten)]
+    pub tls: cairn_runtime::tls::ClientTls,
     /// The worker pool's enrolment token (`CAIRN_WORKER_TOKEN`), sent to the scheduler.
     pub worker_token: Option<String>,
     /// File holding it.
@@ -58,6 +61,7 @@ impl Default for Config {
             metrics_listen: ([127, 0, 0, 1], 9103).into(),
             cluster_token: None,
             worker_token: None,
+            tls: Default::default(),
             worker_token_file: None,
             log_format: LogFormat::Text,
             otel_exporter_otlp_endpoint: None,
@@ -158,6 +162,7 @@ impl Config {
 
     /// Checks everything that can be checked without I/O.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.tls.validate()?;
         cairn_runtime::grpc::check_url(&self.scheduler_url)
             .map_err(|e| ConfigError::invalid("scheduler_url", e))?;
         if !(1..=64).contains(&self.capacity) {

@@ -117,7 +117,7 @@ pub async fn run_with(
 /// Runs the worker against the scheduler named in `config`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let client: SharedClient = Arc::new(
-        GrpcLeaseClient::new(&config.scheduler_url, config.credential()?.as_deref())
+        GrpcLeaseClient::new(&config.scheduler_url, config.credential()?.as_deref(), &config.tls)
             .map_err(anyhow::Error::msg)?,
     );
     let engine = match &config.cache_dir {

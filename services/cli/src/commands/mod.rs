@@ -23,7 +23,17 @@ use crate::{
 /// Runs a parsed command line; returns the exit code.
 pub async fn run(cli: Cli) -> Result {
     let p = Printer::new(cli.output, cli.no_color);
-    let c = Clients::new(&cli.catalog_url, &cli.scheduler_url, &cli.project, cli.token.as_deref())?;
+    let c = Clients::new(
+        &cli.catalog_url,
+        &cli.scheduler_url,
+        &cli.project,
+        cli.token.as_deref(),
+        &cairn_runtime::tls::ClientTls {
+            tls_ca_file: cli.ca_file.clone(),
+            tls_client_cert_file: cli.client_cert.clone(),
+            tls_client_key_file: cli.client_key.clone(),
+        },
+    )?;
     match cli.command {
         Command::Project(cmd) => projects::run(&c, &p, cmd).await,
         Command::Connector(cmd) => connectors::run(&c, &p, cmd).await,
