@@ -20,21 +20,29 @@ Examples:
 Endpoints come from CAIRN_CATALOG_URL and CAIRN_SCHEDULER_URL (or the flags); commands work in
 the project of --project / CAIRN_PROJECT (default `default`).
 Every name argument accepts a display name or an id within that project, or a full name
-(projects/team-a/tasks/nightly). Exit codes: 0 ok, 1 failure, 2 usage.";
+(projects/team-a/tasks/nightly).
+Exit codes: 0 ok; 1 the job failed, or the server refused for another reason; 2 bad input
+(usage or an invalid field); 3 not found; 4 not authenticated or permission denied; 5 a server
+could not be reached.";
 
 /// Cairn: backup control plane client.
 #[derive(Debug, Parser)]
 #[command(name = "cairn", version, about, after_help = ROOT_EXAMPLES, propagate_version = true)]
 pub struct Cli {
-    /// Catalog gRPC endpoint (connectors, tasks).
-    #[arg(long, env = "CAIRN_CATALOG_URL", default_value = "http://127.0.0.1:50051", global = true)]
-    pub catalog_url: String,
-    /// Scheduler gRPC endpoint (schedules, jobs, snapshots).
-    #[arg(long, env = "CAIRN_SCHEDULER_URL", default_value = "http://127.0.0.1:50052", global = true)]
-    pub scheduler_url: String,
-    /// The project to work in (its id).
-    #[arg(long, env = "CAIRN_PROJECT", default_value = "default", global = true)]
-    pub project: String,
+    /// Catalog gRPC endpoint (connectors, tasks) [default: the context's, else
+    /// http://127.0.0.1:50051].
+    #[arg(long, env = "CAIRN_CATALOG_URL", global = true)]
+    pub catalog_url: Option<String>,
+    /// Scheduler gRPC endpoint (schedules, jobs, snapshots) [default: the context's, else
+    /// http://127.0.0.1:50052].
+    #[arg(long, env = "CAIRN_SCHEDULER_URL", global = true)]
+    pub scheduler_url: Option<String>,
+    /// The project to work in (its id) [default: the context's, else `default`].
+    #[arg(long, env = "CAIRN_PROJECT", global = true)]
+    pub project: Option<String>,
+    /// The context of ~/.config/cairn/config.toml to use (cairn context list).
+    #[arg(long, env = "CAIRN_CONTEXT", global = true)]
+    pub context: Option<String>,
     /// Bearer credential: an API token or a login's access token. Never sent in plaintext
     /// beyond loopback.
     #[arg(long, env = "CAIRN_TOKEN", hide_env_values = true, global = true)]
@@ -54,6 +62,13 @@ pub struct Cli {
     /// Never use colours.
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// Idempotency key of creates and runs (a UUID): repeating a command with the same one
+    /// returns the first result instead of creating twice [default: a fresh one].
+    #[arg(long, env = "CAIRN_REQUEST_ID", global = true)]
+    pub request_id: Option<String>,
+    /// Do not ask before deleting or cancelling (needed without a terminal).
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -101,6 +116,35 @@ pub enum Command {
     /// Exit 0 when a Cairn server reports SERVING (for container health checks).
     #[command(after_help = "Examples:\n  cairn health http://127.0.0.1:50051")]
     Health(HealthArgs),
+    /// Log in as a local user: the tokens are kept in the context (refreshed when they expire).
+    #[command(
+        after_help = "Examples:\n  cairn login admin\n  echo \"$PW\" | cairn login alice --password-stdin\n  \
+                            cairn --context prod --catalog-url https://cairn.example:50051 --scheduler-url https://cairn.example:50052 login alice"
+    )]
+    Login(LoginArgs),
+    /// End the context's login (its tokens stop working at once).
+    Logout,
+    /// Named sets of server URLs, CA, project and credential.
+    #[command(subcommand)]
+    Context(ContextCmd),
+    /// Local users (platform admins).
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Users' roles in the project.
+    #[command(subcommand)]
+    Member(MemberCmd),
+    /// Service accounts of the project (for automation; they use API tokens).
+    #[command(subcommand, name = "service-account")]
+    ServiceAccount(ServiceAccountCmd),
+    /// API tokens of service accounts.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Worker pools and their enrolment tokens (platform admins).
+    #[command(subcommand, name = "worker-pool")]
+    WorkerPool(WorkerPoolCmd),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// Print shell completions.
     #[command(after_help = "Examples:\n  cairn completions bash > /etc/bash_completion.d/cairn")]
     Completions {
@@ -1133,4 +1177,231 @@ pub struct HealthArgs {
     /// Give up after this.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
+}
+
+/// `cairn login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// User id.
+    #[arg(default_value = "admin")]
+    pub user: String,
+    /// Read the password from the first line of standard input (else prompted on a terminal).
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// Context commands.
+#[derive(Debug, Subcommand)]
+pub enum ContextCmd {
+    /// List contexts (the one in use is marked).
+    List,
+    /// Make a context the one in use.
+    #[command(after_help = "Examples:\n  cairn context use prod")]
+    Use {
+        /// Its name.
+        name: String,
+    },
+    /// Save URLs, CA and project (from the global flags) in a context.
+    #[command(
+        after_help = "Examples:\n  cairn --catalog-url https://c:50051 --scheduler-url https://s:50052 --ca-file ca.pem context set prod"
+    )]
+    Set {
+        /// Its name.
+        name: String,
+    },
+    /// Forget a context.
+    Delete {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// A role word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Read resources, history and logs.
+    Viewer,
+    /// + run, cancel, pause, test connections.
+    Operator,
+    /// + tasks and schedules.
+    Editor,
+    /// + connectors, secrets, members, service accounts, tokens, audit.
+    Admin,
+}
+
+/// User commands.
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Create a user (its password is read like `cairn login` reads one).
+    #[command(
+        after_help = "Examples:\n  cairn user create alice --display-name 'Alice'\n  echo \"$PW\" | cairn user create ci-admin --platform-admin --password-stdin"
+    )]
+    Create {
+        /// User id.
+        id: String,
+        /// Human name.
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// Make a platform admin.
+        #[arg(long)]
+        platform_admin: bool,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Create without a password (set one later with `cairn user password`).
+        #[arg(long, conflicts_with = "password_stdin")]
+        no_password: bool,
+    },
+    /// List users.
+    List,
+    /// Set a user's password (ends its sessions).
+    Password {
+        /// User id.
+        id: String,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable a user (its sessions and tokens stop working).
+    Disable {
+        /// User id.
+        id: String,
+    },
+    /// Enable a user again.
+    Enable {
+        /// User id.
+        id: String,
+    },
+    /// Delete a user.
+    Delete {
+        /// User id.
+        id: String,
+    },
+}
+
+/// Member commands.
+#[derive(Debug, Subcommand)]
+pub enum MemberCmd {
+    /// Give a user a role in the project (never above your own).
+    #[command(after_help = "Examples:\n  cairn --project team-a member set alice operator")]
+    Set {
+        /// User id.
+        user: String,
+        /// The role.
+        #[arg(value_enum)]
+        role: RoleArg,
+    },
+    /// List the project's members.
+    List,
+    /// Remove a member.
+    Remove {
+        /// User id.
+        user: String,
+    },
+}
+
+/// Service account commands.
+#[derive(Debug, Subcommand)]
+pub enum ServiceAccountCmd {
+    /// Create a service account with a role in the project.
+    #[command(after_help = "Examples:\n  cairn service-account create ci --role operator")]
+    Create {
+        /// Its id.
+        id: String,
+        /// The role.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Human name.
+        #[arg(long, default_value = "")]
+        display_name: String,
+    },
+    /// List the project's service accounts.
+    List,
+    /// Delete a service account and revoke its tokens.
+    Delete {
+        /// Its id.
+        id: String,
+    },
+}
+
+/// Token commands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Create an API token for a service account; the secret is printed once.
+    #[command(after_help = "Examples:\n  cairn token create ci --name pipeline --expires-in 90d")]
+    Create {
+        /// The service account's id.
+        service_account: String,
+        /// Human name.
+        #[arg(long = "name", default_value = "")]
+        display_name: String,
+        /// Expire after this long (e.g. 90d); default: never.
+        #[arg(long)]
+        expires_in: Option<humantime::Duration>,
+    },
+    /// List a service account's tokens (never their secrets).
+    List {
+        /// The service account's id.
+        service_account: String,
+    },
+    /// Revoke a token (its name, from `cairn token list`).
+    Revoke {
+        /// `projects/{p}/serviceAccounts/{id}/tokens/{token}`.
+        name: String,
+    },
+}
+
+/// Worker pool commands.
+#[derive(Debug, Subcommand)]
+pub enum WorkerPoolCmd {
+    /// Create a worker pool; its enrolment token (CAIRN_WORKER_TOKEN) is printed once.
+    #[command(
+        after_help = "Examples:\n  cairn worker-pool create eu --projects team-a,team-b --label zone=eu\n  cairn worker-pool create all --projects '*' --label '*=*'"
+    )]
+    Create {
+        /// Its id.
+        id: String,
+        /// Projects its workers may lease from, comma-separated (`*` = every project).
+        #[arg(long, required = true, value_delimiter = ',')]
+        projects: Vec<String>,
+        /// A label its workers may present, `key=value` (`key=*` any value, `*=*` any label; repeatable).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// Human name.
+        #[arg(long, default_value = "")]
+        display_name: String,
+    },
+    /// List worker pools.
+    List,
+    /// Delete a worker pool (its token stops working at once).
+    Delete {
+        /// Its id.
+        id: String,
+    },
+}
+
+/// Audit commands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// List events, newest first.
+    #[command(
+        after_help = "Examples:\n  cairn audit list\n  cairn audit list --all-projects --denied --limit 50\n  cairn audit list --principal users/alice --method DeleteTask"
+    )]
+    List {
+        /// Events of every project, and of none (platform admins).
+        #[arg(long)]
+        all_projects: bool,
+        /// Only this principal (`users/alice`).
+        #[arg(long)]
+        principal: Option<String>,
+        /// Only this method (`DeleteTask` or its full name).
+        #[arg(long)]
+        method: Option<String>,
+        /// Only refused calls.
+        #[arg(long)]
+        denied: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }

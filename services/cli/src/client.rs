@@ -4,7 +4,8 @@
 use cairn_api::{
     names::{Kind, ProjectId},
     v1::{
-        catalog_service_client::CatalogServiceClient, job_service_client::JobServiceClient,
+        audit_service_client::AuditServiceClient, catalog_service_client::CatalogServiceClient,
+        identity_service_client::IdentityServiceClient, job_service_client::JobServiceClient,
         schedule_service_client::ScheduleServiceClient,
     },
 };
@@ -27,6 +28,10 @@ pub struct Clients {
     catalog: Channel,
     scheduler: Channel,
     auth: ClientInterceptor,
+    /// `--yes`: do not ask before deleting or cancelling.
+    pub assume_yes: bool,
+    /// Sent as `request_id` on creates and runs.
+    pub request_id: String,
 }
 
 /// Refuses to send a credential in plaintext to anything but this machine.
@@ -69,6 +74,8 @@ impl Clients {
             catalog,
             scheduler,
             auth: ClientInterceptor::new(token),
+            assume_yes: false,
+            request_id: uuid::Uuid::now_v7().to_string(),
         })
     }
 
@@ -90,6 +97,45 @@ impl Clients {
     /// CatalogService.
     pub fn catalog(&self) -> CatalogServiceClient<Intercepted> {
         CatalogServiceClient::with_interceptor(self.catalog.clone(), self.auth.clone())
+    }
+
+    /// The `request_id` of this invocation (`--request-id`, else a fresh UUID): the servers
+    /// return the first result when a create or run is retried with it.
+    pub fn request_id(&self) -> String {
+        self.request_id.clone()
+    }
+
+    /// IdentityService (on the catalog).
+    pub fn identity(&self) -> IdentityServiceClient<Intercepted> {
+        IdentityServiceClient::with_interceptor(self.catalog.clone(), self.auth.clone())
+    }
+
+    /// AuditService (on the catalog).
+    pub fn audit(&self) -> AuditServiceClient<Intercepted> {
+        AuditServiceClient::with_interceptor(self.catalog.clone(), self.auth.clone())
+    }
+
+    /// Asks before a deletion or cancellation: `--yes` goes ahead, a terminal is asked, and
+    /// without either the command stops (exit 2) so a script never deletes by accident.
+    pub fn confirm(&self, what: &str) -> Result<()> {
+        use std::io::{IsTerminal as _, Write as _};
+        if self.assume_yes {
+            return Ok(());
+        }
+        if !std::io::stdin().is_terminal() {
+            return Err(CliError::Usage(format!(
+                "about to {what}: pass --yes to confirm (no terminal to ask)"
+            )));
+        }
+        eprint!("{}? [y/N] ", what[..1].to_uppercase() + &what[1..]);
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).map_err(|e| CliError::Failed(e.to_string()))?;
+        if matches!(answer.trim(), "y" | "Y" | "yes") {
+            Ok(())
+        } else {
+            Err(CliError::Failed("not confirmed".into()))
+        }
     }
 
     /// JobService.

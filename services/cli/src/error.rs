@@ -29,9 +29,7 @@ impl CliError {
     /// A status from a call to `endpoint`.
     pub fn status(status: tonic::Status, endpoint: &str) -> CliError {
         let message = match status.code() {
-            Code::Unavailable | Code::Unknown
-                if status.message().contains("connect") || status.message().contains("transport") =>
-            {
+            Code::Unavailable | Code::Unknown if unreachable(&status) => {
                 format!(
                     "cannot reach {endpoint} ({}); is Cairn running? (see --catalog-url / --scheduler-url)",
                     status.message()
@@ -54,12 +52,29 @@ impl CliError {
                         eprintln!("  - {}: {}", v.field, v.description);
                     }
                 }
-                1
+                exit_code(status)
             }
             CliError::Usage(_) => 2,
             CliError::Failed(_) => 1,
         }
     }
+}
+
+/// The documented exit code of a refusal: 2 bad input, 3 not found, 4 not authenticated or
+/// not allowed, 5 unreachable, 1 anything else.
+fn exit_code(status: &tonic::Status) -> i32 {
+    match status.code() {
+        Code::InvalidArgument | Code::OutOfRange => 2,
+        Code::NotFound => 3,
+        Code::PermissionDenied | Code::Unauthenticated => 4,
+        Code::Unavailable => 5,
+        Code::Unknown if unreachable(status) => 5,
+        _ => 1,
+    }
+}
+
+fn unreachable(status: &tonic::Status) -> bool {
+    status.message().contains("connect") || status.message().contains("transport")
 }
 
 /// Result of commands: the exit code.

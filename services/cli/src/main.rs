@@ -1,9 +1,11 @@
 //! `cairn`: the command-line client of Cairn. Every public RPC is a command; tables for
-//! people, `--output json` for programs. Exit codes: 0 ok, 1 server or job failure, 2 usage.
+//! people, `--output json` for programs. Exit codes: 0 ok, 1 job or other
+//! failure, 2 bad input, 3 not found, 4 not authenticated or permission denied, 5 unreachable.
 
 mod cli;
 mod client;
 mod commands;
+mod context;
 mod error;
 mod heatmap;
 mod output;

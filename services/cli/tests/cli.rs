@@ -23,6 +23,15 @@ impl Drop for Stack {
 }
 
 async fn stack() -> Stack {
+    stack_with(false).await
+}
+
+const CLUSTER: &str = "cli-test-cluster-token-0123";
+const ADMIN_PASSWORD: &str = "the admin's long password";
+
+/// The real catalog, scheduler and a worker; `auth` turns authentication on (the platform
+/// admin `admin` has [`ADMIN_PASSWORD`]).
+async fn stack_with(auth: bool) -> Stack {
     let db = cairn_testkit::database().await;
     let cl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
     let sl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
@@ -31,7 +40,9 @@ async fn stack() -> Stack {
     let shutdown = CancellationToken::new();
     tokio::spawn(cairn_catalog::run(
         cairn_catalog::Config {
-            auth_disabled: true,
+            auth_disabled: !auth,
+            cluster_token: Some(CLUSTER.into()),
+            bootstrap_admin_password: Some(ADMIN_PASSWORD.into()),
             database_url: Some(db.url().into()),
             secret_key: Some(KEY.into()),
             scheduler_url: scheduler_url.clone(),
@@ -42,7 +53,8 @@ async fn stack() -> Stack {
     ));
     tokio::spawn(cairn_scheduler::run(
         cairn_scheduler::Config {
-            auth_disabled: true,
+            auth_disabled: !auth,
+            cluster_token: Some(CLUSTER.into()),
             database_url: Some(db.url().into()),
             catalog_url: catalog_url.clone(),
             catalog_cache_ms: 0,
@@ -74,15 +86,38 @@ struct Out {
 
 impl Stack {
     async fn cairn(&self, args: &[&str]) -> Out {
+        self.cairn_with(args, &[], None).await
+    }
+
+    /// `cairn` with extra environment and, optionally, text on standard input. Contexts live
+    /// in the stack's own directory.
+    async fn cairn_with(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Out {
+        use std::io::Write as _;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
         cmd.args(args)
             .env("CAIRN_CATALOG_URL", &self.catalog_url)
             .env("CAIRN_SCHEDULER_URL", &self.scheduler_url)
+            .env("CAIRN_CONFIG_DIR", self.dir.path().join("config"))
             .env("TZ", "UTC")
             .env("NO_COLOR", "1")
+            .env_remove("CAIRN_TOKEN")
+            .env_remove("CAIRN_CONTEXT")
+            .env_remove("CAIRN_PROJECT")
             .env_remove("CAIRN_REPOSITORY_PASSWORD")
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
-        let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let input = stdin.unwrap_or_default().to_owned();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut child = cmd.spawn()?;
+            child.stdin.take().expect("stdin").write_all(input.as_bytes())?;
+            child.wait_with_output()
+        })
+        .await
+        .unwrap()
+        .unwrap();
         Out {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -358,7 +393,7 @@ async fn a_newcomer_session_through_every_command() {
     s.ok(&["schedule", "update", "weeknights", "--calendar", "Mon..Fri 19:30"]).await;
     let sched: cairn_api::v1::Schedule = s.json(&["schedule", "get", "weeknights"]).await;
     assert_eq!(sched.normalized_recurrence, "Mon..Fri *-*-* 19:30:00");
-    s.ok(&["schedule", "delete", "cron-2am"]).await;
+    s.ok(&["schedule", "delete", "cron-2am", "--yes"]).await;
 
     // Run with a live follow, then restore, history, logs, snapshots.
     let out = s.ok(&["run", "docs-nightly", "--wait", "--follow"]).await;
@@ -414,7 +449,7 @@ async fn a_newcomer_session_through_every_command() {
     // Cancel a queued job: with the store selecting a worker that does not exist, it waits.
     s.ok(&["connector", "update", "nas", "--selector", "zone=nowhere"]).await;
     let queued: cairn_api::v1::Job = s.json(&["run", "nas-prune"]).await;
-    let cancel = s.cairn(&["job", "cancel", &queued.name, "--reason", "not now"]).await;
+    let cancel = s.cairn(&["job", "cancel", &queued.name, "--reason", "not now", "-y"]).await;
     assert_eq!(cancel.code, 0, "{}", cancel.stderr);
     let watched = s.cairn(&["job", "watch", &queued.name]).await;
     assert!(watched.stdout.contains("CANCELLED"), "{}", watched.stdout);
@@ -430,8 +465,8 @@ async fn a_newcomer_session_through_every_command() {
     assert!(s.ok(&["completions", "bash"]).await.contains("cairn"));
 
     // Deleting.
-    s.ok(&["task", "delete", "nas-prune"]).await;
-    let err = s.cairn(&["connector", "delete", "nas"]).await;
+    s.ok(&["task", "delete", "nas-prune", "--yes"]).await;
+    let err = s.cairn(&["connector", "delete", "nas", "--yes"]).await;
     assert_eq!(err.code, 1);
     assert!(err.stderr.contains("is used by task"), "{}", err.stderr);
 }
@@ -440,28 +475,29 @@ async fn a_newcomer_session_through_every_command() {
 async fn errors_name_the_problem_with_exit_codes() {
     let s = stack().await;
     let cases: Vec<(Vec<&str>, i32, &str)> = vec![
-        (vec!["connector", "get", "nope"], 1, "not found"),
-        (vec!["task", "run", "nope"], 1, "task: task \"projects/default/tasks/nope\" does not exist"),
+        (vec!["connector", "get", "nope"], 3, "not found"),
+        (vec!["task", "run", "nope"], 2, "task: task \"projects/default/tasks/nope\" does not exist"),
         (
             vec!["schedule", "preview", "--calendar", "25:00"],
-            1,
+            2,
             "recurrence.calendar: \"25:00\": hour 25 out of range",
         ),
-        (vec!["schedule", "preview", "--calendar", "daily", "--tz", "Mars/Base"], 1, "time_zone"),
+        (vec!["schedule", "preview", "--calendar", "daily", "--tz", "Mars/Base"], 2, "time_zone"),
         (vec!["schedule", "preview", "--every", "soon"], 2, "--every"),
         (vec!["schedule", "preview", "--calendar", "daily", "--cron", "* * * * *"], 2, "cannot be used with"),
         (vec!["connector", "create", "local-store", "x", "--path", "/srv/x"], 2, "repository password"),
         (
             vec!["connector", "create", "local-path", "x", "--path", "relative"],
-            1,
+            2,
             "connector.local_path_source.paths[0]",
         ),
-        (vec!["job", "show", "not-an-id"], 1, "does not end in an id"),
+        (vec!["job", "show", "not-an-id"], 2, "does not end in an id"),
         (vec!["--project", "Bad_Project", "task", "list"], 2, "--project"),
-        (vec!["--project", "nope", "task", "list"], 1, "projects/nope"),
-        (vec!["job", "show", "jobs/0193f3a2-6b1c-7cc0-8a5e-3b0c1d2e3f40"], 1, "projects/default/jobs/"),
+        (vec!["--project", "nope", "task", "list"], 3, "projects/nope"),
+        (vec!["job", "show", "jobs/0193f3a2-6b1c-7cc0-8a5e-3b0c1d2e3f40"], 2, "projects/default/jobs/"),
         (vec!["frobnicate"], 2, "unrecognized subcommand"),
-        (vec!["--scheduler-url", "http://127.0.0.1:9", "job", "list"], 1, "cannot reach the scheduler"),
+        (vec!["--scheduler-url", "http://127.0.0.1:9", "job", "list"], 5, "cannot reach the scheduler"),
+        (vec!["task", "delete", "anything"], 2, "pass --yes"),
     ];
     for (args, code, needle) in cases {
         let o = s.cairn(&args).await;
@@ -487,7 +523,7 @@ async fn errors_name_the_problem_with_exit_codes() {
             "p",
         ])
         .await;
-    assert_eq!(o.code, 1);
+    assert_eq!(o.code, 2);
     for f in ["connector.display_name", "connector.s3_store.endpoint", "connector.s3_store.bucket"] {
         assert!(o.stderr.contains(f), "{f} missing:\n{}", o.stderr);
     }
@@ -614,28 +650,140 @@ async fn projects_keep_teams_apart() {
     // A job id from team-a is not found from the default project.
     let id = job.name.rsplit('/').next().unwrap();
     let o = s.cairn(&["job", "show", id]).await;
-    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert_eq!(o.code, 3, "{}", o.stderr);
     assert!(o.stderr.contains("not found"), "{}", o.stderr);
     s.ok(&["--project", "team-a", "job", "show", id]).await;
     // Updating and deleting projects.
     let up: cairn_api::v1::Project =
         s.json(&["project", "update", "team-a", "--description", "the web team"]).await;
     assert_eq!(up.description, "the web team");
-    let o = s.cairn(&["project", "delete", "team-a"]).await;
+    let o = s.cairn(&["project", "delete", "team-a", "--yes"]).await;
     assert_eq!(o.code, 1);
     for needle in ["nightly", "docs", "nas", "1 schedule(s)", "job(s) in history", "force"] {
         assert!(o.stderr.contains(needle), "{needle}: {}", o.stderr);
     }
-    s.ok(&["project", "delete", "team-a", "--force"]).await;
+    s.ok(&["project", "delete", "team-a", "--force", "--yes"]).await;
     let o = s.cairn(&["--project", "team-a", "task", "list"]).await;
-    assert_eq!(o.code, 1);
+    assert_eq!(o.code, 3);
     assert!(o.stderr.contains("projects/team-a"), "{}", o.stderr);
     let all_jobs: cairn_api::v1::ListJobsResponse = s.json(&["job", "list", "--all-projects"]).await;
     assert!(all_jobs.jobs.is_empty(), "the deleted project's history is gone: {all_jobs:?}");
     // The default project is untouched.
     let d_tasks: cairn_api::v1::ListTasksResponse = s.json(&["task", "list"]).await;
     assert_eq!(d_tasks.tasks.len(), 1);
-    let o = s.cairn(&["project", "delete", "default", "--force"]).await;
+    let o = s.cairn(&["project", "delete", "default", "--force", "--yes"]).await;
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("cannot be deleted"), "{}", o.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_log_in_and_manage_who_may_do_what() {
+    let s = stack_with(true).await;
+    // Nothing without a credential: exit 4.
+    let o = s.cairn(&["task", "list"]).await;
+    assert_eq!(o.code, 4, "{}", o.stderr);
+    assert!(o.stderr.contains("missing credential"), "{}", o.stderr);
+    // A wrong password, then the right one; the tokens land in the context file, 0600.
+    let o = s.cairn_with(&["login", "admin", "--password-stdin"], &[], Some("not the password\n")).await;
+    assert_eq!(o.code, 4, "{}", o.stderr);
+    let o = s
+        .cairn_with(&["login", "admin", "--password-stdin"], &[], Some(&format!("{ADMIN_PASSWORD}\n")))
+        .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("logged in as users/admin"), "{}", o.stdout);
+    let file = s.dir.path().join("config/config.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("cairn_at_") && text.contains("cairn_rt_") && !text.contains(ADMIN_PASSWORD),
+        "{text}"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // The admin sets up a team: a project, a user with a role, a service account and its token.
+    s.ok(&["project", "create", "team-a"]).await;
+    let alice_pw = "alice's long password";
+    let o = s.cairn_with(&["user", "create", "alice", "--password-stdin"], &[], Some(alice_pw)).await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    s.ok(&["--project", "team-a", "member", "set", "alice", "viewer"]).await;
+    assert!(s.ok(&["--project", "team-a", "member", "list"]).await.contains("users/alice"));
+    s.ok(&["--project", "team-a", "service-account", "create", "ci", "--role", "operator"]).await;
+    let secret = s
+        .ok(&["--project", "team-a", "token", "create", "ci", "--name", "pipeline", "--expires-in", "30d"])
+        .await;
+    let secret = secret.trim().to_owned();
+    assert!(secret.starts_with("cairn_pat_"), "{secret}");
+    let listed = s.ok(&["--project", "team-a", "token", "list", "ci"]).await;
+    assert!(listed.contains("pipeline") && !listed.contains(&secret), "{listed}");
+    // The token works in its project only.
+    let as_ci = [("CAIRN_TOKEN", secret.as_str())];
+    assert_eq!(s.cairn_with(&["--project", "team-a", "task", "list"], &as_ci, None).await.code, 0);
+    let o = s.cairn_with(&["task", "list"], &as_ci, None).await;
+    assert_eq!(o.code, 4, "{}", o.stderr);
+    // A worker pool's enrolment token is printed once.
+    let pool = s.ok(&["worker-pool", "create", "eu", "--projects", "team-a", "--label", "zone=eu"]).await;
+    assert!(pool.trim().starts_with("cairn_wp_"), "{pool}");
+    assert!(s.ok(&["worker-pool", "list"]).await.contains("team-a"));
+    // A second context as alice, who may read team-a but not delete in it.
+    let o = s
+        .cairn_with(&["--context", "alice", "login", "alice", "--password-stdin"], &[], Some(alice_pw))
+        .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let contexts = s.ok(&["context", "list"]).await;
+    assert!(contexts.contains("users/admin") && contexts.contains("users/alice"), "{contexts}");
+    s.ok(&["context", "use", "alice"]).await;
+    s.ok(&["--project", "team-a", "task", "list"]).await;
+    let o = s.cairn(&["--project", "team-a", "connector", "delete", "nas", "--yes"]).await;
+    assert_eq!(o.code, 4, "{}", o.stderr);
+    // An expired access token is renewed with the refresh token, and the context saved.
+    let before = std::fs::read_to_string(&file).unwrap();
+    let mut doc: toml::Table = toml::from_str(&before).unwrap();
+    doc["contexts"]["alice"]
+        .as_table_mut()
+        .unwrap()
+        .insert("token_expire_time".into(), toml::Value::String("2000-01-01T00:00:00Z".into()));
+    std::fs::write(&file, toml::to_string(&doc).unwrap()).unwrap();
+    s.ok(&["--project", "team-a", "task", "list"]).await;
+    let after: toml::Table = toml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let old: toml::Table = toml::from_str(&before).unwrap();
+    assert_ne!(after["contexts"]["alice"]["token"], old["contexts"]["alice"]["token"], "a new access token");
+    // Logout ends the session at once.
+    s.ok(&["logout"]).await;
+    assert_eq!(s.cairn(&["--project", "team-a", "task", "list"]).await.code, 4);
+    s.ok(&["context", "use", "default"]).await;
+    // The audit log holds the session, and never a secret.
+    let events: cairn_api::v1::ListAuditEventsResponse =
+        s.json(&["audit", "list", "--all-projects", "--limit", "500"]).await;
+    let methods: Vec<&str> =
+        events.events.iter().map(|e| e.method.rsplit('/').next().unwrap_or_default()).collect();
+    for m in [
+        "Login",
+        "CreateProject",
+        "CreateUser",
+        "SetMember",
+        "CreateServiceAccount",
+        "CreateApiToken",
+        "CreateWorkerPool",
+        "Logout",
+    ] {
+        assert!(methods.contains(&m), "{m} not audited: {methods:?}");
+    }
+    let text = format!("{events:?}");
+    assert!(
+        !text.contains(&secret) && !text.contains(ADMIN_PASSWORD) && !text.contains(alice_pw),
+        "a secret in the audit log"
+    );
+    let denied = s.ok(&["audit", "list", "--all-projects", "--denied"]).await;
+    assert!(denied.contains("DeleteConnector") && denied.contains("users/alice"), "{denied}");
+    // A credential is never sent in plaintext beyond loopback.
+    let o = s
+        .cairn_with(
+            &["--catalog-url", "http://10.1.2.3:50051", "task", "list"],
+            &[("CAIRN_TOKEN", "cairn_pat_x")],
+            None,
+        )
+        .await;
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("plaintext"), "{}", o.stderr);
 }

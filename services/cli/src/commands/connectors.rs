@@ -27,6 +27,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ConnectorCmd) -> Result {
                 .create_connector(CreateConnectorRequest {
                     parent: c.parent(),
                     connector: Some(connector),
+                    request_id: c.request_id(),
                     ..Default::default()
                 })
                 .await
@@ -169,6 +170,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ConnectorCmd) -> Result {
             show(p, &updated, "updated");
         }
         ConnectorCmd::Delete(n) => {
+            c.confirm(&format!("delete {}", c.name(Kind::Connector, &n.name)))?;
             c.catalog()
                 .delete_connector(DeleteConnectorRequest {
                     name: c.name(Kind::Connector, &n.name),

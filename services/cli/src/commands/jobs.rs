@@ -113,6 +113,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: JobCmd) -> Result {
             }
         }
         JobCmd::Cancel(a) => {
+            c.confirm(&format!("cancel {}", c.name(cairn_api::names::Kind::Job, &a.id)))?;
             let j = c
                 .jobs()
                 .cancel_job(CancelJobRequest {

@@ -1,5 +1,6 @@
 //! One module per noun; each command builds a request, calls, and prints.
 
+mod access;
 mod connectors;
 mod forecast;
 mod jobs;
@@ -16,6 +17,7 @@ use clap::CommandFactory as _;
 use crate::{
     cli::{Cli, Command},
     client::Clients,
+    context::{Context, Contexts},
     error::{CliError, Result},
     output::Printer,
 };
@@ -23,18 +25,45 @@ use crate::{
 /// Runs a parsed command line; returns the exit code.
 pub async fn run(cli: Cli) -> Result {
     let p = Printer::new(cli.output, cli.no_color);
-    let c = Clients::new(
-        &cli.catalog_url,
-        &cli.scheduler_url,
-        &cli.project,
-        cli.token.as_deref(),
-        &cairn_runtime::tls::ClientTls {
-            tls_ca_file: cli.ca_file.clone(),
-            tls_client_cert_file: cli.client_cert.clone(),
-            tls_client_key_file: cli.client_key.clone(),
-        },
-    )?;
+    if let Command::Context(cmd) = cli.command {
+        let flags = Cli { command: Command::Logout, ..cli };
+        return access::context(cmd, &p, &flags);
+    }
+    // Flags and CAIRN_* variables, then the context, then the defaults.
+    let contexts = Contexts::load()?;
+    let name = contexts.chosen(cli.context.as_deref());
+    // `cairn --context new login` creates the context; anything else needs it to exist.
+    let ctx = contexts.get(&name, cli.context.is_some() && !matches!(cli.command, Command::Login(_)))?;
+    let catalog_url =
+        cli.catalog_url.clone().or(ctx.catalog_url.clone()).unwrap_or_else(|| DEFAULT_CATALOG.into());
+    let scheduler_url =
+        cli.scheduler_url.clone().or(ctx.scheduler_url.clone()).unwrap_or_else(|| DEFAULT_SCHEDULER.into());
+    let project = cli.project.clone().or(ctx.project.clone()).unwrap_or_else(|| "default".into());
+    let tls = cairn_runtime::tls::ClientTls {
+        tls_ca_file: cli.ca_file.clone().or(ctx.ca_file.clone()),
+        tls_client_cert_file: cli.client_cert.clone(),
+        tls_client_key_file: cli.client_key.clone(),
+    };
+    let token = match (&cli.token, &cli.command) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Command::Login(_)) => None,
+        (None, _) => fresh_token(&catalog_url, &tls, &name, &ctx).await?,
+    };
+    let mut c = Clients::new(&catalog_url, &scheduler_url, &project, token.as_deref(), &tls)?;
+    c.assume_yes = cli.yes;
+    if let Some(id) = &cli.request_id {
+        c.request_id = id.clone();
+    }
     match cli.command {
+        Command::Login(args) => access::login(&c, &p, &name, &args.user, args.password_stdin).await,
+        Command::Logout => access::logout(&c, &p, &name).await,
+        Command::Context(_) => Ok(0),
+        Command::User(cmd) => access::user(&c, &p, cmd).await,
+        Command::Member(cmd) => access::member(&c, &p, cmd).await,
+        Command::ServiceAccount(cmd) => access::service_account(&c, &p, cmd).await,
+        Command::Token(cmd) => access::token(&c, &p, cmd).await,
+        Command::WorkerPool(cmd) => access::worker_pool(&c, &p, cmd).await,
+        Command::Audit(cmd) => access::audit(&c, &p, cmd).await,
         Command::Project(cmd) => projects::run(&c, &p, cmd).await,
         Command::Connector(cmd) => connectors::run(&c, &p, cmd).await,
         Command::Task(cmd) => tasks::run(&c, &p, cmd).await,
@@ -50,6 +79,46 @@ pub async fn run(cli: Cli) -> Result {
             Ok(0)
         }
     }
+}
+
+const DEFAULT_CATALOG: &str = "http://127.0.0.1:50051";
+const DEFAULT_SCHEDULER: &str = "http://127.0.0.1:50052";
+
+/// The context's token; a login's access token that expires within a minute is renewed with
+/// its refresh token first (and the context saved).
+async fn fresh_token(
+    catalog_url: &str,
+    tls: &cairn_runtime::tls::ClientTls,
+    name: &str,
+    ctx: &Context,
+) -> Result<Option<String>> {
+    let (Some(token), Some(refresh)) = (&ctx.token, &ctx.refresh_token) else { return Ok(ctx.token.clone()) };
+    let soon = chrono::Utc::now() + chrono::Duration::minutes(1);
+    if ctx.token_expire_time.is_none_or(|t| t > soon) {
+        return Ok(Some(token.clone()));
+    }
+    let c = Clients::new(catalog_url, catalog_url, "default", None, tls)?;
+    let r = c
+        .identity()
+        .refresh_login(cairn_api::v1::RefreshLoginRequest { refresh_token: refresh.clone() })
+        .await
+        .map_err(|s| match s.code() {
+            tonic::Code::Unauthenticated => CliError::Status {
+                message: format!("the login of context {name} ended ({}); run cairn login", s.message()),
+                endpoint: catalog_url.to_owned(),
+                status: Box::new(s),
+            },
+            _ => c.catalog_err()(s),
+        })?
+        .into_inner();
+    let mut all = Contexts::load()?;
+    if let Some(saved) = all.contexts.get_mut(name) {
+        saved.token = Some(r.access_token.clone());
+        saved.refresh_token = Some(r.refresh_token);
+        saved.token_expire_time = r.expire_time.as_ref().and_then(cairn_runtime::time::from_timestamp);
+        all.save()?;
+    }
+    Ok(Some(r.access_token))
 }
 
 async fn health(p: &Printer, args: crate::cli::HealthArgs) -> Result {

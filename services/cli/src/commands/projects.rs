@@ -32,6 +32,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ProjectCmd) -> Result {
                 .create_project(CreateProjectRequest {
                     project: Some(project),
                     project_id: id,
+                    request_id: c.request_id(),
                     ..Default::default()
                 })
                 .await
@@ -108,6 +109,11 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ProjectCmd) -> Result {
             show(p, &x, "updated");
         }
         ProjectCmd::Delete { name: n, force } => {
+            c.confirm(&if force {
+                format!("delete {} and everything it holds", name(&n))
+            } else {
+                format!("delete {}", name(&n))
+            })?;
             c.catalog()
                 .delete_project(DeleteProjectRequest { name: name(&n), etag: String::new(), force })
                 .await

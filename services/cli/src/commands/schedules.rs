@@ -40,6 +40,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ScheduleCmd) -> Result {
                 .create_schedule(CreateScheduleRequest {
                     parent: c.parent(),
                     schedule: Some(s),
+                    request_id: c.request_id(),
                     ..Default::default()
                 })
                 .await
@@ -172,6 +173,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ScheduleCmd) -> Result {
             show(p, &s, "resumed");
         }
         ScheduleCmd::Delete(n) => {
+            c.confirm(&format!("delete {}", c.name(Name::Schedule, &n.name)))?;
             c.schedules()
                 .delete_schedule(DeleteScheduleRequest {
                     name: c.name(Name::Schedule, &n.name),

@@ -25,7 +25,12 @@ pub async fn run(c: &Clients, p: &Printer, cmd: TaskCmd) -> Result {
             let task = build(create)?;
             let made = c
                 .catalog()
-                .create_task(CreateTaskRequest { parent: c.parent(), task: Some(task), ..Default::default() })
+                .create_task(CreateTaskRequest {
+                    parent: c.parent(),
+                    task: Some(task),
+                    request_id: c.request_id(),
+                    ..Default::default()
+                })
                 .await
                 .map_err(c.catalog_err())?
                 .into_inner();
@@ -166,6 +171,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: TaskCmd) -> Result {
             show(p, &updated, "updated");
         }
         TaskCmd::Delete(n) => {
+            c.confirm(&format!("delete {} and its schedules", c.name(Kind::Task, &n.name)))?;
             c.catalog()
                 .delete_task(DeleteTaskRequest { name: c.name(Kind::Task, &n.name), etag: String::new() })
                 .await
@@ -195,7 +201,7 @@ async fn connector_names(c: &Clients) -> Result<std::collections::HashMap<String
 pub async fn run_now(c: &Clients, p: &Printer, args: RunArgs) -> Result {
     let job = c
         .jobs()
-        .run_task(RunTaskRequest { task: c.name(Kind::Task, &args.task), request_id: String::new() })
+        .run_task(RunTaskRequest { task: c.name(Kind::Task, &args.task), request_id: c.request_id() })
         .await
         .map_err(c.scheduler_err())?
         .into_inner();
