@@ -38,23 +38,28 @@ pub const REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Shortest password accepted.
 pub const MIN_PASSWORD: usize = 12;
 
-/// The catalog's authenticator: credentials are looked up in its own tables.
+/// The catalog's authenticator: Cairn's own credentials are looked up in its tables, JWTs
+/// are verified against the identity provider (when one is configured).
 #[derive(Debug, Clone)]
 pub struct CatalogAuth {
     pool: PgPool,
+    oidc: Option<Arc<crate::oidc::Verifier>>,
 }
 
 impl CatalogAuth {
-    /// Over the catalog's pool.
-    pub fn new(pool: PgPool) -> Arc<CatalogAuth> {
-        Arc::new(CatalogAuth { pool })
+    /// Over the catalog's pool, with an optional identity provider.
+    pub fn new(pool: PgPool, oidc: Option<Arc<crate::oidc::Verifier>>) -> Arc<CatalogAuth> {
+        Arc::new(CatalogAuth { pool, oidc })
     }
 }
 
 #[tonic::async_trait]
 impl Authenticator for CatalogAuth {
     async fn authenticate(&self, credential: &str) -> Result<Principal, Status> {
-        principal_of(&self.pool, credential).await
+        match &self.oidc {
+            Some(v) if crate::oidc::looks_like_jwt(credential) => v.verify(credential).await,
+            _ => principal_of(&self.pool, credential).await,
+        }
     }
 }
 

@@ -51,6 +51,9 @@ pub struct Config {
     /// TLS of this server.
     #[serde(flatten)]
     pub tls: ServerTls,
+    /// An external identity provider whose JWTs are accepted.
+    #[serde(flatten)]
+    pub oidc: crate::oidc::OidcConfig,
     /// TLS towards the scheduler (an `https://` URL).
     #[serde(flatten)]
     pub peer_tls: ClientTls,
@@ -92,6 +95,7 @@ impl Default for Config {
             auth_disabled: false,
             insecure: false,
             tls: ServerTls::default(),
+            oidc: Default::default(),
             peer_tls: ClientTls::default(),
             data_dir: None,
             bootstrap_admin_password: None,
@@ -182,6 +186,7 @@ impl Config {
         cairn_runtime::grpc::check_url(&self.scheduler_url)
             .map_err(|e| ConfigError::invalid("scheduler_url", e))?;
         self.tls.validate()?;
+        self.oidc.validate()?;
         self.peer_tls.validate()?;
         cairn_runtime::auth::check_exposure(
             self.listen,

@@ -252,6 +252,7 @@ impl CatalogInternalService for Internal {
 
     async fn authenticate(&self, req: Request<cairn_api::v1::AuthenticateRequest>) -> R<Principal> {
         let req = req.into_inner();
-        auth::principal_of(&self.0.pool, &req.credential).await.map(|p| Response::new(p.0))
+        use cairn_runtime::auth::Authenticator as _;
+        self.0.auth.authenticate(&req.credential).await.map(|p| Response::new(p.0))
     }
 }

@@ -23,6 +23,7 @@ pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod identity;
+pub mod oidc;
 pub mod projects;
 pub mod scheduler_client;
 pub mod secrets;
@@ -59,6 +60,8 @@ pub struct State {
     pub keyring: Arc<Keyring>,
     /// The scheduler's internal API.
     pub scheduler: SchedulerClient,
+    /// Credentials → principals (also for the scheduler's `Authenticate`).
+    pub auth: Arc<auth::CatalogAuth>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -89,7 +92,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let token = config.cluster_token.as_deref();
     let scheduler =
         SchedulerClient::new(&config.scheduler_url, token, &config.peer_tls).map_err(anyhow::Error::msg)?;
-    let state = State { pool: pool.clone(), keyring, scheduler };
+    let oidc = match config.oidc.enabled() {
+        true => Some(oidc::Verifier::start(&config.oidc, shutdown.clone()).await?),
+        false => None,
+    };
+    let authenticator = auth::CatalogAuth::new(pool.clone(), oidc);
+    let state = State { pool: pool.clone(), keyring, scheduler, auth: authenticator.clone() };
 
     let (health, health_routes) = rgrpc::health().await;
     let routes = health_routes
@@ -100,7 +108,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let guard = GuardLayer::new(Settings {
         enabled: !config.auth_disabled,
         cluster_token: config.cluster_token.clone().filter(|t| !t.is_empty()),
-        authenticator: auth::CatalogAuth::new(pool.clone()),
+        authenticator,
         audit: std::sync::Arc::new(PgAudit::new(pool.clone(), "catalog")),
     });
     rgrpc::set_serving(&health, SERVICES).await;

@@ -30,6 +30,7 @@ pub struct Receiver {
     pub url: String,
     received: Arc<Mutex<Vec<Received>>>,
     statuses: Arc<Mutex<VecDeque<u16>>>,
+    body: Arc<Mutex<String>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -46,10 +47,11 @@ impl Receiver {
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let received = Arc::new(Mutex::new(Vec::new()));
         let statuses = Arc::new(Mutex::new(VecDeque::new()));
-        let (r, st) = (received.clone(), statuses.clone());
+        let body = Arc::new(Mutex::new("ok".to_owned()));
+        let (r, st, b) = (received.clone(), statuses.clone(), body.clone());
         let task = tokio::spawn(async move {
             while let Ok((mut sock, _)) = listener.accept().await {
-                let (r, st) = (r.clone(), st.clone());
+                let (r, st, b) = (r.clone(), st.clone(), b.clone());
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 8192];
@@ -87,19 +89,29 @@ impl Receiver {
                     if let Ok(mut r) = r.lock() {
                         r.push(Received { method, path, headers, body });
                     }
-                    let reply =
-                        format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+                    let text = b.lock().map(|b| b.clone()).unwrap_or_default();
+                    let reply = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                        text.len()
+                    );
                     let _ = sock.write_all(reply.as_bytes()).await;
                 });
             }
         });
-        Receiver { url, received, statuses, task }
+        Receiver { url, received, statuses, body, task }
     }
 
     /// Answers the next requests with these statuses (then 200).
     pub fn respond_with(&self, statuses: &[u16]) {
         if let Ok(mut s) = self.statuses.lock() {
             s.extend(statuses);
+        }
+    }
+
+    /// Answers with this body from now on (a JWKS document, say).
+    pub fn serve_body(&self, text: &str) {
+        if let Ok(mut b) = self.body.lock() {
+            *b = text.to_owned();
         }
     }
 
