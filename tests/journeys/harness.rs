@@ -19,11 +19,26 @@ use cairn_api::v1::{
     schedule_service_client::ScheduleServiceClient,
 };
 use cairn_runtime::CancellationToken;
+use cairn_runtime::grpc::ClientInterceptor;
 use cairn_testkit::TestDatabase;
-use tonic::transport::Channel;
+use tonic::{codegen::InterceptedService, transport::Channel};
 
 pub const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 pub const PASSWORD: &str = "journey-repo-password";
+/// The cluster token of the journeys' stack (authentication is on, as in production).
+pub const CLUSTER: &str = "journey-cluster-token-0123456789";
+/// The platform admin's API token the journeys call with.
+pub const ADMIN: &str = "journey-admin-token-0123456789abcdef";
+/// The enrolment token of the journeys' workers (worker pool `bootstrap`).
+pub const WORKER: &str = "journey-worker-token-0123456789abcdef";
+
+/// A client channel that sends the admin's token.
+pub type Authed = InterceptedService<Channel, ClientInterceptor>;
+
+/// A channel to `url` carrying the admin's token.
+pub fn authed(url: &str) -> Authed {
+    InterceptedService::new(cairn_runtime::grpc::channel(url).unwrap(), ClientInterceptor::new(Some(ADMIN)))
+}
 
 /// The project the journeys work in unless told otherwise.
 pub const DEFAULT: &str = "projects/default";
@@ -38,9 +53,9 @@ pub struct Stack {
     pub dir: tempfile::TempDir,
     pub catalog_url: String,
     pub scheduler_url: String,
-    pub catalog: CatalogServiceClient<Channel>,
-    pub jobs: JobServiceClient<Channel>,
-    pub schedules: ScheduleServiceClient<Channel>,
+    pub catalog: CatalogServiceClient<Authed>,
+    pub jobs: JobServiceClient<Authed>,
+    pub schedules: ScheduleServiceClient<Authed>,
     shutdown: CancellationToken,
     workers: Vec<CancellationToken>,
     processes: Vec<Child>,
@@ -82,10 +97,12 @@ pub async fn stack_with(opts: Options) -> Stack {
     let shutdown = CancellationToken::new();
     tokio::spawn(cairn_catalog::run(
         cairn_catalog::Config {
-            auth_disabled: true,
             database_url: Some(db.url().to_owned()),
             secret_key: Some(KEY.into()),
             scheduler_url: scheduler_url.clone(),
+            cluster_token: Some(CLUSTER.into()),
+            bootstrap_token: Some(ADMIN.into()),
+            bootstrap_worker_token: Some(WORKER.into()),
             ..Default::default()
         },
         cl,
@@ -93,9 +110,9 @@ pub async fn stack_with(opts: Options) -> Stack {
     ));
     tokio::spawn(cairn_scheduler::run(
         cairn_scheduler::Config {
-            auth_disabled: true,
             database_url: Some(db.url().to_owned()),
             catalog_url: catalog_url.clone(),
+            cluster_token: Some(CLUSTER.into()),
             lease_ttl_secs: opts.lease_ttl_secs,
             catalog_cache_ms: 0,
             ..Default::default()
@@ -108,9 +125,9 @@ pub async fn stack_with(opts: Options) -> Stack {
     Stack {
         db,
         dir: tempfile::tempdir().unwrap(),
-        catalog: CatalogServiceClient::connect(catalog_url.clone()).await.unwrap(),
-        jobs: JobServiceClient::connect(scheduler_url.clone()).await.unwrap(),
-        schedules: ScheduleServiceClient::connect(scheduler_url.clone()).await.unwrap(),
+        catalog: CatalogServiceClient::new(authed(&catalog_url)),
+        jobs: JobServiceClient::new(authed(&scheduler_url)),
+        schedules: ScheduleServiceClient::new(authed(&scheduler_url)),
         catalog_url,
         scheduler_url,
         shutdown,
@@ -152,6 +169,7 @@ impl Stack {
             worker_id: id.into(),
             poll_wait_secs: 2,
             grace_period_secs: 5,
+            worker_token: Some(WORKER.into()),
             ..Default::default()
         }
     }
@@ -174,6 +192,7 @@ impl Stack {
         let child = Command::new(env!("CARGO_BIN_EXE_cairn-test-worker"))
             .env("CAIRN_SCHEDULER_URL", &self.scheduler_url)
             .env("CAIRN_WORKER_ID", id)
+            .env("CAIRN_WORKER_TOKEN", WORKER)
             .env("CAIRN_POLL_WAIT_SECS", "2")
             .env("CAIRN_GRACE_PERIOD_SECS", grace_secs.to_string())
             .env("RUST_LOG", "warn")

@@ -1,6 +1,7 @@
 //! Whole-system journeys: the catalog, the scheduler and workers against real Postgres and
 //! real restic-format repositories, driven through gRPC only.
 
+mod canary;
 mod harness;
 mod migration;
 mod trace;

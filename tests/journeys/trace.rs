@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
-use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::{Layer as _, layer::SubscriberExt as _};
 
 struct Capture {
     exporter: InMemorySpanExporter,
@@ -15,15 +15,19 @@ struct Capture {
 
 static CAPTURE: OnceLock<Capture> = OnceLock::new();
 
-/// Installs the exporter (once per test binary) before any service starts.
+/// Installs the exporter and the log capture (once per test binary) before any service
+/// starts.
 pub fn install() {
     CAPTURE.get_or_init(|| {
         cairn_runtime::telemetry::install_propagator();
         let exporter = InMemorySpanExporter::default();
         let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
         let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("journeys"));
-        let subscriber =
-            tracing_subscriber::registry().with(tracing_subscriber::filter::LevelFilter::INFO).with(layer);
+        // Spans from INFO up go to the exporter; every log line of every level is captured
+        // for the journeys that check no secret is ever logged.
+        let subscriber = tracing_subscriber::registry()
+            .with(layer.with_filter(tracing_subscriber::filter::LevelFilter::INFO))
+            .with(cairn_testkit::logs::layer());
         let _ = tracing::subscriber::set_global_default(subscriber);
         Capture { exporter, provider }
     });

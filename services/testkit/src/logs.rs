@@ -20,18 +20,23 @@ impl Write for Buffer {
 }
 
 static BUFFER: OnceLock<Buffer> = OnceLock::new();
+static INSTALLED: OnceLock<()> = OnceLock::new();
+
+/// A layer writing every event (all levels) into the capture buffer, for a test binary that
+/// builds its own subscriber (the journeys also export spans).
+pub fn layer<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let writer = BUFFER.get_or_init(Buffer::default).clone();
+    tracing_subscriber::fmt::layer().with_writer(move || writer.clone()).with_ansi(false)
+}
 
 /// Starts capturing (idempotent). Call before starting servers.
 pub fn capture() {
-    BUFFER.get_or_init(|| {
-        let buf = Buffer::default();
-        let writer = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .try_init();
-        buf
+    use tracing_subscriber::layer::SubscriberExt as _;
+    INSTALLED.get_or_init(|| {
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer()));
     });
 }
 
