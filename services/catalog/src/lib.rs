@@ -121,6 +121,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         metrics_prefix: "cairn_catalog",
         guard,
         tls: config.tls.enabled().then(|| Reloading::new(config.tls.clone())).transpose()?,
+        reflection: !config.reflection_disabled,
     };
     rgrpc::serve(listener, routes, health, opts, shutdown).await?;
     pool.close().await;

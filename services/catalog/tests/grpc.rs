@@ -43,6 +43,10 @@ impl Drop for Catalog {
 }
 
 async fn start() -> Catalog {
+    start_with(|_| {}).await
+}
+
+async fn start_with(tweak: impl FnOnce(&mut Config)) -> Catalog {
     cairn_testkit::logs::capture();
     let db = cairn_testkit::database().await;
     let listener = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
@@ -54,6 +58,8 @@ async fn start() -> Catalog {
         scheduler_url: "http://127.0.0.1:9".into(),
         ..Config::default()
     };
+    let mut config = config;
+    tweak(&mut config);
     let shutdown = CancellationToken::new();
     tokio::spawn(cairn_catalog::run(config, listener, shutdown.clone()));
     cairn_testkit::wait_serving(&url, "cairn.v1.CatalogService").await;
@@ -98,6 +104,14 @@ async fn count(pool: &PgPool, table: &str) -> i64 {
         .fetch_one(pool)
         .await
         .unwrap()
+}
+
+#[tokio::test]
+async fn reflection_can_be_switched_off() {
+    let c = start_with(|c| c.reflection_disabled = true).await;
+    assert!(DynamicClient::connect(&c.url).await.is_err(), "reflection still served");
+    // Health stays open.
+    cairn_testkit::wait_serving(&c.url, "cairn.v1.CatalogService").await;
 }
 
 #[tokio::test]

@@ -58,6 +58,8 @@ pub struct ServeOptions<'a> {
     pub guard: crate::auth::GuardLayer,
     /// TLS (only TLS is served when set).
     pub tls: Option<Arc<crate::tls::Reloading>>,
+    /// Serve gRPC server reflection (open to anyone, like health).
+    pub reflection: bool,
 }
 
 /// Serves `routes` (plus reflection) on `listener` until `shutdown` is cancelled, then marks
@@ -70,8 +72,8 @@ pub async fn serve(
     opts: ServeOptions<'_>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    let ServeOptions { service_names, drain_delay, metrics_prefix, guard, tls } = opts;
-    let routes = reflection_routes(routes);
+    let ServeOptions { service_names, drain_delay, metrics_prefix, guard, tls, reflection } = opts;
+    let routes = if reflection { reflection_routes(routes) } else { routes };
     let names: Vec<String> = service_names.iter().map(|s| (*s).to_owned()).collect();
     // New connections are taken until the drain delay is over, TLS or not.
     let accepting = CancellationToken::new();

@@ -57,6 +57,8 @@ pub struct Config {
     pub auth_disabled: bool,
     /// Start even when listening beyond loopback without TLS and without authentication.
     pub insecure: bool,
+    /// Do not serve gRPC server reflection (it describes the API to anyone who can connect).
+    pub reflection_disabled: bool,
     /// TLS of this server.
     #[serde(flatten)]
     pub tls: ServerTls,
@@ -89,6 +91,7 @@ impl Default for Config {
             drain_delay_ms: 0,
             auth_disabled: false,
             insecure: false,
+            reflection_disabled: false,
             tls: ServerTls::default(),
             peer_tls: ClientTls::default(),
         }

@@ -151,6 +151,7 @@ pub async fn run_with_clock(
         metrics_prefix: "cairn_scheduler",
         guard,
         tls: config.tls.enabled().then(|| Reloading::new(config.tls.clone())).transpose()?,
+        reflection: !config.reflection_disabled,
     };
     let served = rgrpc::serve(listener, routes, health, opts, shutdown.clone()).await;
     shutdown.cancel();

@@ -588,3 +588,70 @@ async fn a_report_needs_its_own_lease_token() {
         assert!(!text.contains(CANARY) && !text.contains(&a.token) && !text.contains(&pool), "{text}");
     }
 }
+
+#[tokio::test]
+async fn a_disabled_user_is_refused_everywhere() {
+    let f = front().await;
+    let mut admin = identity(&f, ADMIN);
+    admin
+        .create_user(v1::CreateUserRequest {
+            user_id: "bob".into(),
+            user: Some(v1::User { platform_admin: true, ..Default::default() }),
+            password: "bob's long password".into(),
+        })
+        .await
+        .unwrap();
+    let mut open = IdentityServiceClient::new(channel(&f.catalog));
+    let login = || LoginRequest { user: "bob".into(), password: "bob's long password".into() };
+    let session = open.login(login()).await.unwrap().into_inner().access_token;
+    let pool = cairn_api::json::pool();
+    let list_projects = pool
+        .get_service_by_name("cairn.v1.CatalogService")
+        .unwrap()
+        .methods()
+        .find(|m| m.name() == "ListProjects")
+        .unwrap();
+    let list_jobs = pool
+        .get_service_by_name("cairn.v1.JobService")
+        .unwrap()
+        .methods()
+        .find(|m| m.name() == "ListJobs")
+        .unwrap();
+    assert_eq!(call(&f.catalog, &list_projects, &session, vec![]).await, Code::Ok);
+    assert_eq!(call(&f.scheduler, &list_jobs, &session, jobs_in_default()).await, Code::Ok);
+    admin
+        .update_user(v1::UpdateUserRequest {
+            user: Some(v1::User { name: "users/bob".into(), disabled: true, ..Default::default() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["disabled".into()] }),
+        })
+        .await
+        .unwrap();
+    // At once on the catalog; on the scheduler once its short cache lets go.
+    assert_eq!(call(&f.catalog, &list_projects, &session, vec![]).await, Code::Unauthenticated);
+    assert_eq!(open.login(login()).await.unwrap_err().code(), Code::Unauthenticated);
+    let deadline = std::time::Instant::now() + cairn_scheduler::auth::CACHE_TTL + Duration::from_secs(5);
+    loop {
+        let code = call(&f.scheduler, &list_jobs, &session, jobs_in_default()).await;
+        if code == Code::Unauthenticated {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scheduler still accepts a disabled user: {code:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // The last enabled platform admin cannot be disabled.
+    let e = admin
+        .update_user(v1::UpdateUserRequest {
+            user: Some(v1::User { name: "users/admin".into(), disabled: true, ..Default::default() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["disabled".into()] }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+}
+
+fn jobs_in_default() -> Vec<u8> {
+    v1::ListJobsRequest { parent: "projects/default".into(), ..Default::default() }.encode_to_vec()
+}
