@@ -52,8 +52,23 @@ pub async fn wait_serving(url: &str, service: &str) {
     .await
 }
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1 for a process the test starts, which binds it later. Chosen
+/// below the kernel's ephemeral range (32768+ on Linux): a port the kernel hands out as the
+/// local end of some client connection in the meantime would make that bind fail with
+/// "Address already in use".
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Spread concurrent test binaries over the range; each process walks it from its own start.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let span = 12_000u16;
+    let start = (std::process::id() % u32::from(span)) as u16;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (start.wrapping_add(n) % span);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
 }
 
