@@ -11,7 +11,6 @@ use cairn_api::v1::{
     identity_service_client::IdentityServiceClient,
 };
 use cairn_runtime::{
-    CancellationToken,
     auth::{Role, Rule, policy},
     grpc::ClientInterceptor,
 };
@@ -19,50 +18,11 @@ use prost::Message as _;
 use prost_reflect::{DynamicMessage, Kind, Value};
 use tonic::{Code, codec::Codec, transport::Channel};
 
-const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const CLUSTER: &str = "a-cluster-token-for-tests";
-const ADMIN: &str = "bootstrap-token-of-the-auth-tests-0001";
-
-struct Front {
-    _db: cairn_testkit::TestDatabase,
-    catalog: String,
-    scheduler: String,
-    stop: CancellationToken,
-}
-
-impl Drop for Front {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
+mod common;
+use common::front::{ADMIN, ADMIN_PASSWORD, Front, front_with};
 
 async fn front() -> Front {
-    let db = cairn_testkit::database().await;
-    let cl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
-    let sl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
-    let catalog = format!("http://{}", cl.local_addr().unwrap());
-    let scheduler = format!("http://{}", sl.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    let c = cairn_catalog::Config {
-        database_url: Some(db.url().to_owned()),
-        secret_key: Some(KEY.into()),
-        scheduler_url: scheduler.clone(),
-        cluster_token: Some(CLUSTER.into()),
-        bootstrap_token: Some(ADMIN.into()),
-        bootstrap_admin_password: Some("the admin password".into()),
-        ..Default::default()
-    };
-    let s = cairn_scheduler::Config {
-        database_url: Some(db.url().to_owned()),
-        catalog_url: catalog.clone(),
-        cluster_token: Some(CLUSTER.into()),
-        ..Default::default()
-    };
-    tokio::spawn(cairn_catalog::run(c, cl, stop.clone()));
-    tokio::spawn(cairn_scheduler::run(s, sl, stop.clone()));
-    cairn_testkit::wait_serving(&catalog, "cairn.v1.CatalogService").await;
-    cairn_testkit::wait_serving(&scheduler, "cairn.v1.JobService").await;
-    Front { _db: db, catalog, scheduler, stop }
+    front_with(|_| {}).await
 }
 
 fn channel(url: &str) -> Channel {
@@ -311,10 +271,8 @@ async fn bad_credentials_are_unauthenticated_and_audited() {
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
     assert!(!err.message().contains("wrong password!"));
-    let ok = open
-        .login(LoginRequest { user: "admin".into(), password: "the admin password".into() })
-        .await
-        .unwrap();
+    let ok =
+        open.login(LoginRequest { user: "admin".into(), password: ADMIN_PASSWORD.into() }).await.unwrap();
     let session = ok.into_inner().access_token;
     assert_eq!(call(&f.catalog, &get, &session, vec![]).await, Code::Ok);
     // Exactly one event per mutation, per denial, per login and per first use of a token;
@@ -344,7 +302,7 @@ async fn bad_credentials_are_unauthenticated_and_audited() {
             !text.contains(ADMIN)
                 && !text.contains(&token)
                 && !text.contains(&session)
-                && !text.contains("the admin password"),
+                && !text.contains(ADMIN_PASSWORD),
             "{text}"
         );
     }

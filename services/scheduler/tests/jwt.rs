@@ -8,14 +8,14 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use cairn_api::v1::{
     self, catalog_service_client::CatalogServiceClient, job_service_client::JobServiceClient,
 };
-use cairn_runtime::{CancellationToken, grpc::ClientInterceptor};
+use cairn_runtime::grpc::ClientInterceptor;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rcgen::KeyPair;
 use tonic::Code;
 
-const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const CLUSTER: &str = "a-cluster-token-for-jwt-tests";
-const ADMIN: &str = "bootstrap-token-of-the-jwt-tests-0001";
+mod common;
+use common::front::{ADMIN, front_with};
+
 const ISSUER: &str = "https://idp.example.test";
 
 struct Key {
@@ -69,37 +69,17 @@ async fn identity_provider_tokens_map_to_project_roles() {
     let k2 = Key::new("k2");
     let idp = cairn_testkit::http::Receiver::start().await;
     idp.serve_body(&jwks(&[&k1]));
-    let db = cairn_testkit::database().await;
-    let cl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
-    let sl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
-    let catalog = format!("http://{}", cl.local_addr().unwrap());
-    let scheduler = format!("http://{}", sl.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    let c = cairn_catalog::Config {
-        database_url: Some(db.url().to_owned()),
-        secret_key: Some(KEY.into()),
-        scheduler_url: scheduler.clone(),
-        cluster_token: Some(CLUSTER.into()),
-        bootstrap_token: Some(ADMIN.into()),
-        oidc: cairn_catalog::oidc::OidcConfig {
+    let f = front_with(|c| {
+        c.oidc = cairn_catalog::oidc::OidcConfig {
             oidc_issuer: Some(ISSUER.into()),
             oidc_audience: Some("cairn".into()),
             oidc_jwks_url: Some(format!("{}/jwks.json", idp.url)),
             oidc_role_map: Some("ops=team-a:operator, platform=*:platform-admin".into()),
             ..Default::default()
-        },
-        ..Default::default()
-    };
-    let s = cairn_scheduler::Config {
-        database_url: Some(db.url().to_owned()),
-        catalog_url: catalog.clone(),
-        cluster_token: Some(CLUSTER.into()),
-        ..Default::default()
-    };
-    tokio::spawn(cairn_catalog::run(c, cl, stop.clone()));
-    tokio::spawn(cairn_scheduler::run(s, sl, stop.clone()));
-    cairn_testkit::wait_serving(&catalog, "cairn.v1.CatalogService").await;
-    cairn_testkit::wait_serving(&scheduler, "cairn.v1.JobService").await;
+        };
+    })
+    .await;
+    let (catalog, scheduler) = (f.catalog.clone(), f.scheduler.clone());
     for p in ["team-a", "team-b"] {
         let mut admin = CatalogServiceClient::with_interceptor(
             cairn_runtime::grpc::channel(&catalog).unwrap(),
@@ -198,5 +178,4 @@ async fn identity_provider_tokens_map_to_project_roles() {
         list_tasks(&catalog, &k1.sign(&good), "team-a").await.unwrap_err().code(),
         Code::Unauthenticated
     );
-    stop.cancel();
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod front;
+
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use cairn_api::v1::{
