@@ -597,3 +597,61 @@ fn observability_profile_collects_every_service() {
     }
     p.assert_none("observability profile");
 }
+
+#[test]
+fn the_tls_override_loads_with_certificates_from_the_dev_ca_script() {
+    if std::process::Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("skipped: openssl is not installed");
+        return;
+    }
+    // The script's certificates, where the override's secrets would be mounted.
+    let dir = tempfile::tempdir().unwrap();
+    let ok = std::process::Command::new("bash")
+        .arg(root().join("deploy/tls/dev-ca.sh"))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(ok.success(), "deploy/tls/dev-ca.sh failed");
+    let over = yaml("deploy/compose.tls.yml");
+    let secrets: BTreeMap<String, String> = over["secrets"]
+        .as_object()
+        .expect("the override declares its secrets")
+        .iter()
+        .map(|(name, s)| {
+            let file = str_at(s, "/file").expect("file secrets").to_owned();
+            let made = dir.path().join(file.strip_prefix("deploy/tls/dev/").expect("files of the dev CA"));
+            assert!(made.is_file(), "the script does not make {file}");
+            (format!("/run/secrets/{name}"), made.display().to_string())
+        })
+        .collect();
+    // docker compose merges the override into the base file: environment maps merge by key.
+    let mut doc = compose();
+    for (name, svc) in over["services"].as_object().expect("services") {
+        let base =
+            doc["services"].get_mut(name).unwrap_or_else(|| panic!("the override names no service {name}"));
+        for (k, v) in svc["environment"].as_object().into_iter().flatten() {
+            let v = scalar(v).expect("scalar values");
+            let v = secrets.get(&v).cloned().unwrap_or(v);
+            base["environment"][k] = Json::String(v);
+        }
+        for s in svc["secrets"].as_array().into_iter().flatten() {
+            let s = s.as_str().expect("secret names");
+            assert!(over["secrets"].get(s).is_some(), "{name} uses an undeclared secret {s}");
+        }
+    }
+    let mut p = Problems::default();
+    let loaded = loaded(&doc, &mut p);
+    for (s, e) in &loaded {
+        let unknown = s.binary.unknown_vars(s.env.keys(), &BTreeSet::new());
+        p.check(unknown.is_empty(), || format!("{}: {} reads none of {unknown:?}", s.name, s.binary.name()));
+        // Every URL to another Cairn service is https once TLS is on.
+        for (k, v) in &s.env {
+            if k.ends_with("_URL") && v.contains(":5005") {
+                p.check(v.starts_with("https://"), || format!("{}: {k}={v} is not https", s.name));
+            }
+        }
+        let _ = e;
+    }
+    p.check(loaded.len() >= 4, || "catalog, scheduler and the workers load".into());
+    p.assert_none("deploy/compose.tls.yml");
+}

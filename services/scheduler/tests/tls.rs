@@ -252,3 +252,23 @@ async fn postgres_verify_full_checks_the_server_name() {
     let pool = cairn_runtime::db::pool(&url("localhost"), "catalog", &Default::default()).unwrap();
     assert_eq!(sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&pool).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn the_dev_ca_script_makes_certificates_the_servers_accept() {
+    if std::process::Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("skipped: openssl is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/tls/dev-ca.sh");
+    assert!(std::process::Command::new("bash").arg(script).arg(d).status().unwrap().success());
+    let db = cairn_testkit::database().await;
+    let stop = CancellationToken::new();
+    let port = catalog(db.url(), d, true, &stop).await;
+    let https = format!("https://localhost:{port}");
+    eventually_ok(&https, &client(d, "ca.pem", true)).await;
+    assert_eq!(list_projects(&format!("https://127.0.0.1:{port}"), &client(d, "ca.pem", true)).await, Ok(1));
+    assert!(list_projects(&https, &client(d, "ca.pem", false)).await.is_err(), "mTLS is required");
+    stop.cancel();
+}

@@ -73,7 +73,7 @@ pub async fn run(cli: Cli) -> Result {
         Command::Retention(cmd) => retention::run(&c, &p, cmd).await,
         Command::Run(args) => tasks::run_now(&c, &p, args).await,
         Command::Forecast(args) => forecast::run(&c, &p, args).await,
-        Command::Health(args) => health(&p, args).await,
+        Command::Health(args) => health(&p, args, &tls).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "cairn", &mut std::io::stdout());
             Ok(0)
@@ -121,22 +121,21 @@ async fn fresh_token(
     Ok(Some(r.access_token))
 }
 
-async fn health(p: &Printer, args: crate::cli::HealthArgs) -> Result {
+async fn health(p: &Printer, args: crate::cli::HealthArgs, tls: &cairn_runtime::tls::ClientTls) -> Result {
     use tonic_health::pb::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
-    let endpoint = tonic::transport::Endpoint::from_shared(args.url.clone())
-        .map_err(|e| CliError::Usage(format!("{:?} is not a URL: {e}", args.url)))?
-        .connect_timeout(args.timeout)
-        .timeout(args.timeout);
-    let status = match endpoint.connect().await {
-        Ok(ch) => HealthClient::new(ch)
-            .check(HealthCheckRequest { service: args.service.clone() })
-            .await
-            .map(|r| r.into_inner().status())
-            .map_err(|s| CliError::status(s, &args.url)),
-        Err(e) => Err(CliError::Failed(format!("cannot reach {}: {e}", args.url))),
-    }?;
+    // https:// URLs are verified with --ca-file (or the system's roots), like every call.
+    let channel = cairn_runtime::grpc::channel_with(&args.url, tls).map_err(CliError::Usage)?;
+    let mut req = tonic::Request::new(HealthCheckRequest { service: args.service.clone() });
+    req.set_timeout(args.timeout);
+    let status = tokio::time::timeout(args.timeout, HealthClient::new(channel).check(req))
+        .await
+        .map_err(|_| {
+            CliError::Failed(format!("cannot reach {}: no answer within {:?}", args.url, args.timeout))
+        })?
+        .map(|r| r.into_inner().status())
+        .map_err(|s| CliError::status(s, &args.url))?;
     if p.json() {
         println!("{}", serde_json::json!({ "status": status.as_str_name() }));
     } else {
