@@ -67,22 +67,23 @@ fn strings(v: &Json) -> Vec<String> {
     v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()
 }
 
-/// Checks every kustomization's references and returns the objects of every listed file
-/// (each file once).
-fn cluster(p: &mut Problems) -> Vec<Object> {
+/// Checks every kustomization's references and returns every file they list (resources and
+/// patches).
+fn listed_files(p: &mut Problems) -> BTreeSet<PathBuf> {
     let mut files = BTreeSet::new();
     for (dir, k) in kustomizations() {
         let ctx = dir.join("kustomization.yaml").display().to_string();
         p.check(str_at(&k, "/kind") == Some("Kustomization"), || format!("{ctx}: kind Kustomization"));
+        p.check(k.get("components").is_none() && k.get("patchesStrategicMerge").is_none(), || {
+            format!("{ctx}: components and patchesStrategicMerge are not evaluated by this test")
+        });
         let mut referenced = strings(&k["resources"]);
-        referenced.extend(
-            k["patches"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|x| x["path"].as_str().map(str::to_owned)),
-        );
-        referenced.extend(strings(&k["components"]));
+        for patch in k["patches"].as_array().into_iter().flatten() {
+            match patch["path"].as_str() {
+                Some(path) if patch.get("target").is_none() => referenced.push(path.to_owned()),
+                _ => p.push(format!("{ctx}: only patch files without a target are evaluated: {patch}")),
+            }
+        }
         for entry in referenced {
             let Some(path) = join(&dir, &entry) else {
                 p.push(format!("{ctx}: {entry} leaves the repository"));
@@ -100,10 +101,25 @@ fn cluster(p: &mut Problems) -> Vec<Object> {
             }
         }
     }
+    files
+}
+
+/// What `kubectl apply -k dir` would apply: the resources (files, and directories built in
+/// turn), then the kustomization's strategic merge patches.
+fn build(dir: &Path, p: &mut Problems) -> Vec<Object> {
+    let k = yaml(dir.join("kustomization.yaml"));
     let mut objects = Vec::new();
-    for file in files {
-        for doc in yaml_docs(&file) {
-            let o = Object { file: file.display().to_string(), doc };
+    for entry in strings(&k["resources"]) {
+        let Some(path) = join(dir, &entry) else { continue };
+        if root().join(&path).is_dir() {
+            objects.extend(build(&path, p));
+            continue;
+        }
+        if !root().join(&path).is_file() {
+            continue;
+        }
+        for doc in yaml_docs(&path) {
+            let o = Object { file: path.display().to_string(), doc };
             p.check(
                 !o.kind().is_empty() && !o.name().is_empty() && o.doc.get("apiVersion").is_some(),
                 || format!("{}: every resource has apiVersion, kind and metadata.name", o.file),
@@ -111,7 +127,99 @@ fn cluster(p: &mut Problems) -> Vec<Object> {
             objects.push(o);
         }
     }
+    for file in k["patches"].as_array().into_iter().flatten().filter_map(|x| x["path"].as_str()) {
+        let Some(path) = join(dir, file).filter(|f| root().join(f).is_file()) else { continue };
+        for patch in yaml_docs(&path) {
+            let (kind, name) = (str_at(&patch, "/kind"), str_at(&patch, "/metadata/name"));
+            match objects.iter_mut().find(|o| Some(o.kind()) == kind && Some(o.name()) == name) {
+                Some(o) => {
+                    strategic_merge(&mut o.doc, &patch);
+                    o.file = format!("{} patched by {}", o.file, path.display());
+                }
+                None => {
+                    p.push(format!("{}: patches {kind:?} {name:?}, which is not a resource", path.display()))
+                }
+            }
+        }
+    }
     objects
+}
+
+/// The merge key of the lists Cairn's manifests patch (Kubernetes' `patchMergeKey`); other
+/// lists are replaced whole.
+fn merge_key(field: &str, items: &[Json]) -> Option<&'static str> {
+    match field {
+        "containers" | "initContainers" | "env" | "volumes" => Some("name"),
+        "volumeMounts" => Some("mountPath"),
+        "ports" if items.iter().any(|i| i.get("containerPort").is_some()) => Some("containerPort"),
+        "ports" => Some("port"),
+        _ => None,
+    }
+}
+
+/// A strategic merge patch: maps merge, lists with a merge key merge item by item, a null
+/// deletes the field, anything else replaces.
+fn strategic_merge(target: &mut Json, patch: &Json) {
+    let (Json::Object(t), Json::Object(patch)) = (&mut *target, patch) else {
+        *target = patch.clone();
+        return;
+    };
+    for (k, v) in patch {
+        assert!(!k.starts_with("$patch"), "$patch directives are not evaluated by this test");
+        if v.is_null() {
+            t.remove(k);
+            continue;
+        }
+        match (t.get_mut(k), v) {
+            (Some(Json::Array(items)), Json::Array(patched)) => match merge_key(k, patched) {
+                Some(key) => {
+                    for item in patched {
+                        match items.iter_mut().find(|i| i.get(key).is_some() && i.get(key) == item.get(key)) {
+                            Some(existing) => strategic_merge(existing, item),
+                            None => items.push(item.clone()),
+                        }
+                    }
+                }
+                None => *items = patched.clone(),
+            },
+            (Some(existing), _) if existing.is_object() && v.is_object() => strategic_merge(existing, v),
+            _ => {
+                t.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// One `kubectl apply -k` target: a kustomization no other one builds on.
+struct Build {
+    dir: PathBuf,
+    objects: Vec<Object>,
+    workloads: Vec<Workload>,
+}
+
+fn builds(p: &mut Problems) -> Vec<Build> {
+    let ks = kustomizations();
+    let bases: BTreeSet<PathBuf> = ks
+        .iter()
+        .flat_map(|(dir, k)| strings(&k["resources"]).into_iter().filter_map(|r| join(dir, &r)))
+        .collect();
+    ks.keys()
+        .filter(|dir| !bases.contains(*dir))
+        .map(|dir| {
+            let objects = build(dir, p);
+            let workloads = workloads(&objects, dir, p);
+            Build { dir: dir.clone(), objects, workloads }
+        })
+        .collect()
+}
+
+/// Runs `check` on every build; fails with every problem found.
+fn each_build(check: impl Fn(&[Object], &[Workload], &mut Problems)) {
+    let mut p = Problems::default();
+    for b in builds(&mut p) {
+        check(&b.objects, &b.workloads, &mut p);
+    }
+    p.assert_none(K8S);
 }
 
 fn labels(v: Option<&Json>) -> BTreeMap<String, String> {
@@ -135,6 +243,8 @@ fn selects(selector: &Json, l: &BTreeMap<String, String>) -> bool {
 
 /// A Deployment or DaemonSet running one Cairn binary, with its configuration loaded.
 struct Workload {
+    /// The kustomization it is built by.
+    build: String,
     kind: String,
     name: String,
     file: String,
@@ -155,7 +265,7 @@ struct Workload {
 
 impl Workload {
     fn ctx(&self) -> String {
-        format!("{} {} ({})", self.kind, self.name, self.file)
+        format!("{} {} ({}, built by {})", self.kind, self.name, self.file, self.build)
     }
 
     /// A container port by number or name.
@@ -240,7 +350,7 @@ fn field_sample(path: &str) -> String {
 }
 
 /// Every Deployment and DaemonSet with its container's configuration resolved.
-fn workloads(objects: &[Object], p: &mut Problems) -> Vec<Workload> {
+fn workloads(objects: &[Object], build: &Path, p: &mut Problems) -> Vec<Workload> {
     let mut out = Vec::new();
     for o in objects.iter().filter(|o| matches!(o.kind(), "Deployment" | "DaemonSet" | "StatefulSet")) {
         let ctx = format!("{} {} ({})", o.kind(), o.name(), o.file);
@@ -327,8 +437,8 @@ fn workloads(objects: &[Object], p: &mut Problems) -> Vec<Workload> {
                 None => p.check(optional, || format!("{ctx}: {name} refers to missing {source}")),
             }
         }
-        let effective = binary.load(&argv, &env);
         out.push(Workload {
+            build: build.display().to_string(),
             kind: o.kind().to_owned(),
             name: o.name().to_owned(),
             file: o.file.clone(),
@@ -341,10 +451,61 @@ fn workloads(objects: &[Object], p: &mut Problems) -> Vec<Workload> {
             env,
             origin,
             helpers,
-            effective,
+            effective: Err(String::new()),
         });
+        let w = out.last_mut().expect("just pushed");
+        w.effective = w.binary.load(&w.argv, &kubelet_files(w, objects));
     }
     out
+}
+
+/// The dev CA's certificates (deploy/tls/dev-ca.sh), standing in for placeholder Secret files.
+fn dev_ca() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let ok = std::process::Command::new("bash")
+            .arg(root().join("deploy/tls/dev-ca.sh"))
+            .arg(dir.path())
+            .args(["localhost", "cairn-catalog", "cairn-scheduler"])
+            .output()
+            .expect("deploy/tls/dev-ca.sh runs (it needs openssl)");
+        assert!(ok.status.success(), "deploy/tls/dev-ca.sh failed: {}", String::from_utf8_lossy(&ok.stderr));
+        dir
+    })
+    .path()
+}
+
+/// The container's variables with every path to a Secret-mounted file replaced by a real file
+/// holding what the kubelet would put there (the dev CA's files for placeholders), so the
+/// binaries' loaders read actual certificates.
+fn kubelet_files(w: &Workload, objects: &[Object]) -> BTreeMap<String, String> {
+    let mut env = w.env.clone();
+    for v in env.values_mut() {
+        let Ok(m) = mounted(w, objects, v) else { continue };
+        let value = object(objects, "Secret", &m.secret)
+            .and_then(|s| scalar(s.doc.pointer(&format!("/stringData/{}", m.key))?));
+        let file = match value {
+            Some(text) if !text.contains(PLACEHOLDER) => {
+                let file = dev_ca().join(format!("{}-{}", m.secret, m.key));
+                std::fs::write(&file, text).expect("writable temporary directory");
+                file
+            }
+            _ => dev_ca().join(match m.key.as_str() {
+                "tls.crt" => "server.pem",
+                "tls.key" => "server.key",
+                "ca.crt" => "ca.pem",
+                other => panic!("no stand-in for the placeholder Secret key {other}"),
+            }),
+        };
+        *v = file.display().to_string();
+    }
+    env
+}
+
+/// The variable that sets a configuration key.
+fn var_of(key: &str) -> String {
+    format!("CAIRN_{}", key.to_uppercase())
 }
 
 /// Workloads whose configuration loaded; the others are problems.
@@ -352,21 +513,13 @@ fn loaded<'a>(ws: &'a [Workload], p: &mut Problems) -> Vec<(&'a Workload, Effect
     ws.iter().filter_map(|w| Some((w, p.ok(w.ctx(), w.effective.clone())?))).collect()
 }
 
-fn setup() -> (Vec<Object>, Vec<Workload>, Problems) {
-    let mut p = Problems::default();
-    let objects = cluster(&mut p);
-    let ws = workloads(&objects, &mut p);
-    (objects, ws, p)
-}
-
 #[test]
 fn kustomizations_reference_existing_files() {
     let mut p = Problems::default();
     let ks = kustomizations();
     p.check(ks.contains_key(Path::new(K8S)), || format!("{K8S}/kustomization.yaml is the entry point"));
-    let objects = cluster(&mut p);
     // Every YAML file under deploy/k8s is listed somewhere (nothing silently left out).
-    let listed: BTreeSet<&str> = objects.iter().map(|o| o.file.as_str()).collect();
+    let listed: BTreeSet<String> = listed_files(&mut p).iter().map(|f| f.display().to_string()).collect();
     fn yaml_files(dir: &Path, out: &mut Vec<String>) {
         for e in std::fs::read_dir(root().join(dir)).expect("readable").flatten() {
             let rel = dir.join(e.file_name());
@@ -380,7 +533,7 @@ fn kustomizations_reference_existing_files() {
     let mut files = Vec::new();
     yaml_files(Path::new(K8S), &mut files);
     for f in files {
-        p.check(listed.contains(f.as_str()), || format!("{f} is listed by no kustomization"));
+        p.check(listed.contains(&f), || format!("{f} is listed by no kustomization"));
     }
     // One namespace and one image everywhere resources are rewritten.
     let namespaces: BTreeSet<&str> = ks.values().filter_map(|k| str_at(k, "/namespace")).collect();
@@ -392,8 +545,7 @@ fn kustomizations_reference_existing_files() {
         .flat_map(|k| k["images"].as_array().cloned().unwrap_or_default())
         .filter_map(|i| i["name"].as_str().map(str::to_owned))
         .collect();
-    let ws = workloads(&objects, &mut p);
-    for w in &ws {
+    for w in builds(&mut p).iter().flat_map(|b| &b.workloads) {
         let image = w.container["image"].as_str().unwrap_or_default();
         p.check(image_names.contains(image), || {
             format!("{}: image {image} is not rewritten by `images:`", w.ctx())
@@ -404,109 +556,121 @@ fn kustomizations_reference_existing_files() {
 
 #[test]
 fn workloads_run_real_commands_with_known_settings() {
-    let (_, ws, mut p) = setup();
-    let image = image();
-    for b in Binary::ALL {
-        p.check(ws.iter().any(|w| w.is(b) && w.kind == "Deployment"), || {
-            format!("a Deployment runs {}", b.name())
-        });
-    }
-    p.check(ws.iter().any(|w| w.is(Binary::Worker) && w.kind == "DaemonSet"), || {
+    let mut p = Problems::default();
+    let all: Vec<Workload> = builds(&mut p).into_iter().flat_map(|b| b.workloads).collect();
+    p.check(all.iter().any(|w| w.is(Binary::Worker) && w.kind == "DaemonSet"), || {
         "a DaemonSet variant runs node workers".into()
     });
-    for w in &ws {
-        p.check(image.bins.contains(w.binary.name()), || {
-            format!("{}: the image lacks {}", w.ctx(), w.binary.name())
-        });
-        let unknown = w.binary.unknown_vars(w.env.keys(), &w.helpers);
-        p.check(unknown.is_empty(), || format!("{}: {} reads none of {unknown:?}", w.ctx(), w.binary.name()));
-        p.ok(format!("{} {:?}", w.ctx(), w.argv), w.effective.clone());
-    }
     p.assert_none(K8S);
+    let image = image();
+    each_build(|_, ws, p| {
+        for b in Binary::ALL {
+            p.check(ws.iter().any(|w| w.is(b) && w.kind == "Deployment"), || {
+                format!("a Deployment runs {}", b.name())
+            });
+        }
+        for w in ws {
+            p.check(image.bins.contains(w.binary.name()), || {
+                format!("{}: the image lacks {}", w.ctx(), w.binary.name())
+            });
+            let unknown = w.binary.unknown_vars(w.env.keys(), &w.helpers);
+            p.check(unknown.is_empty(), || {
+                format!("{}: {} reads none of {unknown:?}", w.ctx(), w.binary.name())
+            });
+            p.ok(format!("{} {:?}", w.ctx(), w.argv), w.effective.clone());
+        }
+    });
 }
 
 #[test]
 fn ports_probes_and_services_match_the_effective_config() {
-    let (objects, ws, mut p) = setup();
-    for (w, e) in loaded(&ws, &mut p) {
-        let ctx = w.ctx();
-        let ports = w.ports();
-        let (default_grpc, default_metrics) = w.binary.default_ports();
-        p.check(e.metrics().ip().is_unspecified(), || format!("{ctx}: metrics must listen on 0.0.0.0"));
-        p.check(ports.get("metrics") == Some(&e.metrics().port()), || {
-            format!(
-                "{ctx}: container port `metrics` {:?} != metrics_listen {}",
-                ports.get("metrics"),
-                e.metrics()
-            )
-        });
-        p.check(e.metrics().port() == default_metrics, || {
-            format!("{ctx}: metrics port differs from the default {default_metrics}")
-        });
-        let annotated =
-            str_at(&w.pod, "/metadata/annotations/prometheus.io~1port").and_then(|v| v.parse::<u16>().ok());
-        p.check(annotated == Some(e.metrics().port()), || format!("{ctx}: prometheus.io/port {annotated:?}"));
-        let probe_port = |kind: &str, field: &str| -> Option<u16> {
-            w.container.get(kind).and_then(|pr| pr.pointer(field)).and_then(|port| w.port(port))
-        };
-        match e.listen() {
-            Some(listen) => {
-                p.check(listen.ip().is_unspecified(), || format!("{ctx}: gRPC must listen on 0.0.0.0"));
-                p.check(Some(listen.port()) == default_grpc, || {
-                    format!("{ctx}: gRPC port differs from the default {default_grpc:?}")
-                });
-                p.check(ports.get("grpc") == Some(&listen.port()), || {
-                    format!("{ctx}: container port `grpc` {:?} != listen {listen}", ports.get("grpc"))
-                });
-                for kind in ["readinessProbe", "livenessProbe", "startupProbe"] {
-                    let required = kind != "startupProbe";
-                    let present = w.container.get(kind).is_some();
-                    p.check(present || !required, || format!("{ctx}: {kind} is required"));
-                    if present {
-                        let port = probe_port(kind, "/grpc/port");
-                        p.check(port == Some(listen.port()), || {
-                            format!("{ctx}: {kind} must be grpc on {}, got {port:?}", listen.port())
-                        });
+    each_build(|objects, ws, p| {
+        for (w, e) in loaded(ws, p) {
+            let ctx = w.ctx();
+            let ports = w.ports();
+            let (default_grpc, default_metrics) = w.binary.default_ports();
+            p.check(e.metrics().ip().is_unspecified(), || format!("{ctx}: metrics must listen on 0.0.0.0"));
+            p.check(ports.get("metrics") == Some(&e.metrics().port()), || {
+                format!(
+                    "{ctx}: container port `metrics` {:?} != metrics_listen {}",
+                    ports.get("metrics"),
+                    e.metrics()
+                )
+            });
+            p.check(e.metrics().port() == default_metrics, || {
+                format!("{ctx}: metrics port differs from the default {default_metrics}")
+            });
+            let annotated = str_at(&w.pod, "/metadata/annotations/prometheus.io~1port")
+                .and_then(|v| v.parse::<u16>().ok());
+            p.check(annotated == Some(e.metrics().port()), || {
+                format!("{ctx}: prometheus.io/port {annotated:?}")
+            });
+            let probe_port = |kind: &str, field: &str| -> Option<u16> {
+                w.container.get(kind).and_then(|pr| pr.pointer(field)).and_then(|port| w.port(port))
+            };
+            match e.listen() {
+                Some(listen) => {
+                    p.check(listen.ip().is_unspecified(), || format!("{ctx}: gRPC must listen on 0.0.0.0"));
+                    p.check(Some(listen.port()) == default_grpc, || {
+                        format!("{ctx}: gRPC port differs from the default {default_grpc:?}")
+                    });
+                    p.check(ports.get("grpc") == Some(&listen.port()), || {
+                        format!("{ctx}: container port `grpc` {:?} != listen {listen}", ports.get("grpc"))
+                    });
+                    for kind in ["readinessProbe", "livenessProbe", "startupProbe"] {
+                        let required = kind != "startupProbe";
+                        let present = w.container.get(kind).is_some();
+                        p.check(present || !required, || format!("{ctx}: {kind} is required"));
+                        // Over TLS the probes run `cairn health` (tls_files_come_from_secrets...).
+                        if present && e.string("tls_cert_file").is_none() {
+                            let port = probe_port(kind, "/grpc/port");
+                            p.check(port == Some(listen.port()), || {
+                                format!("{ctx}: {kind} must be grpc on {}, got {port:?}", listen.port())
+                            });
+                        }
                     }
                 }
+                None => {
+                    p.check(!ports.contains_key("grpc"), || format!("{ctx}: a worker serves no gRPC"));
+                    let port = probe_port("livenessProbe", "/httpGet/port");
+                    let path = w.container.pointer("/livenessProbe/httpGet/path").and_then(Json::as_str);
+                    p.check(port == Some(e.metrics().port()) && path == Some("/health"), || {
+                        format!("{ctx}: livenessProbe must GET /health on the metrics port")
+                    });
+                }
             }
-            None => {
-                p.check(!ports.contains_key("grpc"), || format!("{ctx}: a worker serves no gRPC"));
-                let port = probe_port("livenessProbe", "/httpGet/port");
-                let path = w.container.pointer("/livenessProbe/httpGet/path").and_then(Json::as_str);
-                p.check(port == Some(e.metrics().port()) && path == Some("/health"), || {
-                    format!("{ctx}: livenessProbe must GET /health on the metrics port")
-                });
-            }
+            // The selector selects the template's pods.
+            let selector = w.spec.get("selector").cloned().unwrap_or_default();
+            p.check(selects(&selector, &w.labels), || {
+                format!("{ctx}: spec.selector does not select its pod template")
+            });
         }
-        // The selector selects the template's pods.
-        let selector = w.spec.get("selector").cloned().unwrap_or_default();
-        p.check(selects(&selector, &w.labels), || {
-            format!("{ctx}: spec.selector does not select its pod template")
-        });
-    }
 
-    // Services: select workloads, and every port reaches a container port of each of them.
-    for svc in objects.iter().filter(|o| o.kind() == "Service") {
-        let selector = svc.doc.pointer("/spec/selector").cloned().unwrap_or_default();
-        let backends: Vec<&Workload> = ws.iter().filter(|w| selects(&selector, &w.labels)).collect();
-        p.check(!backends.is_empty(), || format!("Service {} selects no workload", svc.name()));
-        for port in svc.doc.pointer("/spec/ports").and_then(Json::as_array).into_iter().flatten() {
-            let target = port.get("targetPort").unwrap_or(&port["port"]);
-            for w in &backends {
-                let resolved = w.port(target);
-                let exposed = w.container["ports"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c["containerPort"].as_u64().map(|n| n as u16) == resolved);
-                p.check(resolved.is_some() && exposed, || {
-                    format!("Service {} port {port}: no such port on {}", svc.name(), w.ctx())
-                });
+        // Services: select workloads, and every port reaches a container port of each of them.
+        for svc in objects.iter().filter(|o| o.kind() == "Service") {
+            let selector = svc.doc.pointer("/spec/selector").cloned().unwrap_or_default();
+            let backends: Vec<&Workload> = ws.iter().filter(|w| selects(&selector, &w.labels)).collect();
+            p.check(!backends.is_empty(), || format!("Service {} selects no workload", svc.name()));
+            for port in svc.doc.pointer("/spec/ports").and_then(Json::as_array).into_iter().flatten() {
+                let target = port.get("targetPort").unwrap_or(&port["port"]);
+                for w in &backends {
+                    let resolved = w.port(target);
+                    let exposed = w.container["ports"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c["containerPort"].as_u64().map(|n| n as u16) == resolved);
+                    p.check(resolved.is_some() && exposed, || {
+                        format!("Service {} port {port}: no such port on {}", svc.name(), w.ctx())
+                    });
+                    let tls = w.effective.as_ref().is_ok_and(|e| e.string("tls_cert_file").is_some());
+                    p.check(!(tls && port["appProtocol"] == "kubernetes.io/h2c"), || {
+                        format!("Service {} port {port}: {} serves TLS, not h2c", svc.name(), w.ctx())
+                    });
+                }
             }
         }
-    }
-    p.assert_none(K8S);
+    });
 }
 
 /// The Service named by a URL's host (`cairn-scheduler`, `cairn-scheduler.cairn.svc...`).
@@ -517,61 +681,69 @@ fn service_for<'a>(objects: &'a [Object], host: &str) -> Option<&'a Object> {
 
 #[test]
 fn urls_name_services_that_reach_the_right_binary() {
-    let (objects, ws, mut p) = setup();
-    let mut token_sources = BTreeSet::new();
-    for (w, e) in loaded(&ws, &mut p) {
-        for (key, want, url) in e.service_urls() {
-            let ctx = format!("{}: {key} = {url}", w.ctx());
-            let (host, port) = match host_port(&url) {
-                Ok(hp) => hp,
-                Err(err) => {
-                    p.push(format!("{ctx}: {err}"));
+    each_build(|objects, ws, p| {
+        let mut token_sources = BTreeSet::new();
+        for (w, e) in loaded(ws, p) {
+            for (key, want, url) in e.service_urls() {
+                let ctx = format!("{}: {key} = {url}", w.ctx());
+                let (host, port) = match host_port(&url) {
+                    Ok(hp) => hp,
+                    Err(err) => {
+                        p.push(format!("{ctx}: {err}"));
+                        continue;
+                    }
+                };
+                let Some(svc) = service_for(objects, &host) else {
+                    p.push(format!("{ctx}: no Service {host}"));
                     continue;
-                }
-            };
-            let Some(svc) = service_for(&objects, &host) else {
-                p.push(format!("{ctx}: no Service {host}"));
-                continue;
-            };
-            let selector = svc.doc.pointer("/spec/selector").cloned().unwrap_or_default();
-            let backends: Vec<&Workload> = ws.iter().filter(|b| selects(&selector, &b.labels)).collect();
-            p.check(!backends.is_empty() && backends.iter().all(|b| b.is(want)), || {
-                format!("{ctx}: Service {host} must select only {} pods", want.name())
-            });
-            let svc_port = svc
-                .doc
-                .pointer("/spec/ports")
-                .and_then(Json::as_array)
-                .into_iter()
-                .flatten()
-                .find(|sp| sp["port"].as_u64() == Some(u64::from(port)));
-            let Some(svc_port) = svc_port else {
-                p.push(format!("{ctx}: Service {host} has no port {port}"));
-                continue;
-            };
-            let target = svc_port.get("targetPort").unwrap_or(&svc_port["port"]);
-            for b in backends {
-                let listen = b.effective.as_ref().ok().and_then(Effective::listen).map(|a| a.port());
-                p.check(b.port(target).is_some() && b.port(target) == listen, || {
-                    format!(
-                        "{ctx}: Service port {port} reaches {:?} on {}, which listens on {listen:?}",
-                        b.port(target),
-                        b.ctx()
-                    )
+                };
+                let selector = svc.doc.pointer("/spec/selector").cloned().unwrap_or_default();
+                let backends: Vec<&Workload> = ws.iter().filter(|b| selects(&selector, &b.labels)).collect();
+                p.check(!backends.is_empty() && backends.iter().all(|b| b.is(want)), || {
+                    format!("{ctx}: Service {host} must select only {} pods", want.name())
                 });
+                let svc_port = svc
+                    .doc
+                    .pointer("/spec/ports")
+                    .and_then(Json::as_array)
+                    .into_iter()
+                    .flatten()
+                    .find(|sp| sp["port"].as_u64() == Some(u64::from(port)));
+                let Some(svc_port) = svc_port else {
+                    p.push(format!("{ctx}: Service {host} has no port {port}"));
+                    continue;
+                };
+                let target = svc_port.get("targetPort").unwrap_or(&svc_port["port"]);
+                for b in backends {
+                    let tls = b.effective.as_ref().is_ok_and(|e| e.string("tls_cert_file").is_some());
+                    let scheme = url.split("://").next().unwrap_or_default();
+                    p.check(scheme == if tls { "https" } else { "http" }, || {
+                        format!("{ctx}: {} serves {}", b.ctx(), if tls { "TLS" } else { "plaintext" })
+                    });
+                    p.check(!tls || e.string("tls_ca_file").is_some(), || {
+                        format!("{ctx}: set CAIRN_TLS_CA_FILE to verify {}", b.ctx())
+                    });
+                    let listen = b.effective.as_ref().ok().and_then(Effective::listen).map(|a| a.port());
+                    p.check(b.port(target).is_some() && b.port(target) == listen, || {
+                        format!(
+                            "{ctx}: Service port {port} reaches {:?} on {}, which listens on {listen:?}",
+                            b.port(target),
+                            b.ctx()
+                        )
+                    });
+                }
             }
+            // Workers enrol with their pool's token instead; the services share the cluster token.
+            let token = if w.is(Binary::Worker) { "CAIRN_WORKER_TOKEN" } else { "CAIRN_CLUSTER_TOKEN" };
+            token_sources.insert(format!("{token}={}", w.origin.get(token).cloned().unwrap_or_default()));
         }
-        // Workers enrol with their pool's token instead; the services share the cluster token.
-        let token = if w.is(Binary::Worker) { "CAIRN_WORKER_TOKEN" } else { "CAIRN_CLUSTER_TOKEN" };
-        token_sources.insert(format!("{token}={}", w.origin.get(token).cloned().unwrap_or_default()));
-    }
-    p.check(token_sources.len() == 2 && token_sources.iter().all(|s| s.contains("=secret:")), || {
+        p.check(token_sources.len() == 2 && token_sources.iter().all(|s| s.contains("=secret:")), || {
         format!(
             "services must take CAIRN_CLUSTER_TOKEN, workers CAIRN_WORKER_TOKEN, each from one Secret key, got \
              {token_sources:?}"
         )
     });
-    p.assert_none(K8S);
+    });
 }
 
 /// Variables that must come from a Secret.
@@ -584,161 +756,164 @@ fn is_secret_var(name: &str) -> bool {
 
 #[test]
 fn secrets_are_placeholders_and_config_maps_hold_none() {
-    let (objects, ws, mut p) = setup();
-    let secrets: Vec<&Object> = objects.iter().filter(|o| o.kind() == "Secret").collect();
-    p.check(!secrets.is_empty(), || "a Secret template".into());
-    for s in &secrets {
-        p.check(s.doc.get("data").is_none(), || {
-            format!("Secret {}: use stringData (readable placeholders)", s.name())
-        });
-        for (k, v) in s.doc["stringData"].as_object().into_iter().flatten() {
-            let v = scalar(v).unwrap_or_default();
-            p.check(v.is_empty() || v.contains(PLACEHOLDER), || {
-                format!("Secret {} {k}: {v:?} is not a {PLACEHOLDER} placeholder", s.name())
+    each_build(|objects, ws, p| {
+        let secrets: Vec<&Object> = objects.iter().filter(|o| o.kind() == "Secret").collect();
+        p.check(!secrets.is_empty(), || "a Secret template".into());
+        for s in &secrets {
+            p.check(s.doc.get("data").is_none(), || {
+                format!("Secret {}: use stringData (readable placeholders)", s.name())
             });
+            for (k, v) in s.doc["stringData"].as_object().into_iter().flatten() {
+                let v = scalar(v).unwrap_or_default();
+                p.check(v.is_empty() || v.contains(PLACEHOLDER), || {
+                    format!("Secret {} {k}: {v:?} is not a {PLACEHOLDER} placeholder", s.name())
+                });
+            }
         }
-    }
-    for cm in objects.iter().filter(|o| o.kind() == "ConfigMap") {
-        for k in cm.doc["data"].as_object().into_iter().flatten().map(|(k, _)| k) {
-            p.check(!is_secret_var(k), || format!("ConfigMap {}: {k} belongs in the Secret", cm.name()));
+        for cm in objects.iter().filter(|o| o.kind() == "ConfigMap") {
+            for k in cm.doc["data"].as_object().into_iter().flatten().map(|(k, _)| k) {
+                p.check(!is_secret_var(k), || format!("ConfigMap {}: {k} belongs in the Secret", cm.name()));
+            }
         }
-    }
-    for w in &ws {
-        for (name, origin) in &w.origin {
-            p.check(!is_secret_var(name) || origin.starts_with("secret:"), || {
-                format!("{}: {name} must come from a Secret", w.ctx())
-            });
+        for w in ws {
+            for (name, origin) in &w.origin {
+                p.check(!is_secret_var(name) || origin.starts_with("secret:"), || {
+                    format!("{}: {name} must come from a Secret", w.ctx())
+                });
+            }
         }
-    }
-    p.assert_none(K8S);
+    });
 }
 
 #[test]
 fn disruption_budgets_and_shutdown_timing() {
-    let (objects, ws, mut p) = setup();
-    let loaded = loaded(&ws, &mut p);
-    let longest_poll = loaded
-        .iter()
-        .filter(|(w, _)| w.is(Binary::Worker))
-        .map(|(_, e)| e.number("poll_wait_secs"))
-        .max()
-        .unwrap_or(0);
-    let pdbs: Vec<&Object> = objects.iter().filter(|o| o.kind() == "PodDisruptionBudget").collect();
-    for (w, e) in &loaded {
-        let ctx = w.ctx();
-        let grace_secs =
-            w.pod.pointer("/spec/terminationGracePeriodSeconds").and_then(Json::as_u64).unwrap_or(30);
-        if w.binary.serves_grpc() {
-            let replicas = w.spec["replicas"].as_u64().unwrap_or(1);
-            p.check(replicas >= 2, || format!("{ctx}: at least 2 replicas"));
-            let budgets: Vec<&&Object> = pdbs
-                .iter()
-                .filter(|b| b.doc.pointer("/spec/selector").is_some_and(|s| selects(s, &w.labels)))
-                .collect();
-            p.check(budgets.len() == 1, || format!("{ctx}: one PodDisruptionBudget"));
-            for b in budgets {
-                let max_unavailable = b.doc.pointer("/spec/maxUnavailable").and_then(Json::as_u64);
-                let min_available = b.doc.pointer("/spec/minAvailable").and_then(Json::as_u64);
-                let ok =
-                    max_unavailable.is_some_and(|m| m >= 1) || min_available.is_some_and(|m| m < replicas);
-                p.check(ok, || {
-                    format!("PodDisruptionBudget {}: must allow one disruption (drains)", b.name())
+    each_build(|objects, ws, p| {
+        let loaded = loaded(ws, p);
+        let longest_poll = loaded
+            .iter()
+            .filter(|(w, _)| w.is(Binary::Worker))
+            .map(|(_, e)| e.number("poll_wait_secs"))
+            .max()
+            .unwrap_or(0);
+        let pdbs: Vec<&Object> = objects.iter().filter(|o| o.kind() == "PodDisruptionBudget").collect();
+        for (w, e) in &loaded {
+            let ctx = w.ctx();
+            let grace_secs =
+                w.pod.pointer("/spec/terminationGracePeriodSeconds").and_then(Json::as_u64).unwrap_or(30);
+            if w.binary.serves_grpc() {
+                let replicas = w.spec["replicas"].as_u64().unwrap_or(1);
+                p.check(replicas >= 2, || format!("{ctx}: at least 2 replicas"));
+                let budgets: Vec<&&Object> = pdbs
+                    .iter()
+                    .filter(|b| b.doc.pointer("/spec/selector").is_some_and(|s| selects(s, &w.labels)))
+                    .collect();
+                p.check(budgets.len() == 1, || format!("{ctx}: one PodDisruptionBudget"));
+                for b in budgets {
+                    let max_unavailable = b.doc.pointer("/spec/maxUnavailable").and_then(Json::as_u64);
+                    let min_available = b.doc.pointer("/spec/minAvailable").and_then(Json::as_u64);
+                    let ok = max_unavailable.is_some_and(|m| m >= 1)
+                        || min_available.is_some_and(|m| m < replicas);
+                    p.check(ok, || {
+                        format!("PodDisruptionBudget {}: must allow one disruption (drains)", b.name())
+                    });
+                }
+                let drain = e.number("drain_delay_ms");
+                p.check(drain > 0, || {
+                    format!("{ctx}: set CAIRN_DRAIN_DELAY_MS so endpoints update before the listener closes")
                 });
-            }
-            let drain = e.number("drain_delay_ms");
-            p.check(drain > 0, || {
-                format!("{ctx}: set CAIRN_DRAIN_DELAY_MS so endpoints update before the listener closes")
-            });
-            let needed = drain + longest_poll * 1000;
-            p.check(grace_secs * 1000 > needed, || {
+                let needed = drain + longest_poll * 1000;
+                p.check(grace_secs * 1000 > needed, || {
                 format!(
                     "{ctx}: terminationGracePeriodSeconds {grace_secs} must exceed the drain delay plus a \
                      lease long poll ({needed} ms)"
                 )
             });
-        } else {
-            let grace = e.number("grace_period_secs");
-            p.check(grace_secs >= grace + 10, || {
+            } else {
+                let grace = e.number("grace_period_secs");
+                p.check(grace_secs >= grace + 10, || {
                 format!(
                     "{ctx}: terminationGracePeriodSeconds {grace_secs} must exceed CAIRN_GRACE_PERIOD_SECS \
                      {grace} (+10 s to report cancelled jobs)"
                 )
             });
+            }
         }
-    }
-    p.check(pdbs.iter().all(|b| ws.iter().any(|w| selects(&b.doc["spec"]["selector"], &w.labels))), || {
-        "a PodDisruptionBudget selects nothing".into()
+        p.check(
+            pdbs.iter().all(|b| ws.iter().any(|w| selects(&b.doc["spec"]["selector"], &w.labels))),
+            || "a PodDisruptionBudget selects nothing".into(),
+        );
     });
-    p.assert_none(K8S);
 }
 
 #[test]
 fn pods_are_locked_down_and_sized() {
-    let (_, ws, mut p) = setup();
-    let image = image();
-    for (w, e) in loaded(&ws, &mut p) {
-        let ctx = w.ctx();
-        let c = &w.container;
-        for path in [
-            "/resources/requests/cpu",
-            "/resources/requests/memory",
-            "/resources/limits/cpu",
-            "/resources/limits/memory",
-        ] {
-            p.check(c.pointer(path).is_some(), || format!("{ctx}: {path}"));
-        }
-        p.check(w.pod.pointer("/spec/automountServiceAccountToken") == Some(&Json::Bool(false)), || {
-            format!("{ctx}: automountServiceAccountToken: false (Cairn never calls the API server)")
-        });
-        p.check(c.pointer("/securityContext/allowPrivilegeEscalation") == Some(&Json::Bool(false)), || {
-            format!("{ctx}: allowPrivilegeEscalation: false")
-        });
-        p.check(
-            strings(&c.pointer("/securityContext/capabilities/drop").cloned().unwrap_or_default())
-                .contains(&"ALL".into()),
-            || format!("{ctx}: drop ALL capabilities"),
-        );
-        let read_only = c.pointer("/securityContext/readOnlyRootFilesystem") == Some(&Json::Bool(true));
-        p.check(read_only, || format!("{ctx}: readOnlyRootFilesystem"));
-        let mounts: BTreeMap<String, Json> = c["volumeMounts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|m| Some((m["mountPath"].as_str()?.to_owned(), m.clone())))
-            .collect();
-        if w.is(Binary::Worker) {
-            match e.string("cache_dir") {
-                Some(cache) => p.check(mounts.contains_key(&cache), || {
-                    format!("{ctx}: cache_dir {cache} is on no volume (read-only root)")
-                }),
-                None => p.push(format!("{ctx}: set CAIRN_CACHE_DIR")),
+    each_build(|_, ws, p| {
+        let image = image();
+        for (w, e) in loaded(ws, p) {
+            let ctx = w.ctx();
+            let c = &w.container;
+            for path in [
+                "/resources/requests/cpu",
+                "/resources/requests/memory",
+                "/resources/limits/cpu",
+                "/resources/limits/memory",
+            ] {
+                p.check(c.pointer(path).is_some(), || format!("{ctx}: {path}"));
             }
-            p.check(mounts.contains_key("/tmp"), || format!("{ctx}: a writable /tmp (read-only root)"));
-        }
-        let uid = w.pod.pointer("/spec/securityContext/runAsUser").and_then(Json::as_u64);
-        if w.kind == "DaemonSet" {
-            // Node workers read host data as root, with read-only host mounts (the cache aside).
-            let volumes =
-                w.pod.pointer("/spec/volumes").and_then(Json::as_array).cloned().unwrap_or_default();
-            for v in volumes.iter().filter(|v| v.get("hostPath").is_some()) {
-                let name = v["name"].as_str().unwrap_or_default();
-                let mount = mounts.values().find(|m| m["name"] == name);
-                let is_cache =
-                    mount.and_then(|m| m["mountPath"].as_str()) == e.string("cache_dir").as_deref();
-                p.check(is_cache || mount.is_some_and(|m| m["readOnly"] == Json::Bool(true)), || {
-                    format!("{ctx}: hostPath volume {name} must be mounted read-only")
+            p.check(w.pod.pointer("/spec/automountServiceAccountToken") == Some(&Json::Bool(false)), || {
+                format!("{ctx}: automountServiceAccountToken: false (Cairn never calls the API server)")
+            });
+            p.check(
+                c.pointer("/securityContext/allowPrivilegeEscalation") == Some(&Json::Bool(false)),
+                || format!("{ctx}: allowPrivilegeEscalation: false"),
+            );
+            p.check(
+                strings(&c.pointer("/securityContext/capabilities/drop").cloned().unwrap_or_default())
+                    .contains(&"ALL".into()),
+                || format!("{ctx}: drop ALL capabilities"),
+            );
+            let read_only = c.pointer("/securityContext/readOnlyRootFilesystem") == Some(&Json::Bool(true));
+            p.check(read_only, || format!("{ctx}: readOnlyRootFilesystem"));
+            let mounts: BTreeMap<String, Json> = c["volumeMounts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| Some((m["mountPath"].as_str()?.to_owned(), m.clone())))
+                .collect();
+            if w.is(Binary::Worker) {
+                match e.string("cache_dir") {
+                    Some(cache) => p.check(mounts.contains_key(&cache), || {
+                        format!("{ctx}: cache_dir {cache} is on no volume (read-only root)")
+                    }),
+                    None => p.push(format!("{ctx}: set CAIRN_CACHE_DIR")),
+                }
+                p.check(mounts.contains_key("/tmp"), || format!("{ctx}: a writable /tmp (read-only root)"));
+            }
+            let uid = w.pod.pointer("/spec/securityContext/runAsUser").and_then(Json::as_u64);
+            if w.kind == "DaemonSet" {
+                // Node workers read host data as root, with read-only host mounts (the cache aside).
+                let volumes =
+                    w.pod.pointer("/spec/volumes").and_then(Json::as_array).cloned().unwrap_or_default();
+                for v in volumes.iter().filter(|v| v.get("hostPath").is_some()) {
+                    let name = v["name"].as_str().unwrap_or_default();
+                    let mount = mounts.values().find(|m| m["name"] == name);
+                    let is_cache =
+                        mount.and_then(|m| m["mountPath"].as_str()) == e.string("cache_dir").as_deref();
+                    p.check(is_cache || mount.is_some_and(|m| m["readOnly"] == Json::Bool(true)), || {
+                        format!("{ctx}: hostPath volume {name} must be mounted read-only")
+                    });
+                }
+            } else {
+                p.check(
+                    w.pod.pointer("/spec/securityContext/runAsNonRoot") == Some(&Json::Bool(true)),
+                    || format!("{ctx}: runAsNonRoot"),
+                );
+                p.check(uid == Some(u64::from(image.uid)), || {
+                    format!("{ctx}: runAsUser {uid:?}, the image's user is {}", image.uid)
                 });
             }
-        } else {
-            p.check(w.pod.pointer("/spec/securityContext/runAsNonRoot") == Some(&Json::Bool(true)), || {
-                format!("{ctx}: runAsNonRoot")
-            });
-            p.check(uid == Some(u64::from(image.uid)), || {
-                format!("{ctx}: runAsUser {uid:?}, the image's user is {}", image.uid)
-            });
         }
-    }
-    p.assert_none(K8S);
+    });
 }
 
 /// A pod trying to connect: its labels and whether it runs in Cairn's namespace.
@@ -792,83 +967,282 @@ fn admitted(policies: &[&Object], target: &Workload, port: u16, peer: &Peer) -> 
 
 #[test]
 fn network_policies_let_only_the_right_pods_in() {
-    let (objects, ws, mut p) = setup();
-    let policies: Vec<&Object> = objects.iter().filter(|o| o.kind() == "NetworkPolicy").collect();
-    let outside = |what: &str, k: &str| Peer {
-        what: what.into(),
-        labels: BTreeMap::from([(k.to_owned(), "true".to_owned())]),
-        same_namespace: false,
-        workload: None,
-    };
-    let api_client = outside("an API client", "cairn.dev/api-client");
-    let scraper = outside("a metrics scraper", "cairn.dev/metrics-scraper");
-    let stranger = Peer {
-        what: "an unlabelled pod".into(),
-        labels: BTreeMap::from([("app".to_owned(), "other".to_owned())]),
-        same_namespace: true,
-        workload: None,
-    };
-    let pods: Vec<Peer> = ws
-        .iter()
-        .map(|w| Peer { what: w.ctx(), labels: w.labels.clone(), same_namespace: true, workload: Some(w) })
-        .collect();
-    let of = |b: Binary| pods.iter().filter(move |peer| peer.workload.is_some_and(|w| w.is(b)));
-
-    for (target, e) in loaded(&ws, &mut p) {
-        let mut expect = |peer: &Peer, port: u16, allowed: bool| {
-            let got = admitted(&policies, target, port, peer);
-            p.check(got == allowed, || {
-                format!(
-                    "{} -> {}:{port}: {} but should be {}",
-                    peer.what,
-                    target.ctx(),
-                    verdict(got),
-                    verdict(allowed)
-                )
-            });
+    each_build(|objects, ws, p| {
+        let policies: Vec<&Object> = objects.iter().filter(|o| o.kind() == "NetworkPolicy").collect();
+        let outside = |what: &str, k: &str| Peer {
+            what: what.into(),
+            labels: BTreeMap::from([(k.to_owned(), "true".to_owned())]),
+            same_namespace: false,
+            workload: None,
         };
-        let metrics = e.metrics().port();
-        expect(&scraper, metrics, true);
-        expect(&stranger, metrics, false);
-        of(Binary::Worker).for_each(|s| expect(s, metrics, false));
-        match (target.binary, e.listen().map(|a| a.port())) {
-            (Binary::Catalog, Some(grpc)) => {
-                of(Binary::Scheduler).for_each(|s| expect(s, grpc, true));
-                of(Binary::Worker).for_each(|s| expect(s, grpc, false));
-                expect(&api_client, grpc, true);
-                expect(&stranger, grpc, false);
+        let api_client = outside("an API client", "cairn.dev/api-client");
+        let scraper = outside("a metrics scraper", "cairn.dev/metrics-scraper");
+        let stranger = Peer {
+            what: "an unlabelled pod".into(),
+            labels: BTreeMap::from([("app".to_owned(), "other".to_owned())]),
+            same_namespace: true,
+            workload: None,
+        };
+        let pods: Vec<Peer> = ws
+            .iter()
+            .map(|w| Peer {
+                what: w.ctx(),
+                labels: w.labels.clone(),
+                same_namespace: true,
+                workload: Some(w),
+            })
+            .collect();
+        let of = |b: Binary| pods.iter().filter(move |peer| peer.workload.is_some_and(|w| w.is(b)));
+
+        for (target, e) in loaded(ws, p) {
+            let mut expect = |peer: &Peer, port: u16, allowed: bool| {
+                let got = admitted(&policies, target, port, peer);
+                p.check(got == allowed, || {
+                    format!(
+                        "{} -> {}:{port}: {} but should be {}",
+                        peer.what,
+                        target.ctx(),
+                        verdict(got),
+                        verdict(allowed)
+                    )
+                });
+            };
+            let metrics = e.metrics().port();
+            expect(&scraper, metrics, true);
+            expect(&stranger, metrics, false);
+            of(Binary::Worker).for_each(|s| expect(s, metrics, false));
+            match (target.binary, e.listen().map(|a| a.port())) {
+                (Binary::Catalog, Some(grpc)) => {
+                    of(Binary::Scheduler).for_each(|s| expect(s, grpc, true));
+                    of(Binary::Worker).for_each(|s| expect(s, grpc, false));
+                    expect(&api_client, grpc, true);
+                    expect(&stranger, grpc, false);
+                }
+                (Binary::Scheduler, Some(grpc)) => {
+                    of(Binary::Worker).for_each(|s| expect(s, grpc, true));
+                    of(Binary::Catalog).for_each(|s| expect(s, grpc, true));
+                    expect(&api_client, grpc, true);
+                    expect(&stranger, grpc, false);
+                }
+                _ => {
+                    for peer in pods.iter().chain([&api_client, &stranger]) {
+                        expect(peer, metrics, false);
+                    }
+                }
             }
-            (Binary::Scheduler, Some(grpc)) => {
-                of(Binary::Worker).for_each(|s| expect(s, grpc, true));
-                of(Binary::Catalog).for_each(|s| expect(s, grpc, true));
-                expect(&api_client, grpc, true);
-                expect(&stranger, grpc, false);
-            }
-            _ => {
-                for peer in pods.iter().chain([&api_client, &stranger]) {
-                    expect(peer, metrics, false);
+            // Every rule's named port exists on the pods it applies to.
+            for np in policies.iter().filter(|np| selects(&np.doc["spec"]["podSelector"], &target.labels)) {
+                for rule in np.doc["spec"]["ingress"].as_array().into_iter().flatten() {
+                    for rp in rule["ports"].as_array().into_iter().flatten() {
+                        p.check(rp.get("port").is_none_or(|x| target.port(x).is_some()), || {
+                            format!(
+                                "NetworkPolicy {}: port {} does not exist on {}",
+                                np.name(),
+                                rp["port"],
+                                target.ctx()
+                            )
+                        });
+                    }
                 }
             }
         }
-        // Every rule's named port exists on the pods it applies to.
-        for np in policies.iter().filter(|np| selects(&np.doc["spec"]["podSelector"], &target.labels)) {
-            for rule in np.doc["spec"]["ingress"].as_array().into_iter().flatten() {
-                for rp in rule["ports"].as_array().into_iter().flatten() {
-                    p.check(rp.get("port").is_none_or(|x| target.port(x).is_some()), || {
-                        format!(
-                            "NetworkPolicy {}: port {} does not exist on {}",
-                            np.name(),
-                            rp["port"],
-                            target.ctx()
-                        )
-                    });
-                }
-            }
-        }
-    }
-    p.assert_none(K8S);
+    });
 }
 
 fn verdict(allowed: bool) -> &'static str {
     if allowed { "admitted" } else { "refused" }
+}
+
+/// Settings that name files a binary reads: certificates, keys and CAs.
+const TLS_FILES: [&str; 6] = [
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_client_ca_file",
+    "tls_ca_file",
+    "tls_client_cert_file",
+    "tls_client_key_file",
+];
+
+/// A file a container reads from a Secret volume.
+struct Mounted {
+    secret: String,
+    key: String,
+    mode: u64,
+}
+
+/// Where `path` comes from in `w`'s container: a Secret key mounted by a volume.
+fn mounted(w: &Workload, objects: &[Object], path: &str) -> Result<Mounted, String> {
+    let mounts = w.container["volumeMounts"].as_array().cloned().unwrap_or_default();
+    let (mount, rel) = mounts
+        .iter()
+        .find_map(|m| {
+            let rel = path.strip_prefix(m["mountPath"].as_str()?)?.strip_prefix('/')?;
+            Some((m, rel.to_owned()))
+        })
+        .ok_or_else(|| format!("{path} is on no volume"))?;
+    let volumes = w.pod.pointer("/spec/volumes").and_then(Json::as_array).cloned().unwrap_or_default();
+    let volume = volumes
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .ok_or_else(|| format!("{path}: volume {} is not declared", mount["name"]))?;
+    let source = volume.get("secret").ok_or_else(|| format!("{path} is not on a Secret volume"))?;
+    let secret = source["secretName"].as_str().unwrap_or_default().to_owned();
+    let keys = object(objects, "Secret", &secret)
+        .map(|s| s.doc["stringData"].as_object().cloned().unwrap_or_default())
+        .ok_or_else(|| format!("{path}: Secret {secret} does not exist"))?;
+    let default_mode = source["defaultMode"].as_u64().unwrap_or(0o644);
+    let (key, mode) = match source["items"].as_array() {
+        Some(items) => {
+            let item = items
+                .iter()
+                .find(|i| i["path"] == rel.as_str())
+                .ok_or_else(|| format!("{path}: Secret {secret}'s items do not mount {rel}"))?;
+            (
+                item["key"].as_str().unwrap_or_default().to_owned(),
+                item["mode"].as_u64().unwrap_or(default_mode),
+            )
+        }
+        None => (rel, default_mode),
+    };
+    if !keys.contains_key(&key) {
+        return Err(format!("{path}: Secret {secret} has no key {key}"));
+    }
+    Ok(Mounted { secret, key, mode })
+}
+
+/// The Secret keys a container mounts.
+fn mounted_keys(w: &Workload, objects: &[Object]) -> BTreeSet<String> {
+    let volumes = w.pod.pointer("/spec/volumes").and_then(Json::as_array).cloned().unwrap_or_default();
+    let mut out = BTreeSet::new();
+    for m in w.container["volumeMounts"].as_array().into_iter().flatten() {
+        let Some(source) = volumes.iter().find(|v| v["name"] == m["name"]).and_then(|v| v.get("secret"))
+        else {
+            continue;
+        };
+        let secret = source["secretName"].as_str().unwrap_or_default();
+        let keys: Vec<String> = match source["items"].as_array() {
+            Some(items) => items.iter().filter_map(|i| i["key"].as_str().map(str::to_owned)).collect(),
+            None => object(objects, "Secret", secret)
+                .map(|s| {
+                    s.doc["stringData"].as_object().cloned().unwrap_or_default().keys().cloned().collect()
+                })
+                .unwrap_or_default(),
+        };
+        out.extend(keys.into_iter().map(|k| format!("{secret}/{k}")));
+    }
+    out
+}
+
+/// Whether the container's user can read a Secret file (owned by root, group fsGroup).
+fn readable(w: &Workload, mode: u64) -> bool {
+    let ctx = |k: &str| w.pod.pointer(&format!("/spec/securityContext/{k}")).and_then(Json::as_u64);
+    let (uid, gid, fs_group) = (ctx("runAsUser"), ctx("runAsGroup"), ctx("fsGroup"));
+    uid == Some(0) || mode & 0o004 != 0 || (fs_group.is_some() && fs_group == gid && mode & 0o040 != 0)
+}
+
+/// The URL and CA file of a `cairn [--ca-file CA] health [flags] URL` exec probe.
+fn health_probe(probe: &Json) -> Result<(String, Option<String>), String> {
+    if probe.get("grpc").is_some() {
+        return Err("a native gRPC probe speaks plaintext only".into());
+    }
+    let argv = strings(&probe.pointer("/exec/command").cloned().unwrap_or_default());
+    let ok = argv.first().map(String::as_str) == Some("cairn") && argv.iter().any(|a| a == "health");
+    let url = argv.last().filter(|_| ok).ok_or_else(|| format!("{argv:?} is not `cairn health URL`"))?;
+    let ca = argv.iter().position(|a| a == "--ca-file").and_then(|i| argv.get(i + 1)).cloned();
+    Ok((url.clone(), ca))
+}
+
+#[test]
+fn tls_files_come_from_secrets_and_probes_verify_them() {
+    let mut p = Problems::default();
+    let mut tls_builds = BTreeSet::new();
+    let image = image();
+    for b in builds(&mut p) {
+        for (w, e) in loaded(&b.workloads, &mut p) {
+            let ctx = w.ctx();
+            let mut named = BTreeSet::new();
+            let mut check_file = |p: &mut Problems, what: &str, path: &str, secret_key: bool| match mounted(
+                w, &b.objects, path,
+            ) {
+                Ok(m) => {
+                    p.check(readable(w, m.mode), || {
+                        format!("{ctx}: {what} {path} (mode {:o}) is unreadable by the pod's user", m.mode)
+                    });
+                    p.check(!secret_key || m.mode & 0o007 == 0, || {
+                        format!("{ctx}: {what} {path} is readable by others (mode {:o})", m.mode)
+                    });
+                    named.insert(format!("{}/{}", m.secret, m.key));
+                }
+                Err(err) => p.push(format!("{ctx}: {what}: {err}")),
+            };
+            for key in TLS_FILES {
+                if let (Some(_), Some(path)) = (e.string(key), w.env.get(&var_of(key))) {
+                    check_file(&mut p, key, path, key.ends_with("key_file"));
+                }
+            }
+            if let (Some(listen), Some(_)) = (e.listen(), e.string("tls_cert_file")) {
+                tls_builds.insert(b.dir.clone());
+                for kind in ["readinessProbe", "livenessProbe", "startupProbe"] {
+                    let Some(probe) = w.container.get(kind) else { continue };
+                    match health_probe(probe) {
+                        Ok((url, ca)) => {
+                            let hp = url::Url::parse(&url)
+                                .ok()
+                                .map(|u| (u.scheme().to_owned(), u.host_str().map(str::to_owned), u.port()));
+                            p.check(
+                                hp == Some(("https".into(), Some("localhost".into()), Some(listen.port()))),
+                                || {
+                                    format!(
+                                        "{ctx}: {kind} must check https://localhost:{}, not {url}",
+                                        listen.port()
+                                    )
+                                },
+                            );
+                            match ca {
+                                Some(ca) => check_file(&mut p, kind, &ca, false),
+                                None => p.push(format!("{ctx}: {kind} must verify with --ca-file")),
+                            }
+                        }
+                        Err(err) => p.push(format!("{ctx}: {kind}: {err}")),
+                    }
+                }
+                p.check(image.bins.contains("cairn"), || {
+                    format!("{ctx}: the image lacks the cairn CLI its probes run")
+                });
+            }
+            // A pod mounts only the Secret files it reads (workers never get the servers' key).
+            let extra: Vec<String> = mounted_keys(w, &b.objects).difference(&named).cloned().collect();
+            p.check(extra.is_empty(), || format!("{ctx}: mounts {extra:?}, which it never reads"));
+        }
+    }
+    p.check(!tls_builds.is_empty(), || "a variant serves TLS".into());
+    p.assert_none(K8S);
+}
+
+#[test]
+fn strategic_merge_patches_merge_lists_by_key_and_delete_nulls() {
+    let mut doc = serde_json::json!({
+        "containers": [{"name": "a", "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}],
+                        "probe": {"grpc": {"port": 1}, "periodSeconds": 5}, "args": ["one", "two"]}],
+        "ports": [{"port": 1, "appProtocol": "h2c", "targetPort": "grpc"}],
+    });
+    strategic_merge(
+        &mut doc,
+        &serde_json::json!({
+            "containers": [{"name": "a", "env": [{"name": "Y", "value": "3"}, {"name": "Z", "value": "4"}],
+                            "probe": {"grpc": null, "exec": {"command": ["x"]}}, "args": ["three"]},
+                           {"name": "b"}],
+            "ports": [{"port": 1, "appProtocol": null}],
+        }),
+    );
+    assert_eq!(
+        doc,
+        serde_json::json!({
+            "containers": [{"name": "a",
+                            "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "3"}, {"name": "Z", "value": "4"}],
+                            "probe": {"exec": {"command": ["x"]}, "periodSeconds": 5}, "args": ["three"]},
+                           {"name": "b"}],
+            "ports": [{"port": 1, "targetPort": "grpc"}],
+        })
+    );
 }
