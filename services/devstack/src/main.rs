@@ -19,6 +19,13 @@ struct Flags {
     /// Scheduler gRPC address.
     #[arg(long, default_value = "127.0.0.1:50052")]
     scheduler_listen: SocketAddr,
+    /// Web console address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    console_listen: SocketAddr,
+    /// Password of the platform admin `admin` (the console's sign-in); unset = generated and
+    /// printed.
+    #[arg(long, env = "CAIRN_BOOTSTRAP_ADMIN_PASSWORD")]
+    admin_password: Option<String>,
     /// Prometheus metrics of the whole process.
     #[arg(long, default_value = "127.0.0.1:9101")]
     metrics_listen: SocketAddr,
@@ -57,6 +64,8 @@ async fn main() -> anyhow::Result<()> {
     // Authentication is on, as in production: fresh secrets for this run.
     let cluster_token = mint("ct");
     let admin_token = mint("pat");
+    let admin_password = flags.admin_password.filter(|p| !p.is_empty()).unwrap_or_else(|| mint("pw"));
+    let console_url = format!("http://{}", flags.console_listen);
     let catalog = cairn_catalog::Config {
         listen: flags.catalog_listen,
         database_url: Some(database_url.clone()),
@@ -64,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         scheduler_url: scheduler_url.clone(),
         cluster_token: Some(cluster_token.clone()),
         bootstrap_token: Some(admin_token.clone()),
+        bootstrap_admin_password: Some(admin_password.clone()),
         ..Default::default()
     };
     let scheduler = cairn_scheduler::Config {
@@ -71,10 +81,18 @@ async fn main() -> anyhow::Result<()> {
         database_url: Some(database_url.clone()),
         catalog_url: catalog_url.clone(),
         cluster_token: Some(cluster_token),
+        console_url: Some(console_url.clone()),
+        ..Default::default()
+    };
+    let console = cairn_console::Config {
+        listen: flags.console_listen,
+        catalog_url: catalog_url.clone(),
+        scheduler_url: scheduler_url.clone(),
         ..Default::default()
     };
     let catalog_listener = cairn_runtime::grpc::bind(catalog.listen).await?;
     let scheduler_listener = cairn_runtime::grpc::bind(scheduler.listen).await?;
+    let console_listener = tokio::net::TcpListener::bind(console.listen).await?;
     let c = tokio::spawn(cairn_catalog::run(catalog, catalog_listener, shutdown.clone()));
     let s = tokio::spawn(cairn_scheduler::run(scheduler, scheduler_listener, shutdown.clone()));
     // The built-in worker enrols like any other: a worker pool for every project.
@@ -88,8 +106,9 @@ async fn main() -> anyhow::Result<()> {
         ..Default::default()
     };
     let w = tokio::spawn(cairn_worker::run(worker, shutdown.clone()));
+    let ui = tokio::spawn(cairn_console::run(console, console_listener, shutdown.clone()));
     println!(
-        "\nCairn dev stack is up\n  catalog    {catalog_url}\n  scheduler  {scheduler_url}\n  worker     1 (in process)\n  \
+        "\nCairn dev stack is up\n  console    {console_url}   (sign in as admin, password {admin_password})\n  catalog    {catalog_url}\n  scheduler  {scheduler_url}\n  worker     1 (in process)\n  \
          metrics    http://{}/metrics\n  database   {}\n\nTry it (in another terminal):\n  \
          export CAIRN_CATALOG_URL={catalog_url} CAIRN_SCHEDULER_URL={scheduler_url}\n  \
          export CAIRN_TOKEN={admin_token}   # the platform admin `admin` (valid while this stack runs)\n  \
@@ -99,10 +118,11 @@ async fn main() -> anyhow::Result<()> {
         flags.metrics_listen,
         cairn_runtime::config::redact_url(&database_url),
     );
-    let (c, s, w) = tokio::join!(c, s, w);
+    let (c, s, w, ui) = tokio::join!(c, s, w, ui);
     c??;
     s??;
     w??;
+    ui??;
     Ok(())
 }
 

@@ -227,7 +227,8 @@ fn payload(state: &State, row: &Row, channel: &str) -> Result<serde_json::Value>
         _ => None,
     };
     let job_link = match &state.config.console_url {
-        Some(base) => format!("{}/jobs/{}", base.trim_end_matches('/'), row.id),
+        // The console's job details page is at `/` + the job's resource name.
+        Some(base) => format!("{}/{}", base.trim_end_matches('/'), Kind::Job.name(&row.project_id, row.id)),
         None => format!("cairn job show {}", row.id),
     };
     Ok(serde_json::json!({

@@ -1,0 +1,456 @@
+//! Tasks: list, the create form by type (connector pickers filtered by role, options of each
+//! type, retention with a live prune-simulator preview on the store's real snapshots,
+//! notifications), save and run once or attach a schedule in the same flow.
+
+use axum::{
+    extract::{Path, Query},
+    response::{Html, IntoResponse, Redirect},
+};
+use cairn_api::v1::{self, ConnectorRole, Role, TaskType, task::Options};
+use maud::{Markup, html};
+
+use crate::{
+    form::Posted,
+    ui::{self, Errors, Nav},
+    web::{Ctx, Fail, Page},
+};
+
+const TYPES: &[(&str, TaskType)] = &[
+    ("backup", TaskType::Backup),
+    ("restore", TaskType::Restore),
+    ("sync", TaskType::Sync),
+    ("check", TaskType::Check),
+    ("prune", TaskType::Prune),
+];
+
+fn type_of(raw: &str) -> Result<TaskType, Fail> {
+    TYPES.iter().find(|t| t.0 == raw).map(|t| t.1).ok_or_else(|| {
+        Fail::Bad(format!("type: {raw:?} is not a task type (backup, restore, sync, check, prune)"))
+    })
+}
+
+pub async fn list(ctx: Ctx, Path(p): Path<String>) -> Page {
+    let r = ctx
+        .catalog()
+        .list_tasks(v1::ListTasksRequest {
+            parent: format!("projects/{p}"),
+            page_size: 500,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let body = html! {
+        h1 { "Tasks" }
+        @if ctx.can(&p, Role::Editor) {
+            p { @for (t, _) in TYPES { a.button href=(format!("/projects/{p}/tasks/new?type={t}")) data-testid=(format!("new-task-{t}")) { "New " (t) " task" } " " } }
+        }
+        table data-testid="tasks" {
+            thead { tr { th { "Name" } th { "Type" } th { "Source" } th { "Store" } th { "Labels" } th { "" } } }
+            tbody { @for t in &r.tasks {
+                tr data-testid="task-row" {
+                    td { a href=(format!("/projects/{p}/jobs?task={}", ui::id(&t.name))) { (t.display_name) } }
+                    td { (t.r#type().as_str_name().trim_start_matches("TASK_TYPE_").to_lowercase()) }
+                    td { @if !t.source.is_empty() { a href=(ui::href(&t.source)) { (ui::id(&t.source)) } } }
+                    td { @if !t.store.is_empty() { a href=(ui::href(&t.store)) { (ui::id(&t.store)) } } }
+                    td { (t.labels.join(", ")) }
+                    td { @if ctx.can(&p, Role::Operator) { (ui::action(&ctx, &format!("/{}/run", t.name), "Run now", "run-task", None)) } }
+                }
+            } }
+        }
+        @if r.tasks.is_empty() { p.empty { "No tasks." } }
+    };
+    Ok(ui::page(&ctx, Some(&p), Nav::Tasks, "Tasks", body))
+}
+
+pub async fn run(ctx: Ctx, Path((p, id)): Path<(String, String)>, _form: Posted) -> Page {
+    let job = ctx
+        .jobs()
+        .run_task(v1::RunTaskRequest { task: format!("projects/{p}/tasks/{id}"), request_id: String::new() })
+        .await?
+        .into_inner();
+    Ok(Redirect::to(&ui::href(&job.name)).into_response())
+}
+
+async fn connectors(ctx: &Ctx, p: &str) -> Result<Vec<v1::Connector>, Fail> {
+    Ok(ctx
+        .catalog()
+        .list_connectors(v1::ListConnectorsRequest {
+            parent: format!("projects/{p}"),
+            page_size: 500,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .connectors)
+}
+
+fn retention_of(f: &Posted) -> v1::RetentionPolicy {
+    let n = |k: &str| f.get(k).parse().unwrap_or(0);
+    v1::RetentionPolicy {
+        keep_last: n("keep_last"),
+        keep_hourly: n("keep_hourly"),
+        keep_daily: n("keep_daily"),
+        keep_weekly: n("keep_weekly"),
+        keep_monthly: n("keep_monthly"),
+        keep_yearly: n("keep_yearly"),
+        keep_within: f.get("keep_within"),
+        time_zone: f.get("retention_time_zone"),
+        ..Default::default()
+    }
+}
+
+fn has_retention(r: &v1::RetentionPolicy) -> bool {
+    r != &v1::RetentionPolicy { time_zone: r.time_zone.clone(), ..Default::default() }
+}
+
+/// The task a form describes.
+fn task_of(p: &str, kind: TaskType, f: &Posted) -> v1::Task {
+    let conn = |k: &str| {
+        let v = f.get(k);
+        if v.is_empty() { String::new() } else { format!("projects/{p}/connectors/{v}") }
+    };
+    let retention = retention_of(f);
+    let options = match kind {
+        TaskType::Backup => Options::Backup(v1::BackupOptions {
+            retention: has_retention(&retention).then_some(retention),
+            host: f.get("host"),
+            ..Default::default()
+        }),
+        TaskType::Restore => Options::Restore(v1::RestoreOptions {
+            snapshot: f.get("snapshot"),
+            include_paths: f.get("include_paths").split_whitespace().map(str::to_owned).collect(),
+            ..Default::default()
+        }),
+        TaskType::Sync => Options::Sync(v1::SyncOptions {
+            window: f.get("window"),
+            retention: has_retention(&retention).then_some(retention),
+        }),
+        TaskType::Check => Options::Check(v1::CheckOptions {
+            window: f.get("window"),
+            read_data_percent: f.get("read_data_percent").parse().unwrap_or(0.0),
+        }),
+        _ => Options::Prune(v1::PruneOptions {
+            max_unused_percent: f.get("max_unused_percent").parse().unwrap_or(0.0),
+        }),
+    };
+    let overlap = match f.get("overlap").as_str() {
+        "queue_one" => v1::OverlapPolicy::QueueOne,
+        "allow" => v1::OverlapPolicy::Allow,
+        "skip" => v1::OverlapPolicy::Skip,
+        _ => v1::OverlapPolicy::Unspecified,
+    };
+    let secs = |k: &str| {
+        humantime::parse_duration(&f.get(k))
+            .ok()
+            .map(|d| prost_types::Duration { seconds: d.as_secs() as i64, nanos: 0 })
+    };
+    let emails =
+        f.get("emails").split([',', ' ']).filter(|e| !e.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+    let webhooks: Vec<v1::WebhookChannel> =
+        f.all("webhook").into_iter().map(|url| v1::WebhookChannel { url, ..Default::default() }).collect();
+    let mode = match f.get("notify").as_str() {
+        "always" => v1::NotificationMode::Always,
+        "errors" => v1::NotificationMode::Errors,
+        "never" => v1::NotificationMode::Never,
+        _ => v1::NotificationMode::Unspecified,
+    };
+    v1::Task {
+        display_name: f.get("display_name"),
+        description: f.get("description"),
+        r#type: kind as i32,
+        source: conn("source"),
+        store: conn("store"),
+        destination: conn("destination"),
+        target_store: conn("target_store"),
+        labels: f
+            .get("labels")
+            .split(',')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        options: Some(options),
+        concurrency: f.get("concurrency").parse().unwrap_or(0),
+        timeout: secs("timeout"),
+        max_attempts: f.get("max_attempts").parse().unwrap_or(0),
+        overlap_policy: overlap as i32,
+        notification: (!emails.is_empty()
+            || !webhooks.is_empty()
+            || mode != v1::NotificationMode::Unspecified)
+            .then_some(v1::Notification { mode: mode as i32, emails, webhooks }),
+        ..Default::default()
+    }
+}
+
+/// API field → form field (`task.backup.retention.keep_daily` → `keep_daily`).
+fn rename(f: &str) -> String {
+    let f = f.trim_start_matches("task.");
+    let f = match f.find('[') {
+        Some(i) => &f[..i],
+        None => f,
+    };
+    for prefix in ["backup.retention.", "sync.retention.", "backup.", "restore.", "sync.", "check.", "prune."]
+    {
+        if let Some(rest) = f.strip_prefix(prefix) {
+            return rest.to_owned();
+        }
+    }
+    match f {
+        "notification.emails" => "emails".into(),
+        "overlap_policy" => "overlap".into(),
+        other => other.into(),
+    }
+}
+
+fn picker(
+    name: &str,
+    label: &str,
+    role: ConnectorRole,
+    all: &[v1::Connector],
+    f: &Posted,
+    errors: &Errors,
+) -> Markup {
+    let err = errors.of(name);
+    html! { div.field.invalid[err.is_some()] {
+        label for=(name) { (label) }
+        select id=(name) name=(name) data-testid=(format!("field-{name}")) {
+            option value="" { "—" }
+            @for c in all.iter().filter(|c| c.role() == role) { option value=(ui::id(&c.name)) selected[f.get(name) == ui::id(&c.name)] { (c.display_name) " (" (c.r#type) ")" } }
+        }
+        @if let Some(e) = err { p.field-error data-testid=(format!("error-{name}")) { (e) } }
+    } }
+}
+
+fn form_page(
+    ctx: &Ctx,
+    p: &str,
+    kind: &str,
+    all: &[v1::Connector],
+    f: &Posted,
+    errors: &Errors,
+) -> axum::response::Response {
+    let field = |name: &str, label: &str| ui::field(name, label, &f.get(name), errors, html! {});
+    let t = type_of(kind).unwrap_or(TaskType::Backup);
+    let retention = matches!(t, TaskType::Backup | TaskType::Sync);
+    let body = html! {
+        h1 { "New " (kind) " task" }
+        (errors.banner())
+        form.card method="post" action=(format!("/projects/{p}/tasks")) data-testid="task-form" {
+            (ui::csrf(ctx))
+            input type="hidden" name="type" value=(kind);
+            (field("display_name", "Name"))
+            (field("description", "Description"))
+            @match t {
+                TaskType::Backup => { (picker("source", "Source", ConnectorRole::Source, all, f, errors)) (picker("store", "Store", ConnectorRole::Store, all, f, errors)) (field("host", "Host name in snapshots (default: the worker's)")) }
+                TaskType::Restore => { (picker("store", "Store", ConnectorRole::Store, all, f, errors)) (picker("destination", "Destination", ConnectorRole::Destination, all, f, errors)) (field("snapshot", "Snapshot (id, or empty for the latest matching the labels)")) (field("include_paths", "Only these paths (space-separated)")) }
+                TaskType::Sync => { (picker("store", "From store", ConnectorRole::Store, all, f, errors)) (picker("target_store", "To store", ConnectorRole::Store, all, f, errors)) (field("window", "Window (e.g. 7d)")) }
+                TaskType::Check => { (picker("store", "Store", ConnectorRole::Store, all, f, errors)) (field("window", "Window (e.g. 30d)")) (field("read_data_percent", "Read data (%)")) }
+                _ => { (picker("store", "Store", ConnectorRole::Store, all, f, errors)) (field("max_unused_percent", "Max unused space (%)")) }
+            }
+            (field("labels", "Labels (comma-separated)"))
+            @if retention {
+                fieldset #retention data-preview=(format!("/projects/{p}/tasks/simulate")) data-target="prune-preview" {
+                    legend { "Retention" }
+                    div.grid {
+                        @for (k, l) in [("keep_last", "Last"), ("keep_hourly", "Hourly"), ("keep_daily", "Daily"), ("keep_weekly", "Weekly"), ("keep_monthly", "Monthly"), ("keep_yearly", "Yearly")] { (field(k, l)) }
+                        (field("keep_within", "Within (e.g. 7d)"))
+                        (field("retention_time_zone", "Time zone"))
+                    }
+                    div #prune-preview.preview data-testid="prune-preview" aria-live="polite" { p.hint { "Pick a store and a rule: what would be kept and removed appears here." } }
+                }
+            }
+            fieldset {
+                legend { "Running" }
+                (field("concurrency", "Concurrency (0 = default)"))
+                (field("timeout", "Timeout (e.g. 2h)"))
+                (field("max_attempts", "Attempts (0 = default)"))
+                div.field { label for="overlap" { "If the previous run is still going" } select id="overlap" name="overlap" {
+                    @for (v, l) in [("", "default"), ("skip", "skip this run"), ("queue_one", "queue one"), ("allow", "run both")] { option value=(v) selected[f.get("overlap") == v] { (l) } }
+                } }
+            }
+            fieldset {
+                legend { "Notifications" }
+                div.field { label for="notify" { "Notify" } select id="notify" name="notify" {
+                    @for (v, l) in [("", "default"), ("always", "always"), ("errors", "on errors"), ("never", "never")] { option value=(v) selected[f.get("notify") == v] { (l) } }
+                } }
+                (field("emails", "Emails (comma-separated)"))
+                (field("webhook", "Webhook URL"))
+            }
+            fieldset {
+                legend { "Schedule (optional)" }
+                label.check { input type="checkbox" name="with_schedule" value="1" checked[f.checked("with_schedule")] data-testid="with-schedule"; " Attach a schedule" }
+                (super::schedules::fields(p, &[], f, errors, false))
+            }
+            div.buttons {
+                button.primary type="submit" name="then" value="save" data-testid="save-task" { "Save" }
+                button type="submit" name="then" value="run" data-testid="save-and-run" { "Save and run once" }
+            }
+        }
+    };
+    ui::page(ctx, Some(p), Nav::Tasks, "New task", body)
+}
+
+pub async fn new(ctx: Ctx, Path(p): Path<String>, Query(q): Query<Vec<(String, String)>>) -> Page {
+    let f = Posted { fields: q };
+    let kind = f.get("type");
+    type_of(&kind)?;
+    let all = connectors(&ctx, &p).await?;
+    Ok(form_page(&ctx, &p, &kind, &all, &f, &Errors::default()))
+}
+
+pub async fn create(ctx: Ctx, Path(p): Path<String>, f: Posted) -> Page {
+    let kind = f.get("type");
+    let t = type_of(&kind)?;
+    let all = connectors(&ctx, &p).await?;
+    let bad = |errors: Errors| {
+        Ok((axum::http::StatusCode::BAD_REQUEST, form_page(&ctx, &p, &kind, &all, &f, &errors))
+            .into_response())
+    };
+    // The schedule is checked before anything is created, so a bad expression changes nothing.
+    let schedule = if f.checked("with_schedule") {
+        let check = super::schedules::schedule_of(&p, "00000000-0000-0000-0000-000000000000", &f);
+        match check {
+            Ok(s) => {
+                let probe = v1::PreviewScheduleRequest {
+                    recurrence: s.recurrence.clone(),
+                    time_zone: s.time_zone.clone(),
+                    count: 1,
+                    ..Default::default()
+                };
+                if let Err(e) = ctx.schedules().preview_schedule(probe).await {
+                    return bad(Errors {
+                        fields: vec![("expr".into(), e.message().to_owned())],
+                        message: Some("The schedule is not valid.".into()),
+                    });
+                }
+                Some(s)
+            }
+            Err((field, m)) => {
+                return bad(Errors {
+                    fields: vec![(super::schedules::rename(&field), m)],
+                    message: Some("The schedule is not valid.".into()),
+                });
+            }
+        }
+    } else {
+        None
+    };
+    let task = match ctx
+        .catalog()
+        .create_task(v1::CreateTaskRequest {
+            parent: format!("projects/{p}"),
+            task: Some(task_of(&p, t, &f)),
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(t) => t.into_inner(),
+        Err(s)
+            if matches!(
+                s.code(),
+                tonic::Code::InvalidArgument | tonic::Code::AlreadyExists | tonic::Code::NotFound
+            ) =>
+        {
+            let mut errors = Errors::from_status(&s, &rename);
+            if s.code() == tonic::Code::AlreadyExists {
+                errors.fields.push(("display_name".into(), s.message().to_owned()));
+            }
+            return bad(errors);
+        }
+        Err(s) => return Err(s.into()),
+    };
+    if let Some(mut s) = schedule {
+        s.task = task.name.clone();
+        if let Err(e) = ctx
+            .schedules()
+            .create_schedule(v1::CreateScheduleRequest {
+                parent: format!("projects/{p}"),
+                schedule: Some(s),
+                ..Default::default()
+            })
+            .await
+        {
+            // The task exists; say what failed about the schedule on the schedules form.
+            let q = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("task", ui::id(&task.name))
+                .append_pair("kind", &f.get("kind"))
+                .append_pair("expr", &f.get("expr"))
+                .append_pair("time_zone", &f.get("time_zone"))
+                .append_pair("error", e.message())
+                .finish();
+            return Ok(Redirect::to(&format!("/projects/{p}/schedules/new?{q}")).into_response());
+        }
+    }
+    if f.get("then") == "run" {
+        let job = ctx
+            .jobs()
+            .run_task(v1::RunTaskRequest { task: task.name.clone(), request_id: String::new() })
+            .await?
+            .into_inner();
+        return Ok(Redirect::to(&ui::href(&job.name)).into_response());
+    }
+    Ok(Redirect::to(&format!("/projects/{p}/tasks")).into_response())
+}
+
+/// The prune simulator: what the form's rule would keep and remove among the store's real
+/// snapshots, and the rule that kept each (an HTML fragment).
+pub async fn simulate(
+    ctx: Ctx,
+    Path(p): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Result<Html<String>, Fail> {
+    let f = Posted { fields: q };
+    let store = f.get("store");
+    let policy = retention_of(&f);
+    let out = if store.is_empty() || !has_retention(&policy) {
+        html! { p.hint { "Pick a store and a rule: what would be kept and removed appears here." } }
+    } else {
+        // A new task has no snapshots of its own yet: the rule runs on the store's snapshots
+        // from the index (those of other tasks included), the ones this store holds today.
+        let mut items = Vec::new();
+        let mut token = String::new();
+        loop {
+            let r = ctx
+                .jobs()
+                .list_snapshots(v1::ListSnapshotsRequest {
+                    parent: format!("projects/{p}"),
+                    store: format!("projects/{p}/connectors/{store}"),
+                    page_size: 1000,
+                    page_token: token,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            items.extend(r.snapshots.into_iter().map(|s| v1::SnapshotRef {
+                id: s.id,
+                time: s.time,
+                labels: s.labels,
+            }));
+            if r.next_page_token.is_empty() || items.len() >= 10_000 {
+                break;
+            }
+            token = r.next_page_token;
+        }
+        let req = v1::SimulateRetentionRequest {
+            policy: Some(policy),
+            source: Some(v1::simulate_retention_request::Source::Snapshots(v1::SnapshotList { items })),
+        };
+        match ctx.jobs().simulate_retention(req).await {
+            Ok(r) => {
+                let d = r.into_inner().decisions;
+                let kept = d.iter().filter(|x| x.keep).count();
+                html! {
+                    p data-testid="prune-summary" { (kept) " kept, " (d.len() - kept) " removed of " (d.len()) " snapshots" }
+                    table { tbody { @for x in &d {
+                        tr class=(if x.keep { "keep" } else { "remove" }) data-testid="prune-row" {
+                            td { code { (&x.snapshot_id[..8.min(x.snapshot_id.len())]) } } td { (ui::time(x.time.as_ref())) }
+                            td { (if x.keep { "keep" } else { "remove" }) } td { (x.reasons.join(", ")) }
+                        }
+                    } } }
+                }
+            }
+            Err(s) => html! { p.field-error data-testid="prune-error" { (s.message()) } },
+        }
+    };
+    Ok(Html(out.into_string()))
+}

@@ -1,0 +1,537 @@
+//! The console over HTTP against the real catalog, scheduler and a worker (authentication
+//! on, a fresh database per test): every screen renders, forms show the API's field errors and
+//! change nothing when refused, CSRF and cross-site posts are refused, a viewer is offered no
+//! action it lacks and a forged post of one is refused by the servers, and a backup runs from
+//! the task form to a snapshot with its log streamed live.
+
+use std::time::Duration;
+
+use cairn_api::v1::{self, identity_service_client::IdentityServiceClient};
+use cairn_runtime::{CancellationToken, grpc::ClientInterceptor};
+use cairn_testkit::eventually;
+
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const CLUSTER: &str = "a-cluster-token-for-console-tests";
+const ADMIN: &str = "bootstrap-token-of-the-console-tests";
+const ADMIN_PASSWORD: &str = "the admin password";
+
+struct Stack {
+    _db: cairn_testkit::TestDatabase,
+    catalog: String,
+    console: String,
+    stop: CancellationToken,
+    _dirs: tempfile::TempDir,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn stack() -> Stack {
+    let db = cairn_testkit::database().await;
+    let cl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let sl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let ul = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let catalog = format!("http://{}", cl.local_addr().unwrap());
+    let scheduler = format!("http://{}", sl.local_addr().unwrap());
+    let console = format!("http://{}", ul.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let c = cairn_catalog::Config {
+        database_url: Some(db.url().to_owned()),
+        secret_key: Some(KEY.into()),
+        scheduler_url: scheduler.clone(),
+        cluster_token: Some(CLUSTER.into()),
+        bootstrap_token: Some(ADMIN.into()),
+        bootstrap_admin_password: Some(ADMIN_PASSWORD.into()),
+        ..Default::default()
+    };
+    let s = cairn_scheduler::Config {
+        database_url: Some(db.url().to_owned()),
+        catalog_url: catalog.clone(),
+        cluster_token: Some(CLUSTER.into()),
+        console_url: Some(console.clone()),
+        ..Default::default()
+    };
+    tokio::spawn(cairn_catalog::run(c, cl, stop.clone()));
+    tokio::spawn(cairn_scheduler::run(s, sl, stop.clone()));
+    cairn_testkit::wait_serving(&catalog, "cairn.v1.CatalogService").await;
+    cairn_testkit::wait_serving(&scheduler, "cairn.v1.JobService").await;
+    // One worker for every project, enrolled like any other.
+    let mut identity = admin(&catalog);
+    let pool = identity
+        .create_worker_pool(v1::CreateWorkerPoolRequest {
+            worker_pool_id: "tests".into(),
+            worker_pool: Some(v1::WorkerPool {
+                display_name: "tests".into(),
+                projects: vec!["*".into()],
+                labels: [("*".to_owned(), "*".to_owned())].into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let dirs = tempfile::tempdir().unwrap();
+    let w = cairn_worker::Config {
+        scheduler_url: scheduler.clone(),
+        worker_token: Some(pool.token),
+        cache_dir: Some(dirs.path().join("cache")),
+        poll_wait_secs: 1,
+        ..Default::default()
+    };
+    tokio::spawn(cairn_worker::run(w, stop.clone()));
+    let ui = cairn_console::Config {
+        listen: ul.local_addr().unwrap(),
+        catalog_url: catalog.clone(),
+        scheduler_url: scheduler.clone(),
+        ..Default::default()
+    };
+    tokio::spawn(cairn_console::run(ui, ul, stop.clone()));
+    Stack { _db: db, catalog, console, stop, _dirs: dirs }
+}
+
+fn admin(
+    catalog: &str,
+) -> IdentityServiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, ClientInterceptor>,
+> {
+    IdentityServiceClient::with_interceptor(
+        cairn_runtime::grpc::channel(catalog).unwrap(),
+        ClientInterceptor::new(Some(ADMIN)),
+    )
+}
+
+/// A browser without JavaScript: cookies, no automatic redirects, the last page's CSRF token.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    csrf: String,
+}
+
+struct Answer {
+    status: u16,
+    location: String,
+    body: String,
+}
+
+fn csrf_of(body: &str) -> Option<String> {
+    let at = body.find("name=\"_csrf\" value=\"")? + "name=\"_csrf\" value=\"".len();
+    Some(body[at..].split('"').next()?.to_owned())
+}
+
+impl Browser {
+    fn new(base: &str) -> Browser {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser { http, base: base.to_owned(), csrf: String::new() }
+    }
+
+    async fn answer(&mut self, r: reqwest::RequestBuilder) -> Answer {
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        let location =
+            r.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or_default().to_owned();
+        let body = r.text().await.unwrap();
+        if let Some(t) = csrf_of(&body) {
+            self.csrf = t;
+        }
+        Answer { status, location, body }
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        let r = self.http.get(format!("{}{path}", self.base));
+        self.answer(r).await
+    }
+
+    /// Posts a form with the last page's CSRF token.
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let mut all: Vec<(&str, &str)> = fields.to_vec();
+        let csrf = self.csrf.clone();
+        all.push(("_csrf", &csrf));
+        let r = self.http.post(format!("{}{path}", self.base)).form(&all);
+        self.answer(r).await
+    }
+
+    async fn post_raw(&mut self, path: &str, fields: &[(&str, &str)], origin: Option<&str>) -> Answer {
+        let mut r = self.http.post(format!("{}{path}", self.base)).form(fields);
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        self.answer(r).await
+    }
+
+    async fn sign_in(&mut self, user: &str, password: &str) -> Answer {
+        let page = self.get("/login?next=/").await;
+        assert_eq!(page.status, 200);
+        self.post("/login", &[("user", user), ("password", password), ("next", "/")]).await
+    }
+}
+
+/// `/projects/default/connectors/<id>` → the id.
+fn last(path: &str) -> String {
+    path.rsplit('/').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn signing_in_out_and_every_screen() {
+    let s = stack().await;
+    let mut b = Browser::new(&s.console);
+    // Not signed in: every page sends to the sign-in page, coming back afterwards.
+    let a = b.get("/projects/default/jobs?state=failed").await;
+    assert_eq!(a.status, 303);
+    assert_eq!(a.location, "/login?next=%2Fprojects%2Fdefault%2Fjobs%3Fstate%3Dfailed");
+    // A wrong password says so and signs nobody in.
+    let a = b.sign_in("admin", "not the password").await;
+    assert_eq!(a.status, 401);
+    assert!(a.body.contains("Wrong user or password."), "{}", a.body);
+    assert_eq!(b.get("/").await.status, 303);
+    // A sign-in form without its CSRF cookie's token is refused.
+    let a = b
+        .post_raw("/login", &[("user", "admin"), ("password", ADMIN_PASSWORD), ("_csrf", "forged")], None)
+        .await;
+    assert_eq!(a.status, 403);
+    // Signed in: back where they were going.
+    let a = b.sign_in("admin", ADMIN_PASSWORD).await;
+    assert_eq!((a.status, a.location.as_str()), (303, "/"), "{}", a.body);
+    let a = b.get("/").await;
+    assert_eq!(a.location, "/projects/default");
+    for (path, marker) in [
+        ("/projects/default", "<h1>Overview</h1>"),
+        ("/projects/default/connectors", "<h1>Connectors</h1>"),
+        ("/projects/default/tasks", "<h1>Tasks</h1>"),
+        ("/projects/default/schedules", "<h1>Schedules</h1>"),
+        ("/projects/default/heatmap", "<h1>Heatmap</h1>"),
+        ("/projects/default/jobs", "<h1>Job History</h1>"),
+        ("/projects/default/snapshots", "<h1>Snapshots</h1>"),
+        ("/projects/default/admin", "<h1>Administration</h1>"),
+        ("/projects/default/connectors/new?type=s3", "New Store: S3-compatible"),
+        ("/projects/default/tasks/new?type=backup", "New backup task"),
+        ("/projects/default/schedules/new", "New schedule"),
+    ] {
+        let a = b.get(path).await;
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+        assert!(a.body.contains(marker), "{path} lacks {marker}");
+        assert!(a.body.contains("data-testid=\"sign-out\""), "{path} has the frame");
+    }
+    // Bad parameters name the field.
+    let a = b.get("/projects/default/jobs?state=bogus").await;
+    assert_eq!(a.status, 400);
+    assert!(a.body.contains("state: &quot;bogus&quot; is not a job state"), "{}", a.body);
+    let a = b.get("/projects/default/jobs?from=yesterday").await;
+    assert_eq!(a.status, 400);
+    assert!(a.body.contains("from:"), "{}", a.body);
+    assert_eq!(b.get("/projects/nowhere").await.status, 404);
+    assert_eq!(b.get("/no/such/page").await.status, 404);
+    // The live schedule preview: next runs in the zone, errors inline.
+    let a = b
+        .get("/projects/default/schedules/preview?kind=calendar&expr=Mon..Fri+02:00&time_zone=Europe/Paris")
+        .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body.matches("<li>").count(), 5, "{}", a.body);
+    assert!(a.body.contains("CET") || a.body.contains("CEST"), "{}", a.body);
+    let a =
+        b.get("/projects/default/schedules/preview?kind=calendar&expr=Mon..Fri+25:00&time_zone=UTC").await;
+    assert!(a.body.contains("preview-error"), "{}", a.body);
+    // Sign out: the refresh token is revoked and the cookie gone.
+    let a = b.post("/logout", &[]).await;
+    assert_eq!((a.status, a.location.as_str()), (303, "/login"));
+    assert_eq!(b.get("/projects/default").await.status, 303);
+}
+
+#[tokio::test]
+async fn forms_are_refused_without_their_token_or_from_another_site_and_change_nothing() {
+    let s = stack().await;
+    let mut b = Browser::new(&s.console);
+    b.sign_in("admin", ADMIN_PASSWORD).await;
+    b.get("/projects/default/connectors/new?type=local").await;
+    let form = [
+        ("type", "local"),
+        ("display_name", "forged"),
+        ("local_store.path", "/tmp/forged"),
+        ("repository_password", "pw-123456789"),
+    ];
+    let a = b.post_raw("/projects/default/connectors", &form, None).await;
+    assert_eq!(a.status, 403, "no token");
+    let mut with_token: Vec<(&str, &str)> = form.to_vec();
+    let csrf = b.csrf.clone();
+    with_token.push(("_csrf", &csrf));
+    let a = b.post_raw("/projects/default/connectors", &with_token, Some("https://evil.example")).await;
+    assert_eq!(a.status, 403, "another site");
+    // Another session's token does not work here.
+    let mut other = Browser::new(&s.console);
+    other.sign_in("admin", ADMIN_PASSWORD).await;
+    other.get("/projects/default").await;
+    let mut stolen: Vec<(&str, &str)> = form.to_vec();
+    let theirs = other.csrf.clone();
+    stolen.push(("_csrf", &theirs));
+    assert_ne!(theirs, csrf);
+    assert_eq!(b.post_raw("/projects/default/connectors", &stolen, None).await.status, 403);
+    let a = b.get("/projects/default/connectors").await;
+    assert!(!a.body.contains("forged"), "nothing was created");
+    // The real form works.
+    let a = b.post_raw("/projects/default/connectors", &with_token, None).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+}
+
+#[tokio::test]
+async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
+    let s = stack().await;
+    let data = s._dirs.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("hello.txt"), "hello from the console").unwrap();
+    let repo = s._dirs.path().join("repo");
+    let mut b = Browser::new(&s.console);
+    b.sign_in("admin", ADMIN_PASSWORD).await;
+
+    // A field error next to its field, then fixed.
+    b.get("/projects/default/connectors/new?type=local").await;
+    let bad = b
+        .post(
+            "/projects/default/connectors",
+            &[
+                ("type", "local"),
+                ("display_name", "repo"),
+                ("local_store.path", "relative/path"),
+                ("repository_password", "a repository password"),
+                ("create_if_missing", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("data-testid=\"error-local_store.path\""), "{}", bad.body);
+    assert!(!bad.body.contains("a repository password"), "secrets are not echoed into the form");
+    let store = b
+        .post(
+            "/projects/default/connectors",
+            &[
+                ("type", "local"),
+                ("display_name", "repo"),
+                ("local_store.path", repo.to_str().unwrap()),
+                ("repository_password", "a repository password"),
+                ("create_if_missing", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(store.status, 303, "{}", store.body);
+    let store_id = last(&store.location);
+    b.get("/projects/default/connectors/new?type=local_path").await;
+    let source = b
+        .post(
+            "/projects/default/connectors",
+            &[
+                ("type", "local_path"),
+                ("display_name", "data"),
+                ("local_path_source.paths", data.to_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(source.status, 303, "{}", source.body);
+    let source_id = last(&source.location);
+
+    // Test Connection on the store: the verdict, the worker.
+    let page = b.get(&store.location).await;
+    assert!(page.body.contains("never tested"));
+    let a = b.post(&format!("{}/test", store.location), &[]).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let page = b.get(&store.location).await;
+    assert!(page.body.contains("data-testid=\"verdict\""), "{}", page.body);
+    assert!(page.body.contains("writable yes"), "{}", page.body);
+
+    // A backup task with a schedule: a bad expression changes nothing.
+    b.get("/projects/default/tasks/new?type=backup").await;
+    let task_form = |expr: &'static str| {
+        vec![
+            ("type", "backup"),
+            ("display_name", "nightly-data"),
+            ("source", source_id.clone().leak() as &str),
+            ("store", store_id.clone().leak() as &str),
+            ("keep_last", "3"),
+            ("with_schedule", "1"),
+            ("schedule_name", "nightly"),
+            ("kind", "calendar"),
+            ("expr", expr),
+            ("time_zone", "UTC"),
+            ("then", "run"),
+        ]
+    };
+    let a = b.post("/projects/default/tasks", &task_form("*-*-* 25:00")).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.body.contains("data-testid=\"error-expr\""), "{}", a.body);
+    assert!(!b.get("/projects/default/tasks").await.body.contains("nightly-data"), "no task was created");
+    let a = b.post("/projects/default/tasks", &task_form("*-*-* 02:00")).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let job = a.location.clone();
+    assert!(job.starts_with("/projects/default/jobs/"), "save and run once opens the job: {job}");
+    let schedules = b.get("/projects/default/schedules").await;
+    assert!(
+        schedules.body.contains("nightly") && schedules.body.contains("*-*-* 02:00:00"),
+        "{}",
+        schedules.body
+    );
+
+    // The job's events stream while it runs; the page ends SUCCEEDED with the snapshot link.
+    let page = eventually(Duration::from_secs(60), "the backup to succeed", || {
+        let mut b2 = Browser { http: b.http.clone(), base: b.base.clone(), csrf: String::new() };
+        let job = job.clone();
+        async move {
+            let p = b2.get(&job).await;
+            p.body.contains("SUCCEEDED").then_some(p)
+        }
+    })
+    .await;
+    assert!(page.body.contains("data-testid=\"job-snapshot\""), "{}", page.body);
+    assert!(page.body.contains("class=\"line info\""), "the log is on the page");
+    let events = b.http.get(format!("{}{job}/events?from=1", s.console)).send().await.unwrap();
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    let text = tokio::time::timeout(Duration::from_secs(10), events.text())
+        .await
+        .expect("the stream ends with the job")
+        .unwrap();
+    assert!(text.contains("event: log") && text.contains("event: end"), "{text}");
+    let snaps = b.get(&format!("/projects/default/snapshots?store={store_id}")).await;
+    assert_eq!(snaps.body.matches("data-testid=\"snapshot-row\"").count(), 1, "{}", snaps.body);
+    // The prune simulator on the store's real snapshot.
+    let sim = b.get(&format!("/projects/default/tasks/simulate?store={store_id}&keep_last=1")).await;
+    assert!(sim.body.contains("1 kept, 0 removed of 1 snapshots"), "{}", sim.body);
+    // The overview: the source's last successful backup.
+    let o = b.get("/projects/default").await;
+    assert!(
+        o.body.contains("data-testid=\"source-protection\"") && !o.body.contains(">never<"),
+        "{}",
+        o.body
+    );
+    // The heatmap forecasts the nightly run.
+    let h = b.get("/projects/default/heatmap").await;
+    assert!(h.body.contains("nightly"), "{}", h.body);
+}
+
+#[tokio::test]
+async fn a_viewer_is_offered_no_action_and_a_forged_post_is_refused() {
+    let s = stack().await;
+    let mut identity = admin(&s.catalog);
+    identity
+        .create_user(v1::CreateUserRequest {
+            user_id: "vera".into(),
+            user: Some(v1::User { display_name: "Vera".into(), ..Default::default() }),
+            password: "vera's password".into(),
+        })
+        .await
+        .unwrap();
+    identity
+        .set_member(v1::SetMemberRequest {
+            parent: "projects/default".into(),
+            user: "vera".into(),
+            role: v1::Role::Viewer as i32,
+        })
+        .await
+        .unwrap();
+    // The admin makes a task and a schedule.
+    let mut a = Browser::new(&s.console);
+    a.sign_in("admin", ADMIN_PASSWORD).await;
+    a.get("/projects/default/connectors/new?type=local").await;
+    let store = a
+        .post(
+            "/projects/default/connectors",
+            &[
+                ("type", "local"),
+                ("display_name", "repo"),
+                ("local_store.path", "/tmp/console-viewer-repo"),
+                ("repository_password", "a repository password"),
+            ],
+        )
+        .await;
+    a.get("/projects/default/tasks/new?type=check").await;
+    let t = a
+        .post(
+            "/projects/default/tasks",
+            &[
+                ("type", "check"),
+                ("display_name", "weekly-check"),
+                ("store", &last(&store.location)),
+                ("with_schedule", "1"),
+                ("kind", "preset"),
+                ("expr", "weekly"),
+                ("time_zone", "UTC"),
+                ("then", "save"),
+            ],
+        )
+        .await;
+    assert_eq!(t.status, 303, "{}", t.body);
+    let admin_view = a.get("/projects/default/schedules").await;
+    assert!(admin_view.body.contains("data-testid=\"delete\""));
+    let delete_path = admin_view
+        .body
+        .split("action=\"")
+        .filter_map(|x| x.split('"').next())
+        .find(|p| p.ends_with("/delete"))
+        .unwrap()
+        .to_owned();
+
+    let mut v = Browser::new(&s.console);
+    let signed = v.sign_in("vera", "vera's password").await;
+    assert_eq!(signed.status, 303);
+    let page = v.get("/projects/default/schedules").await;
+    assert!(page.body.contains("weekly-check") || page.body.contains("preset"), "{}", page.body);
+    for absent in [
+        "data-testid=\"delete\"",
+        "data-testid=\"run-now\"",
+        "data-testid=\"pause\"",
+        "data-testid=\"new-schedule\"",
+    ] {
+        assert!(!page.body.contains(absent), "a viewer is offered {absent}");
+    }
+    assert!(!v.get("/projects/default").await.body.contains("nav-administration"));
+    // A forged POST with the viewer's own valid token: the scheduler refuses it.
+    let a2 = v.post(&delete_path, &[]).await;
+    assert_eq!(a2.status, 403, "{}", a2.body);
+    assert!(
+        a.get("/projects/default/schedules").await.body.contains("data-testid=\"schedule-row\""),
+        "the schedule is still there"
+    );
+    // Administration is the admins'.
+    assert_eq!(v.get("/projects/default/admin").await.status, 403);
+}
+
+#[tokio::test]
+async fn administration_shows_a_token_secret_once() {
+    let s = stack().await;
+    let mut b = Browser::new(&s.console);
+    b.sign_in("admin", ADMIN_PASSWORD).await;
+    b.get("/projects/default/admin").await;
+    assert_eq!(
+        b.post("/projects/default/admin/accounts", &[("display_name", "ci"), ("role", "operator")])
+            .await
+            .status,
+        303
+    );
+    let page = b.get("/projects/default/admin").await;
+    let account =
+        page.body.split("name=\"account\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let made =
+        b.post("/projects/default/admin/tokens", &[("account", &account), ("display_name", "deploys")]).await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let secret = made
+        .body
+        .split("data-testid=\"new-token-secret\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(secret.len() > 20, "{secret}");
+    let again = b.get("/projects/default/admin").await;
+    assert!(!again.body.contains(&secret), "the secret is shown once");
+    assert!(again.body.contains("deploys"));
+    // The audit log lists the token's creation.
+    assert!(again.body.contains("CreateApiToken"), "{}", again.body);
+    // Members: a bad role names the field and changes nothing.
+    let a = b.post("/projects/default/admin/members", &[("user", "admin"), ("role", "owner")]).await;
+    assert_eq!(a.status, 400);
+    assert!(a.body.contains("role: &quot;owner&quot;"), "{}", a.body);
+}
