@@ -309,6 +309,19 @@ fn compose_ports_and_health_checks_match_the_effective_config() {
         let health = s.raw.pointer("/healthcheck/test").and_then(Json::as_array).cloned().unwrap_or_default();
         let health: Vec<String> = health.iter().filter_map(scalar).collect();
         match e.listen() {
+            Some(listen) if s.binary == Binary::Console => {
+                // HTTP, published on the host's loopback; the health check GETs /health.
+                p.check(listen.ip().is_unspecified(), || format!("{name}: HTTP must listen on 0.0.0.0"));
+                let published = ports.iter().any(|(raw, m)| {
+                    *m == Some((Some(listen.port()), listen.port()))
+                        && scalar(raw).is_some_and(|r| r.starts_with("127.0.0.1:"))
+                });
+                p.check(published, || format!("{name}: publish HTTP as 127.0.0.1:{0}:{0}", listen.port()));
+                let probe = format!("/dev/tcp/127.0.0.1/{} ", listen.port());
+                p.check(health.iter().any(|w| w.contains(&probe) && w.contains("GET /health")), || {
+                    format!("{name}: healthcheck {health:?} should GET /health on {}", listen.port())
+                });
+            }
             Some(listen) => {
                 p.check(listen.ip().is_unspecified(), || format!("{name}: gRPC must listen on 0.0.0.0"));
                 // On the host's loopback only: the public APIs have no authentication of their own.
@@ -385,7 +398,10 @@ fn compose_urls_reach_the_right_services() {
                 )
             });
         }
-        tokens.insert(e.string("cluster_token").unwrap_or_default());
+        // The console holds no credential of its own: it calls with each user's token.
+        if s.binary.keys().contains("cluster_token") {
+            tokens.insert(e.string("cluster_token").unwrap_or_default());
+        }
     }
     p.check(tokens.len() == 1 && !tokens.contains(""), || {
         "every service must get the same, non-empty cluster token".into()
@@ -433,7 +449,9 @@ fn compose_start_order_storage_and_shutdown() {
             });
         }
     }
-    for (s, e) in by_binary(Binary::Worker).chain(by_binary(Binary::Scheduler)) {
+    for (s, e) in
+        by_binary(Binary::Worker).chain(by_binary(Binary::Scheduler)).chain(by_binary(Binary::Console))
+    {
         for (_, _, url) in e.service_urls() {
             let host = host_port(&url).map(|(h, _)| h).unwrap_or_default();
             p.check(depends_healthy(&s.raw, &host), || {

@@ -303,7 +303,9 @@ fn object<'a>(objects: &'a [Object], kind: &str, name: &str) -> Option<&'a Objec
 fn secret_value(secret: &Object, key: &str) -> Option<String> {
     let v = scalar(secret.doc.pointer(&format!("/stringData/{key}"))?)?;
     Some(match () {
-        _ if v.contains(PLACEHOLDER) && key.ends_with("SECRET_KEY") => TEST_SECRET_KEY.to_owned(),
+        _ if v.contains(PLACEHOLDER) && (key.ends_with("SECRET_KEY") || key.ends_with("SESSION_KEY")) => {
+            TEST_SECRET_KEY.to_owned()
+        }
         _ if v.contains(PLACEHOLDER) && key.ends_with("TOKEN") => {
             "a-placeholder-token-0123456789abcdef".to_owned()
         }
@@ -609,6 +611,23 @@ fn ports_probes_and_services_match_the_effective_config() {
                 w.container.get(kind).and_then(|pr| pr.pointer(field)).and_then(|port| w.port(port))
             };
             match e.listen() {
+                Some(listen) if w.is(Binary::Console) => {
+                    p.check(listen.ip().is_unspecified(), || format!("{ctx}: HTTP must listen on 0.0.0.0"));
+                    p.check(ports.get("http") == Some(&listen.port()), || {
+                        format!("{ctx}: container port `http` {:?} != listen {listen}", ports.get("http"))
+                    });
+                    for kind in ["readinessProbe", "livenessProbe"] {
+                        let port = probe_port(kind, "/httpGet/port");
+                        let path =
+                            w.container.pointer(&format!("/{kind}/httpGet/path")).and_then(Json::as_str);
+                        p.check(port == Some(listen.port()) && path == Some("/health"), || {
+                            format!("{ctx}: {kind} must GET /health on {}", listen.port())
+                        });
+                    }
+                    p.check(e.string("public_url").is_some_and(|u| u.starts_with("https://")), || {
+                        format!("{ctx}: set CAIRN_PUBLIC_URL to the https address browsers use")
+                    });
+                }
                 Some(listen) => {
                     p.check(listen.ip().is_unspecified(), || format!("{ctx}: gRPC must listen on 0.0.0.0"));
                     p.check(Some(listen.port()) == default_grpc, || {
@@ -733,8 +752,18 @@ fn urls_name_services_that_reach_the_right_binary() {
                     });
                 }
             }
-            // Workers enrol with their pool's token instead; the services share the cluster token.
-            let token = if w.is(Binary::Worker) { "CAIRN_WORKER_TOKEN" } else { "CAIRN_CLUSTER_TOKEN" };
+            // Workers enrol with their pool's token instead; the services share the cluster token;
+            // the console has none (it calls with each user's token).
+            let token = match w.binary {
+                Binary::Worker => "CAIRN_WORKER_TOKEN",
+                Binary::Console => {
+                    p.check(!w.env.contains_key("CAIRN_CLUSTER_TOKEN"), || {
+                        format!("{}: the console must not hold the cluster token", w.ctx())
+                    });
+                    continue;
+                }
+                _ => "CAIRN_CLUSTER_TOKEN",
+            };
             token_sources.insert(format!("{token}={}", w.origin.get(token).cloned().unwrap_or_default()));
         }
         p.check(token_sources.len() == 2 && token_sources.iter().all(|s| s.contains("=secret:")), || {
@@ -800,7 +829,7 @@ fn disruption_budgets_and_shutdown_timing() {
             let ctx = w.ctx();
             let grace_secs =
                 w.pod.pointer("/spec/terminationGracePeriodSeconds").and_then(Json::as_u64).unwrap_or(30);
-            if w.binary.serves_grpc() {
+            if w.binary.serves_grpc() || w.is(Binary::Console) {
                 let replicas = w.spec["replicas"].as_u64().unwrap_or(1);
                 p.check(replicas >= 2, || format!("{ctx}: at least 2 replicas"));
                 let budgets: Vec<&&Object> = pdbs
@@ -817,17 +846,21 @@ fn disruption_budgets_and_shutdown_timing() {
                         format!("PodDisruptionBudget {}: must allow one disruption (drains)", b.name())
                     });
                 }
-                let drain = e.number("drain_delay_ms");
-                p.check(drain > 0, || {
-                    format!("{ctx}: set CAIRN_DRAIN_DELAY_MS so endpoints update before the listener closes")
-                });
-                let needed = drain + longest_poll * 1000;
-                p.check(grace_secs * 1000 > needed, || {
-                format!(
-                    "{ctx}: terminationGracePeriodSeconds {grace_secs} must exceed the drain delay plus a \
-                     lease long poll ({needed} ms)"
-                )
-            });
+                if w.binary.serves_grpc() {
+                    let drain = e.number("drain_delay_ms");
+                    p.check(drain > 0, || {
+                        format!(
+                            "{ctx}: set CAIRN_DRAIN_DELAY_MS so endpoints update before the listener closes"
+                        )
+                    });
+                    let needed = drain + longest_poll * 1000;
+                    p.check(grace_secs * 1000 > needed, || {
+                        format!(
+                            "{ctx}: terminationGracePeriodSeconds {grace_secs} must exceed the drain delay plus \
+                             a lease long poll ({needed} ms)"
+                        )
+                    });
+                }
             } else {
                 let grace = e.number("grace_period_secs");
                 p.check(grace_secs >= grace + 10, || {
@@ -1012,13 +1045,20 @@ fn network_policies_let_only_the_right_pods_in() {
             expect(&stranger, metrics, false);
             of(Binary::Worker).for_each(|s| expect(s, metrics, false));
             match (target.binary, e.listen().map(|a| a.port())) {
+                (Binary::Console, Some(http)) => {
+                    // The front door: browsers arrive through an Ingress controller's pods.
+                    expect(&stranger, http, true);
+                    expect(&api_client, http, true);
+                }
                 (Binary::Catalog, Some(grpc)) => {
+                    of(Binary::Console).for_each(|s| expect(s, grpc, true));
                     of(Binary::Scheduler).for_each(|s| expect(s, grpc, true));
                     of(Binary::Worker).for_each(|s| expect(s, grpc, false));
                     expect(&api_client, grpc, true);
                     expect(&stranger, grpc, false);
                 }
                 (Binary::Scheduler, Some(grpc)) => {
+                    of(Binary::Console).for_each(|s| expect(s, grpc, true));
                     of(Binary::Worker).for_each(|s| expect(s, grpc, true));
                     of(Binary::Catalog).for_each(|s| expect(s, grpc, true));
                     expect(&api_client, grpc, true);

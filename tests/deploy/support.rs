@@ -132,10 +132,12 @@ pub enum Binary {
     Catalog,
     Scheduler,
     Worker,
+    /// The web console: HTTP on `listen`, no gRPC.
+    Console,
 }
 
 impl Binary {
-    pub const ALL: [Binary; 3] = [Binary::Catalog, Binary::Scheduler, Binary::Worker];
+    pub const ALL: [Binary; 4] = [Binary::Catalog, Binary::Scheduler, Binary::Worker, Binary::Console];
 
     /// The executable's name.
     pub fn name(self) -> &'static str {
@@ -143,6 +145,7 @@ impl Binary {
             Binary::Catalog => "cairn-catalog",
             Binary::Scheduler => "cairn-scheduler",
             Binary::Worker => "cairn-worker",
+            Binary::Console => "cairn-console",
         }
     }
 
@@ -163,6 +166,7 @@ impl Binary {
             Binary::Catalog => serde_json::to_value(cairn_catalog::Config::default()),
             Binary::Scheduler => serde_json::to_value(cairn_scheduler::Config::default()),
             Binary::Worker => serde_json::to_value(cairn_worker::Config::default()),
+            Binary::Console => serde_json::to_value(cairn_console::Config::default()),
         };
         v.expect("configs serialize")
     }
@@ -172,9 +176,9 @@ impl Binary {
         self.defaults().as_object().expect("Config is a struct").keys().cloned().collect()
     }
 
-    /// Whether it serves gRPC (has a `listen` key). Workers only dial out.
+    /// Whether it serves gRPC (has a `listen` key and is no console). Workers only dial out.
     pub fn serves_grpc(self) -> bool {
-        self.keys().contains("listen")
+        self != Binary::Console && self.keys().contains("listen")
     }
 
     /// The default `(grpc, metrics)` ports.
@@ -213,6 +217,12 @@ impl Binary {
                 }
                 Binary::Worker => {
                     let flags = cairn_worker::cli::Flags::try_parse_from(argv).map_err(|e| e.to_string())?;
+                    let c = flags.config().map_err(|e| e.to_string())?;
+                    let valid = c.validate();
+                    finish(c, valid)
+                }
+                Binary::Console => {
+                    let flags = cairn_console::Flags::try_parse_from(argv).map_err(|e| e.to_string())?;
                     let c = flags.config().map_err(|e| e.to_string())?;
                     let valid = c.validate();
                     finish(c, valid)
@@ -288,11 +298,13 @@ impl Effective {
         self.config.get(key).and_then(Json::as_u64).unwrap_or_else(|| panic!("{key} is a number"))
     }
 
-    /// `<service>_url` keys with the service they must reach.
+    /// `<service>_url` keys with the gRPC service they must reach (`console_url` and
+    /// `public_url` are where browsers go, not service addresses).
     pub fn service_urls(&self) -> Vec<(String, Binary, String)> {
         let obj = self.config.as_object().expect("Config is a struct");
         obj.iter()
             .filter_map(|(k, v)| Some((k.clone(), Binary::from_url_key(k)?, v.as_str()?.to_owned())))
+            .filter(|(_, b, _)| b.serves_grpc())
             .collect()
     }
 }

@@ -32,6 +32,8 @@ pub struct Config {
     pub session_key: Option<String>,
     /// File holding it.
     pub session_key_file: Option<PathBuf>,
+    /// Prometheus metrics listen address.
+    pub metrics_listen: SocketAddr,
     /// Serve plain HTTP on a non-loopback address without `public_url` (trusted networks only).
     pub insecure: bool,
     /// Log line format.
@@ -51,6 +53,7 @@ impl Default for Config {
             session_key: None,
             session_key_file: None,
             insecure: false,
+            metrics_listen: ([127, 0, 0, 1], 9104).into(),
             log_format: LogFormat::Text,
             otel_exporter_otlp_endpoint: None,
         }
@@ -151,6 +154,10 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    /// Prometheus listen address [default: 127.0.0.1:9104].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Flags {

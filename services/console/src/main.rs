@@ -17,6 +17,9 @@ async fn main() -> anyhow::Result<()> {
         config.otel_exporter_otlp_endpoint.as_deref(),
     );
     config.validate()?;
+    if let Err(e) = cairn_runtime::metrics::install(config.metrics_listen) {
+        tracing::warn!(error = %e, "metrics endpoint not started");
+    }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     cairn_console::run(config, listener, cairn_runtime::shutdown::on_signal()).await
 }

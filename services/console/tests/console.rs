@@ -6,102 +6,12 @@
 
 use std::time::Duration;
 
-use cairn_api::v1::{self, identity_service_client::IdentityServiceClient};
-use cairn_runtime::{CancellationToken, grpc::ClientInterceptor};
+use cairn_api::v1;
 use cairn_testkit::eventually;
 
-const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const CLUSTER: &str = "a-cluster-token-for-console-tests";
-const ADMIN: &str = "bootstrap-token-of-the-console-tests";
-const ADMIN_PASSWORD: &str = "the admin password";
+mod common;
 
-struct Stack {
-    _db: cairn_testkit::TestDatabase,
-    catalog: String,
-    console: String,
-    stop: CancellationToken,
-    _dirs: tempfile::TempDir,
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-async fn stack() -> Stack {
-    let db = cairn_testkit::database().await;
-    let cl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
-    let sl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
-    let ul = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let catalog = format!("http://{}", cl.local_addr().unwrap());
-    let scheduler = format!("http://{}", sl.local_addr().unwrap());
-    let console = format!("http://{}", ul.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    let c = cairn_catalog::Config {
-        database_url: Some(db.url().to_owned()),
-        secret_key: Some(KEY.into()),
-        scheduler_url: scheduler.clone(),
-        cluster_token: Some(CLUSTER.into()),
-        bootstrap_token: Some(ADMIN.into()),
-        bootstrap_admin_password: Some(ADMIN_PASSWORD.into()),
-        ..Default::default()
-    };
-    let s = cairn_scheduler::Config {
-        database_url: Some(db.url().to_owned()),
-        catalog_url: catalog.clone(),
-        cluster_token: Some(CLUSTER.into()),
-        console_url: Some(console.clone()),
-        ..Default::default()
-    };
-    tokio::spawn(cairn_catalog::run(c, cl, stop.clone()));
-    tokio::spawn(cairn_scheduler::run(s, sl, stop.clone()));
-    cairn_testkit::wait_serving(&catalog, "cairn.v1.CatalogService").await;
-    cairn_testkit::wait_serving(&scheduler, "cairn.v1.JobService").await;
-    // One worker for every project, enrolled like any other.
-    let mut identity = admin(&catalog);
-    let pool = identity
-        .create_worker_pool(v1::CreateWorkerPoolRequest {
-            worker_pool_id: "tests".into(),
-            worker_pool: Some(v1::WorkerPool {
-                display_name: "tests".into(),
-                projects: vec!["*".into()],
-                labels: [("*".to_owned(), "*".to_owned())].into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let dirs = tempfile::tempdir().unwrap();
-    let w = cairn_worker::Config {
-        scheduler_url: scheduler.clone(),
-        worker_token: Some(pool.token),
-        cache_dir: Some(dirs.path().join("cache")),
-        poll_wait_secs: 1,
-        ..Default::default()
-    };
-    tokio::spawn(cairn_worker::run(w, stop.clone()));
-    let ui = cairn_console::Config {
-        listen: ul.local_addr().unwrap(),
-        catalog_url: catalog.clone(),
-        scheduler_url: scheduler.clone(),
-        ..Default::default()
-    };
-    tokio::spawn(cairn_console::run(ui, ul, stop.clone()));
-    Stack { _db: db, catalog, console, stop, _dirs: dirs }
-}
-
-fn admin(
-    catalog: &str,
-) -> IdentityServiceClient<
-    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, ClientInterceptor>,
-> {
-    IdentityServiceClient::with_interceptor(
-        cairn_runtime::grpc::channel(catalog).unwrap(),
-        ClientInterceptor::new(Some(ADMIN)),
-    )
-}
+use common::*;
 
 /// A browser without JavaScript: cookies, no automatic redirects, the last page's CSRF token.
 struct Browser {
@@ -281,10 +191,10 @@ async fn forms_are_refused_without_their_token_or_from_another_site_and_change_n
 #[tokio::test]
 async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
     let s = stack().await;
-    let data = s._dirs.path().join("data");
+    let data = s.dirs.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("hello.txt"), "hello from the console").unwrap();
-    let repo = s._dirs.path().join("repo");
+    let repo = s.dirs.path().join("repo");
     let mut b = Browser::new(&s.console);
     b.sign_in("admin", ADMIN_PASSWORD).await;
 

@@ -186,7 +186,7 @@ pub fn summary(ctx: &Ctx, p: &str, j: &v1::Job) -> Markup {
             dt { "Started" } dd { (ui::time(j.start_time.as_ref())) }
             dt { "Ended" } dd { (ui::time(j.end_time.as_ref())) }
             dt { "Duration" } dd { (duration(j)) }
-            @if let Some(pr) = &j.progress {
+            @if let Some(pr) = j.progress.as_ref().filter(|_| live) {
                 dt { "Progress" } dd {
                     progress max="100" value=(pr.percent) data-testid="job-progress" { (format!("{:.0}%", pr.percent)) }
                     " " (format!("{:.0}%", pr.percent)) " · " (pr.phase) " · " (pr.files_done) " files, " (ui::bytes(pr.bytes_done))

@@ -58,7 +58,7 @@ pub fn routes(app: App) -> Router {
             "/assets/console.js",
             get(|| asset("text/javascript", include_str!("../../assets/console.js"))),
         )
-        .route("/health", get(|| async { "ok" }))
+        .route("/health", get(|| async { "OK" }))
         .fallback(|| async { Fail::NotFound("This page".into()) })
         .layer(middleware::from_fn_with_state(app.clone(), session_layer))
         .with_state(app)

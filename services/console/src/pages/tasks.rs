@@ -440,6 +440,7 @@ pub async fn simulate(
                 let d = r.into_inner().decisions;
                 let kept = d.iter().filter(|x| x.keep).count();
                 html! {
+                    @if d.is_empty() { p.hint { "The store holds no snapshots yet: nothing would be removed." } }
                     p data-testid="prune-summary" { (kept) " kept, " (d.len() - kept) " removed of " (d.len()) " snapshots" }
                     table { tbody { @for x in &d {
                         tr class=(if x.keep { "keep" } else { "remove" }) data-testid="prune-row" {
