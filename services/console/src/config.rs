@@ -34,6 +34,9 @@ pub struct Config {
     pub session_key_file: Option<PathBuf>,
     /// Prometheus metrics listen address.
     pub metrics_listen: SocketAddr,
+    /// Sign-in with an OpenID Connect provider (authorisation code + PKCE), next to Cairn users.
+    #[serde(flatten)]
+    pub oidc: OidcLogin,
     /// Serve plain HTTP on a non-loopback address without `public_url` (trusted networks only).
     pub insecure: bool,
     /// Log line format.
@@ -54,6 +57,7 @@ impl Default for Config {
             session_key_file: None,
             insecure: false,
             metrics_listen: ([127, 0, 0, 1], 9104).into(),
+            oidc: OidcLogin::default(),
             log_format: LogFormat::Text,
             otel_exporter_otlp_endpoint: None,
         }
@@ -89,6 +93,7 @@ impl Config {
             ));
         }
         self.key()?;
+        self.oidc.validate()?;
         Ok(())
     }
 
@@ -122,7 +127,71 @@ impl Config {
         if c.session_key.is_some() {
             c.session_key = Some(REDACTED.into());
         }
+        if c.oidc.oidc_client_secret.is_some() {
+            c.oidc.oidc_client_secret = Some(REDACTED.into());
+        }
         c
+    }
+}
+
+/// The console's side of an OpenID Connect provider. The catalog must accept the provider's ID
+/// tokens (its `oidc_issuer`, `oidc_audience` = this client id, `oidc_jwks_url`,
+/// `oidc_role_map`): the console signs people in and calls the APIs with their ID token.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OidcLogin {
+    /// The client id registered with the provider; setting it offers "Sign in with ...".
+    pub oidc_client_id: Option<String>,
+    /// The client secret (confidential clients).
+    pub oidc_client_secret: Option<String>,
+    /// File holding it.
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// The provider's authorisation endpoint.
+    pub oidc_authorize_url: Option<String>,
+    /// The provider's token endpoint.
+    pub oidc_token_url: Option<String>,
+    /// Scopes asked for (space-separated).
+    pub oidc_scopes: Option<String>,
+    /// The button's label ("Sign in with <label>").
+    pub oidc_label: Option<String>,
+}
+
+impl OidcLogin {
+    /// Whether provider sign-in is offered.
+    pub fn enabled(&self) -> bool {
+        self.oidc_client_id.as_deref().is_some_and(|c| !c.is_empty())
+    }
+
+    /// The client secret, when configured.
+    pub fn secret(&self) -> Result<Option<String>, ConfigError> {
+        cairn_runtime::config::secret(
+            "oidc_client_secret",
+            self.oidc_client_secret.as_deref(),
+            self.oidc_client_secret_file.as_deref(),
+        )
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        for (key, v) in
+            [("oidc_authorize_url", &self.oidc_authorize_url), ("oidc_token_url", &self.oidc_token_url)]
+        {
+            let Some(u) = v.as_deref().filter(|u| !u.is_empty()) else {
+                return Err(ConfigError::invalid(key, "is required with oidc_client_id"));
+            };
+            let parsed = url::Url::parse(u).map_err(|e| ConfigError::invalid(key, format!("{u:?}: {e}")))?;
+            let loopback = parsed.host_str().is_some_and(|h| {
+                h == "localhost"
+                    || h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            });
+            if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
+                return Err(ConfigError::invalid(key, "must be https:// (http:// only on loopback)"));
+            }
+        }
+        self.secret()?;
+        Ok(())
     }
 }
 

@@ -31,7 +31,15 @@ pub async fn session_layer(State(app): State<App>, mut req: Request, next: Next)
     let mut set_cookie = None;
     if let Some(mut s) = opened {
         let now = chrono::Utc::now().timestamp();
-        if s.access_expires - now < REFRESH_MARGIN {
+        if s.access_expires - now < REFRESH_MARGIN && s.refresh.is_empty() {
+            // A provider's ID token: no refresh; sign in again once it expires.
+            if s.access_expires <= now {
+                set_cookie =
+                    Some(session::set_cookie(session::COOKIE, "", None, app.config.secure_cookies()));
+            } else {
+                req.extensions_mut().insert(s);
+            }
+        } else if s.access_expires - now < REFRESH_MARGIN {
             let mut identity = IdentityServiceClient::new(InterceptedService::new(
                 app.catalog.clone(),
                 ClientInterceptor::new(None),

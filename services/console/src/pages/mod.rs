@@ -28,6 +28,8 @@ pub fn routes(app: App) -> Router {
         .route("/switch", get(switch))
         .route("/login", get(sign_in::form).post(sign_in::submit))
         .route("/logout", post(sign_in::logout))
+        .route("/login/oidc", get(sign_in::oidc_start))
+        .route("/login/oidc/callback", get(sign_in::oidc_callback))
         .route("/projects/{p}", get(overview::page))
         .route("/projects/{p}/jobs", get(jobs::history))
         .route("/projects/{p}/jobs/{id}", get(jobs::details))

@@ -16,6 +16,20 @@ pub struct Stack {
     pub console: String,
     pub stop: CancellationToken,
     pub dirs: tempfile::TempDir,
+    pub scheduler: String,
+    worker: CancellationToken,
+}
+
+impl Stack {
+    /// The database's URL.
+    pub fn db_url(&self) -> &str {
+        self._db.url()
+    }
+
+    /// Stops the worker (jobs then stay as they are).
+    pub fn stop_worker(&self) {
+        self.worker.cancel();
+    }
 }
 
 impl Drop for Stack {
@@ -25,6 +39,14 @@ impl Drop for Stack {
 }
 
 pub async fn stack() -> Stack {
+    stack_with(|_| {}, |_| {}).await
+}
+
+/// [`stack`] with the catalog's and the console's configurations adjusted.
+pub async fn stack_with(
+    catalog_tweak: impl FnOnce(&mut cairn_catalog::Config),
+    console_tweak: impl FnOnce(&mut cairn_console::Config),
+) -> Stack {
     let db = cairn_testkit::database().await;
     let cl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
     let sl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
@@ -33,7 +55,7 @@ pub async fn stack() -> Stack {
     let scheduler = format!("http://{}", sl.local_addr().unwrap());
     let console = format!("http://{}", ul.local_addr().unwrap());
     let stop = CancellationToken::new();
-    let c = cairn_catalog::Config {
+    let mut c = cairn_catalog::Config {
         database_url: Some(db.url().to_owned()),
         secret_key: Some(KEY.into()),
         scheduler_url: scheduler.clone(),
@@ -49,6 +71,7 @@ pub async fn stack() -> Stack {
         console_url: Some(console.clone()),
         ..Default::default()
     };
+    catalog_tweak(&mut c);
     tokio::spawn(cairn_catalog::run(c, cl, stop.clone()));
     tokio::spawn(cairn_scheduler::run(s, sl, stop.clone()));
     cairn_testkit::wait_serving(&catalog, "cairn.v1.CatalogService").await;
@@ -76,15 +99,17 @@ pub async fn stack() -> Stack {
         poll_wait_secs: 1,
         ..Default::default()
     };
-    tokio::spawn(cairn_worker::run(w, stop.clone()));
-    let ui = cairn_console::Config {
+    let worker = stop.child_token();
+    tokio::spawn(cairn_worker::run(w, worker.clone()));
+    let mut ui = cairn_console::Config {
         listen: ul.local_addr().unwrap(),
         catalog_url: catalog.clone(),
         scheduler_url: scheduler.clone(),
         ..Default::default()
     };
+    console_tweak(&mut ui);
     tokio::spawn(cairn_console::run(ui, ul, stop.clone()));
-    Stack { _db: db, catalog, console, stop, dirs }
+    Stack { _db: db, catalog, console, stop, dirs, scheduler, worker }
 }
 
 pub fn admin(
