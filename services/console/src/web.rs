@@ -54,6 +54,11 @@ pub async fn session_layer(State(app): State<App>, mut req: Request, next: Next)
                     set_cookie = Some(cookie_for(&app, &s));
                     req.extensions_mut().insert(s);
                 }
+                // Refresh tokens rotate: of two requests refreshing at once, one loses; it goes
+                // on with the access token while that is valid, and the winner's cookie stays.
+                Err(_) if s.access_expires > now => {
+                    req.extensions_mut().insert(s);
+                }
                 Err(e) => {
                     tracing::debug!(code = ?e.code(), "session could not be refreshed");
                     set_cookie =
@@ -151,6 +156,56 @@ impl Ctx {
     }
     pub fn schedules(&self) -> ScheduleServiceClient<Intercepted> {
         ScheduleServiceClient::new(InterceptedService::new(self.app.scheduler.clone(), self.auth()))
+    }
+
+    /// Every connector of a project with `role` (`Unspecified` = all), every page.
+    pub async fn connectors(
+        &self,
+        project: &str,
+        role: v1::ConnectorRole,
+    ) -> Result<Vec<v1::Connector>, Fail> {
+        let (mut out, mut token) = (Vec::new(), String::new());
+        loop {
+            let r = self
+                .catalog()
+                .list_connectors(v1::ListConnectorsRequest {
+                    parent: format!("projects/{project}"),
+                    page_size: 500,
+                    page_token: token,
+                    role: role as i32,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            out.extend(r.connectors);
+            if r.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            token = r.next_page_token;
+        }
+    }
+
+    /// Every task of a project (involving `connector`, when not empty), every page.
+    pub async fn tasks(&self, project: &str, connector: &str) -> Result<Vec<v1::Task>, Fail> {
+        let (mut out, mut token) = (Vec::new(), String::new());
+        loop {
+            let r = self
+                .catalog()
+                .list_tasks(v1::ListTasksRequest {
+                    parent: format!("projects/{project}"),
+                    page_size: 500,
+                    page_token: token,
+                    connector: connector.to_owned(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            out.extend(r.tasks);
+            if r.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            token = r.next_page_token;
+        }
     }
 
     /// The caller's role in `project` (platform admins are admins everywhere).

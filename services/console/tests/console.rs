@@ -243,6 +243,38 @@ async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
     assert_eq!(source.status, 303, "{}", source.body);
     let source_id = last(&source.location);
 
+    // Editing: the form shows the connector (never its password); a bad value is refused
+    // next to its field and changes nothing; a good one is saved, the password kept.
+    let edit = b.get(&format!("{}/edit", store.location)).await;
+    assert_eq!(edit.status, 200, "{}", edit.body);
+    assert!(edit.body.contains(repo.to_str().unwrap()) && !edit.body.contains("a repository password"));
+    let etag =
+        edit.body.split("name=\"etag\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    // As a browser reads the attribute.
+    let etag = etag.replace("&quot;", "\"");
+    let bad = b
+        .post(
+            &store.location,
+            &[("display_name", "repo"), ("local_store.path", "again/relative"), ("etag", &etag)],
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("data-testid=\"error-local_store.path\""), "{}", bad.body);
+    let saved = b
+        .post(
+            &store.location,
+            &[
+                ("display_name", "repo"),
+                ("description", "the main repository"),
+                ("local_store.path", repo.to_str().unwrap()),
+                ("create_if_missing", "1"),
+                ("etag", &etag),
+            ],
+        )
+        .await;
+    assert_eq!((saved.status, saved.location.as_str()), (303, store.location.as_str()), "{}", saved.body);
+    assert!(b.get(&store.location).await.body.contains("the main repository"));
+
     // Test Connection on the store: the verdict, the worker.
     let page = b.get(&store.location).await;
     assert!(page.body.contains("never tested"));

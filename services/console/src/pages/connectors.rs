@@ -192,7 +192,15 @@ fn connector_of(kind: &str, f: &Posted) -> Result<v1::Connector, Fail> {
     })
 }
 
-fn form_page(ctx: &Ctx, p: &str, kind: &str, f: &Posted, errors: &Errors) -> axum::response::Response {
+/// The create form (`editing` None) or the edit form of a connector.
+fn form_page(
+    ctx: &Ctx,
+    p: &str,
+    kind: &str,
+    f: &Posted,
+    errors: &Errors,
+    editing: Option<&v1::Connector>,
+) -> axum::response::Response {
     let field = |name: &str, label: &str| ui::field(name, label, &f.get(name), errors, html! {});
     let secret = |name: &str, label: &str| {
         let err = errors.of(name);
@@ -214,9 +222,10 @@ fn form_page(ctx: &Ctx, p: &str, kind: &str, f: &Posted, errors: &Errors) -> axu
     let label = KINDS.iter().find(|k| k.0 == kind).map_or("connector", |k| k.2);
     let store = KINDS.iter().any(|k| k.0 == kind && k.1 == ConnectorRole::Store);
     let body = html! {
-        h1 { "New " (label) }
+        @match editing { Some(c) => h1 { "Edit " (c.display_name) }, None => h1 { "New " (label) } }
+        @if editing.is_some() { p.hint { "Secrets are never shown: leave a password or key empty to keep it." } }
         (errors.banner())
-        form.card method="post" action=(format!("/projects/{p}/connectors")) data-testid="connector-form" {
+        form.card method="post" action=(editing.map_or(format!("/projects/{p}/connectors"), |c| format!("/{}", c.name))) data-testid="connector-form" {
             (ui::csrf(ctx))
             input type="hidden" name="type" value=(kind);
             (field("display_name", "Name"))
@@ -236,7 +245,8 @@ fn form_page(ctx: &Ctx, p: &str, kind: &str, f: &Posted, errors: &Errors) -> axu
                 (field("max_concurrent_jobs", "Concurrent jobs (0 = default)"))
             }
             (field("worker_selector", "Worker selector (key=value, comma-separated)"))
-            button.primary type="submit" data-testid="save-connector" { "Create connector" }
+            @if let Some(c) = editing { input type="hidden" name="etag" value=(c.etag); }
+            button.primary type="submit" data-testid="save-connector" { (if editing.is_some() { "Save changes" } else { "Create connector" }) }
         }
     };
     ui::page(ctx, Some(p), Nav::Connectors, "New connector", body)
@@ -252,7 +262,7 @@ pub async fn new(ctx: Ctx, Path(p): Path<String>, Query(q): Query<NewQuery>) -> 
     if !KINDS.iter().any(|k| k.0 == q.r#type) {
         return Err(Fail::Bad(format!("type: {:?} is not a connector type", q.r#type)));
     }
-    Ok(form_page(&ctx, &p, &q.r#type, &Posted::default(), &Errors::default()))
+    Ok(form_page(&ctx, &p, &q.r#type, &Posted::default(), &Errors::default(), None))
 }
 
 pub async fn create(ctx: Ctx, Path(p): Path<String>, form: Posted) -> Page {
@@ -276,7 +286,7 @@ pub async fn create(ctx: Ctx, Path(p): Path<String>, form: Posted) -> Page {
             if s.code() == tonic::Code::AlreadyExists {
                 errors.fields.push(("display_name".into(), s.message().to_owned()));
             }
-            Ok((axum::http::StatusCode::BAD_REQUEST, form_page(&ctx, &p, &kind, &echo, &errors))
+            Ok((axum::http::StatusCode::BAD_REQUEST, form_page(&ctx, &p, &kind, &echo, &errors, None))
                 .into_response())
         }
         Err(s) => Err(s.into()),
@@ -304,17 +314,7 @@ pub async fn show(ctx: Ctx, Path((p, id)): Path<(String, String)>, Query(t): Que
         .await?
         .into_inner()
         .schedules;
-    let tasks = ctx
-        .catalog()
-        .list_tasks(v1::ListTasksRequest {
-            parent: format!("projects/{p}"),
-            connector: name.clone(),
-            page_size: 200,
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .tasks;
+    let tasks = ctx.tasks(&p, &name).await?;
     let jobs = ctx
         .jobs()
         .list_jobs(v1::ListJobsRequest {
@@ -334,6 +334,7 @@ pub async fn show(ctx: Ctx, Path((p, id)): Path<(String, String)>, Query(t): Que
         @if !c.description.is_empty() { p { (c.description) } }
         p data-testid="last-test" { "Connection: " (verdict(c.last_test.as_ref())) }
         @if ctx.can(&p, Role::Operator) { (ui::action(&ctx, &format!("/{name}/test"), "Test Connection", "test-connection", None)) }
+        @if ctx.can(&p, Role::Admin) { " " a.button href=(format!("/{name}/edit")) data-testid="edit-connector" { "Edit" } }
         @if c.role() == ConnectorRole::Source && ctx.can(&p, Role::Operator) {
             @let backups: Vec<&v1::Task> = tasks.iter().filter(|t| t.r#type() == TaskType::Backup).collect();
             section data-testid="backup-actions" {
@@ -368,4 +369,144 @@ pub async fn test(ctx: Ctx, Path((p, id)): Path<(String, String)>, _form: Posted
     let name = format!("projects/{p}/connectors/{id}");
     ctx.catalog().test_connector(v1::TestConnectorRequest { name: name.clone(), timeout: None }).await?;
     Ok(Redirect::to(&format!("/{name}")).into_response())
+}
+
+/// The form value of a connector's type.
+fn kind_of(c: &v1::Connector) -> &'static str {
+    match c.config {
+        Some(C::LocalPathSource(_)) => "local_path",
+        Some(C::CommandSource(_)) => "command",
+        Some(C::LocalStore(_)) => "local",
+        Some(C::S3Store(_)) => "s3",
+        Some(C::SftpStore(_)) => "sftp",
+        Some(C::RestStore(_)) => "rest",
+        Some(C::LocalPathDestination(_)) | None => "local_path_destination",
+    }
+}
+
+/// A connector as form fields (secrets left out).
+fn fields_of(c: &v1::Connector) -> Posted {
+    let mut f = vec![
+        ("display_name".to_owned(), c.display_name.clone()),
+        ("description".to_owned(), c.description.clone()),
+        (
+            "worker_selector".to_owned(),
+            c.worker_selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+        ),
+        ("max_concurrent_jobs".to_owned(), c.max_concurrent_jobs.to_string()),
+    ];
+    if c.create_if_missing {
+        f.push(("create_if_missing".into(), "1".into()));
+    }
+    let mut put = |k: &str, v: String| f.push((k.to_owned(), v));
+    match &c.config {
+        Some(C::LocalPathSource(s)) => {
+            put("local_path_source.paths", s.paths.join("\n"));
+            put("local_path_source.exclude", s.exclude.join("\n"));
+            if s.one_file_system {
+                put("local_path_source.one_file_system", "1".into());
+            }
+        }
+        Some(C::CommandSource(s)) => {
+            put("command_source.command", s.command.join(" "));
+            put("command_source.file_name", s.file_name.clone());
+        }
+        Some(C::LocalStore(s)) => put("local_store.path", s.path.clone()),
+        Some(C::S3Store(s)) => {
+            for (k, v) in [
+                ("endpoint", &s.endpoint),
+                ("bucket", &s.bucket),
+                ("prefix", &s.prefix),
+                ("region", &s.region),
+                ("access_key_id", &s.access_key_id),
+            ] {
+                put(&format!("s3_store.{k}"), v.clone());
+            }
+        }
+        Some(C::SftpStore(s)) => {
+            put("sftp_store.host", s.host.clone());
+            put("sftp_store.port", s.port.to_string());
+            put("sftp_store.user", s.user.clone());
+            put("sftp_store.path", s.path.clone());
+        }
+        Some(C::RestStore(s)) => {
+            put("rest_store.url", s.url.clone());
+            put("rest_store.username", s.username.clone());
+        }
+        Some(C::LocalPathDestination(d)) => put("local_path_destination.path", d.path.clone()),
+        None => {}
+    }
+    Posted { fields: f }
+}
+
+pub async fn edit(ctx: Ctx, Path((p, id)): Path<(String, String)>) -> Page {
+    let c = ctx
+        .catalog()
+        .get_connector(v1::GetConnectorRequest { name: format!("projects/{p}/connectors/{id}") })
+        .await?
+        .into_inner();
+    Ok(form_page(&ctx, &p, kind_of(&c), &fields_of(&c), &Errors::default(), Some(&c)))
+}
+
+/// Saves an edited connector: every field of the form, secrets only when a new one is typed.
+pub async fn update(ctx: Ctx, Path((p, id)): Path<(String, String)>, form: Posted) -> Page {
+    let name = format!("projects/{p}/connectors/{id}");
+    let current =
+        ctx.catalog().get_connector(v1::GetConnectorRequest { name: name.clone() }).await?.into_inner();
+    let kind = kind_of(&current);
+    let mut c = connector_of(kind, &form)?;
+    c.name = name.clone();
+    c.etag = form.get("etag");
+    let mut paths: Vec<String> =
+        ["display_name", "description", "worker_selector"].map(String::from).to_vec();
+    if current.role() == ConnectorRole::Store {
+        paths.extend(["max_concurrent_jobs", "create_if_missing"].map(String::from));
+        if !form.get("repository_password").is_empty() {
+            paths.push("repository_password".into());
+        }
+    }
+    match kind {
+        "s3" => {
+            paths.extend(
+                ["endpoint", "bucket", "prefix", "region", "access_key_id"].map(|k| format!("s3_store.{k}")),
+            );
+            if !form.get("s3_store.secret_access_key").is_empty() {
+                paths.push("s3_store.secret_access_key".into());
+            }
+        }
+        "rest" => {
+            paths.extend(["rest_store.url".to_owned(), "rest_store.username".to_owned()]);
+            if !form.get("rest_store.password").is_empty() {
+                paths.push("rest_store.password".into());
+            }
+        }
+        "local_path" => paths.push("local_path_source".into()),
+        "command" => paths.push("command_source".into()),
+        "local" => paths.push("local_store".into()),
+        "sftp" => paths.push("sftp_store".into()),
+        _ => paths.push("local_path_destination".into()),
+    }
+    let req = v1::UpdateConnectorRequest {
+        connector: Some(c),
+        update_mask: Some(prost_types::FieldMask { paths }),
+    };
+    match ctx.catalog().update_connector(req).await {
+        Ok(_) => Ok(Redirect::to(&format!("/{name}")).into_response()),
+        Err(s)
+            if matches!(
+                s.code(),
+                tonic::Code::InvalidArgument | tonic::Code::AlreadyExists | tonic::Code::Aborted
+            ) =>
+        {
+            let mut echo = Posted { fields: form.fields.clone() };
+            echo.fields.retain(|(k, _)| !k.contains("password") && !k.contains("secret"));
+            let errors = Errors::from_status(&s, &rename);
+            Ok((
+                axum::http::StatusCode::BAD_REQUEST,
+                form_page(&ctx, &p, kind, &echo, &errors, Some(&current)),
+            )
+                .into_response())
+        }
+        Err(s) => Err(s.into()),
+    }
 }

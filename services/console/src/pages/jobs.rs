@@ -312,17 +312,7 @@ pub struct SnapshotQuery {
 }
 
 pub async fn snapshots(ctx: Ctx, Path(p): Path<String>, Query(q): Query<SnapshotQuery>) -> Page {
-    let stores = ctx
-        .catalog()
-        .list_connectors(v1::ListConnectorsRequest {
-            parent: format!("projects/{p}"),
-            page_size: 200,
-            role: v1::ConnectorRole::Store as i32,
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .connectors;
+    let stores = ctx.connectors(&p, v1::ConnectorRole::Store).await?;
     let store = if q.store.is_empty() {
         stores.first().map(|s| ui::id(&s.name).to_owned()).unwrap_or_default()
     } else {

@@ -41,17 +41,7 @@ pub async fn page(ctx: Ctx, Path(p): Path<String>) -> Page {
         .schedules;
     schedules.retain(|s| s.next_run_time.is_some());
     schedules.sort_by_key(|s| s.next_run_time.as_ref().map(|t| t.seconds));
-    let sources = ctx
-        .catalog()
-        .list_connectors(v1::ListConnectorsRequest {
-            parent: parent.clone(),
-            page_size: 200,
-            role: ConnectorRole::Source as i32,
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .connectors;
+    let sources = ctx.connectors(&p, ConnectorRole::Source).await?;
     // Each source's newest successful backup.
     let mut last = Vec::new();
     for s in &sources {

@@ -244,19 +244,6 @@ pub fn rename(f: &str) -> String {
     }
 }
 
-async fn tasks_of(ctx: &Ctx, p: &str) -> Result<Vec<v1::Task>, Fail> {
-    Ok(ctx
-        .catalog()
-        .list_tasks(v1::ListTasksRequest {
-            parent: format!("projects/{p}"),
-            page_size: 500,
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .tasks)
-}
-
 fn form_page(
     ctx: &Ctx,
     p: &str,
@@ -277,7 +264,7 @@ fn form_page(
 }
 
 pub async fn new(ctx: Ctx, Path(p): Path<String>, Query(q): Query<Vec<(String, String)>>) -> Page {
-    let tasks = tasks_of(&ctx, &p).await?;
+    let tasks = ctx.tasks(&p, "").await?;
     let f = Posted { fields: q };
     let error = f.get("error");
     let errors = Errors {
@@ -288,7 +275,7 @@ pub async fn new(ctx: Ctx, Path(p): Path<String>, Query(q): Query<Vec<(String, S
 }
 
 pub async fn create(ctx: Ctx, Path(p): Path<String>, form: Posted) -> Page {
-    let tasks = tasks_of(&ctx, &p).await?;
+    let tasks = ctx.tasks(&p, "").await?;
     let task = form.get("task");
     let sched = match schedule_of(&p, &task, &form) {
         Ok(s) => s,

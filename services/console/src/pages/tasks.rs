@@ -30,15 +30,7 @@ fn type_of(raw: &str) -> Result<TaskType, Fail> {
 }
 
 pub async fn list(ctx: Ctx, Path(p): Path<String>) -> Page {
-    let r = ctx
-        .catalog()
-        .list_tasks(v1::ListTasksRequest {
-            parent: format!("projects/{p}"),
-            page_size: 500,
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
+    let tasks = ctx.tasks(&p, "").await?;
     let body = html! {
         h1 { "Tasks" }
         @if ctx.can(&p, Role::Editor) {
@@ -46,7 +38,7 @@ pub async fn list(ctx: Ctx, Path(p): Path<String>) -> Page {
         }
         table data-testid="tasks" {
             thead { tr { th { "Name" } th { "Type" } th { "Source" } th { "Store" } th { "Labels" } th { "" } } }
-            tbody { @for t in &r.tasks {
+            tbody { @for t in &tasks {
                 tr data-testid="task-row" {
                     td { a href=(format!("/projects/{p}/jobs?task={}", ui::id(&t.name))) { (t.display_name) } }
                     td { (t.r#type().as_str_name().trim_start_matches("TASK_TYPE_").to_lowercase()) }
@@ -57,7 +49,7 @@ pub async fn list(ctx: Ctx, Path(p): Path<String>) -> Page {
                 }
             } }
         }
-        @if r.tasks.is_empty() { p.empty { "No tasks." } }
+        @if tasks.is_empty() { p.empty { "No tasks." } }
     };
     Ok(ui::page(&ctx, Some(&p), Nav::Tasks, "Tasks", body))
 }
@@ -69,19 +61,6 @@ pub async fn run(ctx: Ctx, Path((p, id)): Path<(String, String)>, _form: Posted)
         .await?
         .into_inner();
     Ok(Redirect::to(&ui::href(&job.name)).into_response())
-}
-
-async fn connectors(ctx: &Ctx, p: &str) -> Result<Vec<v1::Connector>, Fail> {
-    Ok(ctx
-        .catalog()
-        .list_connectors(v1::ListConnectorsRequest {
-            parent: format!("projects/{p}"),
-            page_size: 500,
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .connectors)
 }
 
 fn retention_of(f: &Posted) -> v1::RetentionPolicy {
@@ -294,14 +273,14 @@ pub async fn new(ctx: Ctx, Path(p): Path<String>, Query(q): Query<Vec<(String, S
     let f = Posted { fields: q };
     let kind = f.get("type");
     type_of(&kind)?;
-    let all = connectors(&ctx, &p).await?;
+    let all = ctx.connectors(&p, ConnectorRole::Unspecified).await?;
     Ok(form_page(&ctx, &p, &kind, &all, &f, &Errors::default()))
 }
 
 pub async fn create(ctx: Ctx, Path(p): Path<String>, f: Posted) -> Page {
     let kind = f.get("type");
     let t = type_of(&kind)?;
-    let all = connectors(&ctx, &p).await?;
+    let all = ctx.connectors(&p, ConnectorRole::Unspecified).await?;
     let bad = |errors: Errors| {
         Ok((axum::http::StatusCode::BAD_REQUEST, form_page(&ctx, &p, &kind, &all, &f, &errors))
             .into_response())
