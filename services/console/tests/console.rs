@@ -337,6 +337,49 @@ async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
     assert!(text.contains("event: log") && text.contains("event: end"), "{text}");
     let snaps = b.get(&format!("/projects/default/snapshots?store={store_id}")).await;
     assert_eq!(snaps.body.matches("data-testid=\"snapshot-row\"").count(), 1, "{}", snaps.body);
+    // Editing the task: the form holds its values; a bad rule is refused next to its field;
+    // a good one is saved.
+    let tasks = b.get("/projects/default/tasks").await;
+    let edit_path = tasks
+        .body
+        .split("href=\"")
+        .filter_map(|x| x.split('"').next())
+        .find(|h| h.ends_with("/edit"))
+        .unwrap()
+        .to_owned();
+    let edit = b.get(&edit_path).await;
+    assert!(edit.body.contains("name=\"keep_last\" value=\"3\""), "{}", edit.body);
+    assert!(!edit.body.contains("with_schedule"), "schedules are edited on their own page");
+    let etag = edit
+        .body
+        .split("name=\"etag\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&quot;", "\"");
+    let task_path = edit_path.trim_end_matches("/edit").to_owned();
+    let base = [
+        ("display_name", "nightly-data"),
+        ("source", source_id.as_str()),
+        ("store", store_id.as_str()),
+        ("etag", etag.as_str()),
+        ("then", "save"),
+    ];
+    let mut bad: Vec<(&str, &str)> = base.to_vec();
+    bad.push(("keep_within", "7x"));
+    let a = b.post(&task_path, &bad).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.body.contains("data-testid=\"error-keep_within\""), "{}", a.body);
+    let mut good: Vec<(&str, &str)> = base.to_vec();
+    good.push(("keep_last", "5"));
+    assert_eq!(b.post(&task_path, &good).await.status, 303);
+    assert!(b.get(&edit_path).await.body.contains("name=\"keep_last\" value=\"5\""));
+    // The restore form offers the index's snapshots.
+    let restore = b.get("/projects/default/tasks/new?type=restore").await;
+    assert!(restore.body.contains("<datalist id=\"snapshot-choices\"><option value=\""), "{}", restore.body);
+
     // The prune simulator on the store's real snapshot.
     let sim = b.get(&format!("/projects/default/tasks/simulate?store={store_id}&keep_last=1")).await;
     assert!(sim.body.contains("1 kept, 0 removed of 1 snapshots"), "{}", sim.body);

@@ -49,6 +49,8 @@ pub fn routes(app: App) -> Router {
         .route("/projects/{p}/tasks", get(tasks::list).post(tasks::create))
         .route("/projects/{p}/tasks/new", get(tasks::new))
         .route("/projects/{p}/tasks/simulate", get(tasks::simulate))
+        .route("/projects/{p}/tasks/{id}", post(tasks::update))
+        .route("/projects/{p}/tasks/{id}/edit", get(tasks::edit))
         .route("/projects/{p}/tasks/{id}/run", post(tasks::run))
         .route("/projects/{p}/admin", get(admin::page))
         .route("/projects/{p}/admin/members", post(admin::set_member))

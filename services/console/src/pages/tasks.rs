@@ -45,7 +45,10 @@ pub async fn list(ctx: Ctx, Path(p): Path<String>) -> Page {
                     td { @if !t.source.is_empty() { a href=(ui::href(&t.source)) { (ui::id(&t.source)) } } }
                     td { @if !t.store.is_empty() { a href=(ui::href(&t.store)) { (ui::id(&t.store)) } } }
                     td { (t.labels.join(", ")) }
-                    td { @if ctx.can(&p, Role::Operator) { (ui::action(&ctx, &format!("/{}/run", t.name), "Run now", "run-task", None)) } }
+                    td.actions {
+                        @if ctx.can(&p, Role::Operator) { (ui::action(&ctx, &format!("/{}/run", t.name), "Run now", "run-task", None)) }
+                        @if ctx.can(&p, Role::Editor) { " " a.button href=(format!("/{}/edit", t.name)) data-testid="edit-task" { "Edit" } }
+                    }
                 }
             } }
         }
@@ -115,6 +118,7 @@ fn task_of(p: &str, kind: TaskType, f: &Posted) -> v1::Task {
     let overlap = match f.get("overlap").as_str() {
         "queue_one" => v1::OverlapPolicy::QueueOne,
         "allow" => v1::OverlapPolicy::Allow,
+        "cancel_running" => v1::OverlapPolicy::CancelRunning,
         "skip" => v1::OverlapPolicy::Skip,
         _ => v1::OverlapPolicy::Unspecified,
     };
@@ -204,24 +208,32 @@ fn form_page(
     ctx: &Ctx,
     p: &str,
     kind: &str,
-    all: &[v1::Connector],
+    pick: &Pickers,
     f: &Posted,
     errors: &Errors,
+    editing: Option<&v1::Task>,
 ) -> axum::response::Response {
+    let (all, snapshots) = (pick.connectors.as_slice(), pick.snapshots.as_slice());
     let field = |name: &str, label: &str| ui::field(name, label, &f.get(name), errors, html! {});
     let t = type_of(kind).unwrap_or(TaskType::Backup);
     let retention = matches!(t, TaskType::Backup | TaskType::Sync);
     let body = html! {
-        h1 { "New " (kind) " task" }
+        @match editing { Some(t) => h1 { "Edit " (t.display_name) }, None => h1 { "New " (kind) " task" } }
         (errors.banner())
-        form.card method="post" action=(format!("/projects/{p}/tasks")) data-testid="task-form" {
+        form.card method="post" action=(editing.map_or(format!("/projects/{p}/tasks"), |t| format!("/{}", t.name))) data-testid="task-form" {
             (ui::csrf(ctx))
+            @if let Some(t) = editing { input type="hidden" name="etag" value=(t.etag); }
             input type="hidden" name="type" value=(kind);
             (field("display_name", "Name"))
             (field("description", "Description"))
             @match t {
                 TaskType::Backup => { (picker("source", "Source", ConnectorRole::Source, all, f, errors)) (picker("store", "Store", ConnectorRole::Store, all, f, errors)) (field("host", "Host name in snapshots (default: the worker's)")) }
-                TaskType::Restore => { (picker("store", "Store", ConnectorRole::Store, all, f, errors)) (picker("destination", "Destination", ConnectorRole::Destination, all, f, errors)) (field("snapshot", "Snapshot (id, or empty for the latest matching the labels)")) (field("include_paths", "Only these paths (space-separated)")) }
+                TaskType::Restore => { (picker("store", "Store", ConnectorRole::Store, all, f, errors)) (picker("destination", "Destination", ConnectorRole::Destination, all, f, errors)) div.field.invalid[errors.of("snapshot").is_some()] {
+                    label for="snapshot" { "Snapshot (pick from the index or type an id; empty = the latest matching the labels)" }
+                    input id="snapshot" name="snapshot" value=(f.get("snapshot")) list="snapshot-choices" data-testid="field-snapshot";
+                    datalist #snapshot-choices { @for s in snapshots { option value=(s.id) { (s.short_id) " · " (s.time.as_ref().and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0)).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default()) " · " (s.hostname) " · " (s.paths.join(", ")) } } }
+                    @if let Some(e) = errors.of("snapshot") { p.field-error data-testid="error-snapshot" { (e) } }
+                } (field("include_paths", "Only these paths (space-separated)")) }
                 TaskType::Sync => { (picker("store", "From store", ConnectorRole::Store, all, f, errors)) (picker("target_store", "To store", ConnectorRole::Store, all, f, errors)) (field("window", "Window (e.g. 7d)")) }
                 TaskType::Check => { (picker("store", "Store", ConnectorRole::Store, all, f, errors)) (field("window", "Window (e.g. 30d)")) (field("read_data_percent", "Read data (%)")) }
                 _ => { (picker("store", "Store", ConnectorRole::Store, all, f, errors)) (field("max_unused_percent", "Max unused space (%)")) }
@@ -244,7 +256,7 @@ fn form_page(
                 (field("timeout", "Timeout (e.g. 2h)"))
                 (field("max_attempts", "Attempts (0 = default)"))
                 div.field { label for="overlap" { "If the previous run is still going" } select id="overlap" name="overlap" {
-                    @for (v, l) in [("", "default"), ("skip", "skip this run"), ("queue_one", "queue one"), ("allow", "run both")] { option value=(v) selected[f.get("overlap") == v] { (l) } }
+                    @for (v, l) in [("", "default"), ("skip", "skip this run"), ("queue_one", "queue one"), ("allow", "run both"), ("cancel_running", "cancel the running one")] { option value=(v) selected[f.get("overlap") == v] { (l) } }
                 } }
             }
             fieldset {
@@ -255,10 +267,12 @@ fn form_page(
                 (field("emails", "Emails (comma-separated)"))
                 (field("webhook", "Webhook URL"))
             }
-            fieldset {
-                legend { "Schedule (optional)" }
-                label.check { input type="checkbox" name="with_schedule" value="1" checked[f.checked("with_schedule")] data-testid="with-schedule"; " Attach a schedule" }
-                (super::schedules::fields(p, &[], f, errors, false))
+            @if editing.is_none() {
+                fieldset {
+                    legend { "Schedule (optional)" }
+                    label.check { input type="checkbox" name="with_schedule" value="1" checked[f.checked("with_schedule")] data-testid="with-schedule"; " Attach a schedule" }
+                    (super::schedules::fields(p, &[], f, errors, false))
+                }
             }
             div.buttons {
                 button.primary type="submit" name="then" value="save" data-testid="save-task" { "Save" }
@@ -273,16 +287,16 @@ pub async fn new(ctx: Ctx, Path(p): Path<String>, Query(q): Query<Vec<(String, S
     let f = Posted { fields: q };
     let kind = f.get("type");
     type_of(&kind)?;
-    let all = ctx.connectors(&p, ConnectorRole::Unspecified).await?;
-    Ok(form_page(&ctx, &p, &kind, &all, &f, &Errors::default()))
+    let pick = Pickers::load(&ctx, &p, &kind).await?;
+    Ok(form_page(&ctx, &p, &kind, &pick, &f, &Errors::default(), None))
 }
 
 pub async fn create(ctx: Ctx, Path(p): Path<String>, f: Posted) -> Page {
     let kind = f.get("type");
     let t = type_of(&kind)?;
-    let all = ctx.connectors(&p, ConnectorRole::Unspecified).await?;
+    let pick = Pickers::load(&ctx, &p, &kind).await?;
     let bad = |errors: Errors| {
-        Ok((axum::http::StatusCode::BAD_REQUEST, form_page(&ctx, &p, &kind, &all, &f, &errors))
+        Ok((axum::http::StatusCode::BAD_REQUEST, form_page(&ctx, &p, &kind, &pick, &f, &errors, None))
             .into_response())
     };
     // The schedule is checked before anything is created, so a bad expression changes nothing.
@@ -433,4 +447,221 @@ pub async fn simulate(
         }
     };
     Ok(Html(out.into_string()))
+}
+
+/// What the form's pickers offer: the project's connectors, and for a restore the newest
+/// snapshots of the index.
+struct Pickers {
+    connectors: Vec<v1::Connector>,
+    snapshots: Vec<v1::Snapshot>,
+}
+
+impl Pickers {
+    async fn load(ctx: &Ctx, p: &str, kind: &str) -> Result<Pickers, Fail> {
+        let connectors = ctx.connectors(p, ConnectorRole::Unspecified).await?;
+        let snapshots = if kind == "restore" { snapshots_for(ctx, p).await? } else { vec![] };
+        Ok(Pickers { connectors, snapshots })
+    }
+}
+
+/// The newest snapshots of the project.
+async fn snapshots_for(ctx: &Ctx, p: &str) -> Result<Vec<v1::Snapshot>, Fail> {
+    Ok(ctx
+        .jobs()
+        .list_snapshots(v1::ListSnapshotsRequest {
+            parent: format!("projects/{p}"),
+            page_size: 200,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .snapshots)
+}
+
+/// A task as form fields.
+fn fields_of(t: &v1::Task) -> Posted {
+    let mut f: Vec<(String, String)> = Vec::new();
+    let mut put = |k: &str, v: String| {
+        if !v.is_empty() && v != "0" {
+            f.push((k.to_owned(), v));
+        }
+    };
+    put("display_name", t.display_name.clone());
+    put("description", t.description.clone());
+    for (k, v) in [
+        ("source", &t.source),
+        ("store", &t.store),
+        ("destination", &t.destination),
+        ("target_store", &t.target_store),
+    ] {
+        put(k, ui::id(v).to_owned());
+    }
+    put("labels", t.labels.join(", "));
+    let retention = |r: &Option<v1::RetentionPolicy>, put: &mut dyn FnMut(&str, String)| {
+        if let Some(r) = r {
+            for (k, v) in [
+                ("keep_last", r.keep_last),
+                ("keep_hourly", r.keep_hourly),
+                ("keep_daily", r.keep_daily),
+                ("keep_weekly", r.keep_weekly),
+                ("keep_monthly", r.keep_monthly),
+                ("keep_yearly", r.keep_yearly),
+            ] {
+                put(k, v.to_string());
+            }
+            put("keep_within", r.keep_within.clone());
+            put("retention_time_zone", r.time_zone.clone());
+        }
+    };
+    match &t.options {
+        Some(Options::Backup(b)) => {
+            retention(&b.retention, &mut put);
+            put("host", b.host.clone());
+        }
+        Some(Options::Restore(r)) => {
+            put("snapshot", r.snapshot.clone());
+            put("include_paths", r.include_paths.join(" "));
+        }
+        Some(Options::Sync(x)) => {
+            put("window", x.window.clone());
+            retention(&x.retention, &mut put);
+        }
+        Some(Options::Check(c)) => {
+            put("window", c.window.clone());
+            put("read_data_percent", c.read_data_percent.to_string());
+        }
+        Some(Options::Prune(x)) => put("max_unused_percent", x.max_unused_percent.to_string()),
+        None => {}
+    }
+    put("concurrency", t.concurrency.to_string());
+    put(
+        "timeout",
+        t.timeout
+            .as_ref()
+            .map(|d| {
+                humantime::format_duration(std::time::Duration::from_secs(d.seconds.max(0) as u64))
+                    .to_string()
+            })
+            .unwrap_or_default(),
+    );
+    put("max_attempts", t.max_attempts.to_string());
+    put(
+        "overlap",
+        match t.overlap_policy() {
+            v1::OverlapPolicy::Skip => "skip",
+            v1::OverlapPolicy::QueueOne => "queue_one",
+            v1::OverlapPolicy::Allow => "allow",
+            v1::OverlapPolicy::CancelRunning => "cancel_running",
+            v1::OverlapPolicy::Unspecified => "",
+        }
+        .into(),
+    );
+    if let Some(n) = &t.notification {
+        put(
+            "notify",
+            match n.mode() {
+                v1::NotificationMode::Always => "always",
+                v1::NotificationMode::Errors => "errors",
+                v1::NotificationMode::Never => "never",
+                v1::NotificationMode::Unspecified => "",
+            }
+            .into(),
+        );
+        put("emails", n.emails.join(", "));
+        put("webhook", n.webhooks.first().map(|w| w.url.clone()).unwrap_or_default());
+    }
+    Posted { fields: f }
+}
+
+fn kind_name(t: TaskType) -> &'static str {
+    TYPES.iter().find(|x| x.1 == t).map_or("backup", |x| x.0)
+}
+
+pub async fn edit(ctx: Ctx, Path((p, id)): Path<(String, String)>) -> Page {
+    let t = ctx
+        .catalog()
+        .get_task(v1::GetTaskRequest { name: format!("projects/{p}/tasks/{id}") })
+        .await?
+        .into_inner();
+    let kind = kind_name(t.r#type());
+    let pick = Pickers::load(&ctx, &p, kind).await?;
+    Ok(form_page(&ctx, &p, kind, &pick, &fields_of(&t), &Errors::default(), Some(&t)))
+}
+
+/// Saves an edited task: every field of the form; webhooks (whose secrets the form never
+/// shows) only when their address changed.
+pub async fn update(ctx: Ctx, Path((p, id)): Path<(String, String)>, f: Posted) -> Page {
+    let name = format!("projects/{p}/tasks/{id}");
+    let current = ctx.catalog().get_task(v1::GetTaskRequest { name: name.clone() }).await?.into_inner();
+    let t = current.r#type();
+    let kind = kind_name(t);
+    let mut task = task_of(&p, t, &f);
+    task.name = name.clone();
+    task.etag = f.get("etag");
+    let mut paths: Vec<String> = [
+        "display_name",
+        "description",
+        "labels",
+        "concurrency",
+        "timeout",
+        "max_attempts",
+        "overlap_policy",
+        "notification.mode",
+        "notification.emails",
+    ]
+    .map(String::from)
+    .to_vec();
+    paths.push(kind.to_owned());
+    paths.extend(
+        match t {
+            TaskType::Backup => vec!["source", "store"],
+            TaskType::Restore => vec!["store", "destination"],
+            TaskType::Sync => vec!["store", "target_store"],
+            _ => vec!["store"],
+        }
+        .into_iter()
+        .map(String::from),
+    );
+    let old_hook = current
+        .notification
+        .as_ref()
+        .and_then(|n| n.webhooks.first())
+        .map(|w| w.url.clone())
+        .unwrap_or_default();
+    if f.get("webhook") != old_hook {
+        paths.push("notification.webhooks".into());
+    }
+    if task.notification.is_none() {
+        task.notification = Some(v1::Notification::default());
+    }
+    let req = v1::UpdateTaskRequest { task: Some(task), update_mask: Some(prost_types::FieldMask { paths }) };
+    match ctx.catalog().update_task(req).await {
+        Ok(_) if f.get("then") == "run" => {
+            let job = ctx
+                .jobs()
+                .run_task(v1::RunTaskRequest { task: name, request_id: String::new() })
+                .await?
+                .into_inner();
+            Ok(Redirect::to(&ui::href(&job.name)).into_response())
+        }
+        Ok(_) => Ok(Redirect::to(&format!("/projects/{p}/tasks")).into_response()),
+        Err(s)
+            if matches!(
+                s.code(),
+                tonic::Code::InvalidArgument
+                    | tonic::Code::AlreadyExists
+                    | tonic::Code::NotFound
+                    | tonic::Code::Aborted
+            ) =>
+        {
+            let pick = Pickers::load(&ctx, &p, kind).await?;
+            let errors = Errors::from_status(&s, &rename);
+            Ok((
+                axum::http::StatusCode::BAD_REQUEST,
+                form_page(&ctx, &p, kind, &pick, &f, &errors, Some(&current)),
+            )
+                .into_response())
+        }
+        Err(s) => Err(s.into()),
+    }
 }
