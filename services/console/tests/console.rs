@@ -515,6 +515,37 @@ async fn administration_shows_a_token_secret_once() {
     assert!(again.body.contains("deploys"));
     // The audit log lists the token's creation.
     assert!(again.body.contains("CreateApiToken"), "{}", again.body);
+    // A platform admin creates a project (and lands in its administration) and a worker pool
+    // (its enrolment token shown once).
+    b.get("/projects/default/admin").await;
+    let a = b
+        .post("/projects/default/admin/projects", &[("project_id", "team-a"), ("display_name", "Team A")])
+        .await;
+    assert_eq!((a.status, a.location.as_str()), (303, "/projects/team-a/admin"), "{}", a.body);
+    assert!(b.get("/projects/team-a").await.body.contains("Team A"), "the switcher offers it");
+    let a = b
+        .post(
+            "/projects/team-a/admin/pools",
+            &[("pool", "eu"), ("projects", "team-a"), ("labels", "zone=eu")],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let pool_token = a
+        .body
+        .split("data-testid=\"new-token-secret\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(pool_token.len() > 20);
+    let again = b.get("/projects/team-a/admin").await;
+    assert!(again.body.contains("zone=eu") && !again.body.contains(&pool_token));
+    let a = b.post("/projects/team-a/admin/pools", &[("pool", "bad"), ("labels", "zone")]).await;
+    assert_eq!(a.status, 400);
+    assert!(a.body.contains("labels: &quot;zone&quot; is not key=value"), "{}", a.body);
+
     // Members: a bad role names the field and changes nothing.
     let a = b.post("/projects/default/admin/members", &[("user", "admin"), ("role", "owner")]).await;
     assert_eq!(a.status, 400);

@@ -114,7 +114,7 @@ async fn page_with(ctx: Ctx, p: String, q: AuditQuery, new_secret: Option<(Strin
         h1 { "Administration" }
         @if let Some((name, secret)) = &new_secret {
             div.banner role="status" data-testid="new-token" {
-                p { "The token " strong { (name) } " was created. Copy its secret now: it is not shown again." }
+                p { strong { (name) } " was created. Copy its token now: it is not shown again." }
                 code data-testid="new-token-secret" { (secret) }
             }
         }
@@ -168,6 +168,26 @@ async fn page_with(ctx: Ctx, p: String, q: AuditQuery, new_secret: Option<(Strin
                 table data-testid="worker-pools" {
                     thead { tr { th { "Pool" } th { "Projects" } th { "Labels" } th { "Created" } } }
                     tbody { @for w in &pools { tr { td { (w.display_name) } td { (if w.projects.is_empty() { "every project".to_owned() } else { w.projects.join(", ") }) } td { (w.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")) } td { (ui::time(w.create_time.as_ref())) } } } }
+                }
+                form method="post" action=(format!("/projects/{p}/admin/pools")) data-testid="pool-form" {
+                    (ui::csrf(&ctx))
+                    label { "New pool (id) " input name="pool" required pattern="[a-z][a-z0-9._-]*" data-testid="field-pool"; }
+                    label { " Projects " input name="projects" placeholder="team-a,team-b or *" data-testid="field-pool-projects"; }
+                    label { " Labels " input name="labels" placeholder="zone=eu" data-testid="field-pool-labels"; }
+                    " " button type="submit" data-testid="create-pool" { "Create pool" }
+                }
+            }
+            section {
+                h2 { "Projects" }
+                table data-testid="projects" {
+                    thead { tr { th { "Project" } th { "Name" } th { "Created" } } }
+                    tbody { @for pr in &ctx.projects { tr { td { a href=(format!("/{}", pr.name)) { code { (pr.name.trim_start_matches("projects/")) } } } td { (pr.display_name) } td { (ui::time(pr.create_time.as_ref())) } } } }
+                }
+                form method="post" action=(format!("/projects/{p}/admin/projects")) data-testid="project-form" {
+                    (ui::csrf(&ctx))
+                    label { "New project (id) " input name="project_id" required pattern="[a-z][a-z0-9-]*" data-testid="field-project-id"; }
+                    label { " Name " input name="display_name" data-testid="field-project-name"; }
+                    " " button type="submit" data-testid="create-project" { "Create project" }
                 }
             }
         }
@@ -238,7 +258,7 @@ pub async fn create_token(ctx: Ctx, Path(p): Path<String>, f: Posted) -> Page {
         })
         .await?
         .into_inner();
-    let name = r.token.map(|t| t.display_name).unwrap_or_default();
+    let name = r.token.map(|t| format!("The token {}", t.display_name)).unwrap_or_default();
     page_with(ctx, p, AuditQuery::default(), Some((name, r.secret))).await
 }
 
@@ -253,4 +273,47 @@ pub async fn revoke_token(ctx: Ctx, Path(p): Path<String>, Query(q): Query<Named
     }
     ctx.identity().revoke_api_token(v1::RevokeApiTokenRequest { name: q.name }).await?;
     Ok(Redirect::to(&format!("/projects/{p}/admin")).into_response())
+}
+
+/// Creates a project (platform admins); the creator manages it from its own Administration.
+pub async fn create_project(ctx: Ctx, Path(p): Path<String>, f: Posted) -> Page {
+    let id = f.get("project_id");
+    let name = f.get("display_name");
+    let project =
+        v1::Project { display_name: if name.is_empty() { id.clone() } else { name }, ..Default::default() };
+    let created = ctx
+        .catalog()
+        .create_project(v1::CreateProjectRequest {
+            project: Some(project),
+            project_id: id,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let _ = p;
+    Ok(Redirect::to(&format!("/{}/admin", created.name)).into_response())
+}
+
+/// Creates a worker pool (platform admins) and shows its enrolment token once.
+pub async fn create_pool(ctx: Ctx, Path(p): Path<String>, f: Posted) -> Page {
+    let projects: Vec<String> =
+        f.get("projects").split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    let mut labels = std::collections::HashMap::new();
+    for kv in f.get("labels").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(Fail::Bad(format!("labels: {kv:?} is not key=value")));
+        };
+        labels.insert(k.trim().to_owned(), v.trim().to_owned());
+    }
+    let id = f.get("pool");
+    let r = ctx
+        .identity()
+        .create_worker_pool(v1::CreateWorkerPoolRequest {
+            worker_pool_id: id.clone(),
+            worker_pool: Some(v1::WorkerPool { display_name: id, projects, labels, ..Default::default() }),
+        })
+        .await?
+        .into_inner();
+    let name = r.worker_pool.map(|w| format!("Worker pool {}", w.display_name)).unwrap_or_default();
+    page_with(ctx, p, AuditQuery::default(), Some((name, r.token))).await
 }

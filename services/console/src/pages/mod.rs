@@ -57,6 +57,8 @@ pub fn routes(app: App) -> Router {
         .route("/projects/{p}/admin/members/{user}/delete", post(admin::delete_member))
         .route("/projects/{p}/admin/accounts", post(admin::create_account))
         .route("/projects/{p}/admin/tokens", post(admin::create_token))
+        .route("/projects/{p}/admin/projects", post(admin::create_project))
+        .route("/projects/{p}/admin/pools", post(admin::create_pool))
         .route("/projects/{p}/admin/tokens/revoke", post(admin::revoke_token))
         .route("/assets/console.css", get(|| asset("text/css", include_str!("../../assets/console.css"))))
         .route(
