@@ -393,6 +393,30 @@ async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
     // The heatmap forecasts the nightly run.
     let h = b.get("/projects/default/heatmap").await;
     assert!(h.body.contains("nightly"), "{}", h.body);
+    // A cell lists its runs: the nightly run is at 02:00 UTC every day.
+    let link = h
+        .body
+        .split("data-testid=\"heat-link\"")
+        .next()
+        .and_then(|x| x.rsplit("href=\"").next())
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    assert!(link.ends_with("-02"), "{link}");
+    let cell = b.get(&format!("/projects/default/heatmap{link}")).await;
+    let runs = cell
+        .body
+        .split("data-testid=\"cell-runs\"")
+        .nth(1)
+        .unwrap()
+        .split("</section>")
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(runs.matches("<li>").count(), 1, "{runs}");
+    assert!(runs.contains("nightly"), "{runs}");
 }
 
 #[tokio::test]

@@ -179,6 +179,28 @@ pub struct PreviewQuery {
     expr: String,
     #[serde(default)]
     time_zone: String,
+    /// A heatmap cell (`Mon-02`) whose runs are listed.
+    #[serde(default)]
+    cell: String,
+}
+
+/// The heatmap cells (`Mon-02`) a forecast run is active in, in `tz`.
+fn cells_of(run: &v1::ForecastRun, tz: chrono_tz::Tz) -> Vec<String> {
+    let Some(start) = run.start_time.as_ref().and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+    else {
+        return vec![];
+    };
+    let secs = run.estimated_duration.as_ref().map_or(0, |d| d.seconds.max(0));
+    let end = start + chrono::Duration::seconds(secs.max(1));
+    let mut out = Vec::new();
+    let mut t = start;
+    while t < end && out.len() < 24 * 7 {
+        let local = t.with_timezone(&tz);
+        out.push(local.format("%a-%H").to_string());
+        t = (t + chrono::Duration::hours(1)).with_timezone(&chrono::Utc);
+        t = t - chrono::Duration::seconds(t.timestamp() % 3600);
+    }
+    out
 }
 
 /// The next runs of an expression in a time zone (an HTML fragment for the form).
@@ -320,6 +342,13 @@ pub async fn heatmap(ctx: Ctx, Path(p): Path<String>, Query(q): Query<PreviewQue
     let max = r.heatmap.iter().flat_map(|row| row.hours.iter().copied()).fold(0.0f64, f64::max).max(1.0);
     let overlapping: std::collections::BTreeSet<i32> =
         r.overlaps.iter().flat_map(|o| [o.first, o.second]).collect();
+    let zone: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::UTC);
+    let in_cell: Vec<&v1::ForecastRun> = if q.cell.is_empty() {
+        vec![]
+    } else {
+        r.runs.iter().filter(|run| cells_of(run, zone).contains(&q.cell)).collect()
+    };
+    let tz_q: String = url::form_urlencoded::byte_serialize(tz.as_bytes()).collect();
     let body = html! {
         h1 { "Heatmap" }
         p { "Estimated concurrent runs over the next 7 days, by hour (" (tz) ")." @if r.truncated { " The forecast was truncated." } }
@@ -328,11 +357,20 @@ pub async fn heatmap(ctx: Ctx, Path(p): Path<String>, Query(q): Query<PreviewQue
             tbody { @for row in &r.heatmap {
                 tr { th { (row.weekday) } @for (h, v) in row.hours.iter().enumerate() {
                     @let level = ((v / max) * 4.0).ceil() as i32;
-                    td class=(format!("heat h{level}")) title=(format!("{} {h:02}:00 — {v:.1} concurrent", row.weekday)) data-testid="heat-cell" data-value=(format!("{v:.2}")) {
-                        @if *v > 0.0 { (format!("{v:.0}")) }
+                    @let cell = format!("{}-{h:02}", row.weekday);
+                    td class=(format!("heat h{level}")) .selected[cell == q.cell] title=(format!("{} {h:02}:00 — {v:.1} concurrent", row.weekday)) data-testid="heat-cell" data-value=(format!("{v:.2}")) {
+                        @if *v > 0.0 { a href=(format!("?time_zone={tz_q}&cell={cell}")) data-testid="heat-link" { (format!("{v:.0}")) } }
                     }
                 } }
             } }
+        }
+        @if !q.cell.is_empty() {
+            section data-testid="cell-runs" {
+                h2 { "Runs at " (q.cell.replace('-', " ")) ":00 (" (in_cell.len()) ")" }
+                ul { @for run in &in_cell {
+                    li { (ui::time(run.start_time.as_ref())) " · " (run.schedule_display_name) " · " (run.task_display_name) }
+                } }
+            }
         }
         h2 { "Runs (" (r.runs.len()) ")" }
         table data-testid="forecast-runs" {
