@@ -37,8 +37,8 @@ impl Posted {
 }
 
 /// Whether the request's `Origin` (when the browser sends one) is the console itself.
-pub fn same_origin(req: &axum::http::request::Parts, app: &App) -> bool {
-    let Some(origin) = req.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+pub fn same_origin(headers: &axum::http::HeaderMap, app: &App) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
         return true;
     };
     if origin == "null" {
@@ -47,7 +47,7 @@ pub fn same_origin(req: &axum::http::request::Parts, app: &App) -> bool {
     if let Some(public) = &app.config.public_url {
         return public.trim_end_matches('/') == origin;
     }
-    let host = req.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
     origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host)
 }
 
@@ -56,7 +56,7 @@ impl FromRequest<App> for Posted {
 
     async fn from_request(req: Request, app: &App) -> Result<Posted, Fail> {
         let (parts, body) = req.into_parts();
-        if !same_origin(&parts, app) {
+        if !same_origin(&parts.headers, app) {
             return Err(Fail::Forged);
         }
         let expected = match parts.extensions.get::<Session>() {

@@ -103,42 +103,65 @@ pub fn cookie_for(app: &App, s: &Session) -> String {
     session::set_cookie(session::COOKIE, &app.sealer.seal(s), Some(age), app.config.secure_cookies())
 }
 
-/// The signed-in caller of a page.
-pub struct Ctx {
+/// A signed-in request: the session and API clients carrying its token. Enough for
+/// fragments (previews) that render no frame, so they cost no GetCaller or ListProjects.
+pub struct Api {
     pub app: App,
     pub session: Session,
+}
+
+impl FromRequestParts<App> for Api {
+    type Rejection = Fail;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Api, Fail> {
+        match parts.extensions.get::<Session>().cloned() {
+            Some(session) => Ok(Api { app: app.clone(), session }),
+            None => {
+                let uri = parts.uri.path_and_query().map_or("/".to_owned(), |p| p.as_str().to_owned());
+                Err(Fail::SignIn(uri))
+            }
+        }
+    }
+}
+
+/// The signed-in caller of a page: who they are and the projects of the frame.
+pub struct Ctx {
+    pub api: Api,
     pub principal: v1::Principal,
     pub projects: Vec<v1::Project>,
+}
+
+impl std::ops::Deref for Ctx {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 impl FromRequestParts<App> for Ctx {
     type Rejection = Fail;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Ctx, Fail> {
-        let Some(session) = parts.extensions.get::<Session>().cloned() else {
-            let uri = parts.uri.path_and_query().map_or("/".to_owned(), |p| p.as_str().to_owned());
-            return Err(Fail::SignIn(uri));
-        };
-        let mut ctx = Ctx { app: app.clone(), session, principal: Default::default(), projects: vec![] };
-        ctx.principal = ctx.identity().get_caller(v1::GetCallerRequest {}).await?.into_inner();
-        let mut catalog = ctx.catalog();
-        let mut token = String::new();
+        let api = Api::from_request_parts(parts, app).await?;
+        let principal = api.identity().get_caller(v1::GetCallerRequest {}).await?.into_inner();
+        let mut catalog = api.catalog();
+        let (mut projects, mut token) = (Vec::new(), String::new());
         loop {
             let r = catalog
                 .list_projects(v1::ListProjectsRequest { page_size: 200, page_token: token })
                 .await?
                 .into_inner();
-            ctx.projects.extend(r.projects);
+            projects.extend(r.projects);
             if r.next_page_token.is_empty() {
                 break;
             }
             token = r.next_page_token;
         }
-        Ok(ctx)
+        Ok(Ctx { api, principal, projects })
     }
 }
 
-impl Ctx {
+impl Api {
     fn auth(&self) -> ClientInterceptor {
         ClientInterceptor::new(Some(&self.session.access))
     }
@@ -208,6 +231,13 @@ impl Ctx {
         }
     }
 
+    /// The CSRF token forms carry.
+    pub fn csrf(&self) -> &str {
+        &self.session.csrf
+    }
+}
+
+impl Ctx {
     /// The caller's role in `project` (platform admins are admins everywhere).
     pub fn role(&self, project: &str) -> Role {
         if self.principal.platform_admin {
@@ -219,11 +249,6 @@ impl Ctx {
     /// Whether the caller holds at least `role` in `project` (what the servers will allow).
     pub fn can(&self, project: &str, role: Role) -> bool {
         self.role(project) as i32 >= role as i32
-    }
-
-    /// The CSRF token forms carry.
-    pub fn csrf(&self) -> &str {
-        &self.session.csrf
     }
 }
 

@@ -575,3 +575,58 @@ async fn administration_shows_a_token_secret_once() {
     assert_eq!(a.status, 400);
     assert!(a.body.contains("role: &quot;owner&quot;"), "{}", a.body);
 }
+
+#[tokio::test]
+async fn an_expiring_session_is_refreshed_and_a_revoked_one_ends() {
+    const KEY32: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let s = stack_with(|_| {}, |u| u.session_key = Some(KEY32.into())).await;
+    let sealer = cairn_console::session::Sealer::new(Some(std::array::from_fn(|i| i as u8)));
+    // A real login, then a session whose access token is about to expire.
+    let mut identity = cairn_api::v1::identity_service_client::IdentityServiceClient::new(
+        cairn_runtime::grpc::channel(&s.catalog).unwrap(),
+    );
+    let login = identity
+        .login(v1::LoginRequest { user: "admin".into(), password: ADMIN_PASSWORD.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    let now = chrono::Utc::now().timestamp();
+    let session = |refresh: &str| cairn_console::session::Session {
+        user: "admin".into(),
+        access: login.access_token.clone(),
+        access_expires: now + 10,
+        refresh: refresh.to_owned(),
+        refresh_expires: now + 3600,
+        csrf: "csrf-token-of-the-test".into(),
+    };
+    let get = |cookie: String| {
+        let url = format!("{}/projects/default", s.console);
+        async move {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap()
+                .get(url)
+                .header("cookie", format!("{}={cookie}", cairn_console::session::COOKIE))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = get(sealer.seal(&session(&login.refresh_token))).await;
+    assert_eq!(r.status(), 200);
+    let renewed = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let value = renewed.split(';').next().unwrap().split_once('=').unwrap().1.to_owned();
+    let fresh: cairn_console::session::Session = sealer.open(&value).expect("a renewed session");
+    assert_ne!(fresh.access, login.access_token, "a new access token");
+    assert_ne!(fresh.refresh, login.refresh_token, "the refresh token rotated");
+    assert!(fresh.access_expires > now + 60);
+    // The renewed session works; a session whose refresh token was already used (rotated away)
+    // ends once its access token has expired.
+    assert_eq!(get(value).await.status(), 200);
+    let mut dead = session(&login.refresh_token);
+    dead.access_expires = now - 1;
+    let r = get(sealer.seal(&dead)).await;
+    assert_eq!(r.status(), 303, "back to sign-in");
+    assert!(r.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"), "the cookie is cleared");
+}

@@ -276,7 +276,7 @@ pub async fn revoke_token(ctx: Ctx, Path(p): Path<String>, Query(q): Query<Named
 }
 
 /// Creates a project (platform admins); the creator manages it from its own Administration.
-pub async fn create_project(ctx: Ctx, Path(p): Path<String>, f: Posted) -> Page {
+pub async fn create_project(ctx: Ctx, Path(_): Path<String>, f: Posted) -> Page {
     let id = f.get("project_id");
     let name = f.get("display_name");
     let project =
@@ -290,7 +290,6 @@ pub async fn create_project(ctx: Ctx, Path(p): Path<String>, f: Posted) -> Page 
         })
         .await?
         .into_inner();
-    let _ = p;
     Ok(Redirect::to(&format!("/{}/admin", created.name)).into_response())
 }
 

@@ -351,7 +351,7 @@ pub async fn show(ctx: Ctx, Path((p, id)): Path<(String, String)>, Query(t): Que
             h2 { "Upcoming" }
             ul data-testid="upcoming" { @for s in upcoming.iter().take(10) { li { (ui::time(s.next_run_time.as_ref())) " · " (s.display_name) } } }
             h2 { "Past jobs" }
-            (super::jobs::table(&p, &jobs))
+            (super::jobs::table(&jobs))
             p { a href=(format!("/projects/{p}/jobs?connector={id}")) { "All jobs involving " (c.display_name) } }
         } @else {
             table data-testid="connector-schedules" {

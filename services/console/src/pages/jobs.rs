@@ -88,7 +88,7 @@ pub fn request(project: &str, f: &Filters, page_size: i32) -> Result<v1::ListJob
 }
 
 /// A table of jobs.
-pub fn table(project: &str, jobs: &[v1::Job]) -> Markup {
+pub fn table(jobs: &[v1::Job]) -> Markup {
     html! {
         table.jobs data-testid="jobs" {
             thead { tr { th { "Job" } th { "Task" } th { "Type" } th { "Trigger" } th { "State" } th { "Created" } th { "Duration" } th { "Progress" } } }
@@ -108,7 +108,6 @@ pub fn table(project: &str, jobs: &[v1::Job]) -> Markup {
             }
         }
         @if jobs.is_empty() { p.empty { "No jobs." } }
-        @let _ = project;
     }
 }
 
@@ -165,7 +164,7 @@ pub async fn history(ctx: Ctx, Path(p): Path<String>, Query(f): Query<Filters>) 
             label { "To " input type="date" name="to" value=(f.to); }
             button type="submit" { "Filter" }
         }
-        (table(&p, &r.jobs))
+        (table(&r.jobs))
         @if !r.next_page_token.is_empty() { p { a href=(format!("?{}", next.finish())) data-testid="next-page" { "Older jobs →" } } }
     };
     Ok(ui::page(&ctx, Some(&p), Nav::Jobs, "Job History", body))

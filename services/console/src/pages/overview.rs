@@ -62,11 +62,11 @@ pub async fn page(ctx: Ctx, Path(p): Path<String>) -> Page {
         h1 { "Overview" }
         section data-poll="5" #overview-running {
             h2 { "Running and queued (" (running.len()) ")" }
-            (super::jobs::table(&p, &running))
+            (super::jobs::table(&running))
         }
         section {
             h2 { "Failures in the last 24 hours (" (failed.len()) ")" }
-            (super::jobs::table(&p, &failed))
+            (super::jobs::table(&failed))
         }
         section {
             h2 { "Next runs" }

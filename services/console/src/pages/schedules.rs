@@ -11,7 +11,7 @@ use maud::{Markup, html};
 use crate::{
     form::Posted,
     ui::{self, Errors, Nav},
-    web::{Ctx, Fail, Page},
+    web::{Api, Ctx, Fail, Page},
 };
 
 /// The recurrence fields of a form: `kind` (preset, interval, calendar, cron) and `expr`.
@@ -205,7 +205,7 @@ fn cells_of(run: &v1::ForecastRun, tz: chrono_tz::Tz) -> Vec<String> {
 
 /// The next runs of an expression in a time zone (an HTML fragment for the form).
 pub async fn preview(
-    ctx: Ctx,
+    ctx: Api,
     Path(_p): Path<String>,
     Query(q): Query<PreviewQuery>,
 ) -> Result<Html<String>, Fail> {

@@ -72,12 +72,7 @@ pub async fn submit(State(app): State<App>, headers: HeaderMap, body: String) ->
     let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
     let (user, password, next) = (get("user").trim().to_owned(), get("password"), get("next"));
     let expected = session::cookie(&headers, session::LOGIN_COOKIE).unwrap_or_default();
-    let origin_ok = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()).is_none_or(|o| {
-        app.config.public_url.as_deref().map_or_else(
-            || o.split_once("://").map(|(_, h)| h) == headers.get(header::HOST).and_then(|h| h.to_str().ok()),
-            |p| p.trim_end_matches('/') == o,
-        )
-    });
+    let origin_ok = crate::form::same_origin(&headers, &app);
     if expected.is_empty() || !session::same(&get("_csrf"), expected) || !origin_ok {
         return login_page(
             &app,

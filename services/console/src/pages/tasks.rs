@@ -12,7 +12,7 @@ use maud::{Markup, html};
 use crate::{
     form::Posted,
     ui::{self, Errors, Nav},
-    web::{Ctx, Fail, Page},
+    web::{Api, Ctx, Fail, Page},
 };
 
 const TYPES: &[(&str, TaskType)] = &[
@@ -388,7 +388,7 @@ pub async fn create(ctx: Ctx, Path(p): Path<String>, f: Posted) -> Page {
 /// The prune simulator: what the form's rule would keep and remove among the store's real
 /// snapshots, and the rule that kept each (an HTML fragment).
 pub async fn simulate(
-    ctx: Ctx,
+    ctx: Api,
     Path(p): Path<String>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Result<Html<String>, Fail> {
