@@ -40,6 +40,7 @@ const UPDATABLE: &[&str] = &[
     "description",
     "worker_selector",
     "max_concurrent_jobs",
+    "rpo",
     "create_if_missing",
     "repository_password",
     "local_path_source",

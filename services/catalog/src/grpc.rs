@@ -250,6 +250,13 @@ impl CatalogInternalService for Internal {
         .await)
     }
 
+    async fn list_backup_coverage(
+        &self,
+        req: Request<cairn_api::v1::ListBackupCoverageRequest>,
+    ) -> R<cairn_api::v1::ListBackupCoverageResponse> {
+        let (caller, req) = split(req);
+        ok(tasks::backup_coverage(&self.0, &caller, req).await)
+    }
     async fn authenticate(&self, req: Request<cairn_api::v1::AuthenticateRequest>) -> R<Principal> {
         let req = req.into_inner();
         use cairn_runtime::auth::Authenticator as _;

@@ -8,8 +8,9 @@ use cairn_api::{
     ids::{ConnectorId, TaskId},
     names::{self, Kind, ProjectId, Reference},
     v1::{
-        CreateTaskRequest, DeleteTaskRequest, ListTasksRequest, ListTasksResponse, ResolvedConnector,
-        ResolvedTask, Task, TaskType, UpdateTaskRequest,
+        ConnectorRole, CreateTaskRequest, DeleteTaskRequest, ListBackupCoverageRequest,
+        ListBackupCoverageResponse, ListTasksRequest, ListTasksResponse, ResolvedConnector, ResolvedTask,
+        Task, TaskType, UpdateTaskRequest,
     },
 };
 use cairn_runtime::{auth::Caller, db, db::DbErrorKind, pagination, status::Violations, time::to_timestamp};
@@ -18,6 +19,7 @@ use crate::{
     State,
     connectors::{self, request_id},
     domain::{
+        connector::role_name as connector_role_name,
         mask,
         task::{self, type_name, webhook_secret_key},
     },
@@ -406,4 +408,47 @@ pub fn resolved_connector(
         _ => HashMap::new(),
     };
     Ok(ResolvedConnector { connector: Some(connectors::to_proto(row)?), secrets })
+}
+
+/// ListBackupCoverage: every SOURCE connector and every BACKUP task of a project (no secrets).
+pub async fn backup_coverage(
+    state: &State,
+    caller: &Caller,
+    req: ListBackupCoverageRequest,
+) -> Result<ListBackupCoverageResponse> {
+    const PAGE: i64 = 1000;
+    let mut conn = state.pool.acquire().await?;
+    let project = projects::parent(&mut conn, caller, &req.parent).await?;
+    let scope = [project];
+    let sources_filter = connector_rows::Filter {
+        role: Some(connector_role_name(ConnectorRole::Source).into()),
+        ..Default::default()
+    };
+    let mut sources = Vec::new();
+    let mut after = None;
+    loop {
+        let page = connector_rows::list(&mut conn, Some(&scope), &sources_filter, after, PAGE).await?;
+        after = page.last().map(|r| r.id);
+        for r in &page {
+            sources.push(connectors::to_proto(r)?);
+        }
+        if (page.len() as i64) < PAGE {
+            break;
+        }
+    }
+    let filter = rows::Filter { connector: None, type_name: Some(type_name(TaskType::Backup).into()) };
+    let mut backup_tasks = Vec::new();
+    let mut after = None;
+    loop {
+        let page = rows::list(&mut conn, Some(&scope), &filter, after, PAGE).await?;
+        after = page.last().map(|r| r.id);
+        let cs = connectors_of(&mut conn, &page).await?;
+        for r in &page {
+            backup_tasks.push(to_proto(r, &cs)?);
+        }
+        if (page.len() as i64) < PAGE {
+            break;
+        }
+    }
+    Ok(ListBackupCoverageResponse { sources, backup_tasks })
 }

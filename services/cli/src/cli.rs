@@ -113,6 +113,11 @@ pub enum Command {
     /// Upcoming runs of the next days as a heatmap, with overlapping runs.
     #[command(after_help = "Examples:\n  cairn forecast\n  cairn forecast --horizon 14d --tz Europe/Berlin")]
     Forecast(ForecastArgs),
+    /// Which sources were backed up within their recovery point objective, worst first.
+    #[command(
+        after_help = "Examples:\n  cairn status\n  cairn status --state violated --state never-backed-up\n  cairn status --source db1-etc --fail-on-violation"
+    )]
+    Status(StatusArgs),
     /// Exit 0 when a Cairn server reports SERVING (for container health checks).
     #[command(after_help = "Examples:\n  cairn health http://127.0.0.1:50051")]
     Health(HealthArgs),
@@ -250,6 +255,9 @@ pub struct ConnectorCommon {
     /// Labels a worker must carry to touch it (repeatable): `host=db1`.
     #[arg(long = "selector", value_name = "KEY=VALUE")]
     pub selectors: Vec<String>,
+    /// Sources: recovery point objective (e.g. 26h), overriding the backup tasks' own.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub rpo: Option<std::time::Duration>,
 }
 
 /// Fields common to every store.
@@ -469,6 +477,9 @@ pub struct UpdateConnector {
     /// Stores: jobs at once.
     #[arg(long)]
     pub max_concurrent_jobs: Option<i32>,
+    /// Sources: recovery point objective (e.g. 26h); `0s` removes it.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub rpo: Option<std::time::Duration>,
     /// Stores: initialise on first use.
     #[arg(long)]
     pub create_if_missing: Option<bool>,
@@ -654,6 +665,10 @@ pub enum CreateTask {
         /// Host name recorded in snapshots (default: the worker's).
         #[arg(long)]
         host: Option<String>,
+        /// Recovery point objective (e.g. 26h): the source is AT_RISK past 75 % of it and
+        /// VIOLATED past all of it (see `cairn status`).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        rpo: Option<std::time::Duration>,
         #[command(flatten)]
         retention: RetentionFlags,
         #[command(flatten)]
@@ -794,6 +809,9 @@ pub struct UpdateTask {
     /// Notification mode.
     #[arg(long, value_enum)]
     pub notify: Option<Notify>,
+    /// BACKUP: recovery point objective (e.g. 26h); `0s` removes it.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub rpo: Option<std::time::Duration>,
     /// Replace the retention policy (BACKUP and SYNC) with these flags.
     #[command(flatten)]
     pub retention: RetentionFlags,
@@ -1144,6 +1162,38 @@ pub struct SimulateArgs {
     pub snapshots: Option<PathBuf>,
     #[command(flatten)]
     pub policy: RetentionFlags,
+}
+
+/// `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only these states (repeatable).
+    #[arg(long = "state", value_enum)]
+    pub states: Vec<Protection>,
+    /// Only this source.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Only this BACKUP task.
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Exit 3 when a listed source is VIOLATED or NEVER_BACKED_UP (for monitoring scripts).
+    #[arg(long)]
+    pub fail_on_violation: bool,
+}
+
+/// Protection states.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Protection {
+    /// Backed up within 75 % of the RPO.
+    Ok,
+    /// Past 75 % of the RPO.
+    AtRisk,
+    /// Past the RPO.
+    Violated,
+    /// No successful backup.
+    NeverBackedUp,
+    /// Backed up, no RPO set.
+    NoObjective,
 }
 
 /// `forecast`.

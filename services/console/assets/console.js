@@ -21,7 +21,8 @@
       const params = new URLSearchParams(new FormData(form));
       params.delete("_csrf");
       const mine = ++seq;
-      fetch(el.dataset.preview + "?" + params.toString(), { credentials: "same-origin" })
+      const url = el.dataset.preview + (el.dataset.preview.includes("?") ? "&" : "?") + params.toString();
+      fetch(url, { credentials: "same-origin" })
         .then((r) => r.text())
         .then((html) => { if (mine === seq) { target.innerHTML = html; target.dataset.updated = String(mine); } })
         .catch(() => {});

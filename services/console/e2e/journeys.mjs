@@ -37,9 +37,11 @@ async function signIn(page, user, password) {
   await page.waitForURL(/\/projects\/default$/);
 }
 
+let current = null;
 try {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 }, colorScheme: "light" });
   const page = await ctx.newPage();
+  current = page;
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
 
@@ -89,15 +91,24 @@ try {
   await page.selectOption(tid("field-source"), { label: "data (local_path)" });
   await page.selectOption(tid("field-store"), { label: "repo (local)" });
   await page.fill(tid("field-keep_last"), "2");
-  await page.check(tid("with-schedule"));
-  await page.selectOption(tid("field-kind"), "calendar");
-  await page.fill(tid("field-expr"), "Mon..Fri 25:00");
-  await page.locator(`${tid("schedule-preview")} ${tid("preview-error")}`).waitFor();
-  await page.fill(tid("field-expr"), "Mon..Fri 02:00");
-  await page.fill(tid("field-time_zone"), "Europe/Paris");
-  await page.waitForFunction(() => document.querySelectorAll('[data-testid="preview-runs"] li').length === 5);
-  const first = await page.locator(`${tid("preview-runs")} li`).first().innerText();
+  await page.check(tid("s0_on"));
+  await page.selectOption(tid("field-s0_kind"), "calendar");
+  await page.fill(tid("field-s0_expr"), "Mon..Fri 25:00");
+  await page.locator(`${tid("s0_schedule-preview")} ${tid("preview-error")}`).waitFor();
+  await page.fill(tid("field-s0_expr"), "Mon..Fri 02:00");
+  await page.fill(tid("field-s0_time_zone"), "Europe/Paris");
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="s0_schedule-preview"] [data-testid="preview-runs"] li').length === 5);
+  const first = await page.locator(`${tid("s0_schedule-preview")} ${tid("preview-runs")} li`).first().innerText();
   assert.match(first, /^(Mon|Tue|Wed|Thu|Fri) .* 02:00 CES?T$/);
+  // A second schedule in the same flow, with its own preview.
+  await page.click(tid("add-schedule"));
+  await page.locator(tid("field-s1_kind")).waitFor();
+  assert.equal(await page.inputValue(tid("field-s0_expr")), "Mon..Fri 02:00", "the first schedule is kept");
+  await page.selectOption(tid("field-s1_kind"), "calendar");
+  await page.fill(tid("field-s1_expr"), "Sat 03:00");
+  await page.waitForFunction(() => document.querySelector('[data-testid="s1_schedule-preview"] [data-testid="preview-normalized"]')?.textContent === "Sat *-*-* 03:00:00");
+  assert.equal(await page.locator(`${tid("s1_schedule-preview")} ${tid("preview-runs")} li`).count(), 5);
+  assert.match(await page.locator(`${tid("s0_schedule-preview")} ${tid("preview-normalized")}`).innerText(), /02:00/, "the first preview is its own");
   await page.locator(tid("prune-summary")).waitFor({ state: "detached" }).catch(() => {});
   await shot(page, "task-form");
   await page.click(tid("save-and-run"));
@@ -121,7 +132,8 @@ try {
   await page.locator(tid("job-snapshot")).waitFor();
   await shot(page, "job-details");
   await page.click(tid("job-snapshot"));
-  await page.waitForURL(/\/snapshots\?snapshot=/);
+  await page.waitForURL(/\/snapshots\?task=[0-9a-f-]{36}&snapshot=/);
+  assert.equal(await page.locator(`${tid("snapshot-task")} option:checked`).innerText(), "nightly-data");
   assert.equal(await page.locator(`${tid("snapshot-row")}.highlight`).count(), 1);
   await shot(page, "snapshots");
 
@@ -167,6 +179,7 @@ try {
 
   log("pause a schedule");
   await page.click(tid("nav-schedules"));
+  await page.locator(`${tid("schedule-row")}[data-name="nightly-data-calendar-2"]`).waitFor();
   const row = page.locator(`${tid("schedule-row")}[data-name="nightly-data-calendar"]`);
   await row.locator(tid("pause")).click();
   await page.waitForURL(/\/schedules$/);
@@ -223,6 +236,12 @@ try {
   console.log("all journeys passed");
 } catch (e) {
   console.error(`FAILED at step "${step}": ${e.stack || e}`);
+  if (current) {
+    // What the page showed, for whoever reads the CI log.
+    await shot(current, "failure").catch(() => {});
+    const text = await current.locator("body").innerText().catch(() => "");
+    console.error(`page at failure: ${current.url()}\n${text.slice(0, 3000)}`);
+  }
   process.exitCode = 1;
 } finally {
   await browser.close();

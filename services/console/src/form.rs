@@ -10,7 +10,7 @@ use axum::{
 use crate::{App, session::Session, web::Fail};
 
 /// The fields of a form (repeated names kept in order).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Posted {
     pub fields: Vec<(String, String)>,
 }

@@ -293,19 +293,39 @@ async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
             ("source", source_id.clone().leak() as &str),
             ("store", store_id.clone().leak() as &str),
             ("keep_last", "3"),
-            ("with_schedule", "1"),
-            ("schedule_name", "nightly"),
-            ("kind", "calendar"),
-            ("expr", expr),
-            ("time_zone", "UTC"),
+            ("schedules", "2"),
+            ("s0_on", "1"),
+            ("s0_schedule_name", "nightly"),
+            ("s0_kind", "calendar"),
+            ("s0_expr", "*-*-* 02:00"),
+            ("s0_time_zone", "UTC"),
+            ("s1_on", "1"),
+            ("s1_kind", "cron"),
+            ("s1_expr", expr),
+            ("s1_time_zone", "Europe/Paris"),
             ("then", "run"),
         ]
     };
-    let a = b.post("/projects/default/tasks", &task_form("*-*-* 25:00")).await;
+    // "Add another schedule" is a plain submit: one more slot, ticked, and nothing created.
+    let mut one: Vec<_> = task_form("")
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("s1_") && !["schedules", "then"].contains(k))
+        .collect();
+    one.push(("then", "add_schedule"));
+    let more = b.post("/projects/default/tasks", &one).await;
+    assert_eq!(more.status, 200, "{}", more.body);
+    assert_eq!(more.body.matches("data-testid=\"schedule-slot\"").count(), 2, "{}", more.body);
+    assert!(more.body.contains("name=\"s1_on\" value=\"1\" checked"), "{}", more.body);
+    assert!(more.body.contains("value=\"nightly\""), "the first slot keeps its values: {}", more.body);
+    // A bad second schedule is shown next to its own field, and nothing is created.
+    let a = b.post("/projects/default/tasks", &task_form("0 2 * * 8")).await;
     assert_eq!(a.status, 400, "{}", a.body);
-    assert!(a.body.contains("data-testid=\"error-expr\""), "{}", a.body);
+    assert!(a.body.contains("data-testid=\"error-s1_expr\""), "{}", a.body);
+    assert!(!a.body.contains("data-testid=\"error-s0_expr\""), "{}", a.body);
+    assert!(a.body.contains("Schedule 2 is not valid."), "{}", a.body);
     assert!(!b.get("/projects/default/tasks").await.body.contains("nightly-data"), "no task was created");
-    let a = b.post("/projects/default/tasks", &task_form("*-*-* 02:00")).await;
+    assert!(!b.get("/projects/default/schedules").await.body.contains("nightly"), "no schedule was created");
+    let a = b.post("/projects/default/tasks", &task_form("0 5 * * 1-5")).await;
     assert_eq!(a.status, 303, "{}", a.body);
     let job = a.location.clone();
     assert!(job.starts_with("/projects/default/jobs/"), "save and run once opens the job: {job}");
@@ -315,6 +335,13 @@ async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
         "{}",
         schedules.body
     );
+    // Both schedules were attached; the unnamed one is named after the task.
+    assert!(
+        schedules.body.contains("nightly-data-cron") && schedules.body.contains("0 5 * * 1-5"),
+        "{}",
+        schedules.body
+    );
+    assert!(schedules.body.contains("Europe/Paris"), "{}", schedules.body);
 
     // The job's events stream while it runs; the page ends SUCCEEDED with the snapshot link.
     let page = eventually(Duration::from_secs(60), "the backup to succeed", || {
@@ -337,6 +364,19 @@ async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
     assert!(text.contains("event: log") && text.contains("event: end"), "{text}");
     let snaps = b.get(&format!("/projects/default/snapshots?store={store_id}")).await;
     assert_eq!(snaps.body.matches("data-testid=\"snapshot-row\"").count(), 1, "{}", snaps.body);
+    // The job's snapshot link names its task; the page picks the task's store and lists the
+    // task's snapshots with the task selected.
+    let link =
+        page.body.split("data-testid=\"job-snapshot\" href=\"").nth(1).unwrap().split('"').next().unwrap();
+    let of_task = b.get(&link.replace("&amp;", "&")).await;
+    assert_eq!(
+        of_task.body.matches("class=\"highlight\" data-testid=\"snapshot-row\"").count(),
+        1,
+        "{}",
+        of_task.body
+    );
+    assert!(of_task.body.contains(&format!("<option value=\"{store_id}\" selected>")), "{}", of_task.body);
+    assert!(of_task.body.contains("selected>nightly-data</option>"), "{}", of_task.body);
     // Editing the task: the form holds its values; a bad rule is refused next to its field;
     // a good one is saved.
     let tasks = b.get("/projects/default/tasks").await;
@@ -349,7 +389,7 @@ async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
         .to_owned();
     let edit = b.get(&edit_path).await;
     assert!(edit.body.contains("name=\"keep_last\" value=\"3\""), "{}", edit.body);
-    assert!(!edit.body.contains("with_schedule"), "schedules are edited on their own page");
+    assert!(!edit.body.contains("s0_on"), "schedules are edited on their own page");
     let etag = edit
         .body
         .split("name=\"etag\" value=\"")
@@ -383,13 +423,14 @@ async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
     // The prune simulator on the store's real snapshot.
     let sim = b.get(&format!("/projects/default/tasks/simulate?store={store_id}&keep_last=1")).await;
     assert!(sim.body.contains("1 kept, 0 removed of 1 snapshots"), "{}", sim.body);
-    // The overview: the source's last successful backup.
+    // The overview: the source's last successful backup, judged by nothing (no RPO set).
     let o = b.get("/projects/default").await;
     assert!(
         o.body.contains("data-testid=\"source-protection\"") && !o.body.contains(">never<"),
         "{}",
         o.body
     );
+    assert!(o.body.contains("data-state=\"NO_OBJECTIVE\""), "{}", o.body);
     // The heatmap forecasts the nightly run.
     let h = b.get("/projects/default/heatmap").await;
     assert!(h.body.contains("nightly"), "{}", h.body);
@@ -462,10 +503,10 @@ async fn a_viewer_is_offered_no_action_and_a_forged_post_is_refused() {
                 ("type", "check"),
                 ("display_name", "weekly-check"),
                 ("store", &last(&store.location)),
-                ("with_schedule", "1"),
-                ("kind", "preset"),
-                ("expr", "weekly"),
-                ("time_zone", "UTC"),
+                ("s0_on", "1"),
+                ("s0_kind", "preset"),
+                ("s0_expr", "weekly"),
+                ("s0_time_zone", "UTC"),
                 ("then", "save"),
             ],
         )

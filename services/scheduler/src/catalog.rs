@@ -79,6 +79,10 @@ pub struct TaskPlan {
     pub labels: Vec<String>,
     /// Retention policy of BACKUP/SYNC, if any.
     pub retention: Option<cairn_api::v1::RetentionPolicy>,
+    /// The source a BACKUP backs up: id and display name.
+    pub source: Option<(ConnectorId, String)>,
+    /// The recovery point objective of a BACKUP: the source's own, else the task's.
+    pub rpo: Option<Duration>,
 }
 
 /// A task's key in the caches: (project, id).
@@ -117,6 +121,15 @@ impl TaskPlan {
             Some(Options::Sync(s)) => s.retention.clone(),
             _ => None,
         };
+        let source = r.source.as_ref().and_then(|c| c.connector.as_ref());
+        let rpo = match (&t.options, task_type) {
+            (Some(Options::Backup(b)), TaskType::Backup) => source
+                .and_then(|c| c.rpo.as_ref())
+                .or(b.rpo.as_ref())
+                .and_then(from_duration)
+                .filter(|d| !d.is_zero()),
+            _ => None,
+        };
         Ok(TaskPlan {
             project,
             id: TaskId::from_uuid(id),
@@ -140,6 +153,10 @@ impl TaskPlan {
             notification: t.notification.clone().unwrap_or_default(),
             labels: t.labels.clone(),
             retention,
+            source: (task_type == TaskType::Backup)
+                .then(|| connector_id(&r.source).zip(source.map(|c| c.display_name.clone())))
+                .flatten(),
+            rpo,
         })
     }
 }
@@ -358,6 +375,14 @@ impl Catalog {
         req.set_timeout(Duration::from_secs(10));
         self.client.clone().record_connection_test(req).await.map_err(unavailable)?;
         Ok(())
+    }
+
+    /// The SOURCE connectors and BACKUP tasks of a project (no secrets).
+    pub async fn coverage(&self, project: &ProjectId) -> Result<cairn_api::v1::ListBackupCoverageResponse> {
+        let mut req =
+            tonic::Request::new(cairn_api::v1::ListBackupCoverageRequest { parent: project.name() });
+        req.set_timeout(Duration::from_secs(10));
+        Ok(self.client.clone().list_backup_coverage(req).await.map_err(unavailable)?.into_inner())
     }
 
     /// Forgets a cached plan (after the catalog said the task is gone).

@@ -34,6 +34,12 @@ pub struct Config {
     pub missed_run_grace_secs: u64,
     /// Finished jobs older than this many days are purged (0 = keep forever).
     pub job_history_days: u64,
+    /// How often sources are checked against their recovery point objective, in
+    /// milliseconds (a violation is noticed and notified within this).
+    pub protection_sweep_ms: u64,
+    /// How often names and objectives are re-read from the catalog (and the per-source
+    /// last-success gauge refreshed), in milliseconds.
+    pub protection_refresh_ms: u64,
     /// Base URL of a web console for links in notifications (optional).
     pub console_url: Option<String>,
     /// SMTP server for email notifications (`smtp://host:port` or `smtps://...`).
@@ -80,6 +86,8 @@ impl Default for Config {
             lease_ttl_secs: 30,
             missed_run_grace_secs: 60,
             job_history_days: 90,
+            protection_sweep_ms: 1000,
+            protection_refresh_ms: 30_000,
             console_url: None,
             smtp_url: None,
             smtp_username: None,
@@ -133,6 +141,11 @@ impl Config {
         (self.job_history_days > 0).then(|| Duration::from_secs(self.job_history_days * 86_400))
     }
 
+    /// The protection sweep's pace.
+    pub fn protection_sweep(&self) -> Duration {
+        Duration::from_millis(self.protection_sweep_ms)
+    }
+
     /// The drain delay.
     pub fn drain_delay(&self) -> Duration {
         Duration::from_millis(self.drain_delay_ms)
@@ -159,6 +172,12 @@ impl Config {
         }
         if !(1..=3600).contains(&self.lease_ttl_secs) {
             return Err(ConfigError::invalid("lease_ttl_secs", "must be between 1 and 3600"));
+        }
+        if !(100..=600_000).contains(&self.protection_sweep_ms) {
+            return Err(ConfigError::invalid("protection_sweep_ms", "must be between 100 and 600000"));
+        }
+        if !(500..=3_600_000).contains(&self.protection_refresh_ms) {
+            return Err(ConfigError::invalid("protection_refresh_ms", "must be between 500 and 3600000"));
         }
         if self.db_max_connections < 2 {
             return Err(ConfigError::invalid("db_max_connections", "must be at least 2 (one listens)"));

@@ -228,7 +228,7 @@ async fn record_skip(
     let id = job_rows::insert(conn, &job).await?;
     if let Some(id) = id {
         if let Some(row) = job_rows::get(conn, Some(&plan.project), id).await? {
-            crate::notifications::enqueue(conn, &row).await?;
+            crate::jobs::ended(conn, &row).await?;
         }
         events::notify_jobs(conn, &[id]).await?;
     }

@@ -66,6 +66,12 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchJobEvent, Status>> + Se
 
 #[tonic::async_trait]
 impl JobService for Handlers {
+    async fn list_protection_status(
+        &self,
+        req: Request<cairn_api::v1::ListProtectionStatusRequest>,
+    ) -> R<cairn_api::v1::ListProtectionStatusResponse> {
+        ok(crate::protection::list(&self.0, &Caller::of(&req), req.into_inner()).await)
+    }
     async fn run_task(&self, req: Request<RunTaskRequest>) -> R<Job> {
         ok(jobs::run_task(&self.0, &Caller::of(&req), req.into_inner()).await)
     }

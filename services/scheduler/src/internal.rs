@@ -63,6 +63,7 @@ pub async fn run_connection_test(state: &State, req: RunConnectionTestRequest) -
         missed_occurrences: 0,
         request_id: None,
         notify: cairn_api::v1::NotificationMode::Never,
+        source_id: None,
     };
     let mut rx = state.events.subscribe_jobs();
     let mut tx = state.pool.begin().await?;
@@ -120,6 +121,7 @@ pub async fn forget_task(state: &State, req: ForgetTaskRequest) -> Result<()> {
     let id = TaskId::from_uuid(id);
     let mut conn = state.pool.acquire().await?;
     let n = schedules::delete_of_task(&mut conn, &project, id).await?;
+    crate::store::protection::delete_of_task(&mut conn, &project, id).await?;
     state.catalog.forget(&(project, id));
     tracing::info!(task.id = %id, schedules = n, "task deleted in the catalog; its schedules are gone");
     Ok(())
@@ -137,6 +139,7 @@ pub async fn forget_project(state: &State, req: ForgetProjectRequest) -> Result<
         schedules::delete_of_project(&mut tx, &project).await?;
         rows::delete_of_project(&mut tx, &project).await?;
         crate::store::snapshots::delete_of_project(&mut tx, &project).await?;
+        crate::store::protection::delete_of_project(&mut tx, &project).await?;
         rows::delete_stores_of_project(&mut tx, &project).await?;
         events::notify(&mut tx, events::SCHEDULES, "").await?;
     }

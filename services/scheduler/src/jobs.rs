@@ -86,6 +86,7 @@ pub fn new_row(plan: &TaskPlan, spec: &Spec, now: DateTime<Utc>) -> rows::New {
         trace_parent: spec.trace_parent.clone(),
         request_id: spec.request_id,
         notify: notify_mode(plan),
+        source_id: plan.source.as_ref().map(|(id, _)| *id),
     }
 }
 
@@ -100,6 +101,13 @@ fn notify_mode(plan: &TaskPlan) -> cairn_api::v1::NotificationMode {
         m @ (NotificationMode::Always | NotificationMode::Errors) => m,
         _ => NotificationMode::Never,
     }
+}
+
+/// What follows the end of a job, in the transaction that ends it: its notification and its
+/// source's protection.
+pub async fn ended(conn: &mut PgConnection, job: &rows::Row) -> Result<()> {
+    crate::notifications::enqueue(conn, job).await?;
+    crate::protection::job_finished(conn, job).await
 }
 
 /// Creates the job of `spec` inside the caller's transaction, applying the task's overlap
@@ -144,10 +152,11 @@ pub async fn create(
     }
     let id = rows::insert(conn, &job).await?;
     if let Some(id) = id {
+        crate::protection::job_created(conn, plan, id, now).await?;
         if job.state == JobState::Skipped
             && let Some(row) = rows::get(conn, Some(&plan.project), id).await?
         {
-            crate::notifications::enqueue(conn, &row).await?;
+            crate::jobs::ended(conn, &row).await?;
         }
         events::notify(conn, events::WORK, "").await?;
         events::notify_jobs(conn, &[id]).await?;
@@ -182,7 +191,7 @@ pub async fn cancel_in_tx(
                 },
             )
             .await?;
-            crate::notifications::enqueue(conn, &done).await?;
+            crate::jobs::ended(conn, &done).await?;
             events::notify_jobs(conn, &[id]).await?;
         }
         JobState::Running => {

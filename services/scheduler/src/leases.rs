@@ -480,7 +480,7 @@ async fn fail_gone(state: &State, row: &rows::Row, why: &str) -> Result<()> {
         },
     )
     .await?;
-    crate::notifications::enqueue(&mut conn, &done).await?;
+    crate::jobs::ended(&mut conn, &done).await?;
     events::notify_jobs(&mut conn, &[row.id]).await?;
     Ok(())
 }
@@ -645,6 +645,9 @@ async fn complete_many(
             });
         }
         let done = rows::succeed_many(&mut tx, &items, now).await?;
+        for row in &done {
+            crate::protection::job_finished(&mut tx, row).await?;
+        }
         let by_lease: HashMap<LeaseId, rows::Row> =
             done.into_iter().filter_map(|r| r.lease_id.map(|l| (l, r))).collect();
         for ((i, id), item) in fast.into_iter().zip(&items) {
@@ -793,7 +796,7 @@ async fn complete_one(
         crate::snapshots::refresh(conn, &row.project_id, &req.snapshot_index, row.id, now).await?;
     }
     if crate::domain::job::is_final(done.state) {
-        crate::notifications::enqueue(conn, &done).await?;
+        crate::jobs::ended(conn, &done).await?;
     }
     Ok(done)
 }

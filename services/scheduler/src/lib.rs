@@ -4,7 +4,7 @@
 //! Layout: [`config`], [`grpc`] (thin handlers of `ScheduleService`, `JobService`,
 //! `LeaseService` and the internal `SchedulerInternalService`), one module per noun with the
 //! operations ([`schedules`], [`jobs`], [`leases`], [`snapshots`], [`forecast`],
-//! [`notifications`], [`internal`]), [`resolve`] (names in requests → ids, within one project), the loops ([`firing`], [`reaper`]), [`events`]
+//! [`notifications`], [`protection`], [`internal`]), [`resolve`] (names in requests → ids, within one project), the loops ([`firing`], [`reaper`]), [`events`]
 //! (LISTEN/NOTIFY), [`catalog`] (the catalog's internal API), [`clock`], [`domain`] (rules, no
 //! I/O), [`store`] (SQL), [`error`].
 //!
@@ -26,6 +26,7 @@ pub mod internal;
 pub mod jobs;
 pub mod leases;
 pub mod notifications;
+pub mod protection;
 pub mod reaper;
 pub mod resolve;
 pub mod schedules;
@@ -127,6 +128,7 @@ pub async fn run_with_clock(
     tracker.spawn(firing::run(state.clone(), shutdown.clone()));
     tracker.spawn(reaper::run(state.clone(), shutdown.clone()));
     tracker.spawn(notifications::run(state.clone(), shutdown.clone()));
+    tracker.spawn(protection::run(state.clone(), shutdown.clone()));
     tracker.spawn(cairn_runtime::metrics::watch_pool(pool.clone(), "cairn_scheduler", shutdown.clone()));
     tracker.close();
 
@@ -167,6 +169,7 @@ fn register_metrics() {
         "cairn_scheduler_missed_runs_total",
         "cairn_scheduler_lease_expiries_total",
         "cairn_scheduler_leases_granted_total",
+        "cairn_scheduler_rpo_violations_total",
     ] {
         metrics::counter!(name).increment(0);
     }

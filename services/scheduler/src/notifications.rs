@@ -1,9 +1,12 @@
-//! Notifications of finished jobs through an outbox in Postgres.
+//! Notifications of finished jobs, and of sources violating and recovering their recovery
+//! point objective, through an outbox in Postgres.
 //!
-//! The transaction that finishes a job writes one outbox row for it (channel `*`). The
+//! The transaction that finishes a job writes one outbox row for it (event `job.finished`,
+//! channel `*`); the one that marks a source VIOLATED, or ends that with a success, writes one
+//! for that event (`source.rpo_violated`, `source.rpo_recovered`) on a job of the pair. The
 //! dispatcher, on every replica, then (1) expands that row into one row per channel the
 //! task's settings ask for (mode ALWAYS: every finished job; ERRORS: FAILED jobs; NEVER:
-//! none), and (2) delivers each channel row: it claims the row with a short lease committed
+//! none; protection events go to every channel of a task whose mode is not NEVER), and (2) delivers each channel row: it claims the row with a short lease committed
 //! before sending (so two replicas never send the same row), sends, and marks it DELIVERED —
 //! or schedules a retry with backoff, up to [`MAX_ATTEMPTS`]. A crash between sending and
 //! marking can repeat a delivery once; every delivery carries a stable `X-Cairn-Delivery` id
@@ -14,7 +17,6 @@
 
 use std::time::Duration;
 
-use cairn_api::ids::JobId;
 use cairn_api::{
     names::Kind,
     v1::{JobState, NotificationMode},
@@ -32,7 +34,7 @@ use crate::{
     error::{Error, Result},
     store::{
         jobs::{self as job_rows, Row},
-        notifications::{self as rows, ANY_CHANNEL, Pending},
+        notifications::{self as rows, ANY_CHANNEL, JOB_FINISHED, Pending, RPO_VIOLATED},
     },
 };
 
@@ -50,7 +52,7 @@ pub async fn enqueue(conn: &mut PgConnection, job: &Row) -> Result<()> {
         return Ok(());
     }
     let now: DateTime<Utc> = job.end_time.unwrap_or(job.create_time);
-    rows::insert(conn, job.id, ANY_CHANNEL, now).await
+    rows::insert(conn, job.id, JOB_FINISHED, ANY_CHANNEL, None, now).await
 }
 
 /// Runs the dispatcher until `shutdown`.
@@ -84,28 +86,35 @@ async fn expand(state: &State) -> Result<usize> {
     if pending.is_empty() {
         return Ok(0);
     }
-    let job_ids: Vec<JobId> = pending.iter().map(|p| p.job_id).collect();
-    let mut jobs = Vec::with_capacity(pending.len());
-    for id in &job_ids {
-        if let Some(j) = job_rows::get(&mut tx, None, *id).await? {
-            jobs.push(j);
+    let all: Vec<&Pending> = pending.iter().collect();
+    let mut jobs = std::collections::HashMap::new();
+    for p in &pending {
+        if !jobs.contains_key(&p.job_id)
+            && let Some(j) = job_rows::get(&mut tx, None, p.job_id).await?
+        {
+            jobs.insert(p.job_id, j);
         }
     }
     let tasks: Vec<TaskKey> =
-        jobs.iter().filter_map(|j| j.task_id.map(|t| (j.project_id.clone(), t))).collect();
+        jobs.values().filter_map(|j| j.task_id.map(|t| (j.project_id.clone(), t))).collect();
     let plans = match state.catalog.plans(&tasks).await {
         Ok(p) => p,
         Err(e) => {
             // Try again a little later; nothing is lost.
-            rows::postpone_unexpanded(&mut tx, &job_ids, now + chrono::Duration::seconds(5)).await?;
+            rows::postpone_unexpanded(&mut tx, &all, now + chrono::Duration::seconds(5)).await?;
             tx.commit().await?;
             return Err(e);
         }
     };
-    for job in &jobs {
+    for p in &pending {
+        let Some(job) = jobs.get(&p.job_id) else { continue };
         let plan = job.task_id.and_then(|t| plans.get(&(job.project_id.clone(), t)).cloned().flatten());
+        let wanted = |mode: NotificationMode| match p.event.as_str() {
+            JOB_FINISHED => wants(mode, job.state),
+            _ => matches!(mode, NotificationMode::Always | NotificationMode::Errors),
+        };
         let channels = match &plan {
-            Some(plan) if wants(plan.notification.mode(), job.state) => {
+            Some(plan) if wanted(plan.notification.mode()) => {
                 let mut c: Vec<String> =
                     plan.notification.webhooks.iter().map(|w| format!("webhook:{}", w.url)).collect();
                 c.extend(plan.notification.emails.iter().map(|e| format!("email:{e}")));
@@ -114,10 +123,10 @@ async fn expand(state: &State) -> Result<usize> {
             _ => vec![],
         };
         for ch in channels {
-            rows::insert(&mut tx, job.id, &ch, now).await?;
+            rows::insert(&mut tx, job.id, &p.event, &ch, p.detail.as_ref(), now).await?;
         }
     }
-    rows::mark_expanded(&mut tx, &job_ids).await?;
+    rows::mark_expanded(&mut tx, &all).await?;
     tx.commit().await?;
     Ok(pending.len())
 }
@@ -145,18 +154,18 @@ async fn deliver(state: &State, http: &reqwest::Client) -> Result<usize> {
         let mut conn = state.pool.acquire().await?;
         match result {
             Ok(()) => {
-                rows::delivered(&mut conn, c.job_id, &c.channel, later).await?;
+                rows::delivered(&mut conn, c, later).await?;
                 metrics::counter!("cairn_scheduler_notifications_total", "channel" => kind(&c.channel), "result" => "delivered").increment(1);
-                tracing::info!(job.id = %c.job_id, channel = %redact_channel(&c.channel), "notification delivered");
+                tracing::info!(job.id = %c.job_id, event = %c.event, channel = %redact_channel(&c.channel), "notification delivered");
             }
             Err(e) => {
                 let give_up = c.attempts >= MAX_ATTEMPTS;
                 let delay =
                     Duration::from_secs(1u64 << c.attempts.clamp(0, 9) as u32).min(Duration::from_secs(600));
                 let next = later + chrono::Duration::from_std(delay).unwrap_or_default();
-                rows::failed(&mut conn, c.job_id, &c.channel, give_up, &e.to_string(), next).await?;
+                rows::failed(&mut conn, c, give_up, &e.to_string(), next).await?;
                 metrics::counter!("cairn_scheduler_notification_failures_total", "channel" => kind(&c.channel)).increment(1);
-                tracing::warn!(job.id = %c.job_id, channel = %redact_channel(&c.channel), attempt = c.attempts, give_up, error = %e, "notification not delivered");
+                tracing::warn!(job.id = %c.job_id, event = %c.event, channel = %redact_channel(&c.channel), attempt = c.attempts, give_up, error = %e, "notification not delivered");
             }
         }
     }
@@ -178,7 +187,7 @@ async fn send(state: &State, http: &reqwest::Client, c: &Pending) -> Result<()> 
         .await?
         .ok_or_else(|| Error::NotFound(format!("job {}", c.job_id)))?;
     drop(conn);
-    let body = payload(state, &row, &c.channel)?;
+    let body = payload(state, &row, c)?;
     if let Some(url) = c.channel.strip_prefix("webhook:") {
         let task =
             row.task_id.ok_or_else(|| Error::Internal("notification for a job without task".into()))?;
@@ -195,8 +204,8 @@ async fn send(state: &State, http: &reqwest::Client, c: &Pending) -> Result<()> 
             .post(url)
             .header("content-type", "application/json")
             .header("x-cairn-signature", signature(&secret, &bytes))
-            .header("x-cairn-delivery", format!("{}/{}", c.job_id, c.channel))
-            .header("x-cairn-event", "job.finished")
+            .header("x-cairn-delivery", delivery(c))
+            .header("x-cairn-event", &c.event)
             .body(bytes)
             .send()
             .await
@@ -206,7 +215,7 @@ async fn send(state: &State, http: &reqwest::Client, c: &Pending) -> Result<()> 
         }
         Ok(())
     } else if let Some(to) = c.channel.strip_prefix("email:") {
-        send_email(state, to, &row, &body).await
+        send_email(state, to, &row, c, &body).await
     } else {
         Err(Error::Internal(format!("unknown channel {}", c.channel)))
     }
@@ -219,7 +228,15 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn payload(state: &State, row: &Row, channel: &str) -> Result<serde_json::Value> {
+/// The stable id of a delivery (`X-Cairn-Delivery`).
+fn delivery(c: &Pending) -> String {
+    match c.event.as_str() {
+        JOB_FINISHED => format!("{}/{}", c.job_id, c.channel),
+        event => format!("{}/{event}/{}", c.job_id, c.channel),
+    }
+}
+
+fn payload(state: &State, row: &Row, c: &Pending) -> Result<serde_json::Value> {
     let job = crate::convert::job(row)?;
     let job_json = cairn_api::json::to_json(&job).map_err(|e| Error::Internal(e.to_string()))?;
     let duration = match (row.start_time, row.end_time) {
@@ -231,11 +248,25 @@ fn payload(state: &State, row: &Row, channel: &str) -> Result<serde_json::Value>
         Some(base) => format!("{}/{}", base.trim_end_matches('/'), Kind::Job.name(&row.project_id, row.id)),
         None => format!("cairn job show {}", row.id),
     };
+    let task = serde_json::json!({ "name": row.task_id.map(|t| Kind::Task.name(&row.project_id, t)), "display_name": row.task_display_name });
+    if c.event != JOB_FINISHED {
+        let status_link = match &state.config.console_url {
+            Some(base) => format!("{}/projects/{}", base.trim_end_matches('/'), row.project_id),
+            None => "cairn status".to_owned(),
+        };
+        let mut body = c.detail.clone().unwrap_or_else(|| serde_json::json!({}));
+        body["event"] = c.event.clone().into();
+        body["delivery"] = delivery(c).into();
+        body["task"] = task;
+        body["job"] = job_json;
+        body["links"] = serde_json::json!({ "job": job_link, "status": status_link });
+        return Ok(body);
+    }
     Ok(serde_json::json!({
-        "event": "job.finished",
-        "delivery": format!("{}/{}", row.id, channel),
+        "event": JOB_FINISHED,
+        "delivery": delivery(c),
         "job": job_json,
-        "task": { "name": row.task_id.map(|t| Kind::Task.name(&row.project_id, t)), "display_name": row.task_display_name },
+        "task": task,
         "state": job.state().as_str_name().trim_start_matches("JOB_STATE_"),
         "error": row.error,
         "snapshot": row.snapshot,
@@ -244,13 +275,36 @@ fn payload(state: &State, row: &Row, channel: &str) -> Result<serde_json::Value>
     }))
 }
 
-async fn send_email(state: &State, to: &str, row: &Row, body: &serde_json::Value) -> Result<()> {
-    use lettre::{
-        AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor, message::header::ContentType,
-    };
-    let Some(url) = &state.config.smtp_url else {
-        return Err(Error::Unavailable("email: no SMTP server configured (smtp_url)".into()));
-    };
+/// The subject and text of an email.
+fn email_text(row: &Row, c: &Pending, body: &serde_json::Value) -> (String, String) {
+    let link = body["links"]["job"].as_str().unwrap_or_default();
+    if c.event != JOB_FINISHED {
+        let source = body["source"]["display_name"].as_str().unwrap_or_default();
+        let rpo = body["rpo"].as_str().unwrap_or_default();
+        let last = body["last_success_time"].as_str().unwrap_or("never");
+        let (subject, what) = if c.event == RPO_VIOLATED {
+            (
+                format!("[Cairn] {source} violated its RPO of {rpo}"),
+                format!(
+                    "The last successful backup of {source} by task {} is older than its recovery point objective of {rpo}.",
+                    row.task_display_name
+                ),
+            )
+        } else {
+            (
+                format!("[Cairn] {source} is within its RPO again"),
+                format!(
+                    "Task {} backed {source} up successfully again (recovery point objective {rpo}).",
+                    row.task_display_name
+                ),
+            )
+        };
+        let text = format!(
+            "{what}\n\nLast successful backup: {last}\nLatest job: {link}\nStatus: {}\n",
+            body["links"]["status"].as_str().unwrap_or_default()
+        );
+        return (subject, text);
+    }
     let state_name = body["state"].as_str().unwrap_or("FINISHED");
     let mut text = format!(
         "Job {} of task {} ended {state_name}.\n\n",
@@ -266,11 +320,22 @@ async fn send_email(state: &State, to: &str, row: &Row, body: &serde_json::Value
     if let Some(d) = body["duration_seconds"].as_f64() {
         text.push_str(&format!("Duration: {d:.1}s\n"));
     }
-    text.push_str(&format!("\nDetails: {}\n", body["links"]["job"].as_str().unwrap_or_default()));
+    text.push_str(&format!("\nDetails: {link}\n"));
+    (format!("[Cairn] {} {state_name}", row.task_display_name), text)
+}
+
+async fn send_email(state: &State, to: &str, row: &Row, c: &Pending, body: &serde_json::Value) -> Result<()> {
+    use lettre::{
+        AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor, message::header::ContentType,
+    };
+    let Some(url) = &state.config.smtp_url else {
+        return Err(Error::Unavailable("email: no SMTP server configured (smtp_url)".into()));
+    };
+    let (subject, text) = email_text(row, c, body);
     let message = Message::builder()
         .from(state.config.smtp_from.parse().map_err(|e| Error::Internal(format!("smtp_from: {e}")))?)
         .to(to.parse().map_err(|e| Error::Internal(format!("email {to:?}: {e}")))?)
-        .subject(format!("[Cairn] {} {state_name}", row.task_display_name))
+        .subject(subject)
         .header(ContentType::TEXT_PLAIN)
         .body(text)
         .map_err(|e| Error::Internal(e.to_string()))?;

@@ -97,7 +97,7 @@ pub async fn expire_leases(state: &State) -> Result<usize> {
         .await?;
         let done = rows::finish(&mut tx, row.id, &finish).await?;
         if finish.state != JobState::Queued {
-            crate::notifications::enqueue(&mut tx, &done).await?;
+            crate::jobs::ended(&mut tx, &done).await?;
         }
         metrics::counter!("cairn_scheduler_lease_expiries_total").increment(1);
         tracing::warn!(job.id = %row.id, worker = %row.worker, next = finish.state.stored(), "lease expired");

@@ -62,7 +62,7 @@ pub fn full(caller: &Caller, kind: Kind, field: &str, raw: &str) -> Result<(Proj
 
 /// A reference inside a request about `parent`; `None` when it names another project (the
 /// caller answers like a missing resource).
-fn within(
+pub fn within(
     kind: Kind,
     field: &str,
     parent: Option<&ProjectId>,
@@ -71,7 +71,7 @@ fn within(
     names::parse_within(kind, parent, raw).map_err(|e| invalid(field, e))
 }
 
-fn missing(what: &str, raw: &str) -> String {
+pub fn missing(what: &str, raw: &str) -> String {
     format!("{what} {:?} does not exist", raw.trim())
 }
 

@@ -18,6 +18,7 @@ async fn every_listed_metric_is_on_the_endpoint() {
         .env("CAIRN_LISTEN", format!("127.0.0.1:{grpc}"))
         .env("CAIRN_METRICS_LISTEN", format!("127.0.0.1:{metrics}"))
         .env("CAIRN_LEASE_TTL_SECS", "1")
+        .env("CAIRN_PROTECTION_REFRESH_MS", "500")
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();
@@ -86,13 +87,20 @@ async fn every_listed_metric_is_on_the_endpoint() {
             "cairn_scheduler_notification_failures_total{channel=\"webhook\"} ",
             "cairn_scheduler_db_pool_connections",
             "cairn_scheduler_grpc_requests_total{method=\"AcquireLease\",code=\"Ok\"}",
+            "cairn_scheduler_rpo_violations_total 0",
         ];
         // Failures must be counted, not only registered.
         let failed = body
             .lines()
             .find(|l| l.starts_with("cairn_scheduler_notification_failures_total{channel=\"webhook\"}"))
             .is_some_and(|l| !l.ends_with(" 0"));
-        (failed && all.iter().all(|n| body.contains(n))).then_some(body)
+        // The source's last success, as a Unix time (not 0 = never).
+        let protected = body.lines().any(|l| {
+            l.starts_with("cairn_source_last_success_timestamp_seconds{")
+                && l.contains("source=\"b-src\"")
+                && !l.ends_with(" 0")
+        });
+        (failed && protected && all.iter().all(|n| body.contains(n))).then_some(body)
     })
     .await;
     assert!(body.contains("cairn_scheduler_firing_lateness_seconds_count"));

@@ -198,6 +198,15 @@ pub fn normalize(c: &Connector, stored: &BTreeSet<String>) -> Result<Normalized,
         },
     }
 
+    match (&c.rpo, role) {
+        (Some(d), ConnectorRole::Source) => {
+            if let Err(e) = fields::rpo(d) {
+                v.add(f("rpo"), e);
+            }
+        }
+        (Some(_), _) => v.add(f("rpo"), "applies to SOURCE connectors only"),
+        (None, _) => {}
+    }
     if role == ConnectorRole::Store {
         match c.max_concurrent_jobs {
             0 => out.max_concurrent_jobs = DEFAULT_MAX_CONCURRENT_JOBS,

@@ -191,6 +191,14 @@ pub fn email(v: &str) -> Result<(), String> {
     }
 }
 
+/// A recovery point objective: 1 minute ..= 3660 days (unset = none).
+pub fn rpo(d: &prost_types::Duration) -> Result<(), String> {
+    match cairn_runtime::time::from_duration(d) {
+        Some(d) if (60..=3660 * 86_400).contains(&d.as_secs()) => Ok(()),
+        _ => Err("must be between 1 minute and 3660 days (leave unset for no objective)".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

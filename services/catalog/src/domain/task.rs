@@ -339,6 +339,9 @@ fn options(ty: TaskType, given: Option<&Options>, v: &mut Violations) -> Options
             {
                 v.add("task.backup.host", format!("{:?} is not a host name", b.host));
             }
+            if let Some(Err(e)) = b.rpo.as_ref().map(super::fields::rpo) {
+                v.add("task.backup.rpo", e);
+            }
             Options::Backup(b)
         }
         (TaskType::Restore, Some(Options::Restore(r))) => {

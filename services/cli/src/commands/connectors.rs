@@ -116,6 +116,10 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ConnectorCmd) -> Result {
                 patch.max_concurrent_jobs = n;
                 paths.push("max_concurrent_jobs".to_owned());
             }
+            if let Some(d) = u.rpo {
+                patch.rpo = (!d.is_zero()).then(|| pb_duration(d));
+                paths.push("rpo".to_owned());
+            }
             if let Some(b) = u.create_if_missing {
                 patch.create_if_missing = b;
                 paths.push("create_if_missing".to_owned());
@@ -231,6 +235,7 @@ fn base(name: String, common: ConnectorCommon) -> Result<Connector> {
         display_name: name,
         description: common.description,
         worker_selector: pairs(&common.selectors, "--selector")?,
+        rpo: common.rpo.map(pb_duration),
         ..Default::default()
     })
 }
@@ -365,6 +370,9 @@ fn show(p: &Printer, x: &Connector, verb: &str) {
         ("where", location(x)),
         ("selector", output::labels(&x.worker_selector)),
     ];
+    if x.rpo.is_some() {
+        rows.push(("rpo", output::duration(&x.rpo)));
+    }
     if x.role() == ConnectorRole::Store {
         rows.push(("max concurrent jobs", x.max_concurrent_jobs.to_string()));
         rows.push(("create if missing", x.create_if_missing.to_string()));

@@ -8,6 +8,7 @@ mod projects;
 mod retention;
 mod schedules;
 mod snapshots;
+mod status;
 mod tasks;
 
 use std::time::Duration;
@@ -73,6 +74,7 @@ pub async fn run(cli: Cli) -> Result {
         Command::Retention(cmd) => retention::run(&c, &p, cmd).await,
         Command::Run(args) => tasks::run_now(&c, &p, args).await,
         Command::Forecast(args) => forecast::run(&c, &p, args).await,
+        Command::Status(args) => status::run(&c, &p, args).await,
         Command::Health(args) => health(&p, args, &tls).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "cairn", &mut std::io::stdout());

@@ -133,13 +133,27 @@ pub async fn run(c: &Clients, p: &Printer, cmd: TaskCmd) -> Result {
                 });
                 paths.push("notification.mode".to_owned());
             }
+            if let Some(d) = u.rpo {
+                if current.r#type() != TaskType::Backup {
+                    return Err(CliError::Usage("--rpo applies to BACKUP tasks only".into()));
+                }
+                let mut b = match &patch.options {
+                    Some(Options::Backup(b)) => b.clone(),
+                    _ => BackupOptions::default(),
+                };
+                b.rpo = (!d.is_zero()).then(|| pb_duration(d));
+                patch.options = Some(Options::Backup(b));
+                paths.push("backup.rpo".to_owned());
+            }
             if let Some(policy) = retention(&u.retention)? {
                 match current.r#type() {
                     TaskType::Backup => {
-                        patch.options = Some(Options::Backup(BackupOptions {
-                            retention: Some(policy),
-                            ..Default::default()
-                        }));
+                        let mut b = match &patch.options {
+                            Some(Options::Backup(b)) => b.clone(),
+                            _ => BackupOptions::default(),
+                        };
+                        b.retention = Some(policy);
+                        patch.options = Some(Options::Backup(b));
                         paths.push("backup.retention".to_owned());
                     }
                     TaskType::Sync => {
@@ -308,7 +322,7 @@ fn common(t: &mut Task, c: TaskCommon) -> Result<()> {
 fn build(create: CreateTask) -> Result<Task> {
     let mut t = Task::default();
     match create {
-        CreateTask::Backup { name, source, store, full, host, retention: r, common: c } => {
+        CreateTask::Backup { name, source, store, full, host, rpo, retention: r, common: c } => {
             t.display_name = name;
             t.r#type = TaskType::Backup as i32;
             t.source = source;
@@ -317,6 +331,7 @@ fn build(create: CreateTask) -> Result<Task> {
                 mode: if full { BackupMode::Full } else { BackupMode::Incremental } as i32,
                 retention: retention(&r)?,
                 host: host.unwrap_or_default(),
+                rpo: rpo.map(pb_duration),
             }));
             common(&mut t, c)?;
         }
@@ -432,7 +447,10 @@ fn show(p: &Printer, x: &Task, verb: &str) {
     rows.push(("labels", if x.labels.is_empty() { "-".into() } else { x.labels.join(",") }));
     match &x.options {
         Some(Options::Backup(b)) => {
-            rows.push(("mode", output::enum_name(b.mode().as_str_name(), "BACKUP_MODE_")))
+            rows.push(("mode", output::enum_name(b.mode().as_str_name(), "BACKUP_MODE_")));
+            if b.rpo.is_some() {
+                rows.push(("rpo", output::duration(&b.rpo)));
+            }
         }
         Some(Options::Restore(r)) => {
             rows.push((

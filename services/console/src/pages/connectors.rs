@@ -188,6 +188,10 @@ fn connector_of(kind: &str, f: &Posted) -> Result<v1::Connector, Fail> {
             String::new()
         },
         max_concurrent_jobs: f.get("max_concurrent_jobs").parse().unwrap_or(0),
+        rpo: humantime::parse_duration(&f.get("rpo"))
+            .ok()
+            .filter(|d| !d.is_zero())
+            .map(|d| prost_types::Duration { seconds: d.as_secs() as i64, nanos: 0 }),
         ..Default::default()
     })
 }
@@ -221,6 +225,7 @@ fn form_page(
     };
     let label = KINDS.iter().find(|k| k.0 == kind).map_or("connector", |k| k.2);
     let store = KINDS.iter().any(|k| k.0 == kind && k.1 == ConnectorRole::Store);
+    let source = KINDS.iter().any(|k| k.0 == kind && k.1 == ConnectorRole::Source);
     let body = html! {
         @match editing { Some(c) => h1 { "Edit " (c.display_name) }, None => h1 { "New " (label) } }
         @if editing.is_some() { p.hint { "Secrets are never shown: leave a password or key empty to keep it." } }
@@ -244,6 +249,7 @@ fn form_page(
                 label.check { input type="checkbox" name="create_if_missing" value="1" checked[f.checked("create_if_missing") || f.fields.is_empty()]; " Initialise the repository if it does not exist" }
                 (field("max_concurrent_jobs", "Concurrent jobs (0 = default)"))
             }
+            @if source { (field("rpo", "Recovery point objective (e.g. 26h; empty = the backup tasks')")) }
             (field("worker_selector", "Worker selector (key=value, comma-separated)"))
             @if let Some(c) = editing { input type="hidden" name="etag" value=(c.etag); }
             button.primary type="submit" data-testid="save-connector" { (if editing.is_some() { "Save changes" } else { "Create connector" }) }
@@ -271,6 +277,11 @@ pub async fn create(ctx: Ctx, Path(p): Path<String>, form: Posted) -> Page {
     // Secrets are never echoed back into the form.
     let mut echo = Posted { fields: form.fields.clone() };
     echo.fields.retain(|(k, _)| !k.contains("password") && !k.contains("secret"));
+    let errors = super::tasks::bad_durations(&form, &["rpo"]);
+    if !errors.fields.is_empty() {
+        return Ok((axum::http::StatusCode::BAD_REQUEST, form_page(&ctx, &p, &kind, &echo, &errors, None))
+            .into_response());
+    }
     match ctx
         .catalog()
         .create_connector(v1::CreateConnectorRequest {
@@ -394,6 +405,7 @@ fn fields_of(c: &v1::Connector) -> Posted {
             c.worker_selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
         ),
         ("max_concurrent_jobs".to_owned(), c.max_concurrent_jobs.to_string()),
+        ("rpo".to_owned(), super::tasks::human(&c.rpo)),
     ];
     if c.create_if_missing {
         f.push(("create_if_missing".into(), "1".into()));
@@ -454,11 +466,22 @@ pub async fn update(ctx: Ctx, Path((p, id)): Path<(String, String)>, form: Poste
     let current =
         ctx.catalog().get_connector(v1::GetConnectorRequest { name: name.clone() }).await?.into_inner();
     let kind = kind_of(&current);
+    let errors = super::tasks::bad_durations(&form, &["rpo"]);
+    if !errors.fields.is_empty() {
+        return Ok((
+            axum::http::StatusCode::BAD_REQUEST,
+            form_page(&ctx, &p, kind, &form, &errors, Some(&current)),
+        )
+            .into_response());
+    }
     let mut c = connector_of(kind, &form)?;
     c.name = name.clone();
     c.etag = form.get("etag");
     let mut paths: Vec<String> =
         ["display_name", "description", "worker_selector"].map(String::from).to_vec();
+    if current.role() == ConnectorRole::Source {
+        paths.push("rpo".into());
+    }
     if current.role() == ConnectorRole::Store {
         paths.extend(["max_concurrent_jobs", "create_if_missing"].map(String::from));
         if !form.get("repository_password").is_empty() {

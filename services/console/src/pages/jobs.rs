@@ -202,7 +202,7 @@ pub fn summary(ctx: &Ctx, p: &str, j: &v1::Job) -> Markup {
                 }
             }
             @if !j.snapshot.is_empty() {
-                dt { "Snapshot" } dd { a data-testid="job-snapshot" href=(format!("/projects/{p}/snapshots?snapshot={}", j.snapshot)) { code { (j.snapshot) } } }
+                dt { "Snapshot" } dd { a data-testid="job-snapshot" href=(format!("/projects/{p}/snapshots?task={}&snapshot={}", ui::id(&j.task), j.snapshot)) { code { (j.snapshot) } } }
             }
             @if !j.error.is_empty() { dt { "Error" } dd.error data-testid="job-error" { (j.error) } }
         }
@@ -312,10 +312,23 @@ pub struct SnapshotQuery {
 
 pub async fn snapshots(ctx: Ctx, Path(p): Path<String>, Query(q): Query<SnapshotQuery>) -> Page {
     let stores = ctx.connectors(&p, v1::ConnectorRole::Store).await?;
-    let store = if q.store.is_empty() {
-        stores.first().map(|s| ui::id(&s.name).to_owned()).unwrap_or_default()
+    // A task alone names its store.
+    let store = match (q.store.is_empty(), q.task.is_empty()) {
+        (false, _) => q.store.clone(),
+        (true, false) => {
+            let t = ctx
+                .catalog()
+                .get_task(v1::GetTaskRequest { name: format!("projects/{p}/tasks/{}", q.task) })
+                .await?
+                .into_inner();
+            ui::id(&t.store).to_owned()
+        }
+        (true, true) => stores.first().map(|s| ui::id(&s.name).to_owned()).unwrap_or_default(),
+    };
+    let tasks = if store.is_empty() {
+        vec![]
     } else {
-        q.store.clone()
+        ctx.tasks(&p, &format!("projects/{p}/connectors/{store}")).await?
     };
     let snaps = if store.is_empty() {
         vec![]
@@ -336,21 +349,32 @@ pub async fn snapshots(ctx: Ctx, Path(p): Path<String>, Query(q): Query<Snapshot
             .into_inner()
             .snapshots
     };
+    let task_name = |name: &str| {
+        tasks
+            .iter()
+            .find(|t| t.name == name)
+            .map_or_else(|| ui::id(name).to_owned(), |t| t.display_name.clone())
+    };
     let body = html! {
         h1 { "Snapshots" }
         form.filters method="get" {
             label { "Store " select name="store" data-autosubmit data-testid="snapshot-store" {
                 @for s in &stores { option value=(ui::id(&s.name)) selected[ui::id(&s.name) == store] { (s.display_name) } }
             } }
+            label { "Task " select name="task" data-autosubmit data-testid="snapshot-task" {
+                option value="" { "all tasks" }
+                @for t in &tasks { option value=(ui::id(&t.name)) selected[ui::id(&t.name) == q.task] { (t.display_name) } }
+            } }
             noscript { button type="submit" { "Show" } }
         }
         table data-testid="snapshots" {
-            thead { tr { th { "Snapshot" } th { "Time" } th { "Host" } th { "Paths" } th { "Labels" } th { "Size" } th { "Job" } } }
+            thead { tr { th { "Snapshot" } th { "Time" } th { "Task" } th { "Host" } th { "Paths" } th { "Labels" } th { "Size" } th { "Job" } } }
             tbody {
                 @for s in &snaps {
                     tr.highlight[!q.snapshot.is_empty() && s.id.starts_with(&q.snapshot)] data-testid="snapshot-row" {
                         td { code { (&s.id[..8.min(s.id.len())]) } }
                         td { (ui::time(s.time.as_ref())) }
+                        td { @if s.task.is_empty() { "—" } @else { a href=(format!("/projects/{p}/snapshots?store={store}&task={}", ui::id(&s.task))) { (task_name(&s.task)) } } }
                         td { (s.hostname) }
                         td { (s.paths.join(", ")) }
                         td { (s.labels.join(", ")) }
@@ -360,7 +384,7 @@ pub async fn snapshots(ctx: Ctx, Path(p): Path<String>, Query(q): Query<Snapshot
                 }
             }
         }
-        @if snaps.is_empty() { p.empty { "No snapshots in the index for this store yet." } }
+        @if snaps.is_empty() { p.empty { @if q.task.is_empty() { "No snapshots in the index for this store yet." } @else { "No snapshots of this task in the index of this store yet." } } }
     };
     Ok(ui::page(&ctx, Some(&p), Nav::Snapshots, "Snapshots", body))
 }

@@ -1,8 +1,8 @@
-//! Overview: running jobs, failures of the last 24 h, the next runs, and every source's last
-//! successful backup.
+//! Overview: running jobs, failures of the last 24 h, the next runs, and every source's
+//! protection status (last successful backup, age, RPO verdict), worst first.
 
 use axum::extract::Path;
-use cairn_api::v1::{self, ConnectorRole, JobState, TaskType};
+use cairn_api::v1::{self, JobState, ProtectionState};
 use maud::html;
 
 use crate::{
@@ -41,23 +41,15 @@ pub async fn page(ctx: Ctx, Path(p): Path<String>) -> Page {
         .schedules;
     schedules.retain(|s| s.next_run_time.is_some());
     schedules.sort_by_key(|s| s.next_run_time.as_ref().map(|t| t.seconds));
-    let sources = ctx.connectors(&p, ConnectorRole::Source).await?;
-    // Each source's newest successful backup.
-    let mut last = Vec::new();
-    for s in &sources {
-        let r = jobs
-            .list_jobs(v1::ListJobsRequest {
-                parent: parent.clone(),
-                page_size: 1,
-                connector: s.name.clone(),
-                states: vec![JobState::Succeeded as i32],
-                r#type: TaskType::Backup as i32,
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        last.push((s, r.jobs.into_iter().next()));
-    }
+    // Every source's protection (worst first): last success, age, RPO verdict.
+    let protection = jobs
+        .list_protection_status(v1::ListProtectionStatusRequest {
+            parent: parent.clone(),
+            page_size: 200,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
     let body = html! {
         h1 { "Overview" }
         section data-poll="5" #overview-running {
@@ -79,17 +71,24 @@ pub async fn page(ctx: Ctx, Path(p): Path<String>) -> Page {
         }
         section {
             h2 { "Sources" }
+            @let bad = protection.statuses.iter().filter(|s| matches!(s.state(), ProtectionState::Violated | ProtectionState::NeverBackedUp)).count();
+            p.hint { (protection.total_size) " source and task pairs; " (bad) " not backed up within their RPO or never." }
             table data-testid="source-protection" {
-                thead { tr { th { "Source" } th { "Last successful backup" } th { "Age" } } }
-                tbody { @for (s, j) in &last {
-                    @let when = j.as_ref().and_then(|j| j.end_time);
-                    tr.stale[when.as_ref().is_none_or(|t| chrono::Utc::now().timestamp() - t.seconds > 2 * 86_400)] {
-                        td { a href=(ui::href(&s.name)) { (s.display_name) } }
-                        td { @if let Some(j) = j { a href=(ui::href(&j.name)) { (ui::time(when.as_ref())) } } @else { "never" } }
-                        td { (ui::ago(when.as_ref())) }
+                thead { tr { th { "Source" } th { "Task" } th { "State" } th { "Last successful backup" } th { "Age" } th { "RPO" } th { "Last job" } } }
+                tbody { @for s in &protection.statuses {
+                    @let state = s.state().as_str_name().trim_start_matches("PROTECTION_STATE_");
+                    tr data-testid="protection-row" data-state=(state) {
+                        td { a href=(ui::href(&s.source)) { (s.source_display_name) } }
+                        td { @if s.task.is_empty() { span.muted { "no backup task" } } @else { a href=(ui::href(&s.task)) { (s.task_display_name) } } }
+                        td { span class=(format!("badge protection-{}", state.to_lowercase())) data-testid="protection-state" { (state.replace('_', " ")) } }
+                        td { @if s.last_success_job.is_empty() { "never" } @else { a href=(ui::href(&s.last_success_job)) { (ui::time(s.last_success_time.as_ref())) } } }
+                        td { (ui::ago(s.last_success_time.as_ref())) }
+                        td { (s.rpo.as_ref().map(|d| humantime::format_duration(std::time::Duration::from_secs(d.seconds.max(0) as u64)).to_string()).unwrap_or_else(|| "—".into())) }
+                        td { @if s.last_job.is_empty() { "—" } @else { a href=(ui::href(&s.last_job)) { (s.last_job_state().as_str_name().trim_start_matches("JOB_STATE_")) } @if !s.last_error.is_empty() { " " span.error { (s.last_error) } } } }
                     }
                 } }
             }
+            @if protection.statuses.is_empty() { p.empty { "No sources yet." } }
         }
     };
     Ok(ui::page(&ctx, Some(&p), Nav::Overview, "Overview", body))

@@ -129,22 +129,25 @@ pub async fn act(ctx: Ctx, Path((p, id, action)): Path<(String, String, String)>
     Ok(Redirect::to(&format!("/projects/{p}/schedules")).into_response())
 }
 
-/// The schedule fields of a form (also embedded in the task form).
-pub fn fields(p: &str, tasks: &[v1::Task], form: &Posted, errors: &Errors, with_task: bool) -> Markup {
+/// The schedule fields of a form under a prefix: none on the schedules page, `s{i}_` for the
+/// i-th schedule of the task form (which may attach several).
+pub fn fields(p: &str, tasks: &[v1::Task], form: &Posted, errors: &Errors, prefix: &str) -> Markup {
+    let n = |f: &str| format!("{prefix}{f}");
     let kind = {
-        let k = form.get("kind");
+        let k = form.get(&n("kind"));
         if k.is_empty() { "preset".to_owned() } else { k }
     };
     let expr = {
-        let e = form.get("expr");
+        let e = form.get(&n("expr"));
         if e.is_empty() && kind == "preset" { "daily".to_owned() } else { e }
     };
     let tz = {
-        let t = form.get("time_zone");
+        let t = form.get(&n("time_zone"));
         if t.is_empty() { "UTC".to_owned() } else { t }
     };
+    let slot: String = url::form_urlencoded::byte_serialize(prefix.as_bytes()).collect();
     html! {
-        @if with_task {
+        @if prefix.is_empty() {
             div.field.invalid[errors.of("task").is_some()] {
                 label for="task" { "Task" }
                 select id="task" name="task" data-testid="field-task" {
@@ -153,30 +156,26 @@ pub fn fields(p: &str, tasks: &[v1::Task], form: &Posted, errors: &Errors, with_
                 @if let Some(e) = errors.of("task") { p.field-error { (e) } }
             }
         }
-        (ui::field("schedule_name", "Schedule name", &form.get("schedule_name"), errors, html! {}))
+        (ui::field(&n("schedule_name"), "Schedule name", &form.get(&n("schedule_name")), errors, html! {}))
         div.field {
-            label for="kind" { "Repeats" }
-            select id="kind" name="kind" data-testid="field-kind" {
+            label for=(n("kind")) { "Repeats" }
+            select id=(n("kind")) name=(n("kind")) data-testid=(format!("field-{}", n("kind"))) {
                 @for (v, l) in [("preset", "Preset"), ("interval", "Custom interval"), ("calendar", "systemd calendar"), ("cron", "cron")] {
                     option value=(v) selected[kind == v] { (l) }
                 }
             }
             p.hint { "Presets: twice_daily, daily, weekly, every_30_days. Interval: 6h, 1d 12h. Calendar: Mon..Fri 02:00. Cron: 0 2 * * 1-5." }
         }
-        (ui::field("expr", "Expression", &expr, errors, html! {}))
-        (ui::field("time_zone", "Time zone", &tz, errors, html! {}))
-        div #schedule-preview.preview data-preview=(format!("/projects/{p}/schedules/preview")) data-testid="schedule-preview" aria-live="polite" {
+        (ui::field(&n("expr"), "Expression", &expr, errors, html! {}))
+        (ui::field(&n("time_zone"), "Time zone", &tz, errors, html! {}))
+        div.preview id=(n("schedule-preview")) data-preview=(format!("/projects/{p}/schedules/preview?slot={slot}")) data-testid=(n("schedule-preview")) aria-live="polite" {
             p.hint { "The next runs appear here as you type." }
         }
     }
 }
 
 #[derive(serde::Deserialize, Default)]
-pub struct PreviewQuery {
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    expr: String,
+pub struct HeatmapQuery {
     #[serde(default)]
     time_zone: String,
     /// A heatmap cell (`Mon-02`) whose runs are listed.
@@ -203,25 +202,30 @@ fn cells_of(run: &v1::ForecastRun, tz: chrono_tz::Tz) -> Vec<String> {
     out
 }
 
-/// The next runs of an expression in a time zone (an HTML fragment for the form).
+/// The next runs of an expression in a time zone (an HTML fragment for the form); `slot` is the
+/// prefix of the schedule's fields in the form.
 pub async fn preview(
     ctx: Api,
     Path(_p): Path<String>,
-    Query(q): Query<PreviewQuery>,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> Result<Html<String>, Fail> {
-    let out = match recurrence(&q.kind, &q.expr) {
+    let f = Posted { fields: q };
+    let slot = f.get("slot");
+    let n = |x: &str| f.get(&format!("{slot}{x}"));
+    let time_zone = n("time_zone");
+    let out = match recurrence(&n("kind"), &n("expr")) {
         Err((_, m)) => html! { p.field-error data-testid="preview-error" { (m) } },
         Ok(r) => {
             let req = v1::PreviewScheduleRequest {
                 recurrence: Some(r),
-                time_zone: q.time_zone.clone(),
+                time_zone: time_zone.clone(),
                 count: 5,
                 ..Default::default()
             };
             match ctx.schedules().preview_schedule(req).await {
                 Ok(r) => {
                     let r = r.into_inner();
-                    let tz: Option<chrono_tz::Tz> = q.time_zone.parse().ok();
+                    let tz: Option<chrono_tz::Tz> = time_zone.parse().ok();
                     html! {
                         p { "Normalised: " code data-testid="preview-normalized" { (r.normalized) } }
                         ol data-testid="preview-runs" {
@@ -239,19 +243,26 @@ pub async fn preview(
     Ok(Html(out.into_string()))
 }
 
-/// The schedule a form describes.
-pub fn schedule_of(p: &str, task: &str, form: &Posted) -> Result<v1::Schedule, (String, String)> {
-    let recurrence = recurrence(&form.get("kind"), &form.get("expr"))?;
-    let name = form.get("schedule_name");
+/// The schedule a form describes (its fields under `prefix`); an error names the form field.
+pub fn schedule_of(
+    p: &str,
+    task: &str,
+    form: &Posted,
+    prefix: &str,
+) -> Result<v1::Schedule, (String, String)> {
+    let n = |f: &str| form.get(&format!("{prefix}{f}"));
+    let recurrence =
+        recurrence(&n("kind"), &n("expr")).map_err(|(f, m)| (format!("{prefix}{}", rename(&f)), m))?;
+    let name = n("schedule_name");
     Ok(v1::Schedule {
         display_name: match (name.is_empty(), form.get("display_name")) {
             (false, _) => name,
-            (true, task) if !task.is_empty() => format!("{task}-{}", form.get("kind")),
-            _ => format!("schedule-{}", form.get("kind")),
+            (true, task) if !task.is_empty() => format!("{task}-{}", n("kind")),
+            _ => format!("schedule-{}", n("kind")),
         },
         task: format!("projects/{p}/tasks/{task}"),
         recurrence: Some(recurrence),
-        time_zone: form.get("time_zone"),
+        time_zone: n("time_zone"),
         ..Default::default()
     })
 }
@@ -278,7 +289,7 @@ fn form_page(
         (errors.banner())
         form.card method="post" action=(format!("/projects/{p}/schedules")) data-testid="schedule-form" {
             (ui::csrf(ctx))
-            (fields(p, tasks, form, errors, true))
+            (fields(p, tasks, form, errors, ""))
             button.primary type="submit" data-testid="save-schedule" { "Create schedule" }
         }
     };
@@ -299,11 +310,10 @@ pub async fn new(ctx: Ctx, Path(p): Path<String>, Query(q): Query<Vec<(String, S
 pub async fn create(ctx: Ctx, Path(p): Path<String>, form: Posted) -> Page {
     let tasks = ctx.tasks(&p, "").await?;
     let task = form.get("task");
-    let sched = match schedule_of(&p, &task, &form) {
+    let sched = match schedule_of(&p, &task, &form, "") {
         Ok(s) => s,
         Err((f, m)) => {
-            let errors =
-                Errors { fields: vec![(rename(&f), m)], message: Some("The schedule is not valid.".into()) };
+            let errors = Errors { fields: vec![(f, m)], message: Some("The schedule is not valid.".into()) };
             return Ok((axum::http::StatusCode::BAD_REQUEST, form_page(&ctx, &p, &tasks, &form, &errors))
                 .into_response());
         }
@@ -327,7 +337,7 @@ pub async fn create(ctx: Ctx, Path(p): Path<String>, form: Posted) -> Page {
     }
 }
 
-pub async fn heatmap(ctx: Ctx, Path(p): Path<String>, Query(q): Query<PreviewQuery>) -> Page {
+pub async fn heatmap(ctx: Ctx, Path(p): Path<String>, Query(q): Query<HeatmapQuery>) -> Page {
     let tz = if q.time_zone.is_empty() { "UTC".to_owned() } else { q.time_zone.clone() };
     let r = ctx
         .schedules()

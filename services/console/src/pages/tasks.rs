@@ -1,6 +1,6 @@
 //! Tasks: list, the create form by type (connector pickers filtered by role, options of each
 //! type, retention with a live prune-simulator preview on the store's real snapshots,
-//! notifications), save and run once or attach a schedule in the same flow.
+//! notifications), save and run once or attach one or more schedules in the same flow.
 
 use axum::{
     extract::{Path, Query},
@@ -92,10 +92,16 @@ fn task_of(p: &str, kind: TaskType, f: &Posted) -> v1::Task {
         if v.is_empty() { String::new() } else { format!("projects/{p}/connectors/{v}") }
     };
     let retention = retention_of(f);
+    let secs = |k: &str| {
+        humantime::parse_duration(&f.get(k))
+            .ok()
+            .map(|d| prost_types::Duration { seconds: d.as_secs() as i64, nanos: 0 })
+    };
     let options = match kind {
         TaskType::Backup => Options::Backup(v1::BackupOptions {
             retention: has_retention(&retention).then_some(retention),
             host: f.get("host"),
+            rpo: secs("rpo"),
             ..Default::default()
         }),
         TaskType::Restore => Options::Restore(v1::RestoreOptions {
@@ -121,11 +127,6 @@ fn task_of(p: &str, kind: TaskType, f: &Posted) -> v1::Task {
         "cancel_running" => v1::OverlapPolicy::CancelRunning,
         "skip" => v1::OverlapPolicy::Skip,
         _ => v1::OverlapPolicy::Unspecified,
-    };
-    let secs = |k: &str| {
-        humantime::parse_duration(&f.get(k))
-            .ok()
-            .map(|d| prost_types::Duration { seconds: d.as_secs() as i64, nanos: 0 })
     };
     let emails =
         f.get("emails").split([',', ' ']).filter(|e| !e.is_empty()).map(str::to_owned).collect::<Vec<_>>();
@@ -166,6 +167,19 @@ fn task_of(p: &str, kind: TaskType, f: &Posted) -> v1::Task {
 }
 
 /// API field → form field (`task.backup.retention.keep_daily` → `keep_daily`).
+/// The duration fields of the form that do not parse (the API never sees them).
+pub fn bad_durations(f: &Posted, keys: &[&str]) -> Errors {
+    let fields: Vec<(String, String)> = keys
+        .iter()
+        .filter_map(|k| {
+            let v = f.get(k);
+            (!v.is_empty() && humantime::parse_duration(&v).is_err())
+                .then(|| ((*k).to_owned(), format!("{v:?} is not a duration (e.g. 90m, 26h, 1d 12h)")))
+        })
+        .collect();
+    Errors { message: (!fields.is_empty()).then(|| "Some fields are not valid.".to_owned()), fields }
+}
+
 fn rename(f: &str) -> String {
     let f = f.trim_start_matches("task.");
     let f = match f.find('[') {
@@ -227,7 +241,7 @@ fn form_page(
             (field("display_name", "Name"))
             (field("description", "Description"))
             @match t {
-                TaskType::Backup => { (picker("source", "Source", ConnectorRole::Source, all, f, errors)) (picker("store", "Store", ConnectorRole::Store, all, f, errors)) (field("host", "Host name in snapshots (default: the worker's)")) }
+                TaskType::Backup => { (picker("source", "Source", ConnectorRole::Source, all, f, errors)) (picker("store", "Store", ConnectorRole::Store, all, f, errors)) (field("host", "Host name in snapshots (default: the worker's)")) (field("rpo", "Recovery point objective (e.g. 26h; at risk past 75 %)")) }
                 TaskType::Restore => { (picker("store", "Store", ConnectorRole::Store, all, f, errors)) (picker("destination", "Destination", ConnectorRole::Destination, all, f, errors)) div.field.invalid[errors.of("snapshot").is_some()] {
                     label for="snapshot" { "Snapshot (pick from the index or type an id; empty = the latest matching the labels)" }
                     input id="snapshot" name="snapshot" value=(f.get("snapshot")) list="snapshot-choices" data-testid="field-snapshot";
@@ -268,10 +282,20 @@ fn form_page(
                 (field("webhook", "Webhook URL"))
             }
             @if editing.is_none() {
-                fieldset {
-                    legend { "Schedule (optional)" }
-                    label.check { input type="checkbox" name="with_schedule" value="1" checked[f.checked("with_schedule")] data-testid="with-schedule"; " Attach a schedule" }
-                    (super::schedules::fields(p, &[], f, errors, false))
+                @let count = schedule_slots(f);
+                fieldset data-testid="schedules" {
+                    legend { "Schedules (optional)" }
+                    input type="hidden" name="schedules" value=(count);
+                    @for i in 0..count {
+                        @let prefix = format!("s{i}_");
+                        div.slot data-testid="schedule-slot" {
+                            label.check { input type="checkbox" name=(format!("{prefix}on")) value="1" checked[f.checked(&format!("{prefix}on"))] data-testid=(format!("{prefix}on")); " Attach this schedule" }
+                            (super::schedules::fields(p, &[], f, errors, &prefix))
+                        }
+                    }
+                    @if count < MAX_SCHEDULES {
+                        button type="submit" name="then" value="add_schedule" data-testid="add-schedule" { "Add another schedule" }
+                    }
                 }
             }
             div.buttons {
@@ -281,6 +305,14 @@ fn form_page(
         }
     };
     ui::page(ctx, Some(p), Nav::Tasks, "New task", body)
+}
+
+/// At most this many schedules are attached in the task form (more on the schedules page).
+const MAX_SCHEDULES: usize = 8;
+
+/// How many schedule slots the task form shows (the `schedules` field, at least one).
+fn schedule_slots(f: &Posted) -> usize {
+    f.get("schedules").parse::<usize>().unwrap_or(1).clamp(1, MAX_SCHEDULES)
 }
 
 pub async fn new(ctx: Ctx, Path(p): Path<String>, Query(q): Query<Vec<(String, String)>>) -> Page {
@@ -299,35 +331,59 @@ pub async fn create(ctx: Ctx, Path(p): Path<String>, f: Posted) -> Page {
         Ok((axum::http::StatusCode::BAD_REQUEST, form_page(&ctx, &p, &kind, &pick, &f, &errors, None))
             .into_response())
     };
-    // The schedule is checked before anything is created, so a bad expression changes nothing.
-    let schedule = if f.checked("with_schedule") {
-        let check = super::schedules::schedule_of(&p, "00000000-0000-0000-0000-000000000000", &f);
-        match check {
-            Ok(s) => {
-                let probe = v1::PreviewScheduleRequest {
-                    recurrence: s.recurrence.clone(),
-                    time_zone: s.time_zone.clone(),
-                    count: 1,
-                    ..Default::default()
-                };
-                if let Err(e) = ctx.schedules().preview_schedule(probe).await {
-                    return bad(Errors {
-                        fields: vec![("expr".into(), e.message().to_owned())],
-                        message: Some("The schedule is not valid.".into()),
-                    });
-                }
-                Some(s)
-            }
-            Err((field, m)) => {
-                return bad(Errors {
-                    fields: vec![(super::schedules::rename(&field), m)],
-                    message: Some("The schedule is not valid.".into()),
-                });
-            }
+    let errors = bad_durations(&f, &["timeout", "rpo"]);
+    if !errors.fields.is_empty() {
+        return bad(errors);
+    }
+    if f.get("then") == "add_schedule" {
+        // Another schedule slot, ticked; nothing is created (a plain form needs no script).
+        let n = schedule_slots(&f);
+        let mut more = f.clone();
+        more.fields.retain(|(k, _)| k != "schedules");
+        more.fields.push(("schedules".into(), (n + 1).min(MAX_SCHEDULES).to_string()));
+        more.fields.push((format!("s{n}_on"), "1".into()));
+        return Ok(form_page(&ctx, &p, &kind, &pick, &more, &Errors::default(), None).into_response());
+    }
+    // The schedules are checked before anything is created, so a bad expression changes nothing.
+    let mut schedules: Vec<v1::Schedule> = Vec::new();
+    for i in 0..schedule_slots(&f) {
+        let prefix = format!("s{i}_");
+        if !f.checked(&format!("{prefix}on")) {
+            continue;
         }
-    } else {
-        None
-    };
+        let invalid = |field: String, m: String| Errors {
+            fields: vec![(field, m)],
+            message: Some(format!("Schedule {} is not valid.", i + 1)),
+        };
+        let mut s =
+            match super::schedules::schedule_of(&p, "00000000-0000-0000-0000-000000000000", &f, &prefix) {
+                Ok(s) => s,
+                Err((field, m)) => return bad(invalid(field, m)),
+            };
+        let probe = v1::PreviewScheduleRequest {
+            recurrence: s.recurrence.clone(),
+            time_zone: s.time_zone.clone(),
+            count: 1,
+            ..Default::default()
+        };
+        if let Err(e) = ctx.schedules().preview_schedule(probe).await {
+            let mut errors = Errors::from_status(&e, &|x| format!("{prefix}{}", super::schedules::rename(x)));
+            if errors.fields.is_empty() {
+                errors.fields.push((format!("{prefix}expr"), e.message().to_owned()));
+            }
+            errors.message = Some(format!("Schedule {} is not valid.", i + 1));
+            return bad(errors);
+        }
+        // Two schedules of one task are told apart by name.
+        if schedules.iter().any(|o| o.display_name == s.display_name) {
+            if !f.get(&format!("{prefix}schedule_name")).is_empty() {
+                let m = format!("another schedule of this task is named {:?}", s.display_name);
+                return bad(invalid(format!("{prefix}schedule_name"), m));
+            }
+            s.display_name = format!("{}-{}", s.display_name, i + 1);
+        }
+        schedules.push(s);
+    }
     let task = match ctx
         .catalog()
         .create_task(v1::CreateTaskRequest {
@@ -352,7 +408,7 @@ pub async fn create(ctx: Ctx, Path(p): Path<String>, f: Posted) -> Page {
         }
         Err(s) => return Err(s.into()),
     };
-    if let Some(mut s) = schedule {
+    for (i, mut s) in schedules.into_iter().enumerate() {
         s.task = task.name.clone();
         if let Err(e) = ctx
             .schedules()
@@ -364,11 +420,13 @@ pub async fn create(ctx: Ctx, Path(p): Path<String>, f: Posted) -> Page {
             .await
         {
             // The task exists; say what failed about the schedule on the schedules form.
+            let n = |x: &str| f.get(&format!("s{i}_{x}"));
             let q = url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("task", ui::id(&task.name))
-                .append_pair("kind", &f.get("kind"))
-                .append_pair("expr", &f.get("expr"))
-                .append_pair("time_zone", &f.get("time_zone"))
+                .append_pair("schedule_name", &n("schedule_name"))
+                .append_pair("kind", &n("kind"))
+                .append_pair("expr", &n("expr"))
+                .append_pair("time_zone", &n("time_zone"))
                 .append_pair("error", e.message())
                 .finish();
             return Ok(Redirect::to(&format!("/projects/{p}/schedules/new?{q}")).into_response());
@@ -517,6 +575,7 @@ fn fields_of(t: &v1::Task) -> Posted {
         Some(Options::Backup(b)) => {
             retention(&b.retention, &mut put);
             put("host", b.host.clone());
+            put("rpo", human(&b.rpo));
         }
         Some(Options::Restore(r)) => {
             put("snapshot", r.snapshot.clone());
@@ -534,16 +593,7 @@ fn fields_of(t: &v1::Task) -> Posted {
         None => {}
     }
     put("concurrency", t.concurrency.to_string());
-    put(
-        "timeout",
-        t.timeout
-            .as_ref()
-            .map(|d| {
-                humantime::format_duration(std::time::Duration::from_secs(d.seconds.max(0) as u64))
-                    .to_string()
-            })
-            .unwrap_or_default(),
-    );
+    put("timeout", human(&t.timeout));
     put("max_attempts", t.max_attempts.to_string());
     put(
         "overlap",
@@ -573,6 +623,15 @@ fn fields_of(t: &v1::Task) -> Posted {
     Posted { fields: f }
 }
 
+/// A duration as the form shows it (`26h`), empty when unset.
+pub fn human(d: &Option<prost_types::Duration>) -> String {
+    d.as_ref()
+        .map(|d| {
+            humantime::format_duration(std::time::Duration::from_secs(d.seconds.max(0) as u64)).to_string()
+        })
+        .unwrap_or_default()
+}
+
 fn kind_name(t: TaskType) -> &'static str {
     TYPES.iter().find(|x| x.1 == t).map_or("backup", |x| x.0)
 }
@@ -595,6 +654,15 @@ pub async fn update(ctx: Ctx, Path((p, id)): Path<(String, String)>, f: Posted) 
     let current = ctx.catalog().get_task(v1::GetTaskRequest { name: name.clone() }).await?.into_inner();
     let t = current.r#type();
     let kind = kind_name(t);
+    let errors = bad_durations(&f, &["timeout", "rpo"]);
+    if !errors.fields.is_empty() {
+        let pick = Pickers::load(&ctx, &p, kind).await?;
+        return Ok((
+            axum::http::StatusCode::BAD_REQUEST,
+            form_page(&ctx, &p, kind, &pick, &f, &errors, Some(&current)),
+        )
+            .into_response());
+    }
     let mut task = task_of(&p, t, &f);
     task.name = name.clone();
     task.etag = f.get("etag");

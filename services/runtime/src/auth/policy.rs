@@ -100,6 +100,7 @@ pub const TABLE: &[Entry] = &[
     e("/cairn.v1.CatalogInternalService/ResolveConnector", Internal, R),
     e("/cairn.v1.CatalogInternalService/RecordConnectionTest", Internal, R),
     e("/cairn.v1.CatalogInternalService/Authenticate", Internal, R),
+    e("/cairn.v1.CatalogInternalService/ListBackupCoverage", Internal, R),
     // ScheduleService
     e("/cairn.v1.ScheduleService/CreateSchedule", Project(Editor), W),
     e("/cairn.v1.ScheduleService/GetSchedule", Project(Viewer), R),
@@ -118,6 +119,7 @@ pub const TABLE: &[Entry] = &[
     e("/cairn.v1.JobService/CancelJob", Project(Operator), W),
     e("/cairn.v1.JobService/WatchJob", Project(Viewer), R),
     e("/cairn.v1.JobService/ListSnapshots", Project(Viewer), R),
+    e("/cairn.v1.JobService/ListProtectionStatus", Project(Viewer), R),
     // A list of snapshots given inline needs no project; stored ones need viewer there.
     e("/cairn.v1.JobService/SimulateRetention", Authenticated, R),
     // LeaseService: job history records what workers do; releases of secrets are audited by

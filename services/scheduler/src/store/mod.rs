@@ -5,6 +5,7 @@
 pub mod jobs;
 pub mod logs;
 pub mod notifications;
+pub mod protection;
 pub mod schedules;
 pub mod snapshots;
 
