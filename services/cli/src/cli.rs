@@ -1176,7 +1176,7 @@ pub struct StatusArgs {
     /// Only this BACKUP task.
     #[arg(long)]
     pub task: Option<String>,
-    /// Exit 3 when a listed source is VIOLATED or NEVER_BACKED_UP (for monitoring scripts).
+    /// Exit 1 when a listed source is VIOLATED or NEVER_BACKED_UP (for monitoring scripts).
     #[arg(long)]
     pub fail_on_violation: bool,
 }

@@ -410,6 +410,28 @@ async fn a_newcomer_session_through_every_command() {
     assert!(out.contains("files restored, 0 unchanged,") && out.contains("written)"), "{out}");
     let restored = std::fs::read_to_string(format!("{dest}{src}/docs/readme.txt")).unwrap();
     assert_eq!(restored, "hello cairn\n");
+    // Protection: docs has an objective now and a fresh backup; dump was never backed up.
+    s.ok(&["task", "update", "docs-nightly", "--rpo", "26h"]).await;
+    let o = s.cairn(&["task", "update", "docs-nightly", "--rpo", "10s"]).await;
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("task.backup.rpo: must be between 1 minute and 3660 days"), "{}", o.stderr);
+    let st: cairn_api::v1::ListProtectionStatusResponse = s.json(&["status"]).await;
+    let of = |name: &str| st.statuses.iter().find(|x| x.source_display_name == name).unwrap().clone();
+    assert_eq!(of("docs").state(), cairn_api::v1::ProtectionState::Ok, "{st:?}");
+    assert_eq!(of("docs").rpo.as_ref().map(|d| d.seconds), Some(26 * 3600));
+    assert_eq!(of("dump").state(), cairn_api::v1::ProtectionState::NeverBackedUp);
+    let table = s.ok(&["status"]).await;
+    let lines: Vec<&str> = table.lines().map(str::trim_start).collect();
+    assert!(lines[0].starts_with("SOURCE") && lines[0].contains("LAST SUCCESS"), "{table}");
+    assert!(lines[1].starts_with("dump") && lines[1].contains("NEVER_BACKED_UP"), "worst first:\n{table}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("docs") && l.contains("docs-nightly") && l.contains(" OK ")),
+        "{table}"
+    );
+    assert_eq!(s.cairn(&["status", "--fail-on-violation"]).await.code, 1, "dump is unprotected");
+    let ok_only = s.cairn(&["status", "--state", "ok", "--fail-on-violation"]).await;
+    assert_eq!(ok_only.code, 0, "{}", ok_only.stderr);
+    assert!(!ok_only.stdout.contains("dump"), "{}", ok_only.stdout);
     let jobs: cairn_api::v1::ListJobsResponse =
         s.json(&["job", "list", "--task", "docs-nightly", "--state", "succeeded"]).await;
     assert_eq!(jobs.jobs.len(), 2);

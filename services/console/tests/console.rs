@@ -412,10 +412,21 @@ async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
     let a = b.post(&task_path, &bad).await;
     assert_eq!(a.status, 400, "{}", a.body);
     assert!(a.body.contains("data-testid=\"error-keep_within\""), "{}", a.body);
+    // An RPO that is not a duration is refused by the console, one out of range by the API;
+    // both next to the field, and nothing is saved.
+    for rpo in ["soon", "10s"] {
+        let mut bad: Vec<(&str, &str)> = base.to_vec();
+        bad.push(("rpo", rpo));
+        let a = b.post(&task_path, &bad).await;
+        assert_eq!(a.status, 400, "{}", a.body);
+        assert!(a.body.contains("data-testid=\"error-rpo\""), "{rpo}: {}", a.body);
+    }
     let mut good: Vec<(&str, &str)> = base.to_vec();
-    good.push(("keep_last", "5"));
+    good.extend([("keep_last", "5"), ("rpo", "26h")]);
     assert_eq!(b.post(&task_path, &good).await.status, 303);
-    assert!(b.get(&edit_path).await.body.contains("name=\"keep_last\" value=\"5\""));
+    let edited = b.get(&edit_path).await.body;
+    assert!(edited.contains("name=\"keep_last\" value=\"5\""), "{edited}");
+    assert!(edited.contains("name=\"rpo\" value=\"1day 2h\""), "{edited}");
     // The restore form offers the index's snapshots.
     let restore = b.get("/projects/default/tasks/new?type=restore").await;
     assert!(restore.body.contains("<datalist id=\"snapshot-choices\"><option value=\""), "{}", restore.body);
@@ -423,14 +434,14 @@ async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
     // The prune simulator on the store's real snapshot.
     let sim = b.get(&format!("/projects/default/tasks/simulate?store={store_id}&keep_last=1")).await;
     assert!(sim.body.contains("1 kept, 0 removed of 1 snapshots"), "{}", sim.body);
-    // The overview: the source's last successful backup, judged by nothing (no RPO set).
+    // The overview: the source's last successful backup, within the task's 26 h.
     let o = b.get("/projects/default").await;
     assert!(
         o.body.contains("data-testid=\"source-protection\"") && !o.body.contains(">never<"),
         "{}",
         o.body
     );
-    assert!(o.body.contains("data-state=\"NO_OBJECTIVE\""), "{}", o.body);
+    assert!(o.body.contains("data-state=\"OK\""), "{}", o.body);
     // The heatmap forecasts the nightly run.
     let h = b.get("/projects/default/heatmap").await;
     assert!(h.body.contains("nightly"), "{}", h.body);

@@ -69,5 +69,5 @@ pub async fn run(c: &Clients, p: &Printer, a: StatusArgs) -> Result {
         }
         output::print_table(t, "No sources match.");
     }
-    Ok(if a.fail_on_violation && alarming { 3 } else { 0 })
+    Ok(if a.fail_on_violation && alarming { 1 } else { 0 })
 }
