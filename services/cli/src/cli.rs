@@ -108,8 +108,16 @@ pub enum Command {
     #[command(subcommand)]
     Retention(RetentionCmd),
     /// Run a task now (same as `cairn task run`).
-    #[command(after_help = "Examples:\n  cairn run web-nightly\n  cairn run web-nightly --wait --follow")]
+    #[command(
+        after_help = "Examples:\n  cairn run web-nightly\n  cairn run web-nightly --wait --follow\n  cairn run web-nightly --full --wait"
+    )]
     Run(RunArgs),
+    /// Run a RESTORE task once, with another snapshot, paths or destination if given (the
+    /// task is not edited); waits for it.
+    #[command(
+        after_help = "Examples:\n  cairn restore web-restore\n  cairn restore web-restore --snapshot 1a2b3c4d --path /srv/www/index.html --path /srv/www/img\n  cairn restore web-restore --destination scratch --follow"
+    )]
+    Restore(RunArgs),
     /// Upcoming runs of the next days as a heatmap, with overlapping runs.
     #[command(after_help = "Examples:\n  cairn forecast\n  cairn forecast --horizon 14d --tz Europe/Berlin")]
     Forecast(ForecastArgs),
@@ -828,6 +836,26 @@ pub struct RunArgs {
     /// Show live progress and stream the log (implies --wait).
     #[arg(long)]
     pub follow: bool,
+    /// This run only: what it changes of the task.
+    #[command(flatten)]
+    pub overrides: RunOverrideFlags,
+}
+
+/// One-off changes of a run (the task is not edited).
+#[derive(Debug, Args, Default)]
+pub struct RunOverrideFlags {
+    /// RESTORE: this snapshot (id or prefix of at least 8 hex digits) instead of the task's.
+    #[arg(long)]
+    pub snapshot: Option<String>,
+    /// RESTORE: only this path inside the snapshot (repeatable), instead of the task's.
+    #[arg(long = "path")]
+    pub paths: Vec<String>,
+    /// RESTORE: into this DESTINATION connector instead of the task's.
+    #[arg(long)]
+    pub destination: Option<String>,
+    /// BACKUP: re-read every file this once (FULL mode).
+    #[arg(long)]
+    pub full: bool,
 }
 
 /// Schedule commands.

@@ -410,6 +410,18 @@ async fn a_newcomer_session_through_every_command() {
     assert!(out.contains("files restored, 0 unchanged,") && out.contains("written)"), "{out}");
     let restored = std::fs::read_to_string(format!("{dest}{src}/docs/readme.txt")).unwrap();
     assert_eq!(restored, "hello cairn\n");
+    // Once, one path, elsewhere: `cairn restore` leaves the task as it is.
+    let scratch = s.path("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    s.ok(&["connector", "create", "destination", "scratch", "--path", &scratch]).await;
+    let one = format!("{src}/docs");
+    let out = s.ok(&["restore", "docs-restore", "--path", &one, "--destination", "scratch"]).await;
+    assert!(out.contains("SUCCEEDED"), "{out}");
+    assert!(std::path::Path::new(&format!("{scratch}{src}/docs/readme.txt")).exists());
+    assert!(!std::path::Path::new(&format!("{scratch}{src}/data.bin")).exists(), "only the chosen path");
+    let o = s.cairn(&["restore", "docs-restore", "--path", "../etc"]).await;
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("overrides.include_paths[0]"), "{}", o.stderr);
     // Protection: docs has an objective now and a fresh backup; dump was never backed up.
     s.ok(&["task", "update", "docs-nightly", "--rpo", "26h"]).await;
     let o = s.cairn(&["task", "update", "docs-nightly", "--rpo", "10s"]).await;

@@ -83,6 +83,16 @@ impl Browser {
 }
 
 /// `/projects/default/connectors/<id>` → the id.
+/// Every file under a directory.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
+
 fn last(path: &str) -> String {
     path.rsplit('/').next().unwrap().to_owned()
 }
@@ -194,6 +204,9 @@ async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
     let data = s.dirs.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("hello.txt"), "hello from the console").unwrap();
+    std::fs::create_dir_all(data.join("keep")).unwrap();
+    std::fs::write(data.join("keep/one.txt"), "one").unwrap();
+    std::fs::write(data.join("keep/two.txt"), "two").unwrap();
     let repo = s.dirs.path().join("repo");
     let mut b = Browser::new(&s.console);
     b.sign_in("admin", ADMIN_PASSWORD).await;
@@ -430,6 +443,81 @@ async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
     // The restore form offers the index's snapshots.
     let restore = b.get("/projects/default/tasks/new?type=restore").await;
     assert!(restore.body.contains("<datalist id=\"snapshot-choices\"><option value=\""), "{}", restore.body);
+
+    // Restoring the job's snapshot from the snapshots page: two chosen paths, into another
+    // destination than the task's, this once; exactly those paths are written.
+    let (dest, scratch) = (s.dirs.path().join("dest"), s.dirs.path().join("scratch"));
+    let mut dest_ids = Vec::new();
+    for (name, dir) in [("dest", &dest), ("scratch", &scratch)] {
+        std::fs::create_dir_all(dir).unwrap();
+        let a = b
+            .post(
+                "/projects/default/connectors",
+                &[
+                    ("type", "local_path_destination"),
+                    ("display_name", name),
+                    ("local_path_destination.path", dir.to_str().unwrap()),
+                ],
+            )
+            .await;
+        assert_eq!(a.status, 303, "{}", a.body);
+        dest_ids.push(last(&a.location));
+    }
+    let a = b
+        .post(
+            "/projects/default/tasks",
+            &[
+                ("type", "restore"),
+                ("display_name", "restore-data"),
+                ("store", &store_id),
+                ("destination", &dest_ids[0]),
+                ("then", "save"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let snapshot_id = link.rsplit("snapshot=").next().unwrap().to_owned();
+    let chosen = b.get(&format!("/projects/default/snapshots?store={store_id}&snapshot={snapshot_id}")).await;
+    assert!(chosen.body.contains("data-testid=\"restore-form\""), "{}", chosen.body);
+    assert!(
+        chosen.body.contains(">restore-data</option>") && chosen.body.contains(">scratch</option>"),
+        "{}",
+        chosen.body
+    );
+    let paths = format!("{}/hello.txt\n{}/keep/one.txt", data.display(), data.display());
+    let a = b
+        .post(
+            "/projects/default/snapshots/restore",
+            &[
+                ("task", "restore-data"),
+                ("snapshot", &snapshot_id),
+                ("include_paths", &paths),
+                ("destination", &format!("projects/default/connectors/{}", dest_ids[1])),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let restore_job = a.location.clone();
+    let done = eventually(Duration::from_secs(60), "the restore to succeed", || {
+        let mut b2 = Browser { http: b.http.clone(), base: b.base.clone(), csrf: String::new() };
+        let job = restore_job.clone();
+        async move {
+            let p = b2.get(&job).await;
+            (p.body.contains("SUCCEEDED") || p.body.contains("FAILED")).then_some(p)
+        }
+    })
+    .await;
+    assert!(done.body.contains("SUCCEEDED"), "{}", done.body);
+    assert!(done.body.contains("data-testid=\"job-overrides\""), "{}", done.body);
+    let mut written: Vec<String> =
+        walk(&scratch).into_iter().map(|p| p.strip_prefix(&scratch).unwrap().display().to_string()).collect();
+    written.sort();
+    let inside = data.strip_prefix("/").unwrap().display().to_string();
+    assert_eq!(written, [format!("{inside}/hello.txt"), format!("{inside}/keep/one.txt")]);
+    assert!(walk(&dest).is_empty(), "the task's own destination is untouched");
+    // The task itself was not changed.
+    let task = b.get("/projects/default/tasks").await;
+    assert!(task.body.contains("restore-data"));
 
     // The prune simulator on the store's real snapshot.
     let sim = b.get(&format!("/projects/default/tasks/simulate?store={store_id}&keep_last=1")).await;

@@ -83,6 +83,10 @@ pub struct TaskPlan {
     pub source: Option<(ConnectorId, String)>,
     /// The recovery point objective of a BACKUP: the source's own, else the task's.
     pub rpo: Option<Duration>,
+    /// The destination of a RESTORE.
+    pub destination: Option<ConnectorId>,
+    /// Each connector's worker selector (their union is `selector`).
+    pub selectors: Vec<(ConnectorId, HashMap<String, String>)>,
 }
 
 /// A task's key in the caches: (project, id).
@@ -157,6 +161,14 @@ impl TaskPlan {
                 .then(|| connector_id(&r.source).zip(source.map(|c| c.display_name.clone())))
                 .flatten(),
             rpo,
+            destination: connector_id(&r.destination),
+            selectors: [&r.source, &r.store, &r.destination, &r.target_store]
+                .into_iter()
+                .filter_map(|c| {
+                    let sel = c.as_ref()?.connector.as_ref()?.worker_selector.clone();
+                    Some((connector_id(c)?, sel))
+                })
+                .collect(),
         })
     }
 }

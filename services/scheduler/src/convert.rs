@@ -60,6 +60,7 @@ pub fn job(r: &jobs::Row) -> Result<Job> {
             None => None,
         },
         trace_parent: r.trace_parent.clone(),
+        overrides: r.overrides.as_ref().map(store::decode).transpose()?,
         log: vec![],
     })
 }

@@ -137,6 +137,7 @@ async fn fire(
                 missed_occurrences: 0,
                 request_id: None,
                 trace_parent,
+                overrides: None,
             };
             let id = jobs::create(conn, plan, &spec, now).await?;
             let late = (now - due).num_milliseconds().max(0) as f64 / 1000.0;
@@ -154,6 +155,7 @@ async fn fire(
                     missed_occurrences: count as i64,
                     request_id: None,
                     trace_parent,
+                    overrides: None,
                 };
                 tracing::info!(parent: &span, missed = count, %first, %last, "catching up missed occurrences with one job");
                 jobs::create(conn, plan, &spec, now).await?
@@ -206,6 +208,7 @@ async fn record_skip(
         missed_occurrences: count as i64,
         request_id: None,
         trace_parent: String::new(),
+        overrides: None,
     };
     let mut job = jobs::new_row(plan, &spec, now);
     job.state = JobState::Skipped;

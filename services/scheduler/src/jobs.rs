@@ -54,6 +54,8 @@ pub struct Spec {
     pub request_id: Option<Uuid>,
     /// W3C trace context.
     pub trace_parent: String,
+    /// RunTask's changes for this run (RunOverrides, proto3 JSON).
+    pub overrides: Option<serde_json::Value>,
 }
 
 /// The row of a new job of a task, without state.
@@ -87,6 +89,7 @@ pub fn new_row(plan: &TaskPlan, spec: &Spec, now: DateTime<Utc>) -> rows::New {
         request_id: spec.request_id,
         notify: notify_mode(plan),
         source_id: plan.source.as_ref().map(|(id, _)| *id),
+        overrides: spec.overrides.clone(),
     }
 }
 
@@ -234,6 +237,13 @@ pub async fn run_task(state: &State, caller: &Caller, req: RunTaskRequest) -> Re
         }
     }
     let plan = resolve::task_plan(state, "task", &project, &req.task).await?;
+    let (plan, overrides) = match req.overrides.as_ref().filter(|o| !crate::overrides::is_empty(o)) {
+        None => (plan, None),
+        Some(o) => {
+            let (plan, o) = crate::overrides::check(state, &plan, o).await?;
+            (std::sync::Arc::new(plan), Some(store::encode(&o)?))
+        }
+    };
     let span = tracing::info_span!("job.run_task", task.id = %plan.id);
     let trace_parent = span.in_scope(cairn_runtime::grpc::current_traceparent);
     let now = state.clock.now();
@@ -246,6 +256,7 @@ pub async fn run_task(state: &State, caller: &Caller, req: RunTaskRequest) -> Re
         missed_occurrences: 0,
         request_id: rid,
         trace_parent,
+        overrides,
     };
     let mut tx = state.pool.begin().await?;
     let id = match create(&mut tx, &plan, &spec, now).await {

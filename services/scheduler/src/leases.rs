@@ -454,7 +454,17 @@ async fn leases_for(
             match resolved.get(&(row.project_id.clone(), task_id)).cloned().flatten() {
                 Some(r) => {
                     // Task-level secrets (webhook keys) are for the scheduler only.
-                    lease.task = Some(ResolvedTask { secrets: HashMap::new(), ..(*r).clone() });
+                    let mut task = ResolvedTask { secrets: HashMap::new(), ..(*r).clone() };
+                    if let Some(o) = &row.overrides {
+                        let o: cairn_api::v1::RunOverrides = store::decode(o)?;
+                        if let Err(why) =
+                            crate::overrides::apply(state, &row.project_id, &o, &mut task).await?
+                        {
+                            fail_gone(state, row, &why).await?;
+                            continue;
+                        }
+                    }
+                    lease.task = Some(task);
                 }
                 None => {
                     fail_gone(state, row, "the task was deleted before the job ran").await?;

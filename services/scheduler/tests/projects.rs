@@ -411,7 +411,7 @@ async fn request_ids_make_runs_schedules_and_projects_idempotent() {
     let task = s.backup("nightly", "nas", OverlapPolicy::Allow, |_| {}).await;
     let rid = uuid::Uuid::now_v7().to_string();
     let mut jobs = r.jobs().await;
-    let run = || RunTaskRequest { task: task.name.clone(), request_id: rid.clone() };
+    let run = || RunTaskRequest { task: task.name.clone(), request_id: rid.clone(), ..Default::default() };
     let a = jobs.run_task(run()).await.unwrap().into_inner();
     let b = jobs.run_task(run()).await.unwrap().into_inner();
     assert_eq!(a.name, b.name, "a retried RunTask returns the first job");
@@ -430,7 +430,11 @@ async fn request_ids_make_runs_schedules_and_projects_idempotent() {
     let b = schedules.create_schedule(create()).await.unwrap().into_inner();
     assert_eq!(a.name, b.name, "a retried CreateSchedule returns the first schedule");
     let err = jobs
-        .run_task(RunTaskRequest { task: task.name.clone(), request_id: "not-a-uuid".into() })
+        .run_task(RunTaskRequest {
+            task: task.name.clone(),
+            request_id: "not-a-uuid".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(cairn_runtime::status::fields_of(&err), vec!["request_id"]);

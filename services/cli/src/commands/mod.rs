@@ -16,7 +16,7 @@ use std::time::Duration;
 use clap::CommandFactory as _;
 
 use crate::{
-    cli::{Cli, Command},
+    cli::{Cli, Command, RunArgs},
     client::Clients,
     context::{Context, Contexts},
     error::{CliError, Result},
@@ -73,6 +73,7 @@ pub async fn run(cli: Cli) -> Result {
         Command::Snapshot(cmd) => snapshots::run(&c, &p, cmd).await,
         Command::Retention(cmd) => retention::run(&c, &p, cmd).await,
         Command::Run(args) => tasks::run_now(&c, &p, args).await,
+        Command::Restore(args) => tasks::run_now(&c, &p, RunArgs { wait: true, ..args }).await,
         Command::Forecast(args) => forecast::run(&c, &p, args).await,
         Command::Status(args) => status::run(&c, &p, args).await,
         Command::Health(args) => health(&p, args, &tls).await,

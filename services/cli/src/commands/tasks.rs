@@ -213,12 +213,19 @@ async fn connector_names(c: &Clients) -> Result<std::collections::HashMap<String
 
 /// `cairn run TASK [--wait] [--follow]`.
 pub async fn run_now(c: &Clients, p: &Printer, args: RunArgs) -> Result {
-    let job = c
-        .jobs()
-        .run_task(RunTaskRequest { task: c.name(Kind::Task, &args.task), request_id: c.request_id() })
-        .await
-        .map_err(c.scheduler_err())?
-        .into_inner();
+    let o = &args.overrides;
+    let overrides = cairn_api::v1::RunOverrides {
+        snapshot: o.snapshot.clone().unwrap_or_default(),
+        include_paths: o.paths.clone(),
+        destination: o.destination.as_deref().map(|d| c.name(Kind::Connector, d)).unwrap_or_default(),
+        full: o.full,
+    };
+    let req = RunTaskRequest {
+        task: c.name(Kind::Task, &args.task),
+        request_id: c.request_id(),
+        overrides: (overrides != Default::default()).then_some(overrides),
+    };
+    let job = c.jobs().run_task(req).await.map_err(c.scheduler_err())?.into_inner();
     if !(args.wait || args.follow) {
         if p.json() {
             p.message(&job);

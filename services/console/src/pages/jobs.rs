@@ -204,6 +204,14 @@ pub fn summary(ctx: &Ctx, p: &str, j: &v1::Job) -> Markup {
             @if !j.snapshot.is_empty() {
                 dt { "Snapshot" } dd { a data-testid="job-snapshot" href=(format!("/projects/{p}/snapshots?task={}&snapshot={}", ui::id(&j.task), j.snapshot)) { code { (j.snapshot) } } }
             }
+            @if let Some(o) = &j.overrides {
+                dt { "This run only" } dd data-testid="job-overrides" {
+                    @if o.full { "FULL backup (every file re-read). " }
+                    @if !o.snapshot.is_empty() { "snapshot " code { (&o.snapshot[..8.min(o.snapshot.len())]) } ". " }
+                    @if !o.include_paths.is_empty() { "paths " (o.include_paths.join(", ")) ". " }
+                    @if !o.destination.is_empty() { "into " a href=(ui::href(&o.destination)) { (ui::id(&o.destination)) } "." }
+                }
+            }
             @if !j.error.is_empty() { dt { "Error" } dd.error data-testid="job-error" { (j.error) } }
         }
         @if live && ctx.can(p, Role::Operator) && !j.cancel_requested {
@@ -349,6 +357,15 @@ pub async fn snapshots(ctx: Ctx, Path(p): Path<String>, Query(q): Query<Snapshot
             .into_inner()
             .snapshots
     };
+    // A chosen snapshot can be restored by one of the store's RESTORE tasks, this once with
+    // that snapshot, some paths and another destination if wanted.
+    let chosen = snaps.iter().find(|s| !q.snapshot.is_empty() && s.id.starts_with(&q.snapshot));
+    let restores: Vec<&v1::Task> = tasks.iter().filter(|t| t.r#type() == v1::TaskType::Restore).collect();
+    let destinations = if chosen.is_some() && ctx.can(&p, Role::Operator) {
+        ctx.connectors(&p, v1::ConnectorRole::Destination).await?
+    } else {
+        vec![]
+    };
     let task_name = |name: &str| {
         tasks
             .iter()
@@ -366,6 +383,35 @@ pub async fn snapshots(ctx: Ctx, Path(p): Path<String>, Query(q): Query<Snapshot
                 @for t in &tasks { option value=(ui::id(&t.name)) selected[ui::id(&t.name) == q.task] { (t.display_name) } }
             } }
             noscript { button type="submit" { "Show" } }
+        }
+        @if let Some(s) = chosen.filter(|_| ctx.can(&p, Role::Operator)) {
+            section.card data-testid="restore-snapshot" {
+                h2 { "Restore " code { (s.short_id) } }
+                @if restores.is_empty() {
+                    p.hint { "No RESTORE task reads this store yet: " a href=(format!("/projects/{p}/tasks/new?type=restore&store={store}")) { "create one" } ", then restore from here." }
+                } @else {
+                    form method="post" action=(format!("/projects/{p}/snapshots/restore")) data-testid="restore-form" {
+                        (ui::csrf(&ctx))
+                        input type="hidden" name="snapshot" value=(s.id);
+                        div.field { label for="restore-task" { "With task" }
+                            select id="restore-task" name="task" data-testid="restore-task" {
+                                @for t in &restores { option value=(ui::id(&t.name)) { (t.display_name) } }
+                            }
+                            p.hint { "This run only: the task keeps its own snapshot, paths and destination." }
+                        }
+                        div.field { label for="include_paths" { "Only these paths (one per line; empty = everything)" }
+                            textarea id="include_paths" name="include_paths" rows="3" data-testid="restore-paths" placeholder=(s.paths.first().cloned().unwrap_or_default()) {}
+                        }
+                        div.field { label for="destination" { "Into" }
+                            select id="destination" name="destination" data-testid="restore-destination" {
+                                option value="" { "the task's destination" }
+                                @for d in &destinations { option value=(d.name) { (d.display_name) } }
+                            }
+                        }
+                        button.primary type="submit" data-testid="restore-submit" { "Restore" }
+                    }
+                }
+            }
         }
         table data-testid="snapshots" {
             thead { tr { th { "Snapshot" } th { "Time" } th { "Task" } th { "Host" } th { "Paths" } th { "Labels" } th { "Size" } th { "Job" } } }
@@ -387,4 +433,14 @@ pub async fn snapshots(ctx: Ctx, Path(p): Path<String>, Query(q): Query<Snapshot
         @if snaps.is_empty() { p.empty { @if q.task.is_empty() { "No snapshots in the index for this store yet." } @else { "No snapshots of this task in the index of this store yet." } } }
     };
     Ok(ui::page(&ctx, Some(&p), Nav::Snapshots, "Snapshots", body))
+}
+
+/// Restores a chosen snapshot with one of the store's RESTORE tasks, this once (RunTask with
+/// overrides), and opens the job.
+pub async fn restore(ctx: Ctx, Path(p): Path<String>, form: Posted) -> Page {
+    let task = form.get("task");
+    if task.is_empty() {
+        return Err(Fail::Bad("task: pick the RESTORE task to run".into()));
+    }
+    super::tasks::run(ctx, Path((p, task)), form).await
 }

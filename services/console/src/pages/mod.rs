@@ -36,6 +36,7 @@ pub fn routes(app: App) -> Router {
         .route("/projects/{p}/jobs/{id}/events", get(jobs::events))
         .route("/projects/{p}/jobs/{id}/cancel", post(jobs::cancel))
         .route("/projects/{p}/snapshots", get(jobs::snapshots))
+        .route("/projects/{p}/snapshots/restore", post(jobs::restore))
         .route("/projects/{p}/schedules", get(schedules::list).post(schedules::create))
         .route("/projects/{p}/schedules/new", get(schedules::new))
         .route("/projects/{p}/schedules/preview", get(schedules::preview))

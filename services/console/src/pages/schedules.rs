@@ -119,7 +119,7 @@ pub async fn act(ctx: Ctx, Path((p, id, action)): Path<(String, String, String)>
             let sched = s.get_schedule(v1::GetScheduleRequest { name }).await?.into_inner();
             let job = ctx
                 .jobs()
-                .run_task(v1::RunTaskRequest { task: sched.task, request_id: String::new() })
+                .run_task(v1::RunTaskRequest { task: sched.task, ..Default::default() })
                 .await?
                 .into_inner();
             return Ok(Redirect::to(&ui::href(&job.name)).into_response());

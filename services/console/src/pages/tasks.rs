@@ -46,7 +46,17 @@ pub async fn list(ctx: Ctx, Path(p): Path<String>) -> Page {
                     td { @if !t.store.is_empty() { a href=(ui::href(&t.store)) { (ui::id(&t.store)) } } }
                     td { (t.labels.join(", ")) }
                     td.actions {
-                        @if ctx.can(&p, Role::Operator) { (ui::action(&ctx, &format!("/{}/run", t.name), "Run now", "run-task", None)) }
+                        @if ctx.can(&p, Role::Operator) {
+                            (ui::action(&ctx, &format!("/{}/run", t.name), "Run now", "run-task", None))
+                            @if t.r#type() == TaskType::Backup {
+                                " "
+                                form.inline method="post" action=(format!("/{}/run", t.name)) {
+                                    (ui::csrf(&ctx))
+                                    input type="hidden" name="full" value="1";
+                                    button type="submit" data-testid="run-full" title="Re-read every file this once" { "Run FULL once" }
+                                }
+                            }
+                        }
                         @if ctx.can(&p, Role::Editor) { " " a.button href=(format!("/{}/edit", t.name)) data-testid="edit-task" { "Edit" } }
                     }
                 }
@@ -57,10 +67,28 @@ pub async fn list(ctx: Ctx, Path(p): Path<String>) -> Page {
     Ok(ui::page(&ctx, Some(&p), Nav::Tasks, "Tasks", body))
 }
 
-pub async fn run(ctx: Ctx, Path((p, id)): Path<(String, String)>, _form: Posted) -> Page {
+/// Run now, with this run's overrides if the form has any (a FULL backup; a restore of
+/// another snapshot, paths or destination).
+pub async fn run(ctx: Ctx, Path((p, id)): Path<(String, String)>, form: Posted) -> Page {
+    let overrides = v1::RunOverrides {
+        snapshot: form.get("snapshot"),
+        include_paths: form
+            .get("include_paths")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        destination: form.get("destination"),
+        full: form.checked("full"),
+    };
     let job = ctx
         .jobs()
-        .run_task(v1::RunTaskRequest { task: format!("projects/{p}/tasks/{id}"), request_id: String::new() })
+        .run_task(v1::RunTaskRequest {
+            task: format!("projects/{p}/tasks/{id}"),
+            request_id: String::new(),
+            overrides: (overrides != v1::RunOverrides::default()).then_some(overrides),
+        })
         .await?
         .into_inner();
     Ok(Redirect::to(&ui::href(&job.name)).into_response())
@@ -435,7 +463,7 @@ pub async fn create(ctx: Ctx, Path(p): Path<String>, f: Posted) -> Page {
     if f.get("then") == "run" {
         let job = ctx
             .jobs()
-            .run_task(v1::RunTaskRequest { task: task.name.clone(), request_id: String::new() })
+            .run_task(v1::RunTaskRequest { task: task.name.clone(), ..Default::default() })
             .await?
             .into_inner();
         return Ok(Redirect::to(&ui::href(&job.name)).into_response());
@@ -707,7 +735,7 @@ pub async fn update(ctx: Ctx, Path((p, id)): Path<(String, String)>, f: Posted) 
         Ok(_) if f.get("then") == "run" => {
             let job = ctx
                 .jobs()
-                .run_task(v1::RunTaskRequest { task: name, request_id: String::new() })
+                .run_task(v1::RunTaskRequest { task: name, ..Default::default() })
                 .await?
                 .into_inner();
             Ok(Redirect::to(&ui::href(&job.name)).into_response())

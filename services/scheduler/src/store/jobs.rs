@@ -68,6 +68,7 @@ pub struct Row {
     pub log_seq: i64,
     pub notify: NotificationMode,
     pub source_id: Option<ConnectorId>,
+    pub overrides: Option<serde_json::Value>,
 }
 
 /// Every column, for `RETURNING` and `SELECT`.
@@ -75,7 +76,7 @@ pub const COLUMNS: &str = "project_id, id, task_id, task_display_name, type, sch
     store_ids, exclusive, serial, selector, test_connector_id, state, scheduled_time, run_after, create_time, start_time,
     end_time, attempt, max_attempts, initial_backoff_ms, max_backoff_ms, timeout_ms, worker, lease_id, lease_generation,
     lease_expire_time, cancel_requested, cancel_reason, timed_out, progress, snapshot, stats, error, wait_reason,
-    missed_occurrences, connection_test, trace_parent, log_seq, notify, source_id";
+    missed_occurrences, connection_test, trace_parent, log_seq, notify, source_id, overrides";
 
 /// A job to record.
 #[derive(Debug, Clone)]
@@ -108,6 +109,7 @@ pub struct New {
     pub request_id: Option<Uuid>,
     pub notify: NotificationMode,
     pub source_id: Option<ConnectorId>,
+    pub overrides: Option<serde_json::Value>,
 }
 
 /// Records a job; `None` when its (schedule, occurrence) already has one.
@@ -115,9 +117,9 @@ pub async fn insert(conn: &mut PgConnection, j: &New) -> Result<Option<JobId>> {
     let id: Option<JobId> = sqlx::query_scalar("INSERT INTO jobs (id, task_id, task_display_name, type, schedule_id, occurrence, trigger, connector_ids,
                            store_ids, exclusive, serial, selector, test_connector_id, state, scheduled_time, run_after,
                            create_time, end_time, max_attempts, initial_backoff_ms, max_backoff_ms, timeout_ms, error,
-                           missed_occurrences, trace_parent, request_id, notify, project_id, source_id)
+                           missed_occurrences, trace_parent, request_id, notify, project_id, source_id, overrides)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18, $19, $20, $21,
-                 $22, $23, $24, $25, $26, $27, $28)
+                 $22, $23, $24, $25, $26, $27, $28, $29)
          ON CONFLICT (schedule_id, occurrence) WHERE occurrence IS NOT NULL DO NOTHING
          RETURNING id",
     )
@@ -152,6 +154,7 @@ pub async fn insert(conn: &mut PgConnection, j: &New) -> Result<Option<JobId>> {
     })
     .bind(&j.project_id)
     .bind(j.source_id)
+    .bind(&j.overrides)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(id) = id
