@@ -390,6 +390,8 @@ async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
     );
     assert!(of_task.body.contains(&format!("<option value=\"{store_id}\" selected>")), "{}", of_task.body);
     assert!(of_task.body.contains("selected>nightly-data</option>"), "{}", of_task.body);
+    // Each snapshot names the job that made it.
+    assert!(of_task.body.contains(&format!("<a href=\"{job}\">job</a>")), "{job}: {}", of_task.body);
     // Editing the task: the form holds its values; a bad rule is refused next to its field;
     // a good one is saved.
     let tasks = b.get("/projects/default/tasks").await;

@@ -803,7 +803,9 @@ async fn complete_one(
     };
     let done = rows::finish(conn, row.id, &finish).await?;
     if !req.snapshot_index.is_empty() {
-        crate::snapshots::refresh(conn, &row.project_id, &req.snapshot_index, row.id, now).await?;
+        // A BACKUP made its snapshot; other jobs only saw theirs.
+        let made = if done.r#type == TaskType::Backup { done.snapshot.as_str() } else { "" };
+        crate::snapshots::refresh(conn, &row.project_id, &req.snapshot_index, row.id, made, now).await?;
     }
     if crate::domain::job::is_final(done.state) {
         crate::jobs::ended(conn, &done).await?;

@@ -53,12 +53,14 @@ pub fn stores_of(project: &ProjectId, lists: &[StoreSnapshots]) -> Result<Vec<Co
         .collect()
 }
 
-/// Replaces the index of each store with the lists a job of `project` reported.
+/// Replaces the index of each store with the lists a job of `project` reported; `made` is
+/// the snapshot the job itself produced, which the index attributes to it.
 pub async fn refresh(
     conn: &mut PgConnection,
     project: &ProjectId,
     lists: &[StoreSnapshots],
     job: JobId,
+    made: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let stores = stores_of(project, lists)?;
@@ -80,7 +82,7 @@ pub async fn refresh(
                 total_bytes: s.total_bytes,
                 bytes_added: s.bytes_added,
                 job_id: if s.job.is_empty() {
-                    None
+                    (!made.is_empty() && s.id == made).then_some(job)
                 } else {
                     names::parse_canonical(Kind::Job, &s.job)
                         .ok()
