@@ -12,7 +12,7 @@ CREATE TABLE protection (
     source_display_name  text NOT NULL,
     rpo_ms               bigint,                 -- NULL = no objective
     covered_since        timestamptz NOT NULL,   -- the first job of the pair
-    latest_job_id        uuid NOT NULL,          -- the newest job of the pair, any state
+    latest_job_id        uuid NOT NULL,          -- a recent job of the pair (the first, until one finishes)
     last_success_time    timestamptz,
     last_success_job_id  uuid,
     last_snapshot        text NOT NULL DEFAULT '',
@@ -26,8 +26,8 @@ CREATE TABLE protection (
 CREATE INDEX protection_watched_idx ON protection (project_id) WHERE violated_time IS NULL AND rpo_ms IS NOT NULL;
 
 -- The outbox also carries protection events of a (task, source), each tied to a job of the
--- pair: `source.rpo_violated` (the pair's newest job) and `source.rpo_recovered` (the success
--- that ended it), with what the message says in `detail`.
+-- pair: `source.rpo_violated` (the pair's last finished job, else its first) and
+-- `source.rpo_recovered` (the success that ended it), with what the message says in `detail`.
 ALTER TABLE notifications ADD COLUMN event text NOT NULL DEFAULT 'job.finished';
 ALTER TABLE notifications ADD COLUMN detail jsonb;
 ALTER TABLE notifications DROP CONSTRAINT notifications_pkey;

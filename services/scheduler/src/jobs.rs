@@ -110,7 +110,7 @@ fn notify_mode(plan: &TaskPlan) -> cairn_api::v1::NotificationMode {
 /// source's protection.
 pub async fn ended(conn: &mut PgConnection, job: &rows::Row) -> Result<()> {
     crate::notifications::enqueue(conn, job).await?;
-    crate::protection::job_finished(conn, job).await
+    crate::protection::jobs_finished(conn, std::slice::from_ref(job)).await
 }
 
 /// Creates the job of `spec` inside the caller's transaction, applying the task's overlap

@@ -655,9 +655,7 @@ async fn complete_many(
             });
         }
         let done = rows::succeed_many(&mut tx, &items, now).await?;
-        for row in &done {
-            crate::protection::job_finished(&mut tx, row).await?;
-        }
+        crate::protection::jobs_finished(&mut tx, &done).await?;
         let by_lease: HashMap<LeaseId, rows::Row> =
             done.into_iter().filter_map(|r| r.lease_id.map(|l| (l, r))).collect();
         for ((i, id), item) in fast.into_iter().zip(&items) {

@@ -6,8 +6,9 @@
 //! for that event (`source.rpo_violated`, `source.rpo_recovered`) on a job of the pair. The
 //! dispatcher, on every replica, then (1) expands that row into one row per channel the
 //! task's settings ask for (mode ALWAYS: every finished job; ERRORS: FAILED jobs; NEVER:
-//! none; protection events go to every channel of a task whose mode is not NEVER), and (2) delivers each channel row: it claims the row with a short lease committed
-//! before sending (so two replicas never send the same row), sends, and marks it DELIVERED —
+//! none; protection events go to every channel of a task whose mode is not NEVER), and (2)
+//! delivers each channel row: it claims the row with a short lease committed before sending
+//! (so two replicas never send the same row), sends, and marks it DELIVERED —
 //! or schedules a retry with backoff, up to [`MAX_ATTEMPTS`]. A crash between sending and
 //! marking can repeat a delivery once; every delivery carries a stable `X-Cairn-Delivery` id
 //! receivers can use to drop the repeat.

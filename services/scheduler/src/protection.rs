@@ -66,35 +66,37 @@ pub async fn job_created(
     rows::cover(conn, &cover, now).await
 }
 
-/// Records a finished BACKUP job in its pair, in the finishing transaction; a success that
-/// ends a violation queues the recovery notification.
-pub async fn job_finished(conn: &mut PgConnection, job: &JobRow) -> Result<()> {
-    let (Some(task), Some(source), Some(end)) = (job.task_id, job.source_id, job.end_time) else {
-        return Ok(());
-    };
-    if job.r#type != TaskType::Backup
-        || !matches!(job.state, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
-    {
+/// Records finished BACKUP jobs in their pairs, in the finishing transaction (one statement
+/// for any number of jobs); a success that ends a violation queues the recovery
+/// notification.
+pub async fn jobs_finished(conn: &mut PgConnection, jobs: &[JobRow]) -> Result<()> {
+    use cairn_api::ids::Stored as _;
+    let done: Vec<rows::Done> = jobs
+        .iter()
+        .filter(|j| {
+            j.r#type == TaskType::Backup
+                && matches!(j.state, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+        })
+        .filter_map(|j| {
+            Some(rows::Done {
+                project: &j.project_id,
+                task: j.task_id?,
+                source: j.source_id?,
+                job: j.id,
+                state: j.state.stored(),
+                error: &j.error,
+                snapshot: &j.snapshot,
+                end_time: j.end_time?,
+            })
+        })
+        .collect();
+    if done.is_empty() {
         return Ok(());
     }
-    use cairn_api::ids::Stored as _;
-    let done = rows::finished(
-        conn,
-        &job.project_id,
-        task,
-        source,
-        job.id,
-        job.state.stored(),
-        &job.error,
-        &job.snapshot,
-        end,
-    )
-    .await?;
-    if let Some(d) = done
-        && d.recovered
-    {
-        outbox::insert_event_of(conn, job.id, RPO_RECOVERED, &detail(&d.row, end), end).await?;
-        tracing::info!(source.id = %source, task.id = %task, job.id = %job.id, "source is within its RPO again");
+    for d in rows::finished(conn, &done).await?.into_iter().filter(|d| d.recovered) {
+        let at = d.row.last_success_time.unwrap_or_default();
+        outbox::insert_event_of(conn, d.job_id, RPO_RECOVERED, &detail(&d.row, at), at).await?;
+        tracing::info!(source.id = %d.row.source_id, task.id = %d.row.task_id, job.id = %d.job_id, "source is within its RPO again");
     }
     Ok(())
 }

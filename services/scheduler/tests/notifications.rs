@@ -17,14 +17,6 @@ fn hmac_hex(body: &[u8]) -> String {
     cairn_scheduler::notifications::signature(SECRET, body)
 }
 
-async fn wait_for<F: Fn() -> bool>(what: &str, f: F) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_job_notifies_each_channel_exactly_once() {
     let s = stack().await;

@@ -55,14 +55,6 @@ fn events(hook: &Receiver, event: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-async fn wait_for(what: &str, f: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_source_turns_at_risk_then_violated_and_each_change_is_notified_once() {
     let s = stack().await;

@@ -48,7 +48,8 @@ pub struct Cover<'a> {
 }
 
 /// Records a new job of a pair (the pair's row on its first job), with the current names and
-/// objective.
+/// objective; an unchanged row that already has a finished job is left as it is (no new
+/// tuple per job).
 pub async fn cover(conn: &mut PgConnection, c: &Cover<'_>, now: DateTime<Utc>) -> Result<()> {
     sqlx::query(
         "INSERT INTO protection (project_id, task_id, source_id, task_display_name, source_display_name, rpo_ms,
@@ -56,7 +57,10 @@ pub async fn cover(conn: &mut PgConnection, c: &Cover<'_>, now: DateTime<Utc>) -
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (project_id, task_id, source_id) DO UPDATE
             SET task_display_name = EXCLUDED.task_display_name, source_display_name = EXCLUDED.source_display_name,
-                rpo_ms = EXCLUDED.rpo_ms, latest_job_id = EXCLUDED.latest_job_id",
+                rpo_ms = EXCLUDED.rpo_ms, latest_job_id = EXCLUDED.latest_job_id
+          WHERE protection.last_finished_job_id IS NULL
+             OR (protection.task_display_name, protection.source_display_name, protection.rpo_ms)
+                IS DISTINCT FROM (EXCLUDED.task_display_name, EXCLUDED.source_display_name, EXCLUDED.rpo_ms)",
     )
     .bind(c.project)
     .bind(c.task)
@@ -76,47 +80,63 @@ pub async fn cover(conn: &mut PgConnection, c: &Cover<'_>, now: DateTime<Utc>) -
 pub struct Finished {
     /// The pair was VIOLATED and this job's success ended it.
     pub recovered: bool,
+    /// The job.
+    pub job_id: JobId,
     /// The row after the change.
     #[sqlx(flatten)]
     pub row: Row,
 }
 
-/// Records a finished job of a pair: a success becomes the last success and ends a
-/// violation. `None` when the pair has no row.
-#[allow(clippy::too_many_arguments)]
-pub async fn finished(
-    conn: &mut PgConnection,
-    project: &ProjectId,
-    task: TaskId,
-    source: ConnectorId,
-    job: JobId,
-    state: &str,
-    error: &str,
-    snapshot: &str,
-    end_time: DateTime<Utc>,
-) -> Result<Option<Finished>> {
+/// A finished job of a pair.
+#[derive(Debug)]
+pub struct Done<'a> {
+    pub project: &'a ProjectId,
+    pub task: TaskId,
+    pub source: ConnectorId,
+    pub job: JobId,
+    pub state: &'static str,
+    pub error: &'a str,
+    pub snapshot: &'a str,
+    pub end_time: DateTime<Utc>,
+}
+
+/// Records finished jobs in their pairs, in one statement: a success becomes the last
+/// success and ends a violation. Pairs without a row are left out.
+pub async fn finished(conn: &mut PgConnection, done: &[Done<'_>]) -> Result<Vec<Finished>> {
     let cols = COLUMNS.split(',').map(|c| format!("p.{}", c.trim())).collect::<Vec<_>>().join(", ");
+    let projects: Vec<&ProjectId> = done.iter().map(|d| d.project).collect();
+    let tasks: Vec<TaskId> = done.iter().map(|d| d.task).collect();
+    let sources: Vec<ConnectorId> = done.iter().map(|d| d.source).collect();
+    let jobs: Vec<JobId> = done.iter().map(|d| d.job).collect();
+    let states: Vec<&str> = done.iter().map(|d| d.state).collect();
+    let errors: Vec<&str> = done.iter().map(|d| d.error).collect();
+    let snapshots: Vec<&str> = done.iter().map(|d| d.snapshot).collect();
+    let ends: Vec<DateTime<Utc>> = done.iter().map(|d| d.end_time).collect();
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE protection p
-            SET last_finished_job_id = $4, last_job_state = $5, last_error = $6,
-                last_success_time = CASE WHEN $5 = 'SUCCEEDED' THEN $8 ELSE p.last_success_time END,
-                last_success_job_id = CASE WHEN $5 = 'SUCCEEDED' THEN $4 ELSE p.last_success_job_id END,
-                last_snapshot = CASE WHEN $5 = 'SUCCEEDED' THEN $7 ELSE p.last_snapshot END,
-                violated_time = CASE WHEN $5 = 'SUCCEEDED' THEN NULL ELSE p.violated_time END
-           FROM (SELECT violated_time FROM protection
-                  WHERE project_id = $1 AND task_id = $2 AND source_id = $3 FOR UPDATE) old
-          WHERE p.project_id = $1 AND p.task_id = $2 AND p.source_id = $3
-         RETURNING $5 = 'SUCCEEDED' AND old.violated_time IS NOT NULL AS recovered, {cols}"
+        "WITH i AS (SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
+                                         $7::text[], $8::timestamptz[])
+                      AS i(project_id, task_id, source_id, job_id, state, error, snapshot, end_time)),
+              old AS (SELECT p.project_id, p.task_id, p.source_id, p.violated_time
+                        FROM protection p JOIN i USING (project_id, task_id, source_id) FOR UPDATE OF p)
+         UPDATE protection p
+            SET last_finished_job_id = i.job_id, last_job_state = i.state, last_error = i.error,
+                last_success_time = CASE WHEN i.state = 'SUCCEEDED' THEN i.end_time ELSE p.last_success_time END,
+                last_success_job_id = CASE WHEN i.state = 'SUCCEEDED' THEN i.job_id ELSE p.last_success_job_id END,
+                last_snapshot = CASE WHEN i.state = 'SUCCEEDED' THEN i.snapshot ELSE p.last_snapshot END,
+                violated_time = CASE WHEN i.state = 'SUCCEEDED' THEN NULL ELSE p.violated_time END
+           FROM i JOIN old USING (project_id, task_id, source_id)
+          WHERE (p.project_id, p.task_id, p.source_id) = (i.project_id, i.task_id, i.source_id)
+         RETURNING i.state = 'SUCCEEDED' AND old.violated_time IS NOT NULL AS recovered, i.job_id, {cols}"
     )))
-    .bind(project)
-    .bind(task)
-    .bind(source)
-    .bind(job)
-    .bind(state)
-    .bind(error)
-    .bind(snapshot)
-    .bind(end_time)
-    .fetch_optional(conn)
+    .bind(projects)
+    .bind(tasks)
+    .bind(sources)
+    .bind(jobs)
+    .bind(states)
+    .bind(errors)
+    .bind(snapshots)
+    .bind(ends)
+    .fetch_all(conn)
     .await?)
 }
 
