@@ -32,7 +32,6 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     /// Prometheus metrics listen address.
     pub metrics_listen: SocketAddr,
-    /// Shared token sent to the scheduler.
     /// TLS towards the scheduler (an `https://` URL).
     #[serde(flatten)]
     pub tls: cairn_runtime::tls::ClientTls,
