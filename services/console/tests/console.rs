@@ -532,6 +532,13 @@ async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
         o.body
     );
     assert!(o.body.contains("data-state=\"OK\""), "{}", o.body);
+    // The source's own page shows it too.
+    let src = b.get(&format!("/projects/default/connectors/{source_id}")).await;
+    assert!(
+        src.body.contains("<h2>Protection</h2>") && src.body.contains("data-state=\"OK\""),
+        "{}",
+        src.body
+    );
     // The heatmap forecasts the nightly run.
     let h = b.get("/projects/default/heatmap").await;
     assert!(h.body.contains("nightly"), "{}", h.body);

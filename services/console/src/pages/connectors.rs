@@ -337,6 +337,20 @@ pub async fn show(ctx: Ctx, Path((p, id)): Path<(String, String)>, Query(t): Que
         .await?
         .into_inner()
         .jobs;
+    // A source's protection by each backup task reading it.
+    let protection = if c.role() == ConnectorRole::Source {
+        ctx.jobs()
+            .list_protection_status(v1::ListProtectionStatusRequest {
+                parent: format!("projects/{p}"),
+                source: name.clone(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .statuses
+    } else {
+        vec![]
+    };
     let mut upcoming: Vec<&v1::Schedule> =
         schedules.iter().filter(|s| s.enabled != Some(false) && s.next_run_time.is_some()).collect();
     upcoming.sort_by_key(|s| s.next_run_time.as_ref().map(|t| t.seconds));
@@ -359,6 +373,10 @@ pub async fn show(ctx: Ctx, Path((p, id)): Path<(String, String)>, Query(t): Que
             a href="?tab=scheduling" aria-current=[(tab == "scheduling").then_some("page")] data-testid="tab-scheduling" { "Scheduling" }
         }
         @if tab == "dashboard" {
+            @if !protection.is_empty() {
+                h2 { "Protection" }
+                (super::overview::protection_table(&protection))
+            }
             h2 { "Upcoming" }
             ul data-testid="upcoming" { @for s in upcoming.iter().take(10) { li { (ui::time(s.next_run_time.as_ref())) " · " (s.display_name) } } }
             h2 { "Past jobs" }

@@ -3,7 +3,7 @@
 
 use axum::extract::Path;
 use cairn_api::v1::{self, JobState, ProtectionState};
-use maud::html;
+use maud::{Markup, html};
 
 use crate::{
     ui::{self, Nav},
@@ -73,23 +73,30 @@ pub async fn page(ctx: Ctx, Path(p): Path<String>) -> Page {
             h2 { "Sources" }
             @let bad = protection.statuses.iter().filter(|s| matches!(s.state(), ProtectionState::Violated | ProtectionState::NeverBackedUp)).count();
             p.hint { (protection.total_size) " source and task pairs; " (bad) " not backed up within their RPO or never." }
-            table data-testid="source-protection" {
-                thead { tr { th { "Source" } th { "Task" } th { "State" } th { "Last successful backup" } th { "Age" } th { "RPO" } th { "Last job" } } }
-                tbody { @for s in &protection.statuses {
-                    @let state = s.state().as_str_name().trim_start_matches("PROTECTION_STATE_");
-                    tr data-testid="protection-row" data-state=(state) {
-                        td { a href=(ui::href(&s.source)) { (s.source_display_name) } }
-                        td { @if s.task.is_empty() { span.muted { "no backup task" } } @else { a href=(ui::href(&s.task)) { (s.task_display_name) } } }
-                        td { span class=(format!("badge protection-{}", state.to_lowercase())) data-testid="protection-state" { (state.replace('_', " ")) } }
-                        td { @if s.last_success_job.is_empty() { "never" } @else { a href=(ui::href(&s.last_success_job)) { (ui::time(s.last_success_time.as_ref())) } } }
-                        td { (ui::ago(s.last_success_time.as_ref())) }
-                        td { (s.rpo.as_ref().map(|d| humantime::format_duration(std::time::Duration::from_secs(d.seconds.max(0) as u64)).to_string()).unwrap_or_else(|| "—".into())) }
-                        td { @if s.last_job.is_empty() { "—" } @else { a href=(ui::href(&s.last_job)) { (s.last_job_state().as_str_name().trim_start_matches("JOB_STATE_")) } @if !s.last_error.is_empty() { " " span.error { (s.last_error) } } } }
-                    }
-                } }
-            }
+            (protection_table(&protection.statuses))
             @if protection.statuses.is_empty() { p.empty { "No sources yet." } }
         }
     };
     Ok(ui::page(&ctx, Some(&p), Nav::Overview, "Overview", body))
+}
+
+/// Protection entries (source, task, verdict, last success, age, RPO, last job), as listed.
+pub fn protection_table(statuses: &[v1::ProtectionStatus]) -> Markup {
+    html! {
+    table data-testid="source-protection" {
+        thead { tr { th { "Source" } th { "Task" } th { "State" } th { "Last successful backup" } th { "Age" } th { "RPO" } th { "Last job" } } }
+        tbody { @for s in statuses {
+            @let state = s.state().as_str_name().trim_start_matches("PROTECTION_STATE_");
+            tr data-testid="protection-row" data-state=(state) {
+                td { a href=(ui::href(&s.source)) { (s.source_display_name) } }
+                td { @if s.task.is_empty() { span.muted { "no backup task" } } @else { a href=(ui::href(&s.task)) { (s.task_display_name) } } }
+                td { span class=(format!("badge protection-{}", state.to_lowercase())) data-testid="protection-state" { (state.replace('_', " ")) } }
+                td { @if s.last_success_job.is_empty() { "never" } @else { a href=(ui::href(&s.last_success_job)) { (ui::time(s.last_success_time.as_ref())) } } }
+                td { (ui::ago(s.last_success_time.as_ref())) }
+                td { (s.rpo.as_ref().map(|d| humantime::format_duration(std::time::Duration::from_secs(d.seconds.max(0) as u64)).to_string()).unwrap_or_else(|| "—".into())) }
+                td { @if s.last_job.is_empty() { "—" } @else { a href=(ui::href(&s.last_job)) { (s.last_job_state().as_str_name().trim_start_matches("JOB_STATE_")) } @if !s.last_error.is_empty() { " " span.error { (s.last_error) } } } }
+            }
+        } }
+    }
+    }
 }
