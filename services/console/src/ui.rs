@@ -113,6 +113,15 @@ pub fn time(t: Option<&prost_types::Timestamp>) -> Markup {
     }
 }
 
+/// A duration as people write it (`1day 2h`), empty when unset.
+pub fn duration(d: &Option<prost_types::Duration>) -> String {
+    d.as_ref()
+        .map(|d| {
+            humantime::format_duration(std::time::Duration::from_secs(d.seconds.max(0) as u64)).to_string()
+        })
+        .unwrap_or_default()
+}
+
 /// How long ago, roughly ("3 h ago").
 pub fn ago(t: Option<&prost_types::Timestamp>) -> String {
     let Some(t) = t else { return "never".into() };

@@ -566,6 +566,41 @@ async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
         .to_owned();
     assert_eq!(runs.matches("<li>").count(), 1, "{runs}");
     assert!(runs.contains("nightly"), "{runs}");
+
+    // The source's own objective from its edit form, and "Run FULL once" from the task list.
+    let src_path = format!("/projects/default/connectors/{source_id}");
+    let edit = b.get(&format!("{src_path}/edit")).await;
+    let etag = edit.body.split("name=\"etag\" value=\"").nth(1).unwrap().split('"').next().unwrap();
+    let etag = etag.replace("&quot;", "\"");
+    let data_path = data.to_str().unwrap();
+    let form = |rpo: &'static str| {
+        vec![
+            ("display_name", "data"),
+            ("local_path_source.paths", data_path),
+            ("rpo", rpo),
+            ("etag", etag.as_str()),
+        ]
+    };
+    let a = b.post(&src_path, &form("whenever")).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.body.contains("data-testid=\"error-rpo\""), "{}", a.body);
+    assert_eq!(b.post(&src_path, &form("2h")).await.status, 303);
+    assert!(b.get(&format!("{src_path}/edit")).await.body.contains("name=\"rpo\" value=\"2h\""));
+    let tasks = b.get("/projects/default/tasks").await;
+    let full_action = tasks
+        .body
+        .split("data-testid=\"run-full\"")
+        .next()
+        .and_then(|x| x.rsplit("action=\"").next())
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let a = b.post(&full_action, &[("full", "1")]).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let full_job = b.get(&a.location).await;
+    assert!(full_job.body.contains("FULL backup (every file re-read)"), "{}", full_job.body);
 }
 
 #[tokio::test]

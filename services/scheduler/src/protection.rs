@@ -172,11 +172,18 @@ pub async fn refresh(state: &State) -> Result<()> {
         let (tasks, sources): (Vec<TaskId>, Vec<ConnectorId>) =
             view.pairs.iter().map(|p| (p.task.0, p.source.0)).unzip();
         rows::retain(&mut tx, &project, &tasks, &sources, asked).await?;
-        for p in &view.pairs {
-            let names = (p.task.1.display_name.as_str(), p.source.1.display_name.as_str());
-            let rpo = p.rpo.map(|d| d.as_millis() as i64);
-            rows::refresh(&mut tx, &project, p.task.0, p.source.0, names, rpo).await?;
-        }
+        let current: Vec<rows::Current> = view
+            .pairs
+            .iter()
+            .map(|p| rows::Current {
+                task: p.task.0,
+                source: p.source.0,
+                task_display_name: &p.task.1.display_name,
+                source_display_name: &p.source.1.display_name,
+                rpo_ms: p.rpo.map(|d| d.as_millis() as i64),
+            })
+            .collect();
+        rows::refresh(&mut tx, &project, &current).await?;
         let stored = rows::of_project(&mut tx, &project).await?;
         tx.commit().await?;
         let mut last: HashMap<ConnectorId, Option<DateTime<Utc>>> =

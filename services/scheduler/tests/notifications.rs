@@ -5,9 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use cairn_api::v1::{
-    JobFailed, Notification, NotificationMode, OverlapPolicy, WebhookChannel, complete_job_request::Outcome,
-};
+use cairn_api::v1::{Notification, NotificationMode, OverlapPolicy, WebhookChannel};
 use cairn_testkit::{http::Receiver, servers::Server};
 use common::*;
 
@@ -48,12 +46,7 @@ async fn a_failed_job_notifies_each_channel_exactly_once() {
     let mut w = Worker::new(&r, "w", &[]).await;
     let job = run(&r, "nightly").await;
     let l = w.acquire(1, Duration::from_secs(5)).await.remove(0);
-    w.complete(
-        &l,
-        Outcome::Failed(JobFailed { error: "disk on fire".into(), retryable: false, stats: None }),
-    )
-    .await
-    .unwrap();
+    w.fail(&l, "disk on fire").await;
     wait_for("the webhook", || !hook.received().is_empty()).await;
     if let Some(m) = &smtp {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

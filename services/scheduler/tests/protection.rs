@@ -7,13 +7,13 @@ mod common;
 use std::time::Duration;
 
 use cairn_api::v1::{
-    BackupOptions, Connector, CreateConnectorRequest, CreateTaskRequest, JobFailed, JobState, JobSucceeded,
+    BackupOptions, Connector, CreateConnectorRequest, CreateTaskRequest, JobState, JobSucceeded,
     ListProtectionStatusRequest, ListProtectionStatusResponse, LocalStore, Notification, NotificationMode,
     OverlapPolicy, ProtectionState, ProtectionStatus, StoreSnapshots, Task, TaskType, UpdateConnectorRequest,
     WebhookChannel, complete_job_request::Outcome, connector::Config as Cfg, task::Options,
 };
 use cairn_scheduler::ManualClock;
-use cairn_testkit::http::Receiver;
+use cairn_testkit::{http::Receiver, servers::Server};
 use chrono::{DateTime, Utc};
 use common::*;
 
@@ -59,10 +59,21 @@ fn events(hook: &Receiver, event: &str) -> Vec<serde_json::Value> {
 async fn a_failing_source_turns_at_risk_then_violated_and_each_change_is_notified_once() {
     let s = stack().await;
     let hook = Receiver::start().await;
+    let smtp = Server::smtp().await;
+    if smtp.is_none() {
+        eprintln!("SKIP email part: aiosmtpd is not installed (.ci/run installs it)");
+    }
+    let smtp_url = smtp.as_ref().map(|m| format!("smtp://127.0.0.1:{}", m.port));
+    let tweak = |c: &mut cairn_scheduler::Config| {
+        c.protection_sweep_ms = 100;
+        c.smtp_url = smtp_url.clone();
+        c.smtp_from = "cairn@example.com".into();
+    };
     let clock = ManualClock::new(t("2030-01-07T10:00:00Z"));
     // Two replicas sweep the same rows: still one notification each way.
-    let r = s.replica(Some(clock.clone()), |c| c.protection_sweep_ms = 100).await;
-    let r2 = s.replica(Some(clock.clone()), |c| c.protection_sweep_ms = 100).await;
+    let r = s.replica(Some(clock.clone()), tweak).await;
+    let r2 = s.replica(Some(clock.clone()), tweak).await;
+    let emails = if smtp.is_some() { vec!["ops@example.com".to_owned()] } else { vec![] };
     let nas = s.store("nas", 4).await;
     s.backup("db", "nas", OverlapPolicy::Allow, |t| {
         t.options = Some(Options::Backup(BackupOptions { rpo: minutes(1), ..Default::default() }));
@@ -73,7 +84,7 @@ async fn a_failing_source_turns_at_risk_then_violated_and_each_change_is_notifie
                 secret: "s3cret-hook".into(),
                 secret_set: false,
             }],
-            emails: vec![],
+            emails: emails.clone(),
         });
     })
     .await;
@@ -109,12 +120,7 @@ async fn a_failing_source_turns_at_risk_then_violated_and_each_change_is_notifie
     assert_eq!(of(&r, "db-src").await.state(), ProtectionState::AtRisk);
     run(&r, "db").await;
     let l = w.acquire(1, Duration::from_secs(5)).await.remove(0);
-    w.complete(
-        &l,
-        Outcome::Failed(JobFailed { error: "disk on fire".into(), retryable: false, stats: None }),
-    )
-    .await
-    .unwrap();
+    w.fail(&l, "disk on fire").await;
     let risk = of(&r, "db-src").await;
     assert_eq!(risk.state(), ProtectionState::AtRisk, "{risk:?}");
     assert_eq!((risk.last_job_state(), risk.last_error.as_str()), (JobState::Failed, "disk on fire"));
@@ -164,6 +170,19 @@ async fn a_failing_source_turns_at_risk_then_violated_and_each_change_is_notifie
     assert_eq!(events(&hook, "source.rpo_recovered").len(), 1, "exactly one recovery notification");
     // The failed job was notified on its own (mode ERRORS), as before.
     assert_eq!(events(&hook, "job.finished").len(), 1);
+    // Email says the same, once each.
+    if let Some(m) = &smtp {
+        wait_for("three emails", || m.mails().len() >= 3).await;
+        let mails = m.mails();
+        let with = |needle: &str| mails.iter().filter(|x| x.contains(needle)).count();
+        assert_eq!(with("Subject: [Cairn] db-src violated its RPO of 1m"), 1, "{mails:?}");
+        assert_eq!(with("Subject: [Cairn] db-src is within its RPO again"), 1, "{mails:?}");
+        assert_eq!(with("Subject: [Cairn] db FAILED"), 1, "{mails:?}");
+        assert!(
+            mails.iter().any(|x| x.contains("Last successful backup: 2030-01-07T10:00:00+00:00")),
+            "{mails:?}"
+        );
+    }
     r2.stop().await;
     r.stop().await;
 }
@@ -172,7 +191,12 @@ async fn a_failing_source_turns_at_risk_then_violated_and_each_change_is_notifie
 async fn a_sources_own_rpo_overrides_its_tasks_and_lists_filter_and_page() {
     let s = stack().await;
     let clock = ManualClock::new(t("2030-01-07T10:00:00Z"));
-    let r = s.replica(Some(clock.clone()), |c| c.protection_sweep_ms = 100).await;
+    let r = s
+        .replica(Some(clock.clone()), |c| {
+            c.protection_sweep_ms = 100;
+            c.protection_refresh_ms = 500;
+        })
+        .await;
     s.store("nas", 4).await;
     s.backup("web", "nas", OverlapPolicy::Allow, |t| {
         t.options = Some(Options::Backup(BackupOptions { rpo: minutes(60), ..Default::default() }));
@@ -250,6 +274,30 @@ async fn a_sources_own_rpo_overrides_its_tasks_and_lists_filter_and_page() {
         token = page.next_page_token;
     }
     assert_eq!(seen, ["web-src", "zz-unused", "plain-src"]);
+
+    // An objective changed in the catalog reaches the stored pair (what the sweep judges by)
+    // without another job.
+    catalog
+        .update_connector(UpdateConnectorRequest {
+            connector: Some(Connector { name: web.name.clone(), rpo: minutes(5), ..Default::default() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["rpo".into()] }),
+        })
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let rpo: Option<i64> = sqlx::query_scalar(
+            "SELECT rpo_ms FROM scheduler.protection WHERE source_display_name = 'web-src'",
+        )
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+        if rpo == Some(300_000) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the pair still has rpo_ms {rpo:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Bad input names its field.
     for (req, field) in [

@@ -423,7 +423,7 @@ fn fields_of(c: &v1::Connector) -> Posted {
             c.worker_selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
         ),
         ("max_concurrent_jobs".to_owned(), c.max_concurrent_jobs.to_string()),
-        ("rpo".to_owned(), super::tasks::human(&c.rpo)),
+        ("rpo".to_owned(), ui::duration(&c.rpo)),
     ];
     if c.create_if_missing {
         f.push(("create_if_missing".into(), "1".into()));

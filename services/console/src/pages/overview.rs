@@ -93,7 +93,7 @@ pub fn protection_table(statuses: &[v1::ProtectionStatus]) -> Markup {
                 td { span class=(format!("badge protection-{}", state.to_lowercase())) data-testid="protection-state" { (state.replace('_', " ")) } }
                 td { @if s.last_success_job.is_empty() { "never" } @else { a href=(ui::href(&s.last_success_job)) { (ui::time(s.last_success_time.as_ref())) } } }
                 td { (ui::ago(s.last_success_time.as_ref())) }
-                td { (s.rpo.as_ref().map(|d| humantime::format_duration(std::time::Duration::from_secs(d.seconds.max(0) as u64)).to_string()).unwrap_or_else(|| "—".into())) }
+                td { @if s.rpo.is_some() { (ui::duration(&s.rpo)) } @else { "—" } }
                 td { @if s.last_job.is_empty() { "—" } @else { a href=(ui::href(&s.last_job)) { (s.last_job_state().as_str_name().trim_start_matches("JOB_STATE_")) } @if !s.last_error.is_empty() { " " span.error { (s.last_error) } } } }
             }
         } }

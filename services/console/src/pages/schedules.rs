@@ -390,7 +390,7 @@ pub async fn heatmap(ctx: Ctx, Path(p): Path<String>, Query(q): Query<HeatmapQue
                     td { (ui::time(run.start_time.as_ref())) }
                     td { (run.schedule_display_name) }
                     td { (run.task_display_name) }
-                    td { (run.estimated_duration.as_ref().map(|d| humantime::format_duration(std::time::Duration::from_secs(d.seconds.max(0) as u64)).to_string()).unwrap_or_default()) @if run.estimate_is_default { " (default)" } }
+                    td { (ui::duration(&run.estimated_duration)) @if run.estimate_is_default { " (default)" } }
                     td { (run.stores.iter().map(|s| ui::id(s)).collect::<Vec<_>>().join(", ")) }
                 }
             } }
@@ -399,7 +399,7 @@ pub async fn heatmap(ctx: Ctx, Path(p): Path<String>, Query(q): Query<HeatmapQue
             h2 { "Overlaps" }
             ul data-testid="overlaps" { @for o in &r.overlaps {
                 @let name = |i: i32| r.runs.get(i as usize).map(|x| x.schedule_display_name.clone()).unwrap_or_default();
-                li { (name(o.first)) " and " (name(o.second)) " share " code { (ui::id(&o.shared)) } " for " (o.overlap.as_ref().map(|d| humantime::format_duration(std::time::Duration::from_secs(d.seconds.max(0) as u64)).to_string()).unwrap_or_default()) }
+                li { (name(o.first)) " and " (name(o.second)) " share " code { (ui::id(&o.shared)) } " for " (ui::duration(&o.overlap)) }
             } }
         }
     };

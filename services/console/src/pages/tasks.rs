@@ -603,7 +603,7 @@ fn fields_of(t: &v1::Task) -> Posted {
         Some(Options::Backup(b)) => {
             retention(&b.retention, &mut put);
             put("host", b.host.clone());
-            put("rpo", human(&b.rpo));
+            put("rpo", ui::duration(&b.rpo));
         }
         Some(Options::Restore(r)) => {
             put("snapshot", r.snapshot.clone());
@@ -621,7 +621,7 @@ fn fields_of(t: &v1::Task) -> Posted {
         None => {}
     }
     put("concurrency", t.concurrency.to_string());
-    put("timeout", human(&t.timeout));
+    put("timeout", ui::duration(&t.timeout));
     put("max_attempts", t.max_attempts.to_string());
     put(
         "overlap",
@@ -649,15 +649,6 @@ fn fields_of(t: &v1::Task) -> Posted {
         put("webhook", n.webhooks.first().map(|w| w.url.clone()).unwrap_or_default());
     }
     Posted { fields: f }
-}
-
-/// A duration as the form shows it (`26h`), empty when unset.
-pub fn human(d: &Option<prost_types::Duration>) -> String {
-    d.as_ref()
-        .map(|d| {
-            humantime::format_duration(std::time::Duration::from_secs(d.seconds.max(0) as u64)).to_string()
-        })
-        .unwrap_or_default()
 }
 
 fn kind_name(t: TaskType) -> &'static str {

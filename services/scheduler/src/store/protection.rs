@@ -168,26 +168,37 @@ pub async fn projects(conn: &mut PgConnection) -> Result<Vec<ProjectId>> {
     Ok(sqlx::query_scalar("SELECT DISTINCT project_id FROM protection ORDER BY 1").fetch_all(conn).await?)
 }
 
-/// Brings a pair's names and objective up to date (the catalog's current ones).
-pub async fn refresh(
-    conn: &mut PgConnection,
-    project: &ProjectId,
-    task: TaskId,
-    source: ConnectorId,
-    names: (&str, &str),
-    rpo_ms: Option<i64>,
-) -> Result<()> {
+/// A pair's current names and objective, as the catalog has them.
+#[derive(Debug)]
+pub struct Current<'a> {
+    pub task: TaskId,
+    pub source: ConnectorId,
+    pub task_display_name: &'a str,
+    pub source_display_name: &'a str,
+    pub rpo_ms: Option<i64>,
+}
+
+/// Brings the pairs of a project up to date with the catalog's names and objectives, in one
+/// statement (unchanged rows are not written).
+pub async fn refresh(conn: &mut PgConnection, project: &ProjectId, current: &[Current<'_>]) -> Result<()> {
+    let tasks: Vec<TaskId> = current.iter().map(|c| c.task).collect();
+    let sources: Vec<ConnectorId> = current.iter().map(|c| c.source).collect();
+    let task_names: Vec<&str> = current.iter().map(|c| c.task_display_name).collect();
+    let source_names: Vec<&str> = current.iter().map(|c| c.source_display_name).collect();
+    let rpos: Vec<Option<i64>> = current.iter().map(|c| c.rpo_ms).collect();
     sqlx::query(
-        "UPDATE protection SET task_display_name = $4, source_display_name = $5, rpo_ms = $6
-          WHERE project_id = $1 AND task_id = $2 AND source_id = $3
-            AND (task_display_name, source_display_name, rpo_ms) IS DISTINCT FROM ($4, $5, $6)",
+        "UPDATE protection p SET task_display_name = i.task_name, source_display_name = i.source_name, rpo_ms = i.rpo_ms
+           FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bigint[])
+                AS i(task_id, source_id, task_name, source_name, rpo_ms)
+          WHERE p.project_id = $1 AND p.task_id = i.task_id AND p.source_id = i.source_id
+            AND (p.task_display_name, p.source_display_name, p.rpo_ms) IS DISTINCT FROM (i.task_name, i.source_name, i.rpo_ms)",
     )
     .bind(project)
-    .bind(task)
-    .bind(source)
-    .bind(names.0)
-    .bind(names.1)
-    .bind(rpo_ms)
+    .bind(tasks)
+    .bind(sources)
+    .bind(task_names)
+    .bind(source_names)
+    .bind(rpos)
     .execute(conn)
     .await?;
     Ok(())

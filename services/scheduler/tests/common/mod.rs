@@ -313,6 +313,12 @@ impl Worker {
             .map(|r| r.into_inner().job.unwrap_or_default())
     }
 
+    /// Reports a failure that is not retried.
+    pub async fn fail(&mut self, l: &Lease, error: &str) -> Job {
+        let failed = cairn_api::v1::JobFailed { error: error.into(), retryable: false, stats: None };
+        self.complete(l, Outcome::Failed(failed)).await.unwrap()
+    }
+
     pub async fn succeed(&mut self, l: &Lease) -> Job {
         self.complete(l, Outcome::Succeeded(JobSucceeded::default())).await.unwrap()
     }
