@@ -76,11 +76,12 @@ impl Drop for Stack {
 
 pub struct Options {
     pub lease_ttl_secs: u64,
+    pub snapshot_read_max_bytes: u64,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { lease_ttl_secs: 30 }
+        Options { lease_ttl_secs: 30, snapshot_read_max_bytes: 1 << 30 }
     }
 }
 
@@ -114,6 +115,7 @@ pub async fn stack_with(opts: Options) -> Stack {
             catalog_url: catalog_url.clone(),
             cluster_token: Some(CLUSTER.into()),
             lease_ttl_secs: opts.lease_ttl_secs,
+            snapshot_read_max_bytes: opts.snapshot_read_max_bytes,
             catalog_cache_ms: 0,
             ..Default::default()
         },

@@ -1,6 +1,7 @@
 //! Whole-system journeys: the catalog, the scheduler and workers against real Postgres and
 //! real restic-format repositories, driven through gRPC only.
 
+mod browse;
 mod canary;
 mod harness;
 mod migration;
@@ -149,7 +150,7 @@ async fn a_schedule_makes_successive_incremental_snapshots() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_s_job_is_retried_on_another_and_the_store_stays_clean() {
-    let mut s = stack_with(harness::Options { lease_ttl_secs: 2 }).await;
+    let mut s = stack_with(harness::Options { lease_ttl_secs: 2, ..Default::default() }).await;
     // The first attempt streams forever; later attempts finish at once.
     let marker = s.path("first-attempt-started");
     let script = format!(

@@ -1141,6 +1141,64 @@ pub enum SnapshotCmd {
         after_help = "Examples:\n  cairn snapshot list --store nas\n  cairn snapshot list --task web-nightly --label web --since 30d"
     )]
     List(ListSnapshots),
+    /// The entries of one directory of a snapshot (read from the store by a worker).
+    #[command(
+        after_help = "Examples:\n  cairn snapshot ls nas 1a2b3c4d\n  cairn snapshot ls nas 1a2b3c4d /srv/www --long\n  cairn snapshot ls nas 1a2b3c4d /srv/www -o json"
+    )]
+    Ls(LsSnapshot),
+    /// What changed between two snapshots of one store (as `restic diff` shows it).
+    #[command(
+        after_help = "Examples:\n  cairn snapshot diff nas 1a2b3c4d 5e6f7a8b\n  cairn snapshot diff nas 1a2b3c4d 5e6f7a8b --metadata\n\nEach line is a modifier and a path: + added, - removed, M content changed,\nT type changed, U metadata changed (with --metadata); directories end with /."
+    )]
+    Diff(DiffSnapshot),
+    /// Writes one file of a snapshot to standard output (or --to FILE).
+    #[command(
+        after_help = "Examples:\n  cairn snapshot cat nas 1a2b3c4d /srv/www/index.html\n  cairn snapshot cat nas 1a2b3c4d /etc/hosts --to hosts.restored"
+    )]
+    Cat(CatSnapshot),
+}
+
+/// `snapshot ls`.
+#[derive(Debug, Args)]
+pub struct LsSnapshot {
+    /// The store holding the snapshot.
+    pub store: String,
+    /// Snapshot id (at least 8 hex digits).
+    pub snapshot: String,
+    /// Directory inside the snapshot.
+    #[arg(default_value = "/")]
+    pub path: String,
+    /// Mode, owner, size and time of each entry.
+    #[arg(long, short = 'l')]
+    pub long: bool,
+}
+
+/// `snapshot diff`.
+#[derive(Debug, Args)]
+pub struct DiffSnapshot {
+    /// The store holding both snapshots.
+    pub store: String,
+    /// The older snapshot.
+    pub snapshot_a: String,
+    /// The newer snapshot.
+    pub snapshot_b: String,
+    /// Also show entries whose metadata alone changed.
+    #[arg(long)]
+    pub metadata: bool,
+}
+
+/// `snapshot cat`.
+#[derive(Debug, Args)]
+pub struct CatSnapshot {
+    /// The store holding the snapshot.
+    pub store: String,
+    /// Snapshot id (at least 8 hex digits).
+    pub snapshot: String,
+    /// The file inside the snapshot.
+    pub path: String,
+    /// Write to this new file instead of standard output (an existing file is not overwritten).
+    #[arg(long)]
+    pub to: Option<std::path::PathBuf>,
 }
 
 /// `snapshot list`.

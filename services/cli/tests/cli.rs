@@ -465,6 +465,32 @@ async fn a_newcomer_session_through_every_command() {
     let snaps: cairn_api::v1::ListSnapshotsResponse =
         s.json(&["snapshot", "list", "--task", "docs-nightly"]).await;
     assert_eq!(snaps.snapshots.len(), 2);
+    // Browse them: a directory, one file's bytes, what changed between the two.
+    let (newer, older) = (snaps.snapshots[0].id.clone(), snaps.snapshots[1].id.clone());
+    let out = s.ok(&["snapshot", "ls", "nas", &newer[..8], &src]).await;
+    assert!(out.lines().any(|l| l == "docs/") && out.lines().any(|l| l == "data.bin"), "{out}");
+    let out = s.ok(&["snapshot", "ls", "nas", &newer, &format!("{src}/docs"), "--long"]).await;
+    assert!(out.lines().any(|l| l.starts_with("-rw") && l.ends_with(" readme.txt")), "{out}");
+    let listed: cairn_api::v1::ListSnapshotEntriesResponse =
+        s.json(&["snapshot", "ls", "nas", &newer, &format!("{src}/docs")]).await;
+    assert_eq!(listed.entries.len(), listed.total_size as usize);
+    let file = format!("{src}/docs/readme.txt");
+    assert_eq!(s.ok(&["snapshot", "cat", "nas", &newer, &file]).await, "hello cairn\n");
+    let copy = s.path("readme.copy");
+    s.ok(&["snapshot", "cat", "nas", &newer, &file, "--to", &copy]).await;
+    assert_eq!(std::fs::read_to_string(&copy).unwrap(), "hello cairn\n");
+    let o = s.cairn(&["snapshot", "cat", "nas", &newer, &file, "--to", &copy]).await;
+    assert_eq!(o.code, 2, "an existing file is not overwritten: {}", o.stderr);
+    let out = s.ok(&["snapshot", "diff", "nas", &older, &newer]).await;
+    assert!(out.starts_with("comparing snapshot") && out.contains("added,"), "{out}");
+    let o = s.cairn(&["snapshot", "ls", "nas", "xyz"]).await;
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("snapshot"), "{}", o.stderr);
+    let o = s.cairn(&["snapshot", "ls", "nas", &newer, &format!("{src}/nope")]).await;
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    let o = s.cairn(&["snapshot", "cat", "nas", &newer, &format!("{src}/docs")]).await;
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("not a regular file"), "{}", o.stderr);
     let sim = s
         .ok(&["retention", "simulate", "--store", "nas", "--task", "docs-nightly", "--keep-last", "1"])
         .await;

@@ -28,6 +28,22 @@ pub enum Error {
     /// A snapshot, path or other named thing does not exist.
     #[error("not found: {0}")]
     NotFound(String),
+    /// A path that must be a directory is not one.
+    #[error("not a directory: {0}")]
+    NotADirectory(String),
+    /// A path that must be a regular file is not one.
+    #[error("not a regular file: {0}")]
+    NotAFile(String),
+    /// A file is larger than the caller allows.
+    #[error("{path} is {size} bytes, over the limit of {max} bytes")]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
     /// A restore would have written outside its destination, or over something unsafe.
     #[error("restore refused: {0}")]
     RestoreRefused(String),

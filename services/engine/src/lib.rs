@@ -18,6 +18,7 @@
 //! | `check` | CHECK: structure and data verification |
 //! | `prune` | PRUNE: instant space reclamation |
 //! | `snapshots` | listing, filters, FORGET |
+//! | `browse` | [`Browser`]: directory listings, diffs and file reads on repositories kept open |
 //! | `verdict` | connection tests of stores, sources and destinations |
 //! | `cancel` | [`CancelToken`] and the backend wrapper that makes rustic stop |
 //! | `progress` | the [`Progress`] trait and the bridge from rustic's progress bars |
@@ -27,6 +28,7 @@
 //! against the stores it is given.
 
 mod backup;
+mod browse;
 mod cancel;
 mod check;
 mod error;
@@ -41,6 +43,7 @@ mod sync;
 mod verdict;
 
 pub use backup::{BackupOptions, BackupOutcome};
+pub use browse::{Browser, Change, Diff, Entry, EntryKind, FileSink, Listing, repository_opens};
 pub use cancel::CancelToken;
 pub use check::{CheckOptions, CheckOutcome};
 pub use error::Error;

@@ -28,6 +28,8 @@ pub mod reason {
     pub const WRONG_STATE: &str = "WRONG_STATE";
     /// The lease is no longer current (expired, re-leased, completed).
     pub const LEASE_LOST: &str = "LEASE_LOST";
+    /// The asker of a snapshot query gave up: stop answering it.
+    pub const QUERY_GONE: &str = "QUERY_GONE";
     /// A dependency (database, another service) is unreachable.
     pub const UNAVAILABLE: &str = "UNAVAILABLE";
     /// A wait ran out.

@@ -40,6 +40,8 @@ pub struct Config {
     /// How often names and objectives are re-read from the catalog (and the per-source
     /// last-success gauge refreshed), in milliseconds.
     pub protection_refresh_ms: u64,
+    /// The largest file ReadSnapshotFile streams, in bytes (larger ones are refused).
+    pub snapshot_read_max_bytes: u64,
     /// Base URL of a web console for links in notifications (optional).
     pub console_url: Option<String>,
     /// SMTP server for email notifications (`smtp://host:port` or `smtps://...`).
@@ -88,6 +90,7 @@ impl Default for Config {
             job_history_days: 90,
             protection_sweep_ms: 1000,
             protection_refresh_ms: 30_000,
+            snapshot_read_max_bytes: 1 << 30,
             console_url: None,
             smtp_url: None,
             smtp_username: None,
@@ -175,6 +178,9 @@ impl Config {
         }
         if !(100..=600_000).contains(&self.protection_sweep_ms) {
             return Err(ConfigError::invalid("protection_sweep_ms", "must be between 100 and 600000"));
+        }
+        if self.snapshot_read_max_bytes == 0 {
+            return Err(ConfigError::invalid("snapshot_read_max_bytes", "must be at least 1"));
         }
         if !(500..=3_600_000).contains(&self.protection_refresh_ms) {
             return Err(ConfigError::invalid("protection_refresh_ms", "must be between 500 and 3600000"));

@@ -17,6 +17,11 @@ pub const SCHEDULES: &str = "cairn_schedules";
 /// Channel: jobs changed; payload = comma-separated job ids, or empty for "any".
 pub const JOBS: &str = "cairn_jobs";
 
+/// Channel: a snapshot query was asked (workers' AcquireQueries wake up).
+pub const QUERIES: &str = "cairn_queries";
+/// Channel: a query got an answer part, or its asker read some; payload = the query id.
+pub const PARTS: &str = "cairn_query_parts";
+
 /// A job-change event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobEvent {
@@ -32,6 +37,8 @@ pub struct Events {
     work: Arc<Notify>,
     schedules: Arc<Notify>,
     jobs: broadcast::Sender<JobEvent>,
+    queries: Arc<Notify>,
+    parts: Arc<Notify>,
 }
 
 impl Default for Events {
@@ -40,6 +47,8 @@ impl Default for Events {
             work: Arc::new(Notify::new()),
             schedules: Arc::new(Notify::new()),
             jobs: broadcast::channel(4096).0,
+            queries: Arc::new(Notify::new()),
+            parts: Arc::new(Notify::new()),
         }
     }
 }
@@ -60,6 +69,16 @@ impl Events {
         self.jobs.subscribe()
     }
 
+    /// Waiters for new snapshot queries.
+    pub fn queries(&self) -> &Notify {
+        &self.queries
+    }
+
+    /// Waiters for answer parts of queries (and for askers reading them).
+    pub fn parts(&self) -> &Notify {
+        &self.parts
+    }
+
     /// Wakes local waiters directly (same-process changes need no round trip).
     pub fn wake_work(&self) {
         self.work.notify_waiters();
@@ -69,6 +88,8 @@ impl Events {
         match channel {
             WORK => self.work.notify_waiters(),
             SCHEDULES => self.schedules.notify_waiters(),
+            QUERIES => self.queries.notify_waiters(),
+            PARTS => self.parts.notify_waiters(),
             JOBS => {
                 if payload.is_empty() {
                     let _ = self.jobs.send(JobEvent::Any);
@@ -84,6 +105,8 @@ impl Events {
     fn everything_may_have_changed(&self) {
         self.work.notify_waiters();
         self.schedules.notify_waiters();
+        self.queries.notify_waiters();
+        self.parts.notify_waiters();
         let _ = self.jobs.send(JobEvent::Any);
     }
 
@@ -92,7 +115,7 @@ impl Events {
         loop {
             match PgListener::connect_with(&pool).await {
                 Ok(mut listener) => {
-                    if let Err(e) = listener.listen_all([WORK, SCHEDULES, JOBS]).await {
+                    if let Err(e) = listener.listen_all([WORK, SCHEDULES, JOBS, QUERIES, PARTS]).await {
                         tracing::warn!(error = %e, "LISTEN failed; retrying");
                     } else {
                         self.everything_may_have_changed();

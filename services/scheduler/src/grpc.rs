@@ -3,13 +3,15 @@
 use std::pin::Pin;
 
 use cairn_api::v1::{
-    AcquireLeaseRequest, AcquireLeaseResponse, AppendLogRequest, AuditQuery, BatchCompleteJobsRequest,
-    BatchCompleteJobsResponse, CancelJobRequest, CompleteJobRequest, CompleteJobResponse, ConnectionTest,
-    CreateScheduleRequest, DeleteScheduleRequest, ForecastRequest, ForecastResponse, ForgetProjectRequest,
-    ForgetProjectResponse, ForgetTaskRequest, GetJobRequest, GetScheduleRequest, HeartbeatRequest,
-    HeartbeatResponse, Job, ListAuditEventsResponse, ListJobLogsRequest, ListJobLogsResponse,
-    ListJobsRequest, ListJobsResponse, ListSchedulesRequest, ListSchedulesResponse, ListSnapshotsRequest,
-    ListSnapshotsResponse, PauseScheduleRequest, PreviewScheduleRequest, PreviewScheduleResponse,
+    AcquireLeaseRequest, AcquireLeaseResponse, AcquireQueriesRequest, AcquireQueriesResponse,
+    AnswerQueryRequest, AppendLogRequest, AuditQuery, BatchCompleteJobsRequest, BatchCompleteJobsResponse,
+    CancelJobRequest, CompleteJobRequest, CompleteJobResponse, ConnectionTest, CreateScheduleRequest,
+    DeleteScheduleRequest, DiffSnapshotsRequest, DiffSnapshotsResponse, ForecastRequest, ForecastResponse,
+    ForgetProjectRequest, ForgetProjectResponse, ForgetTaskRequest, GetJobRequest, GetScheduleRequest,
+    HeartbeatRequest, HeartbeatResponse, Job, ListAuditEventsResponse, ListJobLogsRequest,
+    ListJobLogsResponse, ListJobsRequest, ListJobsResponse, ListSchedulesRequest, ListSchedulesResponse,
+    ListSnapshotEntriesRequest, ListSnapshotEntriesResponse, ListSnapshotsRequest, ListSnapshotsResponse,
+    PauseScheduleRequest, PreviewScheduleRequest, PreviewScheduleResponse, ReadSnapshotFileRequest,
     ResumeScheduleRequest, RunConnectionTestRequest, RunTaskRequest, Schedule, SimulateRetentionRequest,
     SimulateRetentionResponse, UpdateScheduleRequest, WatchJobEvent, WatchJobRequest,
     job_service_server::JobService, lease_service_server::LeaseService,
@@ -19,7 +21,7 @@ use cairn_runtime::auth::Caller;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::{State, error::Error, forecast, internal, jobs, leases, schedules, snapshots};
+use crate::{State, error::Error, forecast, internal, jobs, leases, queries, schedules, snapshots};
 
 /// All four services share the state.
 #[derive(Clone)]
@@ -100,6 +102,19 @@ impl JobService for Handlers {
     ) -> R<SimulateRetentionResponse> {
         ok(snapshots::simulate(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
+    async fn list_snapshot_entries(
+        &self,
+        req: Request<ListSnapshotEntriesRequest>,
+    ) -> R<ListSnapshotEntriesResponse> {
+        ok(queries::list_entries(&self.0, &Caller::of(&req), req.into_inner()).await)
+    }
+    async fn diff_snapshots(&self, req: Request<DiffSnapshotsRequest>) -> R<DiffSnapshotsResponse> {
+        ok(queries::diff(&self.0, &Caller::of(&req), req.into_inner()).await)
+    }
+    type ReadSnapshotFileStream = queries::FileStream;
+    async fn read_snapshot_file(&self, req: Request<ReadSnapshotFileRequest>) -> R<queries::FileStream> {
+        ok(queries::read_file(&self.0, &Caller::of(&req), req.into_inner()).await)
+    }
 }
 
 #[tonic::async_trait]
@@ -121,6 +136,12 @@ impl LeaseService for Handlers {
         req: Request<BatchCompleteJobsRequest>,
     ) -> R<BatchCompleteJobsResponse> {
         ok(leases::batch_complete(&self.0, &Caller::of(&req), req.into_inner()).await)
+    }
+    async fn acquire_queries(&self, req: Request<AcquireQueriesRequest>) -> R<AcquireQueriesResponse> {
+        ok(queries::acquire(&self.0, &Caller::of(&req), req.into_inner()).await)
+    }
+    async fn answer_query(&self, req: Request<AnswerQueryRequest>) -> R<()> {
+        ok(queries::answer(&self.0, &Caller::of(&req), req.into_inner()).await)
     }
 }
 

@@ -141,6 +141,7 @@ pub async fn forget_project(state: &State, req: ForgetProjectRequest) -> Result<
         rows::delete_of_project(&mut tx, &project).await?;
         crate::store::snapshots::delete_of_project(&mut tx, &project).await?;
         crate::store::protection::delete_of_project(&mut tx, &project).await?;
+        crate::store::queries::delete_of_project(&mut tx, &project).await?;
         rows::delete_stores_of_project(&mut tx, &project).await?;
         events::notify(&mut tx, events::SCHEDULES, "").await?;
     }

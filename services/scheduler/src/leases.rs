@@ -47,13 +47,13 @@ const MAX_LINES: usize = 1000;
 const MAX_LINE_BYTES: usize = 16 * 1024;
 
 /// What a valid AcquireLease asks for.
-struct Ask {
-    capacity: usize,
-    wait: Duration,
-    projects: Vec<ProjectId>,
+pub(crate) struct Ask {
+    pub(crate) capacity: usize,
+    pub(crate) wait: Duration,
+    pub(crate) projects: Vec<ProjectId>,
 }
 
-fn validate(req: &AcquireLeaseRequest) -> Result<Ask> {
+pub(crate) fn validate(req: &AcquireLeaseRequest) -> Result<Ask> {
     let mut v = Violations::default();
     let mut projects = Vec::with_capacity(req.projects.len());
     for (i, p) in req.projects.iter().enumerate() {
@@ -97,7 +97,7 @@ fn validate(req: &AcquireLeaseRequest) -> Result<Ask> {
 
 /// Keeps a worker to its pool: only the pool's projects (all of them when the worker names
 /// none) and only labels the pool allows. Enforcement off: as asked.
-fn confine(caller: &Caller, mut ask: Ask, labels: &HashMap<String, String>) -> Result<Ask> {
+pub(crate) fn confine(caller: &Caller, mut ask: Ask, labels: &HashMap<String, String>) -> Result<Ask> {
     let p = caller.principal();
     if p.kind() != Kind::Worker {
         return Ok(ask);

@@ -4,7 +4,7 @@
 //! Layout: [`config`], [`grpc`] (thin handlers of `ScheduleService`, `JobService`,
 //! `LeaseService` and the internal `SchedulerInternalService`), one module per noun with the
 //! operations ([`schedules`], [`jobs`], [`leases`], [`snapshots`], [`forecast`],
-//! [`notifications`], [`protection`], [`overrides`], [`internal`]), [`resolve`] (names in requests → ids, within one project), the loops ([`firing`], [`reaper`]), [`events`]
+//! [`notifications`], [`protection`], [`overrides`], [`queries`] (snapshot browsing answered by workers), [`internal`]), [`resolve`] (names in requests → ids, within one project), the loops ([`firing`], [`reaper`]), [`events`]
 //! (LISTEN/NOTIFY), [`catalog`] (the catalog's internal API), [`clock`], [`domain`] (rules, no
 //! I/O), [`store`] (SQL), [`error`].
 //!
@@ -28,6 +28,7 @@ pub mod leases;
 pub mod notifications;
 pub mod overrides;
 pub mod protection;
+pub mod queries;
 pub mod reaper;
 pub mod resolve;
 pub mod schedules;

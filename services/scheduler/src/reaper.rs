@@ -39,6 +39,9 @@ pub async fn run(state: State, shutdown: CancellationToken) {
             if let Err(e) = purge(&state).await {
                 tracing::warn!(error = %e, "purging job history failed");
             }
+            if let Err(e) = purge_queries(&state).await {
+                tracing::warn!(error = %e, "purging abandoned snapshot queries failed");
+            }
         }
         if let Err(e) = gauges(&state).await {
             tracing::debug!(error = %e, "queue gauges not refreshed");
@@ -182,6 +185,14 @@ pub async fn purge(state: &State) -> Result<u64> {
         tracing::info!(jobs = total, "purged old job history");
     }
     Ok(total)
+}
+
+/// Snapshot queries are deleted by their askers; this forgets those whose asker died (a
+/// query expires when its first answer is due; a file stream may run for hours after).
+pub async fn purge_queries(state: &State) -> Result<u64> {
+    let before = state.clock.now() - chrono::Duration::hours(6);
+    let mut conn = state.pool.acquire().await?;
+    crate::store::queries::purge_expired(&mut conn, before).await
 }
 
 async fn gauges(state: &State) -> Result<()> {

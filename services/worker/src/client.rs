@@ -5,8 +5,9 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use cairn_api::v1::{
-    AcquireLeaseRequest, AppendLogRequest, CompleteJobRequest, HeartbeatRequest, HeartbeatResponse,
-    JobProgress, Lease, LogLine, lease_service_client::LeaseServiceClient,
+    AcquireLeaseRequest, AcquireQueriesRequest, AnswerQueryRequest, AppendLogRequest, CompleteJobRequest,
+    HeartbeatRequest, HeartbeatResponse, JobProgress, Lease, LogLine, SnapshotQuery,
+    lease_service_client::LeaseServiceClient,
 };
 use cairn_runtime::{grpc::ClientInterceptor, time::to_duration};
 use tonic::{Status, codegen::InterceptedService, transport::Channel};
@@ -33,6 +34,22 @@ pub trait LeaseClient: Send + Sync + 'static {
     async fn append_log(&self, lease: &Lease, lines: Vec<LogLine>) -> Result<(), Status>;
     /// Finishes the attempt.
     async fn complete(&self, req: CompleteJobRequest) -> Result<(), Status>;
+    /// Long-polls for up to `capacity` snapshot queries. A client without them (a scripted
+    /// test seam) answers UNIMPLEMENTED, which stops the query loop.
+    async fn acquire_queries(
+        &self,
+        _worker_id: &str,
+        _labels: &HashMap<String, String>,
+        _projects: &[String],
+        _capacity: i32,
+        _wait: Duration,
+    ) -> Result<Vec<SnapshotQuery>, Status> {
+        Err(Status::unimplemented("snapshot queries"))
+    }
+    /// Sends one part of a query's answer.
+    async fn answer(&self, _req: AnswerQueryRequest) -> Result<(), Status> {
+        Err(Status::unimplemented("snapshot queries"))
+    }
 }
 
 /// Shared client handle.
@@ -108,5 +125,31 @@ impl LeaseClient for GrpcLeaseClient {
         let mut req = tonic::Request::new(req);
         req.set_timeout(Duration::from_secs(30));
         self.inner.clone().complete_job(req).await.map(|_| ())
+    }
+
+    async fn acquire_queries(
+        &self,
+        worker_id: &str,
+        labels: &HashMap<String, String>,
+        projects: &[String],
+        capacity: i32,
+        wait: Duration,
+    ) -> Result<Vec<SnapshotQuery>, Status> {
+        let mut req = tonic::Request::new(AcquireQueriesRequest {
+            worker_id: worker_id.to_owned(),
+            labels: labels.clone(),
+            capacity,
+            wait: Some(to_duration(wait)),
+            projects: projects.to_vec(),
+        });
+        req.set_timeout(wait + Duration::from_secs(15));
+        Ok(self.inner.clone().acquire_queries(req).await?.into_inner().queries)
+    }
+
+    async fn answer(&self, req: AnswerQueryRequest) -> Result<(), Status> {
+        // A part may wait up to a minute for the asker to read earlier ones.
+        let mut req = tonic::Request::new(req);
+        req.set_timeout(Duration::from_secs(75));
+        self.inner.clone().answer_query(req).await.map(|_| ())
     }
 }

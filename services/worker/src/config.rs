@@ -28,6 +28,8 @@ pub struct Config {
     pub grace_period_secs: u64,
     /// How long one AcquireLease call waits for work (seconds).
     pub poll_wait_secs: u64,
+    /// Repositories kept open (with their index) for snapshot browsing.
+    pub browse_repositories: u32,
     /// Repository cache directory; empty = none.
     pub cache_dir: Option<PathBuf>,
     /// Prometheus metrics listen address.
@@ -56,6 +58,7 @@ impl Default for Config {
             capacity: 2,
             grace_period_secs: 30,
             poll_wait_secs: 20,
+            browse_repositories: 4,
             cache_dir: None,
             metrics_listen: ([127, 0, 0, 1], 9103).into(),
             cluster_token: None,
@@ -169,6 +172,9 @@ impl Config {
         }
         if !(1..=60).contains(&self.poll_wait_secs) {
             return Err(ConfigError::invalid("poll_wait_secs", "must be between 1 and 60"));
+        }
+        if !(1..=64).contains(&self.browse_repositories) {
+            return Err(ConfigError::invalid("browse_repositories", "must be between 1 and 64"));
         }
         if self.worker_id.len() > 128 {
             return Err(ConfigError::invalid("worker_id", "is longer than 128 characters"));

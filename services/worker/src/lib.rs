@@ -4,7 +4,8 @@
 //! Layout: [`config`], [`client`] (the LeaseService seam), [`runner`] (one lease: engine on a
 //! blocking thread, heartbeats, logs, cancel, completion), [`execute`] (job types on the
 //! engine, retention, the snapshot index), [`convert`] (API messages → engine types),
-//! [`reporter`] (engine progress → what the pump sends).
+//! [`reporter`] (engine progress → what the pump sends), [`queries`] (snapshot browsing:
+//! listings, diffs and file reads answered beside the jobs, repositories kept open).
 //!
 //! Shutdown is two-phase: stop acquiring, let running jobs finish within the grace period,
 //! then cancel them; a cancelled attempt is reported as a retryable failure so another worker
@@ -15,6 +16,7 @@ pub mod client;
 pub mod config;
 pub mod convert;
 pub mod execute;
+pub mod queries;
 pub mod reporter;
 pub mod runner;
 
@@ -47,6 +49,16 @@ pub async fn run_with(
     metrics::gauge!("cairn_worker_capacity").set(capacity as f64);
     let wait = Duration::from_secs(config.poll_wait_secs);
     tracing::info!(worker = %id, ?labels, ?projects, capacity, scheduler = %config.scheduler_url, "worker started");
+    let browser = Arc::new(cairn_engine::Browser::new(engine.clone(), config.browse_repositories as usize));
+    let answering = tokio::spawn(queries::run(
+        client.clone(),
+        browser,
+        id.clone(),
+        labels.clone(),
+        projects.clone(),
+        wait,
+        shutdown.clone(),
+    ));
     let stop_jobs = CancellationToken::new();
     let mut running: JoinSet<Ended> = JoinSet::new();
     let mut ended = Vec::new();
@@ -110,6 +122,7 @@ pub async fn run_with(
             }
         }
     }
+    answering.abort();
     tracing::info!(worker = %id, "worker stopped");
     Ok(ended)
 }

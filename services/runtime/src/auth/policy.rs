@@ -118,6 +118,10 @@ pub const TABLE: &[Entry] = &[
     e("/cairn.v1.JobService/ListJobLogs", Project(Viewer), R),
     e("/cairn.v1.JobService/CancelJob", Project(Operator), W),
     e("/cairn.v1.JobService/WatchJob", Project(Viewer), R),
+    e("/cairn.v1.JobService/ListSnapshotEntries", Project(Viewer), R),
+    e("/cairn.v1.JobService/DiffSnapshots", Project(Viewer), R),
+    // Reading a file's contents is as much as restoring it, and always audited.
+    e("/cairn.v1.JobService/ReadSnapshotFile", Project(Operator), W),
     e("/cairn.v1.JobService/ListSnapshots", Project(Viewer), R),
     e("/cairn.v1.JobService/ListProtectionStatus", Project(Viewer), R),
     // A list of snapshots given inline needs no project; stored ones need viewer there.
@@ -129,6 +133,8 @@ pub const TABLE: &[Entry] = &[
     e("/cairn.v1.LeaseService/AppendLog", Worker, R),
     e("/cairn.v1.LeaseService/CompleteJob", Worker, R),
     e("/cairn.v1.LeaseService/BatchCompleteJobs", Worker, R),
+    e("/cairn.v1.LeaseService/AcquireQueries", Worker, R),
+    e("/cairn.v1.LeaseService/AnswerQuery", Worker, R),
     // SchedulerInternalService
     e("/cairn.v1.SchedulerInternalService/RunConnectionTest", Internal, R),
     e("/cairn.v1.SchedulerInternalService/ForgetTask", Internal, R),

@@ -6,6 +6,7 @@ pub mod jobs;
 pub mod logs;
 pub mod notifications;
 pub mod protection;
+pub mod queries;
 pub mod schedules;
 pub mod snapshots;
 
