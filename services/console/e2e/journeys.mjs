@@ -149,6 +149,23 @@ try {
   const restored = fs.readdirSync(RESTORE, { recursive: true }).map(String);
   assert.ok(restored.some((f) => f.endsWith("hello.txt")), `hello.txt was restored: ${restored.slice(0, 10)}`);
 
+  log("browse the snapshot: download a file, restore one picked entry");
+  await page.goto(`${BASE}/projects/default/snapshots`);
+  await page.click(`${tid("snapshot-row")} ${tid("browse")}`);
+  await page.waitForURL(/\/connectors\/[0-9a-f-]{36}\/snapshots\/[0-9a-f]{64}$/);
+  await page.locator(tid("entry")).first().waitFor();
+  const hello = page.locator(tid("entry"), { hasText: "hello.txt" });
+  const [download] = await Promise.all([page.waitForEvent("download"), hello.locator(tid("download")).click()]);
+  assert.equal(download.suggestedFilename(), "hello.txt");
+  assert.equal(fs.readFileSync(await download.path(), "utf8"), fs.readFileSync(`${DATA}/hello.txt`, "utf8"));
+  await hello.locator(tid("pick")).check();
+  await shot(page, "snapshot-browser");
+  await page.click(tid("restore-picked-submit"));
+  await page.waitForURL(/\/jobs\/[0-9a-f-]{36}$/);
+  await page.locator("#job-log[data-ended]").waitFor({ timeout: 120000 });
+  assert.equal(await page.locator(`${tid("job-summary")} ${tid("job-state")}`).innerText(), "SUCCEEDED");
+  assert.match(await page.locator(tid("job-overrides")).innerText(), /hello\.txt/);
+
   log("cancel a running job");
   await page.goto(`${BASE}/projects/default/connectors/new?type=command`);
   await page.fill(tid("field-display_name"), "slow");

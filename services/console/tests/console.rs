@@ -521,6 +521,103 @@ async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
     let task = b.get("/projects/default/tasks").await;
     assert!(task.body.contains("restore-data"));
 
+    // The job's "Browse files" opens the snapshot's tree at its path; a directory opens by
+    // its link; a file downloads byte for byte; ticking entries restores exactly those.
+    let job_page = b.get(&job).await;
+    let browse = job_page
+        .body
+        .split("data-testid=\"browse-snapshot\" href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let found = b.get(&browse.replace("&amp;", "&")).await;
+    assert_eq!(found.status, 303, "{}", found.body);
+    assert_eq!(found.location, format!("/projects/default/connectors/{store_id}/snapshots/{snapshot_id}"));
+    let tree = b.get(&found.location).await;
+    assert_eq!(tree.status, 200, "{}", tree.body);
+    assert_eq!(tree.body.matches("data-testid=\"entry\"").count(), 2, "hello.txt and keep/: {}", tree.body);
+    assert!(tree.body.contains(">keep/</a>") && tree.body.contains("hello.txt"), "{}", tree.body);
+    let keep = tree
+        .body
+        .split("data-testid=\"dir\"")
+        .next()
+        .unwrap()
+        .rsplit("href=\"")
+        .next()
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let keep = b.get(&keep.replace("&amp;", "&")).await;
+    assert!(keep.body.contains("one.txt") && keep.body.contains("two.txt"), "{}", keep.body);
+    assert!(keep.body.contains("data-testid=\"up\""), "{}", keep.body);
+    let download = tree
+        .body
+        .split("data-testid=\"download\"")
+        .next()
+        .unwrap()
+        .rsplit("href=\"")
+        .next()
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let file = b.http.get(format!("{}{}", b.base, download.replace("&amp;", "&"))).send().await.unwrap();
+    assert_eq!(file.status(), 200);
+    assert!(
+        file.headers()["content-disposition"].to_str().unwrap().contains("filename*=UTF-8''hello.txt"),
+        "{:?}",
+        file.headers()
+    );
+    assert_eq!(file.bytes().await.unwrap().as_ref(), b"hello from the console");
+    let missing =
+        b.get(&format!("/projects/default/connectors/{store_id}/snapshots/{snapshot_id}?path=/nope")).await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    let picked = s.dirs.path().join("picked");
+    std::fs::create_dir_all(&picked).unwrap();
+    let a = b
+        .post(
+            "/projects/default/connectors",
+            &[
+                ("type", "local_path_destination"),
+                ("display_name", "picked"),
+                ("local_path_destination.path", picked.to_str().unwrap()),
+            ],
+        )
+        .await;
+    let picked_id = last(&a.location);
+    let (one, two) = (format!("{}/keep/one.txt", data.display()), format!("{}/hello.txt", data.display()));
+    let a = b
+        .post(
+            "/projects/default/snapshots/restore",
+            &[
+                ("task", "restore-data"),
+                ("snapshot", &snapshot_id),
+                ("include_path", &one),
+                ("include_path", &two),
+                ("destination", &format!("projects/default/connectors/{picked_id}")),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let restore_job = a.location.clone();
+    let done = eventually(Duration::from_secs(60), "the picked restore to succeed", || {
+        let mut b2 = Browser { http: b.http.clone(), base: b.base.clone(), csrf: String::new() };
+        let job = restore_job.clone();
+        async move {
+            let p = b2.get(&job).await;
+            (p.body.contains("SUCCEEDED") || p.body.contains("FAILED")).then_some(p)
+        }
+    })
+    .await;
+    assert!(done.body.contains("SUCCEEDED"), "{}", done.body);
+    let mut written: Vec<String> =
+        walk(&picked).into_iter().map(|p| p.strip_prefix(&picked).unwrap().display().to_string()).collect();
+    written.sort();
+    assert_eq!(written, [format!("{inside}/hello.txt"), format!("{inside}/keep/one.txt")]);
+
     // The prune simulator on the store's real snapshot.
     let sim = b.get(&format!("/projects/default/tasks/simulate?store={store_id}&keep_last=1")).await;
     assert!(sim.body.contains("1 kept, 0 removed of 1 snapshots"), "{}", sim.body);

@@ -202,7 +202,10 @@ pub fn summary(ctx: &Ctx, p: &str, j: &v1::Job) -> Markup {
                 }
             }
             @if !j.snapshot.is_empty() {
-                dt { "Snapshot" } dd { a data-testid="job-snapshot" href=(format!("/projects/{p}/snapshots?task={}&snapshot={}", ui::id(&j.task), j.snapshot)) { code { (j.snapshot) } } }
+                dt { "Snapshot" } dd {
+                    a data-testid="job-snapshot" href=(format!("/projects/{p}/snapshots?task={}&snapshot={}", ui::id(&j.task), j.snapshot)) { code { (j.snapshot) } }
+                    " " a.button data-testid="browse-snapshot" href=(format!("/projects/{p}/snapshots/browse?task={}&snapshot={}", ui::id(&j.task), j.snapshot)) { "Browse files" }
+                }
             }
             @if let Some(o) = &j.overrides {
                 dt { "This run only" } dd data-testid="job-overrides" {
@@ -418,7 +421,7 @@ pub async fn snapshots(ctx: Ctx, Path(p): Path<String>, Query(q): Query<Snapshot
             tbody {
                 @for s in &snaps {
                     tr.highlight[!q.snapshot.is_empty() && s.id.starts_with(&q.snapshot)] data-testid="snapshot-row" {
-                        td { code { (&s.id[..8.min(s.id.len())]) } }
+                        td { a href=(format!("/{}/snapshots/{}", s.store, s.id)) data-testid="browse" { code { (&s.id[..8.min(s.id.len())]) } } }
                         td { (ui::time(s.time.as_ref())) }
                         td { @if s.task.is_empty() { "—" } @else { a href=(format!("/projects/{p}/snapshots?store={store}&task={}", ui::id(&s.task))) { (task_name(&s.task)) } } }
                         td { (s.hostname) }

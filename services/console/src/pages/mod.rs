@@ -1,6 +1,7 @@
 //! Every screen's routes.
 
 mod admin;
+mod browse;
 mod connectors;
 mod jobs;
 mod overview;
@@ -37,6 +38,7 @@ pub fn routes(app: App) -> Router {
         .route("/projects/{p}/jobs/{id}/cancel", post(jobs::cancel))
         .route("/projects/{p}/snapshots", get(jobs::snapshots))
         .route("/projects/{p}/snapshots/restore", post(jobs::restore))
+        .route("/projects/{p}/snapshots/browse", get(browse::find))
         .route("/projects/{p}/schedules", get(schedules::list).post(schedules::create))
         .route("/projects/{p}/schedules/new", get(schedules::new))
         .route("/projects/{p}/schedules/preview", get(schedules::preview))
@@ -47,6 +49,8 @@ pub fn routes(app: App) -> Router {
         .route("/projects/{p}/connectors/{id}", get(connectors::show).post(connectors::update))
         .route("/projects/{p}/connectors/{id}/edit", get(connectors::edit))
         .route("/projects/{p}/connectors/{id}/test", post(connectors::test))
+        .route("/projects/{p}/connectors/{store}/snapshots/{id}", get(browse::page))
+        .route("/projects/{p}/connectors/{store}/snapshots/{id}/download", get(browse::download))
         .route("/projects/{p}/tasks", get(tasks::list).post(tasks::create))
         .route("/projects/{p}/tasks/new", get(tasks::new))
         .route("/projects/{p}/tasks/simulate", get(tasks::simulate))

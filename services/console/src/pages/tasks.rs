@@ -72,12 +72,14 @@ pub async fn list(ctx: Ctx, Path(p): Path<String>) -> Page {
 pub async fn run(ctx: Ctx, Path((p, id)): Path<(String, String)>, form: Posted) -> Page {
     let overrides = v1::RunOverrides {
         snapshot: form.get("snapshot"),
+        // Typed one per line, or ticked in a snapshot's file tree.
         include_paths: form
             .get("include_paths")
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .map(str::to_owned)
+            .chain(form.all("include_path"))
             .collect(),
         destination: form.get("destination"),
         full: form.checked("full"),
