@@ -82,7 +82,6 @@ impl Browser {
     }
 }
 
-/// `/projects/default/connectors/<id>` → the id.
 /// Every file under a directory.
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -93,8 +92,22 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// `/projects/default/connectors/<id>` → the id.
 fn last(path: &str) -> String {
     path.rsplit('/').next().unwrap().to_owned()
+}
+
+/// The page of a job once it ended (SUCCEEDED or FAILED).
+async fn ended(b: &Browser, job: &str) -> Answer {
+    eventually(Duration::from_secs(60), "the job to end", || {
+        let mut b2 = Browser { http: b.http.clone(), base: b.base.clone(), csrf: String::new() };
+        let job = job.to_owned();
+        async move {
+            let p = b2.get(&job).await;
+            (p.body.contains("SUCCEEDED") || p.body.contains("FAILED")).then_some(p)
+        }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -500,15 +513,7 @@ async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
         .await;
     assert_eq!(a.status, 303, "{}", a.body);
     let restore_job = a.location.clone();
-    let done = eventually(Duration::from_secs(60), "the restore to succeed", || {
-        let mut b2 = Browser { http: b.http.clone(), base: b.base.clone(), csrf: String::new() };
-        let job = restore_job.clone();
-        async move {
-            let p = b2.get(&job).await;
-            (p.body.contains("SUCCEEDED") || p.body.contains("FAILED")).then_some(p)
-        }
-    })
-    .await;
+    let done = ended(&b, &restore_job).await;
     assert!(done.body.contains("SUCCEEDED"), "{}", done.body);
     assert!(done.body.contains("data-testid=\"job-overrides\""), "{}", done.body);
     let mut written: Vec<String> =
@@ -603,15 +608,7 @@ async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
         .await;
     assert_eq!(a.status, 303, "{}", a.body);
     let restore_job = a.location.clone();
-    let done = eventually(Duration::from_secs(60), "the picked restore to succeed", || {
-        let mut b2 = Browser { http: b.http.clone(), base: b.base.clone(), csrf: String::new() };
-        let job = restore_job.clone();
-        async move {
-            let p = b2.get(&job).await;
-            (p.body.contains("SUCCEEDED") || p.body.contains("FAILED")).then_some(p)
-        }
-    })
-    .await;
+    let done = ended(&b, &restore_job).await;
     assert!(done.body.contains("SUCCEEDED"), "{}", done.body);
     let mut written: Vec<String> =
         walk(&picked).into_iter().map(|p| p.strip_prefix(&picked).unwrap().display().to_string()).collect();

@@ -344,5 +344,34 @@ fn entry(e: &cairn_engine::Entry) -> SnapshotEntry {
         gid: e.gid,
         user: e.user.clone(),
         group: e.group.clone(),
+        permissions: permissions(e.kind, e.mode),
+    }
+}
+
+/// `ls -l` style: the kind, then the permission bits of restic's mode (Go `os.FileMode`).
+fn permissions(kind: EntryKind, mode: u32) -> String {
+    let t = match kind {
+        EntryKind::Dir => 'd',
+        EntryKind::Symlink => 'l',
+        EntryKind::Device => 'b',
+        EntryKind::CharDevice => 'c',
+        EntryKind::Fifo => 'p',
+        EntryKind::Socket => 's',
+        EntryKind::File => '-',
+    };
+    std::iter::once(t)
+        .chain("rwxrwxrwx".chars().enumerate().map(|(i, c)| if mode & (1 << (8 - i)) != 0 { c } else { '-' }))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permissions_read_the_kind_and_the_low_nine_bits() {
+        assert_eq!(permissions(EntryKind::File, 0o644), "-rw-r--r--");
+        assert_eq!(permissions(EntryKind::Dir, 0x8000_01ed), "drwxr-xr-x");
+        assert_eq!(permissions(EntryKind::Symlink, 0o777), "lrwxrwxrwx");
     }
 }

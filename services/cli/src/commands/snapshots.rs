@@ -65,7 +65,7 @@ async fn ls(c: &Clients, p: &Printer, a: LsSnapshot) -> Result {
             let group = if e.group.is_empty() { e.gid.to_string() } else { e.group.clone() };
             println!(
                 "{} {owner:>8} {group:>8} {:>10} {} {name}",
-                permissions(kind, e.mode),
+                e.permissions,
                 e.size,
                 p.time_abs(&e.mtime)
             );
@@ -74,24 +74,6 @@ async fn ls(c: &Clients, p: &Printer, a: LsSnapshot) -> Result {
         }
     }
     Ok(0)
-}
-
-/// `ls -l` style permissions from restic's mode (Go `os.FileMode`: the low 9 bits).
-fn permissions(kind: EntryType, mode: u32) -> String {
-    let t = match kind {
-        EntryType::Dir => 'd',
-        EntryType::Symlink => 'l',
-        EntryType::Device => 'b',
-        EntryType::CharDevice => 'c',
-        EntryType::Fifo => 'p',
-        EntryType::Socket => 's',
-        EntryType::File | EntryType::Unspecified => '-',
-    };
-    let mut out = String::from(t);
-    for (i, ch) in "rwxrwxrwx".chars().enumerate() {
-        out.push(if mode & (1 << (8 - i)) != 0 { ch } else { '-' });
-    }
-    out
 }
 
 async fn diff(c: &Clients, p: &Printer, a: DiffSnapshot) -> Result {

@@ -57,11 +57,6 @@ fn kind(e: &v1::SnapshotEntry) -> &'static str {
     }
 }
 
-/// `rwxr-xr-x` from the permission bits of restic's mode.
-fn permissions(mode: u32) -> String {
-    "rwxrwxrwx".chars().enumerate().map(|(i, c)| if mode & (1 << (8 - i)) != 0 { c } else { '-' }).collect()
-}
-
 pub async fn page(
     ctx: Ctx,
     Path((p, store, id)): Path<(String, String, String)>,
@@ -146,7 +141,7 @@ pub async fn page(
                             }
                             td { (kind(e)) }
                             td { @if e.r#type() == v1::EntryType::File { (ui::bytes(i64::try_from(e.size).unwrap_or(i64::MAX))) } }
-                            td { code { (permissions(e.mode)) } }
+                            td { code { (e.permissions) } }
                             td { (ui::time(e.mtime.as_ref())) }
                             @if operator { td { @if e.r#type() == v1::EntryType::File { a href=(download(e)) download data-testid="download" { "Download" } } } }
                         }
@@ -262,13 +257,4 @@ pub async fn download(
         Body::from_stream(data),
     )
         .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn permissions_read_the_low_nine_bits() {
-        assert_eq!(super::permissions(0o644), "rw-r--r--");
-        assert_eq!(super::permissions(0x8000_01ed), "rwxr-xr-x");
-    }
 }
