@@ -352,6 +352,8 @@ pub async fn read_file(state: &State, caller: &Caller, req: ReadSnapshotFileRequ
         loop {
             let item = match asked.next().await {
                 Ok(None) => return,
+                // The closing part carries nothing for the caller.
+                Ok(Some(Part::File(ReadSnapshotFileResponse { part: None }))) => continue,
                 Ok(Some(Part::File(f))) => Ok(f),
                 Ok(other) => Err(Status::from(unexpected(other))),
                 Err(e) => Err(Status::from(e)),
