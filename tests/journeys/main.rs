@@ -3,6 +3,7 @@
 
 mod browse;
 mod canary;
+mod fleet;
 mod harness;
 mod migration;
 mod trace;

@@ -1,8 +1,10 @@
 //! The `cairn.v1` contract: generated messages, clients and servers, the descriptor set
 //! served by reflection, proto3 JSON rendering, and resource-name helpers.
 //!
-//! This is the only crate that compiles `proto/`. It holds no behaviour beyond naming.
+//! This is the only crate that compiles `proto/`. It holds no behaviour beyond naming and
+//! the source selector's matching rule ([`fleet`]), which the catalog and the scheduler share.
 
+pub mod fleet;
 pub mod ids;
 pub mod json;
 pub mod names;

@@ -371,8 +371,29 @@ pub async fn resolve(
         .map(|(raw, _)| raw.clone())
         .collect();
     let mut out = Vec::with_capacity(found.len());
+    // Fleet tasks select among their project's sources, read once per project.
+    let mut sources_of: HashMap<ProjectId, Vec<connector_rows::Row>> = HashMap::new();
     for row in &found {
         let task = to_proto(row, &cs)?;
+        let fleet = match &task.options {
+            Some(cairn_api::v1::task::Options::Backup(cairn_api::v1::BackupOptions {
+                sources: Some(sel),
+                ..
+            })) => {
+                if !sources_of.contains_key(&row.project_id) {
+                    let all = project_sources(&mut conn, &row.project_id).await?;
+                    sources_of.insert(row.project_id.clone(), all);
+                }
+                let mut picked = Vec::new();
+                for c in &sources_of[&row.project_id] {
+                    if cairn_api::fleet::selects(sel, &connectors::to_proto(c)?) {
+                        picked.push(resolved_connector(state, c, with_secrets)?);
+                    }
+                }
+                picked
+            }
+            _ => Vec::new(),
+        };
         let resolve_one = |id: Option<ConnectorId>| -> Result<Option<ResolvedConnector>> {
             let Some(c) = id.and_then(|id| cs.get(&id)) else { return Ok(None) };
             resolved_connector(state, c, with_secrets).map(Some)
@@ -390,6 +411,7 @@ pub async fn resolve(
             target_store: resolve_one(row.target_store_id)?,
             task: Some(task),
             secrets,
+            fleet,
         });
     }
     Ok((out, missing))
@@ -410,6 +432,30 @@ pub fn resolved_connector(
     Ok(ResolvedConnector { connector: Some(connectors::to_proto(row)?), secrets })
 }
 
+/// Every SOURCE connector of a project.
+async fn project_sources(
+    conn: &mut sqlx::PgConnection,
+    project: &ProjectId,
+) -> Result<Vec<connector_rows::Row>> {
+    const PAGE: i64 = 1000;
+    let filter = connector_rows::Filter {
+        role: Some(connector_role_name(ConnectorRole::Source).into()),
+        ..Default::default()
+    };
+    let scope = [project.clone()];
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = connector_rows::list(conn, Some(&scope), &filter, after, PAGE).await?;
+        after = page.last().map(|r| r.id);
+        let full = page.len() as i64 == PAGE;
+        out.extend(page);
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
 /// ListBackupCoverage: every SOURCE connector and every BACKUP task of a project (no secrets).
 pub async fn backup_coverage(
     state: &State,
@@ -420,22 +466,11 @@ pub async fn backup_coverage(
     let mut conn = state.pool.acquire().await?;
     let project = projects::parent(&mut conn, caller, &req.parent).await?;
     let scope = [project];
-    let sources_filter = connector_rows::Filter {
-        role: Some(connector_role_name(ConnectorRole::Source).into()),
-        ..Default::default()
-    };
-    let mut sources = Vec::new();
-    let mut after = None;
-    loop {
-        let page = connector_rows::list(&mut conn, Some(&scope), &sources_filter, after, PAGE).await?;
-        after = page.last().map(|r| r.id);
-        for r in &page {
-            sources.push(connectors::to_proto(r)?);
-        }
-        if (page.len() as i64) < PAGE {
-            break;
-        }
-    }
+    let sources = project_sources(&mut conn, &scope[0])
+        .await?
+        .iter()
+        .map(connectors::to_proto)
+        .collect::<Result<Vec<_>>>()?;
     let filter = rows::Filter { connector: None, type_name: Some(type_name(TaskType::Backup).into()) };
     let mut backup_tasks = Vec::new();
     let mut after = None;

@@ -94,7 +94,7 @@ pub enum Command {
     Connector(ConnectorCmd),
     /// Backup, restore, sync, check and prune tasks.
     #[command(subcommand)]
-    Task(TaskCmd),
+    Task(Box<TaskCmd>),
     /// When tasks run.
     #[command(subcommand)]
     Schedule(ScheduleCmd),
@@ -266,6 +266,9 @@ pub struct ConnectorCommon {
     /// Sources: recovery point objective (e.g. 26h), overriding the backup tasks' own.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub rpo: Option<std::time::Duration>,
+    /// A label fleet tasks select sources by (repeatable): `fleet=web`.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
 }
 
 /// Fields common to every store.
@@ -479,6 +482,12 @@ pub struct UpdateConnector {
     /// Remove every selector label.
     #[arg(long, conflicts_with = "selectors")]
     pub clear_selector: bool,
+    /// Replace the labels fleet tasks select by (repeatable `key=value`).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Remove every label.
+    #[arg(long, conflicts_with = "labels")]
+    pub clear_labels: bool,
     /// New path (local-path sources: replaces all paths; stores and destinations: the path).
     #[arg(long = "path")]
     pub paths: Vec<String>,
@@ -656,14 +665,23 @@ pub enum Overwrite {
 pub enum CreateTask {
     /// Back a source up into a store.
     #[command(
-        after_help = "Examples:\n  cairn task create backup web-nightly --source web-data --store nas --label web --keep-daily 7 --keep-weekly 4\n  cairn task create backup web-weekly --source web-data --store nas --full --keep-weekly 3"
+        after_help = "Examples:\n  cairn task create backup web-nightly --source web-data --store nas --label web --keep-daily 7 --keep-weekly 4\n  cairn task create backup web-weekly --source web-data --store nas --full --keep-weekly 3\n  cairn task create backup fleet-nightly --sources fleet=web --exclude 'web-test-*' --store nas --keep-daily 7\n\nA fleet task (--sources/--include) backs up every SOURCE connector that carries the\nlabels, matches an --include (a display name pattern or key=value) when given and no\n--exclude: one job per source per run, each on a worker matching that source."
     )]
     Backup {
         /// Display name.
         name: String,
-        /// SOURCE connector.
-        #[arg(long)]
-        source: String,
+        /// SOURCE connector (or select many with --sources/--include).
+        #[arg(long, required_unless_present_any = ["sources", "include"], conflicts_with_all = ["sources", "include", "exclude"])]
+        source: Option<String>,
+        /// Fleet: sources must carry this connector label (repeatable `key=value`).
+        #[arg(long = "sources", value_name = "KEY=VALUE")]
+        sources: Vec<String>,
+        /// Fleet: sources must also match one of these (display name pattern with `*`, or `key=value`).
+        #[arg(long = "include", value_name = "PATTERN")]
+        include: Vec<String>,
+        /// Fleet: never back up sources matching these (same forms as --include).
+        #[arg(long = "exclude", value_name = "PATTERN")]
+        exclude: Vec<String>,
         /// STORE connector.
         #[arg(long)]
         store: String,

@@ -87,6 +87,51 @@ pub struct TaskPlan {
     pub destination: Option<ConnectorId>,
     /// Each connector's worker selector (their union is `selector`).
     pub selectors: Vec<(ConnectorId, HashMap<String, String>)>,
+    /// A fleet BACKUP (`backup.sources`): the sources its selector matches now, each backed
+    /// up by its own job of every run (see [`TaskPlan::runs`]).
+    pub fleet: Option<Vec<FleetSource>>,
+}
+
+/// A source of a fleet task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetSource {
+    /// Connector id.
+    pub id: ConnectorId,
+    /// Display name.
+    pub display_name: String,
+    /// Its worker selector.
+    pub selector: HashMap<String, String>,
+    /// Its own RPO, if any.
+    pub rpo: Option<Duration>,
+}
+
+impl TaskPlan {
+    /// The plan of each job one run makes: the plan itself, or for a fleet task one plan per
+    /// matching source (its source, RPO and placement: the source's selector joins the task's,
+    /// and wins a contradicting label). A fleet that matches nothing makes no job.
+    #[must_use]
+    pub fn runs(&self) -> Vec<TaskPlan> {
+        let Some(fleet) = &self.fleet else { return vec![self.clone()] };
+        fleet
+            .iter()
+            .map(|s| {
+                let mut p = self.clone();
+                p.fleet = None;
+                p.source = Some((s.id, s.display_name.clone()));
+                p.rpo = s.rpo.or(self.rpo);
+                p.connector_ids.insert(0, s.id);
+                p.selector.extend(s.selector.clone());
+                p.selectors.insert(0, (s.id, s.selector.clone()));
+                p
+            })
+            .collect()
+    }
+
+    /// Whether the task is a fleet task (its jobs share a run).
+    #[must_use]
+    pub fn is_fleet(&self) -> bool {
+        self.fleet.is_some()
+    }
 }
 
 /// A task's key in the caches: (project, id).
@@ -126,12 +171,28 @@ impl TaskPlan {
             _ => None,
         };
         let source = r.source.as_ref().and_then(|c| c.connector.as_ref());
+        let rpo_of = |d: Option<&prost_types::Duration>| d.and_then(from_duration).filter(|d| !d.is_zero());
         let rpo = match (&t.options, task_type) {
-            (Some(Options::Backup(b)), TaskType::Backup) => source
-                .and_then(|c| c.rpo.as_ref())
-                .or(b.rpo.as_ref())
-                .and_then(from_duration)
-                .filter(|d| !d.is_zero()),
+            (Some(Options::Backup(b)), TaskType::Backup) => {
+                rpo_of(source.and_then(|c| c.rpo.as_ref()).or(b.rpo.as_ref()))
+            }
+            _ => None,
+        };
+        let fleet = match (&t.options, task_type) {
+            (Some(Options::Backup(b)), TaskType::Backup) if b.sources.is_some() => Some(
+                r.fleet
+                    .iter()
+                    .filter_map(|rc| {
+                        let c = rc.connector.as_ref()?;
+                        Some(FleetSource {
+                            id: connector_id(&Some(rc.clone()))?,
+                            display_name: c.display_name.clone(),
+                            selector: c.worker_selector.clone(),
+                            rpo: rpo_of(c.rpo.as_ref()),
+                        })
+                    })
+                    .collect(),
+            ),
             _ => None,
         };
         Ok(TaskPlan {
@@ -169,6 +230,7 @@ impl TaskPlan {
                     Some((connector_id(c)?, sel))
                 })
                 .collect(),
+            fleet,
         })
     }
 }

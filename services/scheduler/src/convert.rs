@@ -61,6 +61,8 @@ pub fn job(r: &jobs::Row) -> Result<Job> {
         },
         trace_parent: r.trace_parent.clone(),
         overrides: r.overrides.as_ref().map(store::decode).transpose()?,
+        run: r.run_id.map(|id| id.to_string()).unwrap_or_default(),
+        source: r.source_id.map(|id| id.name(p)).unwrap_or_default(),
         log: vec![],
     })
 }

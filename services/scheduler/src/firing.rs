@@ -138,8 +138,9 @@ async fn fire(
                 request_id: None,
                 trace_parent,
                 overrides: None,
+                run_id: None,
             };
-            let id = jobs::create(conn, plan, &spec, now).await?;
+            let id = jobs::create_run(conn, plan, &spec, now).await?;
             let late = (now - due).num_milliseconds().max(0) as f64 / 1000.0;
             metrics::histogram!("cairn_scheduler_firing_lateness_seconds").record(late);
             (occurrence, 0, id)
@@ -156,9 +157,10 @@ async fn fire(
                     request_id: None,
                     trace_parent,
                     overrides: None,
+                    run_id: None,
                 };
                 tracing::info!(parent: &span, missed = count, %first, %last, "catching up missed occurrences with one job");
-                jobs::create(conn, plan, &spec, now).await?
+                jobs::create_run(conn, plan, &spec, now).await?
             } else {
                 tracing::info!(parent: &span, missed = count, %first, %last, "skipping missed occurrences (not journalised)");
                 record_skip(conn, plan, row.id, first, last, count, now).await?
@@ -209,6 +211,7 @@ async fn record_skip(
         request_id: None,
         trace_parent: String::new(),
         overrides: None,
+        run_id: None,
     };
     let mut job = jobs::new_row(plan, &spec, now);
     job.state = JobState::Skipped;

@@ -74,9 +74,21 @@ pub async fn forecast(state: &State, caller: &Caller, req: ForecastRequest) -> R
         let Ok(m) = maths(&spec, s.anchor, "") else { continue };
         let median = forecast::median(by_task.get(&s.task_id).cloned().unwrap_or_default());
         let estimate = median.map(std::time::Duration::from_secs_f64).unwrap_or(DEFAULT_DURATION);
-        let mut pool: Vec<String> = plan.selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        pool.sort();
-        let pool = pool.join(",");
+        // One run per job an occurrence makes: a fleet task fans out to each source.
+        let fanout: Vec<(String, String)> = plan
+            .runs()
+            .iter()
+            .map(|p| {
+                let mut pool: Vec<String> = p.selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                pool.sort();
+                let source = if plan.is_fleet() {
+                    p.source.clone().map(|s| s.1).unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                (pool.join(","), source)
+            })
+            .collect();
         let stores: Vec<String> = plan.stores.iter().map(|st| st.id.name(&s.project_id)).collect();
         let max_jitter = jitter(&spec);
         let Some(first) = s.next_fire else { continue };
@@ -100,25 +112,28 @@ pub async fn forecast(state: &State, caller: &Caller, req: ForecastRequest) -> R
                     break;
                 }
                 n += 1;
-                runs.push((
-                    ForecastRun {
-                        schedule: Kind::Schedule.name(&s.project_id, s.id),
-                        schedule_display_name: s.display_name.clone(),
-                        task: Kind::Task.name(&s.project_id, s.task_id),
-                        task_display_name: plan.display_name.clone(),
-                        start_time: Some(to_timestamp(start)),
-                        estimated_duration: Some(to_duration(estimate)),
-                        estimate_is_default: median.is_none(),
-                        stores: stores.clone(),
-                        worker_pool: pool.clone(),
-                    },
-                    Run {
-                        start,
-                        duration: Duration::from_std(estimate).unwrap_or_default(),
-                        stores: stores.clone(),
-                        pool: pool.clone(),
-                    },
-                ));
+                for (pool, source) in &fanout {
+                    runs.push((
+                        ForecastRun {
+                            schedule: Kind::Schedule.name(&s.project_id, s.id),
+                            schedule_display_name: s.display_name.clone(),
+                            task: Kind::Task.name(&s.project_id, s.task_id),
+                            task_display_name: plan.display_name.clone(),
+                            start_time: Some(to_timestamp(start)),
+                            estimated_duration: Some(to_duration(estimate)),
+                            estimate_is_default: median.is_none(),
+                            stores: stores.clone(),
+                            worker_pool: pool.clone(),
+                            source_display_name: source.clone(),
+                        },
+                        Run {
+                            start,
+                            duration: Duration::from_std(estimate).unwrap_or_default(),
+                            stores: stores.clone(),
+                            pool: pool.clone(),
+                        },
+                    ));
+                }
             }
             occ = m.next_after(o);
         }

@@ -65,6 +65,7 @@ pub async fn run_connection_test(state: &State, req: RunConnectionTestRequest) -
         notify: cairn_api::v1::NotificationMode::Never,
         source_id: None,
         overrides: None,
+        run_id: None,
     };
     let mut rx = state.events.subscribe_jobs();
     let mut tx = state.pool.begin().await?;

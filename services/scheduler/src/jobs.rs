@@ -56,6 +56,8 @@ pub struct Spec {
     pub trace_parent: String,
     /// RunTask's changes for this run (RunOverrides, proto3 JSON).
     pub overrides: Option<serde_json::Value>,
+    /// The run a fleet task's job belongs to (shared by the jobs of one firing or RunTask).
+    pub run_id: Option<Uuid>,
 }
 
 /// The row of a new job of a task, without state.
@@ -90,6 +92,7 @@ pub fn new_row(plan: &TaskPlan, spec: &Spec, now: DateTime<Utc>) -> rows::New {
         notify: notify_mode(plan),
         source_id: plan.source.as_ref().map(|(id, _)| *id),
         overrides: spec.overrides.clone(),
+        run_id: spec.run_id,
     }
 }
 
@@ -113,6 +116,23 @@ pub async fn ended(conn: &mut PgConnection, job: &rows::Row) -> Result<()> {
     crate::protection::jobs_finished(conn, std::slice::from_ref(job)).await
 }
 
+/// Creates the jobs of one run of `plan` (one, or one per source of a fleet task, sharing a
+/// run id) inside the caller's transaction. Returns the first job's id.
+pub async fn create_run(
+    conn: &mut PgConnection,
+    plan: &TaskPlan,
+    spec: &Spec,
+    now: DateTime<Utc>,
+) -> Result<Option<JobId>> {
+    let spec = Spec { run_id: plan.is_fleet().then(Uuid::now_v7), ..spec.clone() };
+    let mut first = None;
+    for each in plan.runs() {
+        let id = create(conn, &each, &spec, now).await?;
+        first = first.or(id);
+    }
+    Ok(first)
+}
+
 /// Creates the job of `spec` inside the caller's transaction, applying the task's overlap
 /// policy (serialised per task across replicas). Returns the job id, or `None` when the
 /// schedule occurrence already has a job.
@@ -127,7 +147,8 @@ pub async fn create(
         Vec::new()
     } else {
         store::lock_tasks(conn, store::LOCK_TASK, &[plan.id]).await?;
-        rows::active_of_task(conn, &plan.project, plan.id).await?
+        let fleet_source = spec.run_id.and(plan.source.as_ref().map(|(id, _)| *id));
+        rows::active_of_task(conn, &plan.project, plan.id, fleet_source).await?
     };
     let mut job = new_row(plan, spec, now);
     match rules::overlap(plan.overlap, &plan.project, &active) {
@@ -257,9 +278,21 @@ pub async fn run_task(state: &State, caller: &Caller, req: RunTaskRequest) -> Re
         request_id: rid,
         trace_parent,
         overrides,
+        run_id: plan.is_fleet().then(Uuid::now_v7),
     };
     let mut tx = state.pool.begin().await?;
-    let id = match create(&mut tx, &plan, &spec, now).await {
+    let runs = plan.runs();
+    if runs.is_empty() {
+        return Err(Error::WrongState(format!(
+            "task {:?} selects no source now: no SOURCE connector matches its `backup.sources`",
+            plan.display_name
+        )));
+    }
+    // The first job answers the call (and carries the request id); a fleet's others follow.
+    for each in runs.iter().skip(1) {
+        create(&mut tx, each, &Spec { request_id: None, ..spec.clone() }, now).await?;
+    }
+    let id = match create(&mut tx, &runs[0], &spec, now).await {
         Ok(id) => id,
         Err(Error::Db(e)) if db::classify(&e) == DbErrorKind::UniqueViolation && rid.is_some() => {
             drop(tx);
@@ -407,6 +440,13 @@ pub async fn list(state: &State, caller: &Caller, req: ListJobsRequest) -> Resul
     };
     let from = ts(&req.create_time_from, "create_time_from", &mut v);
     let to = ts(&req.create_time_to, "create_time_to", &mut v);
+    let run_id = match req.run.trim() {
+        "" => None,
+        raw => raw.parse::<Uuid>().map(Some).unwrap_or_else(|_| {
+            v.add("run", format!("{raw:?} is not a run id (a UUID, Job.run)"));
+            None
+        }),
+    };
     let (project, scope) = resolve::list_parent(caller, &req.parent)?;
     v.check()?;
     let schedule_id = resolve::schedule_id(state, "schedule", project.as_ref(), &req.schedule).await?;
@@ -419,6 +459,7 @@ pub async fn list(state: &State, caller: &Caller, req: ListJobsRequest) -> Resul
         r#type,
         from,
         to,
+        run_id,
     };
     let fp = pagination::fingerprint(&(&filter, &scope));
     let before: Option<(DateTime<Utc>, JobId)> = pagination::decode(&req.page_token, fp)?;

@@ -336,7 +336,7 @@ async fn claim(
 /// `domain::placement`) and records why the others wait. Returns the jobs to start.
 async fn place(tx: &mut sqlx::PgConnection, c: Claimed, capacity: usize) -> Result<Vec<JobId>> {
     let mut loads = occupancy(tx, &c.limits, &c.store_ids).await?;
-    let mut busy: HashSet<TaskId> = if c.serial_tasks.is_empty() {
+    let mut busy: HashSet<placement::SerialKey> = if c.serial_tasks.is_empty() {
         HashSet::new()
     } else {
         rows::busy_tasks(tx, &c.serial_tasks).await?.into_iter().collect()
@@ -350,6 +350,7 @@ async fn place(tx: &mut sqlx::PgConnection, c: Claimed, capacity: usize) -> Resu
             store_ids: c.store_ids.clone(),
             exclusive: c.exclusive,
             serial: c.serial,
+            fleet_source: c.serial_source,
         })
         .collect();
     let pick = placement::pick(&cands, &mut loads, &mut busy, capacity);
@@ -453,8 +454,36 @@ async fn leases_for(
         } else if let Some(task_id) = row.task_id {
             match resolved.get(&(row.project_id.clone(), task_id)).cloned().flatten() {
                 Some(r) => {
-                    // Task-level secrets (webhook keys) are for the scheduler only.
-                    let mut task = ResolvedTask { secrets: HashMap::new(), ..(*r).clone() };
+                    // Task-level secrets (webhook keys) are for the scheduler only, and a fleet
+                    // job's worker gets its own source, not every source's secrets.
+                    let mut task = ResolvedTask { secrets: HashMap::new(), fleet: vec![], ..(*r).clone() };
+                    if row.run_id.is_some() {
+                        let own = r.fleet.iter().find(|c| {
+                            c.connector
+                                .as_ref()
+                                .and_then(|c| {
+                                    cairn_api::names::parse_canonical(
+                                        cairn_api::names::Kind::Connector,
+                                        &c.name,
+                                    )
+                                    .ok()
+                                })
+                                .map(|(_, id)| id)
+                                == row.source_id.map(|s| s.uuid())
+                        });
+                        match own {
+                            Some(c) => task.source = Some(c.clone()),
+                            None => {
+                                fail_gone(
+                                    state,
+                                    row,
+                                    "the source no longer matches the task's `backup.sources`",
+                                )
+                                .await?;
+                                continue;
+                            }
+                        }
+                    }
                     if let Some(o) = &row.overrides {
                         let o: cairn_api::v1::RunOverrides = store::decode(o)?;
                         if let Err(why) =

@@ -229,14 +229,27 @@ impl<'a> View<'a> {
             .collect();
         let mut pairs = Vec::new();
         for (tid, t) in &tasks {
-            let Some(sid) = id_of(Kind::Connector, &t.source).map(ConnectorId::from_uuid) else { continue };
-            let Some((_, s)) = sources.iter().find(|(id, _)| *id == sid) else { continue };
-            let task_rpo = match &t.options {
-                Some(Options::Backup(b)) => b.rpo.as_ref(),
+            let backup = match &t.options {
+                Some(Options::Backup(b)) => Some(b),
                 _ => None,
             };
-            let rpo = s.rpo.as_ref().or(task_rpo).and_then(from_duration).filter(|d| !d.is_zero());
-            pairs.push(Pair { task: (*tid, *t), source: (sid, *s), rpo });
+            // A fleet task covers every source its selector matches; others their one source.
+            let covered: Vec<(ConnectorId, &Connector)> = match backup.and_then(|b| b.sources.as_ref()) {
+                Some(sel) => {
+                    sources.iter().filter(|(_, s)| cairn_api::fleet::selects(sel, s)).copied().collect()
+                }
+                None => {
+                    let Some(sid) = id_of(Kind::Connector, &t.source).map(ConnectorId::from_uuid) else {
+                        continue;
+                    };
+                    sources.iter().filter(|(id, _)| *id == sid).copied().collect()
+                }
+            };
+            for (sid, s) in covered {
+                let task_rpo = backup.and_then(|b| b.rpo.as_ref());
+                let rpo = s.rpo.as_ref().or(task_rpo).and_then(from_duration).filter(|d| !d.is_zero());
+                pairs.push(Pair { task: (*tid, *t), source: (sid, s), rpo });
+            }
         }
         View { sources, tasks, pairs }
     }

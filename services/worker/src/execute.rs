@@ -21,6 +21,8 @@ use crate::convert::{self, Invalid};
 
 /// The tag naming a snapshot's task.
 pub const TASK_TAG: &str = "cairn-task=";
+/// The tag that names the source of a fleet task's snapshot.
+pub const SOURCE_TAG: &str = "cairn-source=";
 
 /// Why a job did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +96,15 @@ pub fn execute(
             };
             let mut tags = task.labels.clone();
             tags.push(format!("{TASK_TAG}{task_id}"));
+            // A fleet task's snapshots also name their source: retention (and people) tell
+            // the sources apart by it.
+            let source_tag = opts.sources.as_ref().map(|_| {
+                let name =
+                    resolved.source.as_ref().and_then(|s| s.connector.as_ref()).map(|c| c.name.as_str());
+                let id = name.and_then(|n| n.rsplit('/').next()).unwrap_or_default();
+                format!("{SOURCE_TAG}{id}")
+            });
+            tags.extend(source_tag.clone());
             let full = opts.mode == BackupMode::Full as i32;
             let out = engine.backup(
                 &source,
@@ -121,7 +132,7 @@ pub fn execute(
                     engine,
                     &store,
                     policy,
-                    |tags| tags.contains(&task_tag),
+                    |tags| tags.contains(&task_tag) && source_tag.as_ref().is_none_or(|s| tags.contains(s)),
                     progress,
                     cancel,
                 )?;

@@ -73,6 +73,7 @@ pub fn normalize(c: &Connector, stored: &BTreeSet<String>) -> Result<Normalized,
         v.add(f("description"), e);
     }
     fields::selector(&f("worker_selector"), &c.worker_selector, &mut v);
+    fields::selector(&f("labels"), &c.labels, &mut v);
 
     let Some(config) = &c.config else {
         v.add(

@@ -119,8 +119,25 @@ pub fn selector(field: &str, sel: &HashMap<String, String>, out: &mut cairn_runt
     }
 }
 
+/// A fleet selector's include/exclude entry: `key=value` (a label) or a display name pattern.
+pub fn selector_entry(e: &str) -> Result<(), String> {
+    match e.split_once('=') {
+        Some((k, val)) => label_part(k)
+            .map_err(|m| format!("label key {m}"))
+            .and_then(|()| label_part(val).map_err(|m| format!("label value {m}"))),
+        None if e.trim().is_empty()
+            || e.trim() != e
+            || e.chars().count() > 128
+            || e.chars().any(char::is_control) =>
+        {
+            Err(format!("{e:?} is neither key=value nor a display name pattern of 1..=128 characters"))
+        }
+        None => Ok(()),
+    }
+}
+
 /// Snapshot labels (restic tags): 1..=128 printable characters, no `,` (restic's tag list
-/// separator), no surrounding whitespace; `cairn-task=` is reserved.
+/// separator), no surrounding whitespace; `cairn-task=` and `cairn-source=` are reserved.
 pub fn snapshot_label(v: &str) -> Result<(), String> {
     if v.is_empty() {
         return Err("is an empty label".into());
@@ -134,8 +151,8 @@ pub fn snapshot_label(v: &str) -> Result<(), String> {
     if v.trim() != v || v.chars().any(char::is_control) {
         return Err(format!("{v:?} has surrounding whitespace or control characters"));
     }
-    if v.starts_with("cairn-task=") {
-        return Err(format!("{v:?} uses the reserved prefix 'cairn-task='"));
+    if let Some(prefix) = ["cairn-task=", "cairn-source="].into_iter().find(|p| v.starts_with(p)) {
+        return Err(format!("{v:?} uses the reserved prefix '{prefix}'"));
     }
     Ok(())
 }

@@ -129,7 +129,18 @@ pub fn normalize(t: &Task, slots: &Slots, stored: &BTreeSet<String>) -> Result<N
 
     // Which connector fields the type takes, and the role each must have.
     use ConnectorRole::{Destination, Source, Store};
+    // A fleet BACKUP names its sources by selector, not one `source`.
+    let fleet = matches!(&t.options, Some(Options::Backup(b)) if b.sources.is_some());
+    if fleet && !matches!(slots.source, Slot::Empty) {
+        v.add(f("source"), "must be empty: a fleet task backs up the sources `backup.sources` selects");
+    }
     let wanted: [(&str, &Slot, Option<ConnectorRole>); 4] = match ty {
+        TaskType::Backup if fleet => [
+            ("source", &Slot::Empty, None),
+            ("store", &slots.store, Some(Store)),
+            ("destination", &slots.destination, None),
+            ("target_store", &slots.target_store, None),
+        ],
         TaskType::Backup => [
             ("source", &slots.source, Some(Source)),
             ("store", &slots.store, Some(Store)),
@@ -341,6 +352,16 @@ fn options(ty: TaskType, given: Option<&Options>, v: &mut Violations) -> Options
             }
             if let Some(Err(e)) = b.rpo.as_ref().map(super::fields::rpo) {
                 v.add("task.backup.rpo", e);
+            }
+            if let Some(sel) = &b.sources {
+                fields::selector("task.backup.sources.labels", &sel.labels, v);
+                for (list, entries) in [("include", &sel.include), ("exclude", &sel.exclude)] {
+                    for (i, e) in entries.iter().enumerate() {
+                        if let Err(m) = fields::selector_entry(e) {
+                            v.add(format!("task.backup.sources.{list}[{i}]"), m);
+                        }
+                    }
+                }
             }
             Options::Backup(b)
         }

@@ -112,6 +112,10 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ConnectorCmd) -> Result {
                 patch.worker_selector = pairs(&u.selectors, "--selector")?;
                 paths.push("worker_selector".to_owned());
             }
+            if u.clear_labels || !u.labels.is_empty() {
+                patch.labels = pairs(&u.labels, "--label")?;
+                paths.push("labels".to_owned());
+            }
             if let Some(n) = u.max_concurrent_jobs {
                 patch.max_concurrent_jobs = n;
                 paths.push("max_concurrent_jobs".to_owned());
@@ -235,6 +239,7 @@ fn base(name: String, common: ConnectorCommon) -> Result<Connector> {
         display_name: name,
         description: common.description,
         worker_selector: pairs(&common.selectors, "--selector")?,
+        labels: pairs(&common.labels, "--label")?,
         rpo: common.rpo.map(pb_duration),
         ..Default::default()
     })

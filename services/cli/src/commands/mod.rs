@@ -67,7 +67,7 @@ pub async fn run(cli: Cli) -> Result {
         Command::Audit(cmd) => access::audit(&c, &p, cmd).await,
         Command::Project(cmd) => projects::run(&c, &p, cmd).await,
         Command::Connector(cmd) => connectors::run(&c, &p, cmd).await,
-        Command::Task(cmd) => tasks::run(&c, &p, cmd).await,
+        Command::Task(cmd) => tasks::run(&c, &p, *cmd).await,
         Command::Schedule(cmd) => schedules::run(&c, &p, cmd).await,
         Command::Job(cmd) => jobs::run(&c, &p, cmd).await,
         Command::Snapshot(cmd) => snapshots::run(&c, &p, cmd).await,

@@ -5,8 +5,8 @@ use cairn_api::{
     v1::{
         BackupMode, BackupOptions, CheckOptions, CreateTaskRequest, DeleteTaskRequest, GetTaskRequest,
         LabelSet, ListTasksRequest, Notification, NotificationMode, OverlapPolicy, OverwritePolicy,
-        PruneOptions, RestoreOptions, RetentionPolicy, RunTaskRequest, SyncOptions, Task, TaskType,
-        UpdateTaskRequest, WebhookChannel, task::Options,
+        PruneOptions, RestoreOptions, RetentionPolicy, RunTaskRequest, SourceSelector, SyncOptions, Task,
+        TaskType, UpdateTaskRequest, WebhookChannel, task::Options,
     },
 };
 
@@ -226,6 +226,9 @@ pub async fn run_now(c: &Clients, p: &Printer, args: RunArgs) -> Result {
         overrides: (overrides != Default::default()).then_some(overrides),
     };
     let job = c.jobs().run_task(req).await.map_err(c.scheduler_err())?.into_inner();
+    if !job.run.is_empty() {
+        return fleet_run(c, p, &job, args.wait || args.follow).await;
+    }
     if !(args.wait || args.follow) {
         if p.json() {
             p.message(&job);
@@ -240,6 +243,33 @@ pub async fn run_now(c: &Clients, p: &Printer, args: RunArgs) -> Result {
         return Ok(0);
     }
     watch::watch(c, p, &job.name, args.follow).await
+}
+
+/// A fleet task's run: its jobs (one per source), each waited for in turn when asked; the
+/// exit code is the worst of them.
+async fn fleet_run(c: &Clients, p: &Printer, first: &cairn_api::v1::Job, wait: bool) -> Result {
+    let parent = first.name.split("/jobs/").next().unwrap_or_default().to_owned();
+    let req = cairn_api::v1::ListJobsRequest {
+        parent,
+        run: first.run.clone(),
+        page_size: 1000,
+        ..Default::default()
+    };
+    let jobs = c.jobs().list_jobs(req).await.map_err(c.scheduler_err())?.into_inner().jobs;
+    if p.json() && !wait {
+        p.message(&cairn_api::v1::ListJobsResponse { jobs, next_page_token: String::new() });
+        return Ok(0);
+    }
+    println!("Run {} of {}: {} jobs, one per source.", first.run, first.task_display_name, jobs.len());
+    if !wait {
+        println!("See them with: cairn job list --task {}", output::id(&first.task));
+        return Ok(0);
+    }
+    let mut worst = 0;
+    for j in &jobs {
+        worst = worst.max(watch::watch(c, p, &j.name, false).await?);
+    }
+    Ok(worst)
 }
 
 pub fn task_type(k: TaskKind) -> TaskType {
@@ -329,16 +359,32 @@ fn common(t: &mut Task, c: TaskCommon) -> Result<()> {
 fn build(create: CreateTask) -> Result<Task> {
     let mut t = Task::default();
     match create {
-        CreateTask::Backup { name, source, store, full, host, rpo, retention: r, common: c } => {
+        CreateTask::Backup {
+            name,
+            source,
+            sources,
+            include,
+            exclude,
+            store,
+            full,
+            host,
+            rpo,
+            retention: r,
+            common: c,
+        } => {
             t.display_name = name;
             t.r#type = TaskType::Backup as i32;
-            t.source = source;
+            let fleet = source.is_none().then(|| -> Result<SourceSelector> {
+                Ok(SourceSelector { labels: super::pairs(&sources, "--sources")?, include, exclude })
+            });
+            t.source = source.unwrap_or_default();
             t.store = store;
             t.options = Some(Options::Backup(BackupOptions {
                 mode: if full { BackupMode::Full } else { BackupMode::Incremental } as i32,
                 retention: retention(&r)?,
                 host: host.unwrap_or_default(),
                 rpo: rpo.map(pb_duration),
+                sources: fleet.transpose()?,
             }));
             common(&mut t, c)?;
         }

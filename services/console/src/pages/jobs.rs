@@ -38,6 +38,9 @@ pub struct Filters {
     to: String,
     #[serde(default)]
     page: String,
+    /// The jobs of one fleet run.
+    #[serde(default)]
+    run: String,
 }
 
 fn parse_day(field: &str, raw: &str, end: bool) -> Result<Option<prost_types::Timestamp>, Fail> {
@@ -84,6 +87,7 @@ pub fn request(project: &str, f: &Filters, page_size: i32) -> Result<v1::ListJob
         create_time_from: parse_day("from", &f.from, false)?,
         create_time_to: parse_day("to", &f.to, true)?,
         r#type: 0,
+        run: f.run.clone(),
     })
 }
 
@@ -96,7 +100,12 @@ pub fn table(jobs: &[v1::Job]) -> Markup {
                 @for j in jobs {
                     tr data-testid="job-row" {
                         td { a href=(ui::href(&j.name)) { code { (&ui::id(&j.name)[..8.min(ui::id(&j.name).len())]) } } }
-                        td { @if j.task.is_empty() { "—" } @else { a href=(ui::href(&j.task)) { (if j.task_display_name.is_empty() { ui::id(&j.task) } else { &j.task_display_name }) } } }
+                        td {
+                            @if j.task.is_empty() { "—" } @else { a href=(ui::href(&j.task)) { (if j.task_display_name.is_empty() { ui::id(&j.task) } else { &j.task_display_name }) } }
+                            @if !j.run.is_empty() {
+                                " · " a href=(format!("/{}/jobs?run={}", j.name.split("/jobs/").next().unwrap_or_default(), j.run)) data-testid="job-run" title="every job of this run, one per source" { "run" }
+                            }
+                        }
                         td { (j.r#type().as_str_name().trim_start_matches("TASK_TYPE_").to_lowercase()) }
                         td { (j.trigger().as_str_name().trim_start_matches("JOB_TRIGGER_").to_lowercase()) }
                         td { (ui::state(j.state())) }
@@ -140,6 +149,7 @@ pub async fn history(ctx: Ctx, Path(p): Path<String>, Query(f): Query<Filters>) 
         ("trigger", &f.trigger),
         ("from", &f.from),
         ("to", &f.to),
+        ("run", &f.run),
     ] {
         if !v.is_empty() {
             next.append_pair(k, v);
@@ -148,7 +158,11 @@ pub async fn history(ctx: Ctx, Path(p): Path<String>, Query(f): Query<Filters>) 
     next.append_pair("page", &r.next_page_token);
     let body = html! {
         h1 { "Job History" }
+        @if !f.run.is_empty() {
+            p.hint data-testid="run-filter" { "The jobs of one run of a fleet task (one per source). " a href=(format!("/projects/{p}/jobs")) { "All jobs" } }
+        }
         form.filters method="get" data-testid="job-filters" {
+            @if !f.run.is_empty() { input type="hidden" name="run" value=(f.run); }
             label { "Task id " input name="task" value=(f.task) size="10"; }
             label { "Schedule id " input name="schedule" value=(f.schedule) size="10"; }
             label { "Connector id " input name="connector" value=(f.connector) size="10"; }
@@ -178,6 +192,10 @@ pub fn summary(ctx: &Ctx, p: &str, j: &v1::Job) -> Markup {
             dt { "Job" } dd { code data-testid="job-id" { (ui::id(&j.name)) } }
             dt { "State" } dd { (ui::state(j.state())) @if j.cancel_requested { " (cancel requested)" } @if !j.wait_reason.is_empty() && j.state() == JobState::Queued { " — " (j.wait_reason) } }
             dt { "Task" } dd { @if j.task.is_empty() { "—" } @else { a href=(ui::href(&j.task)) { (if j.task_display_name.is_empty() { ui::id(&j.task) } else { &j.task_display_name }) } } }
+            @if !j.run.is_empty() {
+                dt { "Run" } dd { a href=(format!("/projects/{p}/jobs?run={}", j.run)) data-testid="job-run" { "every job of this run" } " (one per source of the fleet task)" }
+            }
+            @if !j.source.is_empty() { dt { "Source" } dd { a href=(ui::href(&j.source)) data-testid="job-source" { (ui::id(&j.source)) } } }
             dt { "Trigger" } dd { (j.trigger().as_str_name().trim_start_matches("JOB_TRIGGER_").to_lowercase()) @if !j.schedule.is_empty() { " · " a href="../schedules" { "schedule " (ui::id(&j.schedule)) } } }
             dt { "Attempt" } dd { (j.attempt) " of " (j.max_attempts) }
             dt { "Worker" } dd { (if j.worker.is_empty() { "—" } else { &j.worker }) }

@@ -18,9 +18,14 @@ pub struct Candidate {
     pub store_ids: Vec<ConnectorId>,
     /// Needs its stores alone.
     pub exclusive: bool,
-    /// Never beside another job of its task.
+    /// Never beside another job of its task (of its source, for a fleet task's job).
     pub serial: bool,
+    /// A fleet task's job: its source (serial per (task, source)); `None` otherwise.
+    pub fleet_source: Option<ConnectorId>,
 }
+
+/// What `serial` keeps apart: a task, or one source of a fleet task.
+pub type SerialKey = (TaskId, Option<ConnectorId>);
 
 /// A store's occupancy.
 #[derive(Debug, Clone)]
@@ -49,7 +54,7 @@ pub struct Pick {
 pub fn pick(
     candidates: &[Candidate],
     stores: &mut HashMap<ConnectorId, StoreLoad>,
-    busy_tasks: &mut HashSet<TaskId>,
+    busy_tasks: &mut HashSet<SerialKey>,
     capacity: usize,
 ) -> Pick {
     let mut out = Pick::default();
@@ -68,7 +73,7 @@ pub fn pick(
             }
         }
         if let Some(t) = c.task_id {
-            busy_tasks.insert(t);
+            busy_tasks.insert((t, c.fleet_source));
         }
         out.accepted.push(c.id);
     }
@@ -78,9 +83,9 @@ pub fn pick(
 fn blocker(
     c: &Candidate,
     stores: &HashMap<ConnectorId, StoreLoad>,
-    busy_tasks: &HashSet<TaskId>,
+    busy_tasks: &HashSet<SerialKey>,
 ) -> Option<String> {
-    if c.serial && c.task_id.is_some_and(|t| busy_tasks.contains(&t)) {
+    if c.serial && c.task_id.is_some_and(|t| busy_tasks.contains(&(t, c.fleet_source))) {
         return Some("waiting for the running job of the same task to finish (overlap policy)".into());
     }
     for s in &c.store_ids {
@@ -116,6 +121,7 @@ mod tests {
             store_ids: vec![store],
             exclusive,
             serial: true,
+            fleet_source: None,
         }
     }
 
@@ -164,6 +170,19 @@ mod tests {
         assert_eq!(p.accepted, vec![a.id, c.id]);
         assert_eq!(p.waiting.len(), 1);
         assert_eq!(p.waiting[0].0, b.id);
+    }
+
+    #[test]
+    fn a_fleet_task_s_jobs_are_serial_per_source() {
+        let s = ConnectorId::new();
+        let task = TaskId::new();
+        let (src1, src2) = (ConnectorId::new(), ConnectorId::new());
+        let of = |src| Candidate { task_id: Some(task), fleet_source: Some(src), ..cand(s, false) };
+        let (a, b, again) = (of(src1), of(src2), of(src1));
+        let mut stores = HashMap::from([(s, load(10, 0, false))]);
+        let p = pick(&[a.clone(), b.clone(), again.clone()], &mut stores, &mut HashSet::new(), 10);
+        assert_eq!(p.accepted, vec![a.id, b.id], "two sources at once, not one source twice");
+        assert_eq!(p.waiting[0].0, again.id);
     }
 
     #[test]

@@ -69,6 +69,7 @@ pub struct Row {
     pub notify: NotificationMode,
     pub source_id: Option<ConnectorId>,
     pub overrides: Option<serde_json::Value>,
+    pub run_id: Option<Uuid>,
 }
 
 /// Every column, for `RETURNING` and `SELECT`.
@@ -76,7 +77,7 @@ pub const COLUMNS: &str = "project_id, id, task_id, task_display_name, type, sch
     store_ids, exclusive, serial, selector, test_connector_id, state, scheduled_time, run_after, create_time, start_time,
     end_time, attempt, max_attempts, initial_backoff_ms, max_backoff_ms, timeout_ms, worker, lease_id, lease_generation,
     lease_expire_time, cancel_requested, cancel_reason, timed_out, progress, snapshot, stats, error, wait_reason,
-    missed_occurrences, connection_test, trace_parent, log_seq, notify, source_id, overrides";
+    missed_occurrences, connection_test, trace_parent, log_seq, notify, source_id, overrides, run_id";
 
 /// A job to record.
 #[derive(Debug, Clone)]
@@ -110,17 +111,19 @@ pub struct New {
     pub notify: NotificationMode,
     pub source_id: Option<ConnectorId>,
     pub overrides: Option<serde_json::Value>,
+    pub run_id: Option<Uuid>,
 }
 
-/// Records a job; `None` when its (schedule, occurrence) already has one.
+/// Records a job; `None` when its (schedule, occurrence, source) already has one.
 pub async fn insert(conn: &mut PgConnection, j: &New) -> Result<Option<JobId>> {
     let id: Option<JobId> = sqlx::query_scalar("INSERT INTO jobs (id, task_id, task_display_name, type, schedule_id, occurrence, trigger, connector_ids,
                            store_ids, exclusive, serial, selector, test_connector_id, state, scheduled_time, run_after,
                            create_time, end_time, max_attempts, initial_backoff_ms, max_backoff_ms, timeout_ms, error,
-                           missed_occurrences, trace_parent, request_id, notify, project_id, source_id, overrides)
+                           missed_occurrences, trace_parent, request_id, notify, project_id, source_id, overrides, run_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18, $19, $20, $21,
-                 $22, $23, $24, $25, $26, $27, $28, $29)
-         ON CONFLICT (schedule_id, occurrence) WHERE occurrence IS NOT NULL DO NOTHING
+                 $22, $23, $24, $25, $26, $27, $28, $29, $30)
+         ON CONFLICT (schedule_id, occurrence, (COALESCE(source_id, '00000000-0000-0000-0000-000000000000'::uuid)))
+           WHERE occurrence IS NOT NULL DO NOTHING
          RETURNING id",
     )
     .bind(j.id)
@@ -155,6 +158,7 @@ pub async fn insert(conn: &mut PgConnection, j: &New) -> Result<Option<JobId>> {
     .bind(&j.project_id)
     .bind(j.source_id)
     .bind(&j.overrides)
+    .bind(j.run_id)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(id) = id
@@ -213,11 +217,13 @@ pub async fn by_request_id(
     .await?)
 }
 
-/// Jobs of a task that are not finished, oldest first.
+/// Jobs of a task that are not finished, oldest first: of one fleet source (`Some`), or the
+/// task's jobs outside fleet runs (`None`).
 pub async fn active_of_task(
     conn: &mut PgConnection,
     project: &ProjectId,
     task_id: TaskId,
+    fleet_source: Option<ConnectorId>,
 ) -> Result<Vec<Active>> {
     #[derive(sqlx::FromRow)]
     struct ActiveRow {
@@ -226,10 +232,12 @@ pub async fn active_of_task(
     }
     let rows: Vec<ActiveRow> = sqlx::query_as(
         "SELECT id, state FROM jobs WHERE task_id = $1 AND project_id = $2 AND state IN ('QUEUED', 'RUNNING')
+           AND (CASE WHEN run_id IS NULL THEN NULL ELSE source_id END) IS NOT DISTINCT FROM $3
          ORDER BY create_time, id",
     )
     .bind(task_id)
     .bind(project)
+    .bind(fleet_source)
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|r| Active { id: r.id, state: r.state }).collect())
@@ -246,6 +254,7 @@ pub struct Filter {
     pub r#type: Option<TaskType>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+    pub run_id: Option<Uuid>,
 }
 
 /// One page of one project or (`None`) every project, newest first; `before` = the
@@ -270,6 +279,7 @@ pub async fn list(
            AND ($10::timestamptz IS NULL OR create_time < $10)
            AND ($12::text[] IS NULL OR project_id = ANY($12))
            AND ($13::text IS NULL OR project_id = $13)
+           AND ($14::uuid IS NULL OR run_id = $14)
          ORDER BY create_time DESC, id DESC LIMIT $11"
     );
     // One project (the usual case) as an equality, so the (project_id, create_time DESC, id
@@ -293,6 +303,7 @@ pub async fn list(
         .bind(limit)
         .bind(many)
         .bind(one)
+        .bind(f.run_id)
         .fetch_all(conn)
         .await?)
 }
@@ -343,6 +354,8 @@ pub struct CandidateRow {
     pub exclusive: bool,
     pub serial: bool,
     pub wait_reason: String,
+    /// Fleet jobs serialise per (task, source): their source; others per task: `None`.
+    pub serial_source: Option<ConnectorId>,
 }
 
 /// Queued, due jobs whose selector the labels satisfy, of the worker's projects (empty = all),
@@ -355,7 +368,8 @@ pub async fn claim_candidates(
     limit: i64,
 ) -> Result<Vec<CandidateRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, task_id, store_ids, exclusive, serial, wait_reason FROM jobs
+        "SELECT id, task_id, store_ids, exclusive, serial, wait_reason,
+                CASE WHEN run_id IS NULL THEN NULL ELSE source_id END AS serial_source FROM jobs
          WHERE state = 'QUEUED' AND run_after <= $1 AND selector <@ $2
            AND (cardinality($4::text[]) = 0 OR project_id = ANY($4))
          ORDER BY run_after, id LIMIT $3 FOR UPDATE SKIP LOCKED",
@@ -393,7 +407,8 @@ pub async fn stores(conn: &mut PgConnection, ids: &[ConnectorId]) -> Result<Vec<
 pub async fn tasks_running_more_than_once(conn: &mut PgConnection, tasks: &[TaskId]) -> Result<bool> {
     Ok(sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'RUNNING' AND task_id = ANY($1)
-                        GROUP BY task_id HAVING count(*) > 1)",
+                        GROUP BY task_id, CASE WHEN run_id IS NULL THEN NULL ELSE source_id END
+                        HAVING count(*) > 1)",
     )
     .bind(tasks)
     .fetch_one(conn)
@@ -420,12 +435,19 @@ pub async fn store_loads(conn: &mut PgConnection, ids: &[ConnectorId]) -> Result
     .await?)
 }
 
-/// Tasks among `ids` with a running job.
-pub async fn busy_tasks(conn: &mut PgConnection, ids: &[TaskId]) -> Result<Vec<TaskId>> {
-    Ok(sqlx::query_scalar("SELECT DISTINCT task_id FROM jobs WHERE state = 'RUNNING' AND task_id = ANY($1)")
-        .bind(ids)
-        .fetch_all(conn)
-        .await?)
+/// (task, fleet source) keys among the tasks `ids` with a running job (see
+/// [`CandidateRow::serial_source`]).
+pub async fn busy_tasks(
+    conn: &mut PgConnection,
+    ids: &[TaskId],
+) -> Result<Vec<(TaskId, Option<ConnectorId>)>> {
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT task_id, CASE WHEN run_id IS NULL THEN NULL ELSE source_id END FROM jobs
+         WHERE state = 'RUNNING' AND task_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?)
 }
 
 /// Moves claimed jobs to RUNNING under new leases.
