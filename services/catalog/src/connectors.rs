@@ -39,6 +39,7 @@ const UPDATABLE: &[&str] = &[
     "display_name",
     "description",
     "worker_selector",
+    "labels",
     "max_concurrent_jobs",
     "rpo",
     "create_if_missing",

@@ -444,6 +444,48 @@ async fn a_newcomer_session_through_every_command() {
     let ok_only = s.cairn(&["status", "--state", "ok", "--fail-on-violation"]).await;
     assert_eq!(ok_only.code, 0, "{}", ok_only.stderr);
     assert!(!ok_only.stdout.contains("dump"), "{}", ok_only.stdout);
+    // A fleet task: every source labelled fleet=docs but the excluded one, one job each.
+    for name in ["fleet-a", "fleet-b", "fleet-skip"] {
+        s.ok(&["connector", "create", "local-path", name, "--path", &src, "--label", "fleet=docs"]).await;
+    }
+    let o = s
+        .cairn(&["connector", "create", "local-path", "bad-label", "--path", &src, "--label", "fleet"])
+        .await;
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    let o = s
+        .cairn(&[
+            "task",
+            "create",
+            "backup",
+            "both",
+            "--source",
+            "docs",
+            "--sources",
+            "fleet=docs",
+            "--store",
+            "nas",
+        ])
+        .await;
+    assert_eq!(o.code, 2, "--source and --sources exclude each other: {}", o.stderr);
+    s.ok(&[
+        "task",
+        "create",
+        "backup",
+        "docs-fleet",
+        "--sources",
+        "fleet=docs",
+        "--exclude",
+        "fleet-skip",
+        "--store",
+        "nas",
+    ])
+    .await;
+    let out = s.ok(&["run", "docs-fleet", "--wait"]).await;
+    assert!(out.contains("Run ") && out.contains(": 2 jobs, one per source."), "{out}");
+    assert_eq!(out.matches("SUCCEEDED").count(), 2, "{out}");
+    let fleet: cairn_api::v1::ListJobsResponse = s.json(&["job", "list", "--task", "docs-fleet"]).await;
+    assert_eq!(fleet.jobs.len(), 2);
+    assert!(fleet.jobs.iter().all(|j| j.run == fleet.jobs[0].run && !j.source.is_empty()));
     let jobs: cairn_api::v1::ListJobsResponse =
         s.json(&["job", "list", "--task", "docs-nightly", "--state", "succeeded"]).await;
     assert_eq!(jobs.jobs.len(), 2);

@@ -695,6 +695,74 @@ async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
     assert_eq!(a.status, 303, "{}", a.body);
     let full_job = b.get(&a.location).await;
     assert!(full_job.body.contains("FULL backup (every file re-read)"), "{}", full_job.body);
+    // A fleet from the forms: a labelled source, a task that selects by label; one run makes
+    // one job per source, and the history shows the run.
+    let a = b
+        .post(
+            "/projects/default/connectors",
+            &[
+                ("type", "local_path"),
+                ("display_name", "fleet-a"),
+                ("local_path_source.paths", data.to_str().unwrap()),
+                ("labels", "fleet=web"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let shown = b.get(&format!("{}/edit", a.location)).await;
+    assert!(shown.body.contains("name=\"labels\" value=\"fleet=web\""), "{}", shown.body);
+    let bad = b
+        .post(
+            "/projects/default/tasks",
+            &[
+                ("type", "backup"),
+                ("display_name", "web-fleet"),
+                ("store", &store_id),
+                ("fleet_labels", "bad key=web"),
+                ("then", "save"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("data-testid=\"error-fleet_labels\""), "{}", bad.body);
+    let a = b
+        .post(
+            "/projects/default/tasks",
+            &[
+                ("type", "backup"),
+                ("display_name", "web-fleet"),
+                ("store", &store_id),
+                ("fleet_labels", "fleet=web"),
+                ("then", "run"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let fleet_job = ended(&b, &a.location).await;
+    assert!(
+        fleet_job.body.contains("SUCCEEDED") && fleet_job.body.contains("data-testid=\"job-run\""),
+        "{}",
+        fleet_job.body
+    );
+    let run_link = fleet_job
+        .body
+        .split("data-testid=\"job-run\"")
+        .next()
+        .unwrap()
+        .rsplit("href=\"")
+        .next()
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let run_page = b.get(&run_link.replace("&amp;", "&")).await;
+    assert_eq!(
+        run_page.body.matches("data-testid=\"job-row\"").count(),
+        1,
+        "one labelled source, one job: {}",
+        run_page.body
+    );
+    assert!(run_page.body.contains("data-testid=\"run-filter\""), "{}", run_page.body);
 }
 
 #[tokio::test]

@@ -499,6 +499,49 @@ mod tests {
     }
 
     #[test]
+    fn a_fleet_backup_takes_a_selector_instead_of_a_source() {
+        let fleet = |sel: cairn_api::v1::SourceSelector| Task {
+            options: Some(Options::Backup(BackupOptions { sources: Some(sel), ..Default::default() })),
+            ..backup()
+        };
+        let store_only =
+            Slots { store: info("nas", ConnectorRole::Store, &[("zone", "eu")]), ..Default::default() };
+        let good = cairn_api::v1::SourceSelector {
+            labels: [("fleet".to_owned(), "web".to_owned())].into(),
+            include: vec!["web-*".into(), "tier=front".into()],
+            exclude: vec!["web-test".into()],
+        };
+        let n = normalize(&fleet(good.clone()), &store_only, &BTreeSet::new()).unwrap();
+        assert!(n.task.source.is_empty());
+        assert_eq!(n.task.worker_selector.len(), 1, "the store's; each source adds its own per job");
+        // A source as well is refused, naming the field.
+        let both = Slots { source: info("src", ConnectorRole::Source, &[]), ..store_only.clone() };
+        let got = fields_of(normalize(&fleet(good), &both, &BTreeSet::new()).unwrap_err());
+        assert_eq!(got[0].0, "task.source", "{got:?}");
+        // Bad labels and entries name their place.
+        let bad = cairn_api::v1::SourceSelector {
+            labels: [("bad key".to_owned(), "web".to_owned())].into(),
+            include: vec![" ".into()],
+            exclude: vec!["k=".into()],
+        };
+        let got: Vec<String> = fields_of(normalize(&fleet(bad), &store_only, &BTreeSet::new()).unwrap_err())
+            .into_iter()
+            .map(|f| f.0)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "task.backup.sources.labels[\"bad key\"]",
+                "task.backup.sources.include[0]",
+                "task.backup.sources.exclude[0]"
+            ]
+        );
+        // Without a selector, a BACKUP still needs its source.
+        let got = fields_of(normalize(&backup(), &store_only, &BTreeSet::new()).unwrap_err());
+        assert_eq!(got[0].0, "task.source");
+    }
+
+    #[test]
     fn wrong_role_names_field_and_expected_role() {
         let slots = Slots {
             source: info("nas", ConnectorRole::Store, &[]),

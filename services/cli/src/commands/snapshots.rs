@@ -178,8 +178,12 @@ async fn list(c: &Clients, p: &Printer, a: ListSnapshots) -> Result {
     }
     let mut t = output::table(&["SNAPSHOT", "TIME", "HOST", "LABELS", "PATHS", "FILES", "SIZE", "ADDED"]);
     for s in &snaps {
-        let labels: Vec<&str> =
-            s.labels.iter().filter(|l| !l.starts_with("cairn-task=")).map(String::as_str).collect();
+        let labels: Vec<&str> = s
+            .labels
+            .iter()
+            .filter(|l| !l.starts_with("cairn-task=") && !l.starts_with("cairn-source="))
+            .map(String::as_str)
+            .collect();
         t.add_row(vec![
             s.short_id.clone(),
             p.time(&s.time),

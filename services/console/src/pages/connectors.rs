@@ -170,17 +170,18 @@ fn connector_of(kind: &str, f: &Posted) -> Result<v1::Connector, Fail> {
         ),
         other => return Err(Fail::Bad(format!("type: {other:?} is not a connector type"))),
     };
-    let selector = f
-        .get("worker_selector")
-        .split(',')
-        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
-        .collect();
+    let selector = super::pairs(&f.get("worker_selector"));
     Ok(v1::Connector {
         display_name: f.get("display_name"),
         description: f.get("description"),
         role: role as i32,
         config: Some(config),
         worker_selector: selector,
+        labels: if role == ConnectorRole::Source {
+            super::pairs(&f.get("labels"))
+        } else {
+            Default::default()
+        },
         create_if_missing: f.checked("create_if_missing"),
         repository_password: if role == ConnectorRole::Store {
             f.get("repository_password")
@@ -249,7 +250,10 @@ fn form_page(
                 label.check { input type="checkbox" name="create_if_missing" value="1" checked[f.checked("create_if_missing") || f.fields.is_empty()]; " Initialise the repository if it does not exist" }
                 (field("max_concurrent_jobs", "Concurrent jobs (0 = default)"))
             }
-            @if source { (field("rpo", "Recovery point objective (e.g. 26h; empty = the backup tasks')")) }
+            @if source {
+                (field("rpo", "Recovery point objective (e.g. 26h; empty = the backup tasks')"))
+                (field("labels", "Labels fleet tasks select by (key=value, comma-separated)"))
+            }
             (field("worker_selector", "Worker selector (key=value, comma-separated)"))
             @if let Some(c) = editing { input type="hidden" name="etag" value=(c.etag); }
             button.primary type="submit" data-testid="save-connector" { (if editing.is_some() { "Save changes" } else { "Create connector" }) }
@@ -424,6 +428,7 @@ fn fields_of(c: &v1::Connector) -> Posted {
         ),
         ("max_concurrent_jobs".to_owned(), c.max_concurrent_jobs.to_string()),
         ("rpo".to_owned(), ui::duration(&c.rpo)),
+        ("labels".to_owned(), super::joined(&c.labels)),
     ];
     if c.create_if_missing {
         f.push(("create_if_missing".into(), "1".into()));
@@ -498,7 +503,7 @@ pub async fn update(ctx: Ctx, Path((p, id)): Path<(String, String)>, form: Poste
     let mut paths: Vec<String> =
         ["display_name", "description", "worker_selector"].map(String::from).to_vec();
     if current.role() == ConnectorRole::Source {
-        paths.push("rpo".into());
+        paths.extend(["rpo", "labels"].map(String::from));
     }
     if current.role() == ConnectorRole::Store {
         paths.extend(["max_concurrent_jobs", "create_if_missing"].map(String::from));

@@ -444,7 +444,7 @@ pub async fn snapshots(ctx: Ctx, Path(p): Path<String>, Query(q): Query<Snapshot
                         td { @if s.task.is_empty() { "—" } @else { a href=(format!("/projects/{p}/snapshots?store={store}&task={}", ui::id(&s.task))) { (task_name(&s.task)) } } }
                         td { (s.hostname) }
                         td { (s.paths.join(", ")) }
-                        td { (s.labels.iter().filter(|l| !l.starts_with("cairn-task=")).cloned().collect::<Vec<_>>().join(", ")) }
+                        td { (s.labels.iter().filter(|l| !l.starts_with("cairn-task=") && !l.starts_with("cairn-source=")).cloned().collect::<Vec<_>>().join(", ")) }
                         td { (ui::bytes(s.total_bytes)) }
                         td { @if s.job.is_empty() { "—" } @else { a href=(ui::href(&s.job)) { "job" } } }
                     }

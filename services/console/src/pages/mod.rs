@@ -106,3 +106,18 @@ async fn switch(ctx: Ctx, Query(q): Query<Switch>) -> Page {
     }
     Ok(Redirect::to(&format!("/projects/{}", q.project)).into_response())
 }
+
+/// `key=value` pairs typed comma-separated (a selector, labels); pairs without `=` are dropped
+/// here and the empty key or value is refused by the API next to its field.
+pub fn pairs(raw: &str) -> std::collections::HashMap<String, String> {
+    raw.split(',')
+        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
+        .collect()
+}
+
+/// The inverse of [`pairs`], sorted.
+pub fn joined(m: &std::collections::HashMap<String, String>) -> String {
+    let mut out: Vec<String> = m.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    out.sort();
+    out.join(",")
+}

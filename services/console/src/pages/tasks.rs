@@ -132,6 +132,18 @@ fn task_of(p: &str, kind: TaskType, f: &Posted) -> v1::Task {
             retention: has_retention(&retention).then_some(retention),
             host: f.get("host"),
             rpo: secs("rpo"),
+            // A fleet: sources chosen by labels and patterns instead of one source.
+            sources: {
+                let list = |k: &str| -> Vec<String> {
+                    f.get(k).split(',').map(str::trim).filter(|e| !e.is_empty()).map(str::to_owned).collect()
+                };
+                let sel = v1::SourceSelector {
+                    labels: super::pairs(&f.get("fleet_labels")),
+                    include: list("fleet_include"),
+                    exclude: list("fleet_exclude"),
+                };
+                (sel != v1::SourceSelector::default()).then_some(sel)
+            },
             ..Default::default()
         }),
         TaskType::Restore => Options::Restore(v1::RestoreOptions {
@@ -196,7 +208,6 @@ fn task_of(p: &str, kind: TaskType, f: &Posted) -> v1::Task {
     }
 }
 
-/// API field → form field (`task.backup.retention.keep_daily` → `keep_daily`).
 /// The duration fields of the form that do not parse (the API never sees them).
 pub fn bad_durations(f: &Posted, keys: &[&str]) -> Errors {
     let fields: Vec<(String, String)> = keys
@@ -210,12 +221,16 @@ pub fn bad_durations(f: &Posted, keys: &[&str]) -> Errors {
     Errors { message: (!fields.is_empty()).then(|| "Some fields are not valid.".to_owned()), fields }
 }
 
+/// API field → form field (`task.backup.retention.keep_daily` → `keep_daily`).
 fn rename(f: &str) -> String {
     let f = f.trim_start_matches("task.");
     let f = match f.find('[') {
         Some(i) => &f[..i],
         None => f,
     };
+    if let Some(part) = f.strip_prefix("backup.sources.") {
+        return format!("fleet_{part}");
+    }
     for prefix in ["backup.retention.", "sync.retention.", "backup.", "restore.", "sync.", "check.", "prune."]
     {
         if let Some(rest) = f.strip_prefix(prefix) {
@@ -271,7 +286,15 @@ fn form_page(
             (field("display_name", "Name"))
             (field("description", "Description"))
             @match t {
-                TaskType::Backup => { (picker("source", "Source", ConnectorRole::Source, all, f, errors)) (picker("store", "Store", ConnectorRole::Store, all, f, errors)) (field("host", "Host name in snapshots (default: the worker's)")) (field("rpo", "Recovery point objective (e.g. 26h; at risk past 75 %)")) }
+                TaskType::Backup => { (picker("source", "Source", ConnectorRole::Source, all, f, errors))
+                    details.fleet open[!f.get("fleet_labels").is_empty() || !f.get("fleet_include").is_empty()] {
+                        summary { "…or a fleet: every source with these labels" }
+                        p.hint { "Leave Source empty. Each run backs up every matching source with its own job, on a worker matching that source." }
+                        (field("fleet_labels", "Sources carrying all these labels (key=value, comma-separated)"))
+                        (field("fleet_include", "And matching one of (name patterns like web-* or key=value, comma-separated; empty = all)"))
+                        (field("fleet_exclude", "Never these (same forms)"))
+                    }
+                    (picker("store", "Store", ConnectorRole::Store, all, f, errors)) (field("host", "Host name in snapshots (default: the worker's)")) (field("rpo", "Recovery point objective (e.g. 26h; at risk past 75 %)")) }
                 TaskType::Restore => { (picker("store", "Store", ConnectorRole::Store, all, f, errors)) (picker("destination", "Destination", ConnectorRole::Destination, all, f, errors)) div.field.invalid[errors.of("snapshot").is_some()] {
                     label for="snapshot" { "Snapshot (pick from the index or type an id; empty = the latest matching the labels)" }
                     input id="snapshot" name="snapshot" value=(f.get("snapshot")) list="snapshot-choices" data-testid="field-snapshot";
@@ -606,6 +629,11 @@ fn fields_of(t: &v1::Task) -> Posted {
             retention(&b.retention, &mut put);
             put("host", b.host.clone());
             put("rpo", ui::duration(&b.rpo));
+            if let Some(sel) = &b.sources {
+                put("fleet_labels", super::joined(&sel.labels));
+                put("fleet_include", sel.include.join(","));
+                put("fleet_exclude", sel.exclude.join(","));
+            }
         }
         Some(Options::Restore(r)) => {
             put("snapshot", r.snapshot.clone());
