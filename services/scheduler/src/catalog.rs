@@ -42,6 +42,8 @@ pub struct StoreLimit {
     pub display_name: String,
     /// `max_concurrent_jobs`.
     pub max_concurrent_jobs: i32,
+    /// Jobs may initialise its repository: its first job runs alone.
+    pub create_if_missing: bool,
 }
 
 /// What firing, RunTask and leasing need to know about a task.
@@ -151,6 +153,7 @@ fn store_limit(c: &Option<ResolvedConnector>) -> Option<StoreLimit> {
         id: ConnectorId::from_uuid(id),
         display_name: conn.display_name.clone(),
         max_concurrent_jobs: conn.max_concurrent_jobs.max(1),
+        create_if_missing: conn.create_if_missing,
     })
 }
 

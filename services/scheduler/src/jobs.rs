@@ -329,6 +329,7 @@ pub async fn upsert_stores(state: &State, plan: &TaskPlan) -> Result<()> {
                 id: s.id,
                 display_name: s.display_name.clone(),
                 max_concurrent_jobs: s.max_concurrent_jobs,
+                create_if_missing: s.create_if_missing,
             })
             .filter(|s| seen.get(&s.id) != Some(s))
             .collect()

@@ -707,6 +707,16 @@ async fn complete_many(
         }
     }
     let done: Vec<&rows::Row> = out.iter().filter_map(|r| r.as_ref().and_then(|r| r.as_ref().ok())).collect();
+    let mut ready: Vec<ConnectorId> = done
+        .iter()
+        .filter(|r| r.state == JobState::Succeeded)
+        .flat_map(|r| r.store_ids.iter().copied())
+        .collect();
+    if !ready.is_empty() {
+        ready.sort();
+        ready.dedup();
+        rows::mark_ready(&mut tx, &ready).await?;
+    }
     if !done.is_empty() {
         events::notify(&mut tx, events::WORK, "").await?;
         events::notify_jobs(&mut tx, &done.iter().map(|r| r.id).collect::<Vec<_>>()).await?;

@@ -199,3 +199,44 @@ async fn a_run_s_jobs_run_side_by_side_and_overlap_is_per_source() {
     assert_eq!(cairn_runtime::status::fields_of(&e), vec!["run"]);
     r.stop().await;
 }
+
+/// Concurrent first jobs of a store created on first use would each initialise the
+/// repository with their own key: until one job on it succeeds, the store takes one job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_created_on_first_use_takes_one_job_until_one_succeeds() {
+    let s = stack().await;
+    s.connector(Connector {
+        display_name: "fresh".into(),
+        config: Some(Cfg::LocalStore(cairn_api::v1::LocalStore { path: "/srv/fresh".into() })),
+        repository_password: "pw".into(),
+        create_if_missing: true,
+        max_concurrent_jobs: 10,
+        ..Default::default()
+    })
+    .await;
+    let r = s.replica(None, |_| {}).await;
+    for t in ["a", "b", "c"] {
+        s.backup(t, "fresh", OverlapPolicy::Allow, |_| {}).await;
+        run(&r, t).await;
+    }
+    let mut w = Worker::new(&r, "w", &[]).await;
+    let first = w.acquire(10, Duration::from_secs(5)).await;
+    assert_eq!(first.len(), 1, "the first job initialises alone");
+    assert!(w.acquire(10, Duration::from_millis(300)).await.is_empty());
+    w.fail(&first[0], "the source was unreadable").await;
+    let second = w.acquire(10, Duration::from_secs(5)).await;
+    assert_eq!(second.len(), 1, "a failure proves nothing: still one at a time");
+    w.succeed(&second[0]).await;
+    let rest = w.acquire(10, Duration::from_secs(5)).await;
+    assert_eq!(rest.len(), 1, "the last queued job");
+    s.backup("d", "fresh", OverlapPolicy::Allow, |_| {}).await;
+    run(&r, "d").await;
+    let both = w.acquire(10, Duration::from_secs(5)).await;
+    assert_eq!(both.len(), 1);
+    assert_eq!(
+        count(&s.pool, "SELECT count(*) FROM scheduler.jobs WHERE state = 'RUNNING'").await,
+        2,
+        "ready: side by side"
+    );
+    r.stop().await;
+}

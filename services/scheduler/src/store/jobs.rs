@@ -314,23 +314,37 @@ pub struct StoreRow {
     pub project_id: ProjectId,
     pub id: ConnectorId,
     pub display_name: String,
+    /// The effective limit when read: 1 while a store jobs may initialise is not ready.
     pub max_concurrent_jobs: i32,
+    pub create_if_missing: bool,
+}
+
+/// Marks stores ready once a job touching them succeeded (their repository exists).
+pub async fn mark_ready(conn: &mut PgConnection, ids: &[ConnectorId]) -> Result<()> {
+    sqlx::query("UPDATE stores SET ready = true WHERE id = ANY($1) AND NOT ready")
+        .bind(ids)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Upserts store limits (only rows whose values changed are touched).
 pub async fn upsert_stores(conn: &mut PgConnection, stores: &[StoreRow]) -> Result<()> {
     for s in stores {
         sqlx::query(
-            "INSERT INTO stores (id, display_name, max_concurrent_jobs, project_id) VALUES ($1, $2, $3, $4)
+            "INSERT INTO stores (id, display_name, max_concurrent_jobs, project_id, create_if_missing)
+             VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name,
-                 max_concurrent_jobs = EXCLUDED.max_concurrent_jobs
+                 max_concurrent_jobs = EXCLUDED.max_concurrent_jobs, create_if_missing = EXCLUDED.create_if_missing
              WHERE stores.display_name <> EXCLUDED.display_name
-                OR stores.max_concurrent_jobs <> EXCLUDED.max_concurrent_jobs",
+                OR stores.max_concurrent_jobs <> EXCLUDED.max_concurrent_jobs
+                OR stores.create_if_missing <> EXCLUDED.create_if_missing",
         )
         .bind(s.id)
         .bind(&s.display_name)
         .bind(s.max_concurrent_jobs)
         .bind(&s.project_id)
+        .bind(s.create_if_missing)
         .execute(&mut *conn)
         .await?;
     }
@@ -385,8 +399,9 @@ pub async fn claim_candidates(
 /// Locks store rows in id order.
 pub async fn lock_stores(conn: &mut PgConnection, ids: &[ConnectorId]) -> Result<Vec<StoreRow>> {
     Ok(sqlx::query_as(
-        "SELECT project_id, id, display_name, max_concurrent_jobs FROM stores WHERE id = ANY($1)
-         ORDER BY id FOR UPDATE",
+        "SELECT project_id, id, display_name, create_if_missing,
+                CASE WHEN create_if_missing AND NOT ready THEN 1 ELSE max_concurrent_jobs END AS max_concurrent_jobs
+           FROM stores WHERE id = ANY($1) ORDER BY id FOR UPDATE",
     )
     .bind(ids)
     .fetch_all(conn)
@@ -396,7 +411,9 @@ pub async fn lock_stores(conn: &mut PgConnection, ids: &[ConnectorId]) -> Result
 /// Store limits without locking.
 pub async fn stores(conn: &mut PgConnection, ids: &[ConnectorId]) -> Result<Vec<StoreRow>> {
     Ok(sqlx::query_as(
-        "SELECT project_id, id, display_name, max_concurrent_jobs FROM stores WHERE id = ANY($1)",
+        "SELECT project_id, id, display_name, create_if_missing,
+                CASE WHEN create_if_missing AND NOT ready THEN 1 ELSE max_concurrent_jobs END AS max_concurrent_jobs
+           FROM stores WHERE id = ANY($1)",
     )
     .bind(ids)
     .fetch_all(conn)
