@@ -8,7 +8,8 @@ use std::{collections::HashMap, time::Duration};
 
 use cairn_api::v1::{
     BackupOptions, Connector, ForecastRequest, Job, JobState, ListJobsRequest, ListProtectionStatusRequest,
-    LocalPathSource, ReadSnapshotFileRequest, SourceSelector, Task, TaskType, connector::Config as Cfg,
+    LocalPathSource, PauseScheduleRequest, ReadSnapshotFileRequest, RetentionPolicy, RunOverrides,
+    RunTaskRequest, SourceSelector, Task, TaskType, connector::Config as Cfg,
     read_snapshot_file_response::Part, schedule_service_client::ScheduleServiceClient, task::Options,
 };
 
@@ -34,7 +35,8 @@ impl Stack {
         .await
     }
 
-    /// The jobs of the schedule's runs, by run id, once `want` runs have all ended.
+    /// The jobs of the schedule's runs, oldest first, once the first `want` runs (every run
+    /// with `usize::MAX`) have ended.
     async fn runs(&mut self, want: usize) -> Vec<Vec<Job>> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
         loop {
@@ -58,7 +60,9 @@ impl Stack {
             runs.sort_by_key(|r| r.iter().map(|j| j.create_time.unwrap().seconds).min());
             let ended =
                 |r: &Vec<Job>| r.iter().all(|j| !matches!(j.state(), JobState::Queued | JobState::Running));
-            if runs.len() >= want && runs[..want].iter().all(ended) {
+            // `usize::MAX`: every run so far.
+            let want_now = if want == usize::MAX { runs.len().max(1) } else { want };
+            if runs.len() >= want_now && runs[..want_now].iter().all(ended) {
                 return runs;
             }
             assert!(tokio::time::Instant::now() < deadline, "{want} runs did not end: {runs:#?}");
@@ -80,7 +84,7 @@ async fn a_fleet_task_backs_up_every_matching_source_on_its_own_worker() {
     }
     let excluded = s.fleet_source("web-test", "web", 0).await;
     let other = s.fleet_source("db-1", "db", 1).await;
-    s.local_store("nas").await;
+    let (_, repo) = s.local_store("nas").await;
     // The store is new and created on first use: its first job runs alone (concurrent first
     // jobs would each initialise the repository), then the rest side by side.
     s.task(Task {
@@ -93,6 +97,8 @@ async fn a_fleet_task_backs_up_every_matching_source_on_its_own_worker() {
                 include: vec![],
                 exclude: vec!["web-test".into()],
             }),
+            // Per source: each keeps its own two newest.
+            retention: Some(RetentionPolicy { keep_last: 2, ..Default::default() }),
             ..Default::default()
         })),
         ..Default::default()
@@ -143,12 +149,48 @@ async fn a_fleet_task_backs_up_every_matching_source_on_its_own_worker() {
         assert_eq!(String::from_utf8(data).unwrap(), format!("{name}\n"));
     }
 
+    // A RESTORE of one source's snapshot writes that source's tree.
+    let (_, dest) = s.destination("restore-here").await;
+    s.task(Task {
+        display_name: "restore".into(),
+        r#type: TaskType::Restore as i32,
+        store: "nas".into(),
+        destination: "restore-here".into(),
+        ..Default::default()
+    })
+    .await;
+    let one = &first[0];
+    let restore = s
+        .jobs
+        .run_task(RunTaskRequest {
+            task: "projects/default/tasks/restore".into(),
+            overrides: Some(RunOverrides { snapshot: one.snapshot.clone(), ..Default::default() }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let restore = s.finished(&restore.name, Duration::from_secs(120)).await;
+    assert_eq!(restore.state(), JobState::Succeeded, "{}", log_text(&restore));
+    let (name, _) = &sources[&one.source];
+    let host_dir = s.path(&format!("hosts/{name}"));
+    assert_eq!(
+        std::fs::read_to_string(dest.join(host_dir.strip_prefix("/").unwrap()).join("hostname")).unwrap(),
+        format!("{name}\n")
+    );
+
     // A 21st source labelled now joins at the next firing; the excluded and the other fleet's
     // never run.
+    let before = s.runs(1).await.len();
     let late = s.fleet_source("web-20", "web", 2).await;
-    let runs = s.runs(3).await;
-    let joined = runs[1..].iter().find(|r| r.iter().any(|j| j.source == late.name));
-    let joined = joined.expect("web-20 joined a later firing");
+    // The run after the next one was certainly made with web-20 labelled.
+    let runs = s.runs(before + 2).await;
+    let joined = runs[before..].iter().find(|r| r.iter().any(|j| j.source == late.name));
+    let joined = joined.unwrap_or_else(|| {
+        let shape: Vec<(usize, String, i64)> =
+            runs.iter().map(|r| (r.len(), r[0].run.clone(), r[0].create_time.unwrap().seconds)).collect();
+        panic!("web-20 joined no run after the {before} before it: {shape:?}")
+    });
     assert_eq!(joined.len(), 21, "{joined:#?}");
     for r in &runs {
         assert!(
@@ -188,4 +230,32 @@ async fn a_fleet_task_backs_up_every_matching_source_on_its_own_worker() {
         .unwrap()
         .into_inner();
     assert_eq!(status.total_size, 21, "{status:#?}");
+    // Retention kept two snapshots of each source (not two of the task), read from the store.
+    s.schedules
+        .pause_schedule(PauseScheduleRequest { name: "projects/default/schedules/every-15s".into() })
+        .await
+        .unwrap();
+    // Paused: once the last run ended, nothing changes the store.
+    let settled = s.runs(usize::MAX).await;
+    assert!(settled.iter().flatten().all(|j| !matches!(j.state(), JobState::Queued | JobState::Running)));
+    let store = cairn_engine::Store::local(&repo, PASSWORD);
+    let mut per_source: HashMap<String, usize> = HashMap::new();
+    for snap in cairn_engine::Engine::new().list_snapshots(&store).unwrap() {
+        if let Some(tag) = snap.tags.iter().find(|t| t.starts_with("cairn-source=")) {
+            *per_source.entry(tag.clone()).or_default() += 1;
+        }
+    }
+    assert_eq!(per_source.len(), 21, "{per_source:?}");
+    let mut succeeded: HashMap<String, usize> = HashMap::new();
+    for j in settled.iter().flatten().filter(|j| j.state() == JobState::Succeeded) {
+        *succeeded.entry(j.source.rsplit('/').next().unwrap().to_owned()).or_default() += 1;
+    }
+    for (id, n) in &succeeded {
+        assert_eq!(
+            per_source.get(&format!("cairn-source={id}")),
+            Some(&(*n).min(2)),
+            "{per_source:?} {succeeded:?}"
+        );
+    }
+    assert!(succeeded.values().filter(|n| **n >= 2).count() >= 20, "{succeeded:?}");
 }
