@@ -711,32 +711,19 @@ async fn a_backup_from_the_forms_to_its_snapshot_with_the_log_live() {
     assert_eq!(a.status, 303, "{}", a.body);
     let shown = b.get(&format!("{}/edit", a.location)).await;
     assert!(shown.body.contains("name=\"labels\" value=\"fleet=web\""), "{}", shown.body);
-    let bad = b
-        .post(
-            "/projects/default/tasks",
-            &[
-                ("type", "backup"),
-                ("display_name", "web-fleet"),
-                ("store", &store_id),
-                ("fleet_labels", "bad key=web"),
-                ("then", "save"),
-            ],
-        )
-        .await;
+    let fleet_form = |labels: &'static str, then: &'static str| {
+        [
+            ("type", "backup"),
+            ("display_name", "web-fleet"),
+            ("store", store_id.as_str()),
+            ("fleet_labels", labels),
+            ("then", then),
+        ]
+    };
+    let bad = b.post("/projects/default/tasks", &fleet_form("bad key=web", "save")).await;
     assert_eq!(bad.status, 400, "{}", bad.body);
     assert!(bad.body.contains("data-testid=\"error-fleet_labels\""), "{}", bad.body);
-    let a = b
-        .post(
-            "/projects/default/tasks",
-            &[
-                ("type", "backup"),
-                ("display_name", "web-fleet"),
-                ("store", &store_id),
-                ("fleet_labels", "fleet=web"),
-                ("then", "run"),
-            ],
-        )
-        .await;
+    let a = b.post("/projects/default/tasks", &fleet_form("fleet=web", "run")).await;
     assert_eq!(a.status, 303, "{}", a.body);
     let fleet_job = ended(&b, &a.location).await;
     assert!(
