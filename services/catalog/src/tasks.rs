@@ -8,7 +8,7 @@ use cairn_api::{
     ids::{ConnectorId, TaskId},
     names::{self, Kind, ProjectId, Reference},
     v1::{
-        ConnectorRole, CreateTaskRequest, DeleteTaskRequest, ListBackupCoverageRequest,
+        Connector, ConnectorRole, CreateTaskRequest, DeleteTaskRequest, ListBackupCoverageRequest,
         ListBackupCoverageResponse, ListTasksRequest, ListTasksResponse, ResolvedConnector, ResolvedTask,
         Task, TaskType, UpdateTaskRequest,
     },
@@ -372,7 +372,7 @@ pub async fn resolve(
         .collect();
     let mut out = Vec::with_capacity(found.len());
     // Fleet tasks select among their project's sources, read once per project.
-    let mut sources_of: HashMap<ProjectId, Vec<connector_rows::Row>> = HashMap::new();
+    let mut sources_of: HashMap<ProjectId, Vec<(connector_rows::Row, Connector)>> = HashMap::new();
     for row in &found {
         let task = to_proto(row, &cs)?;
         let fleet = match &task.options {
@@ -381,13 +381,17 @@ pub async fn resolve(
                 ..
             })) => {
                 if !sources_of.contains_key(&row.project_id) {
-                    let all = project_sources(&mut conn, &row.project_id).await?;
+                    let mut all = Vec::new();
+                    for c in project_sources(&mut conn, &row.project_id).await? {
+                        let proto = connectors::to_proto(&c)?;
+                        all.push((c, proto));
+                    }
                     sources_of.insert(row.project_id.clone(), all);
                 }
                 let mut picked = Vec::new();
-                for c in &sources_of[&row.project_id] {
-                    if cairn_api::fleet::selects(sel, &connectors::to_proto(c)?) {
-                        picked.push(resolved_connector(state, c, with_secrets)?);
+                for (c, proto) in &sources_of[&row.project_id] {
+                    if cairn_api::fleet::selects(sel, proto) {
+                        picked.push(with_secrets_of(state, c, proto.clone(), with_secrets)?);
                     }
                 }
                 picked
@@ -423,13 +427,23 @@ pub fn resolved_connector(
     row: &connector_rows::Row,
     with_secrets: bool,
 ) -> Result<ResolvedConnector> {
+    with_secrets_of(state, row, connectors::to_proto(row)?, with_secrets)
+}
+
+/// `connector` (the API view of `row`) with the row's secrets opened when asked.
+fn with_secrets_of(
+    state: &State,
+    row: &connector_rows::Row,
+    connector: Connector,
+    with_secrets: bool,
+) -> Result<ResolvedConnector> {
     let secrets = match (&row.secrets, with_secrets) {
         (Some(blob), true) => {
             state.keyring.open(&Kind::Connector.flat_name(row.id), blob)?.0.into_iter().collect()
         }
         _ => HashMap::new(),
     };
-    Ok(ResolvedConnector { connector: Some(connectors::to_proto(row)?), secrets })
+    Ok(ResolvedConnector { connector: Some(connector), secrets })
 }
 
 /// Every SOURCE connector of a project.

@@ -1,6 +1,10 @@
 -- Fleet BACKUP tasks: one firing (or RunTask) makes one job per source; the jobs of one run
 -- share run_id. A schedule occurrence now has at most one job per source (NULL = none).
 ALTER TABLE jobs ADD COLUMN run_id uuid;
+-- What `serial` placement and the overlap policy keep apart besides the task: the source of
+-- a fleet job (NULL for other jobs, which are kept apart per task).
+ALTER TABLE jobs ADD COLUMN serial_source uuid
+    GENERATED ALWAYS AS (CASE WHEN run_id IS NULL THEN NULL ELSE source_id END) STORED;
 CREATE INDEX jobs_run_idx ON jobs (project_id, run_id) WHERE run_id IS NOT NULL;
 DROP INDEX jobs_schedule_occurrence_key;
 CREATE UNIQUE INDEX jobs_schedule_occurrence_key

@@ -117,18 +117,22 @@ pub async fn ended(conn: &mut PgConnection, job: &rows::Row) -> Result<()> {
 }
 
 /// Creates the jobs of one run of `plan` (one, or one per source of a fleet task, sharing a
-/// run id) inside the caller's transaction. Returns the first job's id.
+/// run id) inside the caller's transaction. The first job carries the request id and its id
+/// is returned.
 pub async fn create_run(
     conn: &mut PgConnection,
     plan: &TaskPlan,
     spec: &Spec,
     now: DateTime<Utc>,
 ) -> Result<Option<JobId>> {
-    let spec = Spec { run_id: plan.is_fleet().then(Uuid::now_v7), ..spec.clone() };
+    let mut spec = Spec { run_id: plan.is_fleet().then(Uuid::now_v7), ..spec.clone() };
     let mut first = None;
-    for each in plan.runs() {
-        let id = create(conn, &each, &spec, now).await?;
-        first = first.or(id);
+    for (i, each) in plan.runs().iter().enumerate() {
+        let id = create(conn, each, &spec, now).await?;
+        if i == 0 {
+            first = id;
+            spec.request_id = None;
+        }
     }
     Ok(first)
 }
@@ -278,21 +282,18 @@ pub async fn run_task(state: &State, caller: &Caller, req: RunTaskRequest) -> Re
         request_id: rid,
         trace_parent,
         overrides,
-        run_id: plan.is_fleet().then(Uuid::now_v7),
+        run_id: None,
     };
-    let mut tx = state.pool.begin().await?;
-    let runs = plan.runs();
-    if runs.is_empty() {
+    if plan.fleet.as_ref().is_some_and(Vec::is_empty) {
         return Err(Error::WrongState(format!(
             "task {:?} selects no source now: no SOURCE connector matches its `backup.sources`",
             plan.display_name
         )));
     }
-    // The first job answers the call (and carries the request id); a fleet's others follow.
-    for each in runs.iter().skip(1) {
-        create(&mut tx, each, &Spec { request_id: None, ..spec.clone() }, now).await?;
-    }
-    let id = match create(&mut tx, &runs[0], &spec, now).await {
+    let mut tx = state.pool.begin().await?;
+    // The first job answers the call; a unique request id that was used before aborts the
+    // whole run and the first job is returned instead.
+    let id = match create_run(&mut tx, &plan, &spec, now).await {
         Ok(id) => id,
         Err(Error::Db(e)) if db::classify(&e) == DbErrorKind::UniqueViolation && rid.is_some() => {
             drop(tx);

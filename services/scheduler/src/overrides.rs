@@ -38,13 +38,7 @@ pub async fn check(state: &State, plan: &TaskPlan, o: &RunOverrides) -> Result<(
         if !restore {
             return Err(only("snapshot", "RESTORE"));
         }
-        let ok = (8..=64).contains(&o.snapshot.len()) && o.snapshot.bytes().all(|b| b.is_ascii_hexdigit());
-        if !ok {
-            return Err(invalid(
-                "snapshot",
-                format!("{:?} is not a snapshot id (8 to 64 hex digits)", o.snapshot),
-            ));
-        }
+        out.snapshot = resolve::snapshot_id("overrides.snapshot", &o.snapshot)?;
     }
     for (i, p) in o.include_paths.iter().enumerate() {
         if !restore {

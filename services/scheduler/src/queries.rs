@@ -99,17 +99,6 @@ fn timeout(d: &Option<prost_types::Duration>) -> Result<Duration> {
     }
 }
 
-fn snapshot_id(field: &str, raw: &str) -> Result<String> {
-    let id = raw.trim();
-    if id.is_empty() {
-        return Err(Error::invalid(field, "is required"));
-    }
-    if !(8..=64).contains(&id.len()) || !id.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(Error::invalid(field, format!("{id:?} is not a snapshot id (8 to 64 hex digits)")));
-    }
-    Ok(id.to_ascii_lowercase())
-}
-
 /// An absolute path inside a snapshot, normalised (`""` = `/`).
 fn snapshot_path(field: &str, raw: &str) -> Result<String> {
     if !raw.is_empty() && !raw.starts_with('/') {
@@ -270,7 +259,7 @@ pub async fn list_entries(
     req: ListSnapshotEntriesRequest,
 ) -> Result<ListSnapshotEntriesResponse> {
     let t = target(state, caller, &req.parent, &req.store).await?;
-    let snapshot = snapshot_id("snapshot", &req.snapshot)?;
+    let snapshot = resolve::snapshot_id("snapshot", &req.snapshot)?;
     let path = snapshot_path("path", &req.path)?;
     let size = page_size(req.page_size)?;
     let wait = timeout(&req.timeout)?;
@@ -297,8 +286,8 @@ pub async fn diff(
     req: DiffSnapshotsRequest,
 ) -> Result<DiffSnapshotsResponse> {
     let t = target(state, caller, &req.parent, &req.store).await?;
-    let a = snapshot_id("snapshot_a", &req.snapshot_a)?;
-    let b = snapshot_id("snapshot_b", &req.snapshot_b)?;
+    let a = resolve::snapshot_id("snapshot_a", &req.snapshot_a)?;
+    let b = resolve::snapshot_id("snapshot_b", &req.snapshot_b)?;
     let size = page_size(req.page_size)?;
     let wait = timeout(&req.timeout)?;
     let fp = pagination::fingerprint(&(&t.project, t.store, &a, &b, req.metadata));
@@ -324,7 +313,7 @@ pub type FileStream = tokio_stream::wrappers::ReceiverStream<Result<ReadSnapshot
 /// then relays the data parts as they come.
 pub async fn read_file(state: &State, caller: &Caller, req: ReadSnapshotFileRequest) -> Result<FileStream> {
     let t = target(state, caller, &req.parent, &req.store).await?;
-    let snapshot = snapshot_id("snapshot", &req.snapshot)?;
+    let snapshot = resolve::snapshot_id("snapshot", &req.snapshot)?;
     let path = snapshot_path("path", &req.path)?;
     if path == "/" {
         return Err(Error::invalid("path", "names the root directory, not a file"));
@@ -521,9 +510,9 @@ mod tests {
 
     #[test]
     fn snapshot_ids_and_paths_are_checked() {
-        assert_eq!(snapshot_id("s", " 1A2B3C4D ").unwrap(), "1a2b3c4d");
-        assert!(snapshot_id("s", "1a2b").is_err());
-        assert!(snapshot_id("s", "latest").is_err());
+        assert_eq!(resolve::snapshot_id("s", " 1A2B3C4D ").unwrap(), "1a2b3c4d");
+        assert!(resolve::snapshot_id("s", "1a2b").is_err());
+        assert!(resolve::snapshot_id("s", "latest").is_err());
         assert_eq!(snapshot_path("p", "").unwrap(), "/");
         assert_eq!(snapshot_path("p", "/srv//www/").unwrap(), "/srv/www");
         assert!(snapshot_path("p", "srv").is_err());

@@ -71,6 +71,18 @@ pub fn within(
     names::parse_within(kind, parent, raw).map_err(|e| invalid(field, e))
 }
 
+/// A snapshot id in a request: 8 to 64 hex digits (a unique prefix), lower-cased.
+pub fn snapshot_id(field: &str, raw: &str) -> Result<String> {
+    let id = raw.trim();
+    if id.is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    if !(8..=64).contains(&id.len()) || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(Error::invalid(field, format!("{id:?} is not a snapshot id (8 to 64 hex digits)")));
+    }
+    Ok(id.to_ascii_lowercase())
+}
+
 pub fn missing(what: &str, raw: &str) -> String {
     format!("{what} {:?} does not exist", raw.trim())
 }

@@ -115,12 +115,16 @@ pub async fn list(
     let to = ts(&req.time_to, "time_to", &mut v);
     let (project, scope) = resolve::list_parent(caller, &req.parent)?;
     v.check()?;
+    let id_prefix = (!req.snapshot.trim().is_empty())
+        .then(|| resolve::snapshot_id("snapshot", &req.snapshot))
+        .transpose()?;
     let filter = Filter {
         store: resolve::connector_id(state, "store", project.as_ref(), &req.store).await?,
         task: resolve::task_id(state, "task", project.as_ref(), &req.task).await?,
         labels: req.labels.clone(),
         from,
         to,
+        id_prefix,
     };
     let fp = pagination::fingerprint(&(&filter, &scope));
     let before: Option<Cursor> = pagination::decode(&req.page_token, fp)?;

@@ -69,14 +69,15 @@ pub async fn page(
         .list_snapshots(v1::ListSnapshotsRequest {
             parent: parent.clone(),
             store: store_name.clone(),
-            page_size: 1000,
+            snapshot: id.clone(),
+            page_size: 1,
             ..Default::default()
         })
         .await?
         .into_inner()
         .snapshots
         .into_iter()
-        .find(|s| s.id.starts_with(&id))
+        .next()
         .ok_or_else(|| Fail::NotFound(format!("snapshot {id} in the index of this store")))?;
     // The first path of a one-path snapshot is where people want to start.
     let path =
@@ -183,28 +184,27 @@ pub async fn page(
 #[derive(serde::Deserialize, Default)]
 pub struct Find {
     #[serde(default)]
-    task: String,
-    #[serde(default)]
     snapshot: String,
 }
 
-/// A job's snapshot, found in the index by its task, opened in its store's file tree.
+/// A job's snapshot, found in the index, opened in its store's file tree.
 pub async fn find(ctx: Ctx, Path(p): Path<String>, Query(f): Query<Find>) -> Page {
-    let task = if f.task.is_empty() { String::new() } else { format!("projects/{p}/tasks/{}", f.task) };
-    let snaps = ctx
+    if f.snapshot.is_empty() {
+        return Err(Fail::Bad("snapshot: which snapshot to browse".into()));
+    }
+    let s = ctx
         .jobs()
         .list_snapshots(v1::ListSnapshotsRequest {
             parent: format!("projects/{p}"),
-            task,
-            page_size: 1000,
+            snapshot: f.snapshot.clone(),
+            page_size: 1,
             ..Default::default()
         })
         .await?
         .into_inner()
-        .snapshots;
-    let s = snaps
-        .iter()
-        .find(|s| !f.snapshot.is_empty() && s.id.starts_with(&f.snapshot))
+        .snapshots
+        .into_iter()
+        .next()
         .ok_or_else(|| Fail::NotFound(format!("snapshot {} in the index", f.snapshot)))?;
     Ok(axum::response::Redirect::to(&format!("/{}/snapshots/{}", s.store, s.id)).into_response())
 }

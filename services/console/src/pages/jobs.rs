@@ -222,7 +222,7 @@ pub fn summary(ctx: &Ctx, p: &str, j: &v1::Job) -> Markup {
             @if !j.snapshot.is_empty() {
                 dt { "Snapshot" } dd {
                     a data-testid="job-snapshot" href=(format!("/projects/{p}/snapshots?task={}&snapshot={}", ui::id(&j.task), j.snapshot)) { code { (j.snapshot) } }
-                    " " a.button data-testid="browse-snapshot" href=(format!("/projects/{p}/snapshots/browse?task={}&snapshot={}", ui::id(&j.task), j.snapshot)) { "Browse files" }
+                    " " a.button data-testid="browse-snapshot" href=(format!("/projects/{p}/snapshots/browse?snapshot={}", j.snapshot)) { "Browse files" }
                 }
             }
             @if let Some(o) = &j.overrides {

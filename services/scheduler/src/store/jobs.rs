@@ -232,7 +232,7 @@ pub async fn active_of_task(
     }
     let rows: Vec<ActiveRow> = sqlx::query_as(
         "SELECT id, state FROM jobs WHERE task_id = $1 AND project_id = $2 AND state IN ('QUEUED', 'RUNNING')
-           AND (CASE WHEN run_id IS NULL THEN NULL ELSE source_id END) IS NOT DISTINCT FROM $3
+           AND serial_source IS NOT DISTINCT FROM $3
          ORDER BY create_time, id",
     )
     .bind(task_id)
@@ -382,8 +382,7 @@ pub async fn claim_candidates(
     limit: i64,
 ) -> Result<Vec<CandidateRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, task_id, store_ids, exclusive, serial, wait_reason,
-                CASE WHEN run_id IS NULL THEN NULL ELSE source_id END AS serial_source FROM jobs
+        "SELECT id, task_id, store_ids, exclusive, serial, wait_reason, serial_source FROM jobs
          WHERE state = 'QUEUED' AND run_after <= $1 AND selector <@ $2
            AND (cardinality($4::text[]) = 0 OR project_id = ANY($4))
          ORDER BY run_after, id LIMIT $3 FOR UPDATE SKIP LOCKED",
@@ -424,7 +423,7 @@ pub async fn stores(conn: &mut PgConnection, ids: &[ConnectorId]) -> Result<Vec<
 pub async fn tasks_running_more_than_once(conn: &mut PgConnection, tasks: &[TaskId]) -> Result<bool> {
     Ok(sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'RUNNING' AND task_id = ANY($1)
-                        GROUP BY task_id, CASE WHEN run_id IS NULL THEN NULL ELSE source_id END
+                        GROUP BY task_id, serial_source
                         HAVING count(*) > 1)",
     )
     .bind(tasks)
@@ -459,7 +458,7 @@ pub async fn busy_tasks(
     ids: &[TaskId],
 ) -> Result<Vec<(TaskId, Option<ConnectorId>)>> {
     Ok(sqlx::query_as(
-        "SELECT DISTINCT task_id, CASE WHEN run_id IS NULL THEN NULL ELSE source_id END FROM jobs
+        "SELECT DISTINCT task_id, serial_source FROM jobs
          WHERE state = 'RUNNING' AND task_id = ANY($1)",
     )
     .bind(ids)

@@ -90,6 +90,8 @@ pub struct Filter {
     pub labels: Vec<String>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+    /// An id prefix (lower-case hex).
+    pub id_prefix: Option<String>,
 }
 
 /// The position after which a page starts: (time, store, id) of the previous page's last.
@@ -111,6 +113,7 @@ pub async fn list(
            AND ($4::uuid IS NULL OR store_id = $4) AND ($5::uuid IS NULL OR task_id = $5)
            AND labels @> $6 AND ($7::timestamptz IS NULL OR time >= $7) AND ($8::timestamptz IS NULL OR time < $8)
            AND ($10::text[] IS NULL OR project_id = ANY($10))
+           AND ($11::text IS NULL OR starts_with(id, $11))
          ORDER BY time DESC, store_id DESC, id DESC LIMIT $9",
     )
     .bind(before.map(|b| b.0))
@@ -123,6 +126,7 @@ pub async fn list(
     .bind(f.to)
     .bind(limit)
     .bind(project)
+    .bind(&f.id_prefix)
     .fetch_all(conn)
     .await?)
 }
