@@ -1,7 +1,10 @@
-//! deploy/k8s without kustomize or a cluster: every kustomization's references exist, and
-//! the workloads its files declare agree with the binaries: args, variables (resolved from
-//! ConfigMaps and Secrets the way the kubelet does), ports, probes, Services, URLs,
-//! disruption budgets, shutdown timing, security settings and network policies.
+//! deploy/k8s without a cluster: every kustomization's references exist, and the workloads
+//! its files declare agree with the binaries: args, variables (resolved from ConfigMaps and
+//! Secrets the way the kubelet does), ports, probes, Services, URLs, disruption budgets,
+//! shutdown timing, security settings and network policies. The builds are made here, by
+//! `build`; where kustomize (`kubectl kustomize`) and `kubernetes-validate` are installed, two
+//! tests also check that kustomize renders the same objects and that the API's schemas accept
+//! them (without them those tests say SKIP, or fail when CAIRN_CI is set).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -157,7 +160,9 @@ fn merge_key(field: &str, items: &[Json]) -> Option<&'static str> {
     }
 }
 
-/// A strategic merge patch: maps merge, lists with a merge key merge item by item, a null
+/// A strategic merge patch: maps merge, lists with a merge key merge item by item (in
+/// kustomize's order: the patch's items, merged into the items they match, in the patch's
+/// order, then the other items; the kubelet's `$(NAME)` expansion depends on it), a null
 /// deletes the field, anything else replaces.
 fn strategic_merge(target: &mut Json, patch: &Json) {
     let (Json::Object(t), Json::Object(patch)) = (&mut *target, patch) else {
@@ -173,12 +178,18 @@ fn strategic_merge(target: &mut Json, patch: &Json) {
         match (t.get_mut(k), v) {
             (Some(Json::Array(items)), Json::Array(patched)) => match merge_key(k, patched) {
                 Some(key) => {
+                    let mut rest = std::mem::take(items);
                     for item in patched {
-                        match items.iter_mut().find(|i| i.get(key).is_some() && i.get(key) == item.get(key)) {
-                            Some(existing) => strategic_merge(existing, item),
-                            None => items.push(item.clone()),
-                        }
+                        let matching =
+                            rest.iter().position(|i| i.get(key).is_some() && i.get(key) == item.get(key));
+                        let mut merged = match matching {
+                            Some(at) => rest.remove(at),
+                            None => Json::Object(Default::default()),
+                        };
+                        strategic_merge(&mut merged, item);
+                        items.push(merged);
                     }
+                    items.extend(rest);
                 }
                 None => *items = patched.clone(),
             },
@@ -197,18 +208,22 @@ struct Build {
     workloads: Vec<Workload>,
 }
 
-fn builds(p: &mut Problems) -> Vec<Build> {
-    let ks = kustomizations();
+/// The kustomizations no other one builds on: what `kubectl apply -k` is pointed at.
+fn targets(ks: &BTreeMap<PathBuf, Json>) -> Vec<PathBuf> {
     let bases: BTreeSet<PathBuf> = ks
         .iter()
         .flat_map(|(dir, k)| strings(&k["resources"]).into_iter().filter_map(|r| join(dir, &r)))
         .collect();
-    ks.keys()
-        .filter(|dir| !bases.contains(*dir))
+    ks.keys().filter(|dir| !bases.contains(*dir)).cloned().collect()
+}
+
+fn builds(p: &mut Problems) -> Vec<Build> {
+    targets(&kustomizations())
+        .into_iter()
         .map(|dir| {
-            let objects = build(dir, p);
-            let workloads = workloads(&objects, dir, p);
-            Build { dir: dir.clone(), objects, workloads }
+            let objects = build(&dir, p);
+            let workloads = workloads(&objects, &dir, p);
+            Build { dir, objects, workloads }
         })
         .collect()
 }
@@ -313,31 +328,31 @@ fn secret_value(secret: &Object, key: &str) -> Option<String> {
     })
 }
 
-/// Expands `$(NAME)` with the variables defined so far, as the kubelet does.
-fn expand(value: &str, env: &BTreeMap<String, String>, helpers: &mut BTreeSet<String>) -> String {
-    let mut out = String::new();
+/// Expands `$(NAME)` with the variables defined so far, as the kubelet does: `$$` is a `$`,
+/// an undefined name stays as written. Returns the value and the names it refers to.
+fn expand(value: &str, env: &BTreeMap<String, String>) -> (String, Vec<String>) {
+    let (mut out, mut names) = (String::new(), Vec::new());
     let mut rest = value;
-    while let Some(i) = rest.find("$(") {
+    while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        match after.find(')') {
-            Some(end) => {
-                let name = &after[..end];
-                helpers.insert(name.to_owned());
-                match env.get(name) {
-                    Some(v) => out.push_str(v),
-                    None => out.push_str(&rest[i..i + 2 + end + 1]),
-                }
-                rest = &after[end + 1..];
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some((name, tail)) = after.strip_prefix('(').and_then(|a| a.split_once(')')) {
+            match env.get(name) {
+                Some(v) => out.push_str(v),
+                None => out.push_str(&format!("$({name})")),
             }
-            None => {
-                out.push_str(&rest[i..]);
-                rest = "";
-            }
+            names.push(name.to_owned());
+            rest = tail;
+        } else {
+            out.push('$');
+            rest = after;
         }
     }
     out.push_str(rest);
-    out
+    (out, names)
 }
 
 /// A sample value for a downward-API field.
@@ -404,8 +419,17 @@ fn workloads(objects: &[Object], build: &Path, p: &mut Problems) -> Vec<Workload
         }
         for e in container["env"].as_array().into_iter().flatten() {
             let name = e["name"].as_str().unwrap_or_default().to_owned();
+            p.check(e.get("value").is_none() || e.get("valueFrom").is_none(), || {
+                format!("{ctx}: {name} has both value and valueFrom (refused; a patch setting one nulls the other)")
+            });
             if let Some(v) = e.get("value") {
-                let v = expand(&scalar(v).unwrap_or_default(), &env, &mut helpers);
+                let (v, refs) = expand(&scalar(v).unwrap_or_default(), &env);
+                for r in &refs {
+                    p.check(env.contains_key(r), || {
+                        format!("{ctx}: {name} refers to $({r}), which no variable before it defines")
+                    });
+                }
+                helpers.extend(refs);
                 env.insert(name.clone(), v);
                 origin.insert(name, "value".into());
                 continue;
@@ -1279,10 +1303,201 @@ fn strategic_merge_patches_merge_lists_by_key_and_delete_nulls() {
         doc,
         serde_json::json!({
             "containers": [{"name": "a",
-                            "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "3"}, {"name": "Z", "value": "4"}],
+                            "env": [{"name": "Y", "value": "3"}, {"name": "Z", "value": "4"}, {"name": "X", "value": "1"}],
                             "probe": {"exec": {"command": ["x"]}, "periodSeconds": 5}, "args": ["three"]},
                            {"name": "b"}],
             "ports": [{"port": 1, "targetPort": "grpc"}],
         })
     );
+}
+
+#[test]
+fn variables_expand_like_the_kubelet() {
+    let env = BTreeMap::from([("A".to_owned(), "1".to_owned()), ("B".to_owned(), "two".to_owned())]);
+    assert_eq!(
+        expand("x=$(A),y=$(B),z=$(C),$$(A),$5,$(", &env),
+        ("x=1,y=two,z=$(C),$(A),$5,$(".to_owned(), vec!["A".to_owned(), "B".to_owned(), "C".to_owned()])
+    );
+}
+
+/// A tool on PATH (the first of `names` found), else at `fallback`. None, after printing
+/// SKIP, when there is none; a failure instead when CAIRN_CI is set.
+fn tool(names: &[&str], fallback: Option<PathBuf>) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = names
+        .iter()
+        .find_map(|n| std::env::split_paths(&path).map(|dir| dir.join(n)).find(|f| f.is_file()))
+        .or(fallback.filter(|f| f.is_file()));
+    if found.is_none() {
+        let what = names.join(" or ");
+        assert!(std::env::var_os("CAIRN_CI").is_none(), "{what} is not installed, and CAIRN_CI is set");
+        eprintln!("SKIP: {what} is not installed");
+    }
+    found
+}
+
+/// kubectl (its built-in kustomize) or kustomize.
+fn kustomize() -> Option<PathBuf> {
+    tool(&["kubectl", "kustomize"], None)
+}
+
+/// kubernetes-validate (PyPI), on PATH or in the venv .ci/run makes.
+fn kubernetes_validate() -> Option<PathBuf> {
+    let venv =
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cairn/venv/bin/kubernetes-validate"));
+    tool(&["kubernetes-validate"], venv)
+}
+
+/// What `kubectl apply -k dir` would apply, rendered by kustomize.
+fn render(kustomize: &Path, dir: &Path) -> String {
+    let build: &[&str] = if kustomize.ends_with("kustomize") { &["build"] } else { &["kustomize"] };
+    let out = std::process::Command::new(kustomize)
+        .args(build)
+        .arg(root().join(dir))
+        .output()
+        .unwrap_or_else(|e| panic!("{} runs: {e}", kustomize.display()));
+    assert!(
+        out.status.success(),
+        "{} {build:?} {}: {}",
+        kustomize.display(),
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("kustomize writes UTF-8")
+}
+
+fn identity(doc: &Json) -> (String, String) {
+    let at = |p: &str| str_at(doc, p).unwrap_or_default().to_owned();
+    (at("/kind"), at("/metadata/name"))
+}
+
+/// A kustomization's `field`, else the first one set by the kustomizations it builds on.
+fn inherited<'a>(ks: &'a BTreeMap<PathBuf, Json>, dir: &Path, field: &str) -> Option<&'a Json> {
+    let k = ks.get(dir)?;
+    k.get(field).or_else(|| {
+        strings(&k["resources"])
+            .iter()
+            .filter_map(|r| join(dir, r))
+            .find_map(|base| inherited(ks, &base, field))
+    })
+}
+
+/// `doc` with what kustomize adds to every build here: the namespace and the image tags.
+fn as_kustomize_writes(doc: &Json, ks: &BTreeMap<PathBuf, Json>, dir: &Path) -> Json {
+    let mut doc = doc.clone();
+    let namespace = inherited(ks, dir, "namespace").and_then(Json::as_str);
+    if let Some(ns) = namespace.filter(|_| doc["kind"] != "Namespace") {
+        doc["metadata"]["namespace"] = Json::String(ns.to_owned());
+    }
+    let images = inherited(ks, dir, "images").cloned().unwrap_or_default();
+    let tags: BTreeMap<&str, &str> = images
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| Some((i["name"].as_str()?, i["newTag"].as_str()?)))
+        .collect();
+    for list in ["containers", "initContainers"] {
+        let pointer = format!("/spec/template/spec/{list}");
+        for c in doc.pointer_mut(&pointer).and_then(Json::as_array_mut).into_iter().flatten() {
+            if let Some(image) = c["image"].as_str().and_then(|i| Some(format!("{i}:{}", tags.get(i)?))) {
+                c["image"] = Json::String(image);
+            }
+        }
+    }
+    doc
+}
+
+/// Where `a` and `b` first differ, as a JSON pointer with both values.
+fn difference(a: &Json, b: &Json, at: &str) -> Option<String> {
+    match (a, b) {
+        (Json::Object(x), Json::Object(y)) => x.keys().chain(y.keys()).find_map(|k| {
+            difference(x.get(k).unwrap_or(&Json::Null), y.get(k).unwrap_or(&Json::Null), &format!("{at}/{k}"))
+        }),
+        (Json::Array(x), Json::Array(y)) if x.len() == y.len() => {
+            x.iter().zip(y).enumerate().find_map(|(i, (x, y))| difference(x, y, &format!("{at}/{i}")))
+        }
+        _ if a == b => None,
+        _ => Some(format!("{at}: {a} here, {b} from kustomize")),
+    }
+}
+
+#[test]
+fn kustomize_renders_what_this_test_builds() {
+    let Some(kustomize) = kustomize() else { return };
+    let mut p = Problems::default();
+    let ks = kustomizations();
+    for dir in targets(&ks) {
+        let ctx = dir.display().to_string();
+        let rendered = parse_yaml_docs(&render(&kustomize, &dir), &format!("kustomize {ctx}"));
+        // Whether the files are right is for the other tests: here, whether they are read right.
+        let built = build(&dir, &mut Problems::default());
+        let theirs: BTreeSet<(String, String)> = rendered.iter().map(identity).collect();
+        let ours: BTreeSet<(String, String)> = built.iter().map(|o| identity(&o.doc)).collect();
+        p.check(theirs == ours, || {
+            format!(
+                "{ctx}: kustomize renders {:?} too, and not {:?}",
+                theirs.difference(&ours).collect::<Vec<_>>(),
+                ours.difference(&theirs).collect::<Vec<_>>()
+            )
+        });
+        for doc in &rendered {
+            let Some(o) = built.iter().find(|o| identity(&o.doc) == identity(doc)) else { continue };
+            if let Some(d) = difference(&as_kustomize_writes(&o.doc, &ks, &dir), doc, "") {
+                p.push(format!("{ctx}: {} {} ({}) differs at {d}", o.kind(), o.name(), o.file));
+            }
+        }
+    }
+    p.assert_none(K8S);
+}
+
+/// Runs `kubernetes-validate --strict file`: whether it passed, and what it printed.
+fn validate(validator: &Path, file: &Path) -> (bool, String) {
+    let out = std::process::Command::new(validator)
+        .arg("--strict")
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("{} runs: {e}", validator.display()));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[test]
+fn rendered_manifests_pass_kubernetes_validate() {
+    let (Some(kustomize), Some(validator)) = (kustomize(), kubernetes_validate()) else { return };
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let mut p = Problems::default();
+    let mut deployment = None;
+    for dir in targets(&kustomizations()) {
+        let ctx = dir.display().to_string();
+        let text = render(&kustomize, &dir);
+        let file = tmp.path().join(format!("{}.yaml", ctx.replace('/', "_")));
+        std::fs::write(&file, &text).expect("writable temporary directory");
+        let (ok, out) = validate(&validator, &file);
+        eprintln!("kubernetes-validate --strict {ctx}:\n{out}");
+        p.check(ok, || format!("{ctx}: kubernetes-validate --strict failed:\n{out}"));
+        // Every object was checked against its schema (an unknown kind is only warned about).
+        for doc in parse_yaml_docs(&text, &ctx) {
+            let (kind, name) = identity(&doc);
+            let passed = out.contains(&format!("passed for resource {}/{name} ", kind.to_lowercase()));
+            p.check(passed, || format!("{ctx}: kubernetes-validate did not check {kind} {name}:\n{out}"));
+            if kind == "Deployment" && deployment.is_none() {
+                deployment = Some(doc);
+            }
+        }
+    }
+    // A broken manifest fails, so the passes above mean something.
+    let mut broken = deployment.expect("a Deployment is rendered");
+    let port = broken
+        .pointer_mut("/spec/template/spec/containers/0/ports/0")
+        .and_then(Json::as_object_mut)
+        .expect("the first container declares ports");
+    port.remove("containerPort");
+    let file = tmp.path().join("broken.yaml");
+    std::fs::write(&file, serde_json::to_string_pretty(&broken).expect("JSON"))
+        .expect("writable temporary directory");
+    let (ok, out) = validate(&validator, &file);
+    p.check(!ok && out.contains("containerPort"), || {
+        format!("kubernetes-validate --strict accepts a Deployment without containerPort:\n{out}")
+    });
+    p.assert_none(K8S);
 }

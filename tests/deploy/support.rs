@@ -38,10 +38,14 @@ pub fn read(rel: impl AsRef<Path>) -> String {
 /// Every document of a YAML file, as JSON values with `<<` merge keys applied.
 pub fn yaml_docs(rel: impl AsRef<Path>) -> Vec<Json> {
     let rel = rel.as_ref();
-    let text = read(rel);
-    serde_norway::Deserializer::from_str(&text)
+    parse_yaml_docs(&read(rel), &rel.display().to_string())
+}
+
+/// Every document of YAML text (`what` names it in errors), as `yaml_docs` reads a file.
+pub fn parse_yaml_docs(text: &str, what: &str) -> Vec<Json> {
+    serde_norway::Deserializer::from_str(text)
         .map(|doc| {
-            let mut v = Json::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", rel.display()));
+            let mut v = Json::deserialize(doc).unwrap_or_else(|e| panic!("{what}: {e}"));
             apply_merge(&mut v);
             v
         })
