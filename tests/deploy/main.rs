@@ -9,3 +9,4 @@ mod compose;
 mod image;
 mod k8s;
 mod support;
+mod up;

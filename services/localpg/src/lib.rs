@@ -9,6 +9,9 @@
 //! [`fresh_database`] gives each test its own database: on the server named by
 //! `DATABASE_URL` when set, else on one cluster shared by the whole test process.
 //!
+//! [`Cluster::open`] keeps a cluster in a given directory instead (the single-node stack):
+//! initialised once, durable settings, stopped but never removed.
+//!
 //! This crate never touches a database it did not create.
 
 use std::{
@@ -49,6 +52,8 @@ pub struct Cluster {
     bin: PathBuf,
     port: u16,
     as_postgres: bool,
+    /// A kept cluster ([`Cluster::open`]) is stopped, never removed.
+    keep: bool,
 }
 
 fn is_root() -> bool {
@@ -98,25 +103,61 @@ impl Cluster {
         if as_postgres {
             run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir))?;
         }
-        let data = dir.join("data");
-        let mut cluster = Cluster { dir, bin, port: 0, as_postgres };
-        run(cluster.pg_command("initdb").arg("-D").arg(&data).args([
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-            "--no-sync",
-            "-E",
-            "UTF8",
-            "--locale=C",
-        ]))?;
-        cluster.spawn_watchdog()?;
+        let cluster = Cluster { dir, bin, port: 0, as_postgres, keep: false };
+        cluster.init(&["--no-sync"])?;
+        let throwaway = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off";
+        cluster.launch(throwaway, settings)
+    }
+
+    /// Opens the cluster kept in `dir` (its `data` directory), initialising it on first use,
+    /// with durable settings; it is stopped, never removed, at drop or when this process dies.
+    /// As root the server runs as `postgres`, which must be able to reach `dir`.
+    pub fn open(dir: &Path) -> Result<Cluster, Error> {
+        let bin = find_binaries().ok_or(Error::NoBinaries)?;
+        let as_postgres = is_root();
+        std::fs::create_dir_all(dir)?;
+        if as_postgres {
+            run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir))?;
+        }
+        let cluster = Cluster { dir: dir.to_path_buf(), bin, port: 0, as_postgres, keep: true };
+        if !dir.join("data").join("PG_VERSION").is_file() {
+            cluster.init(&[])?;
+        }
+        // A server left behind by a killed process holds the data directory: stop it first.
+        let _ = cluster
+            .pg_command("pg_ctl")
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-m", "fast", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        cluster.launch("", &[])
+    }
+
+    fn init(&self, extra: &[&str]) -> Result<(), Error> {
+        run(self
+            .pg_command("initdb")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C"])
+            .args(extra))
+    }
+
+    /// Starts the server on a free port (retrying a port taken meanwhile).
+    fn launch(mut self, options: &str, settings: &[(&str, &str)]) -> Result<Cluster, Error> {
+        let data = self.dir.join("data");
+        let cluster = &mut self;
+        // A throwaway cluster's directory is its own: watched from before the start, so a
+        // process dying mid-start leaves nothing behind.
+        if !cluster.keep {
+            cluster.spawn_watchdog(None)?;
+        }
         let mut last = None;
         for _ in 0..5 {
             cluster.port = free_port()?;
             let opts = format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-                 -c full_page_writes=off -c max_connections=500 -c shared_buffers=128MB{}",
+                "-p {} -k {} -c listen_addresses=127.0.0.1 {options} -c max_connections=500 -c shared_buffers=128MB{}",
                 cluster.port,
                 cluster.dir.display(),
                 settings.iter().map(|(k, v)| format!(" -c {k}={v}")).collect::<String>()
@@ -129,7 +170,17 @@ impl Cluster {
                 .arg(cluster.dir.join("postgres.log"))
                 .args(["-w", "-t", "60", "start"]));
             match started {
-                Ok(()) => return Ok(cluster),
+                Ok(()) => {
+                    if cluster.keep {
+                        // A kept directory outlives this process, and the next process may start
+                        // its own server there before this watchdog wakes: it stops only the
+                        // server started here.
+                        let pid = std::fs::read_to_string(data.join("postmaster.pid"))?;
+                        let pid = pid.lines().next().unwrap_or_default().trim().to_owned();
+                        cluster.spawn_watchdog(Some(&pid))?;
+                    }
+                    return Ok(self);
+                }
                 Err(e) => last = Some(e),
             }
         }
@@ -156,17 +207,19 @@ impl Cluster {
         &self.dir
     }
 
-    /// Stops the cluster now (immediate mode) and removes its directory.
+    /// Stops the cluster now and removes its directory (a kept cluster: stops it cleanly).
     pub fn stop(&self) {
         let _ = self
             .pg_command("pg_ctl")
             .arg("-D")
             .arg(self.dir.join("data"))
-            .args(["-m", "immediate", "-w", "stop"])
+            .args(["-m", if self.keep { "fast" } else { "immediate" }, "-w", "stop"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 
     fn pg_command(&self, program: &str) -> Command {
@@ -181,16 +234,30 @@ impl Cluster {
     }
 
     /// A detached shell that waits for this process to die, then stops the cluster.
-    fn spawn_watchdog(&self) -> Result<(), Error> {
+    /// Stops the server when this process is gone (a kept cluster's only when `server` still
+    /// runs there: its postmaster's pid), and removes a throwaway cluster's directory.
+    fn spawn_watchdog(&self, server: Option<&str>) -> Result<(), Error> {
         let pg_ctl = self.bin.join("pg_ctl");
         let runas = if self.as_postgres { "runuser -u postgres -- " } else { "" };
+        let data = self.dir.join("data");
+        let (mode, remove) = if self.keep {
+            ("fast", String::new())
+        } else {
+            ("immediate", format!("; rm -rf '{}'", self.dir.display()))
+        };
+        let guard = match server {
+            Some(pid) => format!(
+                "[ \"$(head -n1 '{}' 2>/dev/null)\" = '{pid}' ] && ",
+                data.join("postmaster.pid").display()
+            ),
+            None => String::new(),
+        };
         let script = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
-             {runas}'{pg_ctl}' -D '{data}' -m immediate -w stop >/dev/null 2>&1; rm -rf '{dir}'",
+             {guard}{runas}'{pg_ctl}' -D '{data}' -m {mode} -w stop >/dev/null 2>&1{remove}",
             pid = std::process::id(),
             pg_ctl = pg_ctl.display(),
-            data = self.dir.join("data").display(),
-            dir = self.dir.display(),
+            data = data.display(),
         );
         Command::new("setsid")
             .args(["sh", "-c", &script])
