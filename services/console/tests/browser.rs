@@ -43,21 +43,27 @@ async fn journeys_in_a_real_browser() {
         })
         .await
         .unwrap();
-    // Enough data for the backup to take a few seconds, so progress is seen moving.
+    // Enough data for the backup to take several seconds on an idle machine (progress is
+    // reported once a second), so progress is seen moving: 512 MB that does not deduplicate,
+    // one random block with a different byte in every 4 KiB of each file.
     let data = s.dirs.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("hello.txt"), "hello from the browser").unwrap();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for i in 0..48 {
-        let chunk: Vec<u8> = (0..4 << 20)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        std::fs::write(data.join(format!("blob-{i:02}.bin")), chunk).unwrap();
+    let block: Vec<u8> = (0..4 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    for i in 0..128u8 {
+        let mut chunk = block.clone();
+        for at in (0..chunk.len()).step_by(4096) {
+            chunk[at] ^= i.wrapping_add(1);
+        }
+        std::fs::write(data.join(format!("blob-{i:03}.bin")), chunk).unwrap();
     }
     let shots = match std::env::var("CAIRN_SCREENSHOTS") {
         Ok(dir) => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(dir),

@@ -54,6 +54,8 @@ pub struct Cluster {
     as_postgres: bool,
     /// A kept cluster ([`Cluster::open`]) is stopped, never removed.
     keep: bool,
+    /// The server's options (port included), for [`Cluster::resume`].
+    opts: String,
 }
 
 fn is_root() -> bool {
@@ -103,7 +105,7 @@ impl Cluster {
         if as_postgres {
             run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir))?;
         }
-        let cluster = Cluster { dir, bin, port: 0, as_postgres, keep: false };
+        let cluster = Cluster { dir, bin, port: 0, as_postgres, keep: false, opts: String::new() };
         cluster.init(&["--no-sync"])?;
         let throwaway = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off";
         cluster.launch(throwaway, settings)
@@ -119,7 +121,8 @@ impl Cluster {
         if as_postgres {
             run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir))?;
         }
-        let cluster = Cluster { dir: dir.to_path_buf(), bin, port: 0, as_postgres, keep: true };
+        let cluster =
+            Cluster { dir: dir.to_path_buf(), bin, port: 0, as_postgres, keep: true, opts: String::new() };
         if !dir.join("data").join("PG_VERSION").is_file() {
             cluster.init(&[])?;
         }
@@ -162,14 +165,8 @@ impl Cluster {
                 cluster.dir.display(),
                 settings.iter().map(|(k, v)| format!(" -c {k}={v}")).collect::<String>()
             );
-            let started = run(cluster
-                .pg_command("pg_ctl")
-                .arg("-D")
-                .arg(&data)
-                .args(["-o", &opts, "-l"])
-                .arg(cluster.dir.join("postgres.log"))
-                .args(["-w", "-t", "60", "start"]));
-            match started {
+            cluster.opts = opts;
+            match cluster.pg_start() {
                 Ok(()) => {
                     if cluster.keep {
                         // A kept directory outlives this process, and the next process may start
@@ -185,6 +182,27 @@ impl Cluster {
             }
         }
         Err(last.unwrap_or(Error::NoBinaries))
+    }
+
+    fn pg_start(&self) -> Result<(), Error> {
+        run(self
+            .pg_command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-o", &self.opts, "-l"])
+            .arg(self.dir.join("postgres.log"))
+            .args(["-w", "-t", "60", "start"]))
+    }
+
+    /// Stops the server (fast shutdown: clients are disconnected) and keeps the cluster, for
+    /// tests of what happens while the database is away; [`Cluster::resume`] starts it again.
+    pub fn pause(&self) -> Result<(), Error> {
+        run(self.pg_command("pg_ctl").arg("-D").arg(self.dir.join("data")).args(["-m", "fast", "-w", "stop"]))
+    }
+
+    /// Starts a [`Cluster::pause`]d server again, on the same port.
+    pub fn resume(&self) -> Result<(), Error> {
+        self.pg_start()
     }
 
     /// Whether the server runs as the `postgres` user (files it reads must be theirs).
@@ -223,18 +241,22 @@ impl Cluster {
     }
 
     fn pg_command(&self, program: &str) -> Command {
+        use std::os::unix::process::CommandExt as _;
         let exe = self.bin.join(program);
-        if self.as_postgres {
+        let mut c = if self.as_postgres {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(exe);
             c
         } else {
             Command::new(exe)
-        }
+        };
+        // A process group of its own: Ctrl-C in the terminal reaches this process, which
+        // drains and then stops the server, not the server first.
+        c.process_group(0);
+        c
     }
 
-    /// A detached shell that waits for this process to die, then stops the cluster.
-    /// Stops the server when this process is gone (a kept cluster's only when `server` still
+    /// A detached shell that waits for this process to die, then stops the server when this process is gone (a kept cluster's only when `server` still
     /// runs there: its postmaster's pid), and removes a throwaway cluster's directory.
     fn spawn_watchdog(&self, server: Option<&str>) -> Result<(), Error> {
         let pg_ctl = self.bin.join("pg_ctl");
