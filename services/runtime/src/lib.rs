@@ -12,6 +12,7 @@
 //! Nothing here knows about connectors, tasks or jobs.
 
 pub mod auth;
+pub mod backoff;
 pub mod config;
 pub mod db;
 pub mod grpc;

@@ -23,6 +23,7 @@ pub mod runner;
 use std::{sync::Arc, time::Duration};
 
 use cairn_engine::Engine;
+use cairn_runtime::backoff::Backoff;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -62,7 +63,7 @@ pub async fn run_with(
     let stop_jobs = CancellationToken::new();
     let mut running: JoinSet<Ended> = JoinSet::new();
     let mut ended = Vec::new();
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     while !shutdown.is_cancelled() {
         while let Some(r) = running.try_join_next() {
             ended.push(r.unwrap_or_else(|e| Ended::Unreported(e.to_string())));
@@ -83,7 +84,7 @@ pub async fn run_with(
         };
         match got {
             Ok(leases) => {
-                backoff = Duration::from_millis(200);
+                backoff.reset();
                 for lease in leases {
                     let job = lease.job.as_ref().map(|j| j.name.clone()).unwrap_or_default();
                     tracing::info!(job.id = %job, "lease acquired");
@@ -100,9 +101,8 @@ pub async fn run_with(
                 tracing::warn!(error = %s.message(), code = ?s.code(), "cannot get work from the scheduler; retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
     }

@@ -11,7 +11,7 @@ use cairn_api::v1::{
     read_snapshot_file_response, snapshot_query::Request,
 };
 use cairn_engine::{Browser, EntryKind, Error as EngineError};
-use cairn_runtime::time::to_timestamp;
+use cairn_runtime::{backoff::Backoff, time::to_timestamp};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
@@ -32,7 +32,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(PARALLEL));
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     while !shutdown.is_cancelled() {
         let free = slots.available_permits();
         if free == 0 {
@@ -48,7 +48,7 @@ pub async fn run(
         };
         match got {
             Ok(queries) => {
-                backoff = Duration::from_millis(200);
+                backoff.reset();
                 for q in queries {
                     let Ok(permit) = slots.clone().acquire_owned().await else { return };
                     let (client, browser) = (client.clone(), browser.clone());
@@ -63,9 +63,8 @@ pub async fn run(
                 tracing::warn!(error = %s.message(), code = ?s.code(), "cannot get snapshot queries; retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
     }
@@ -255,7 +254,7 @@ impl Sender {
             last,
             part: Some(part),
         };
-        let mut delay = Duration::from_millis(100);
+        let mut delay = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         for attempt in 1..=5 {
             match self.client.answer(req.clone()).await {
                 Ok(()) => return Ok(()),
@@ -263,8 +262,7 @@ impl Sender {
                     if attempt < 5
                         && matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Unknown) =>
                 {
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
+                    tokio::time::sleep(delay.next_delay()).await;
                 }
                 Err(s) => return Err(s),
             }

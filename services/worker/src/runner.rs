@@ -9,7 +9,7 @@ use cairn_api::v1::{
     CompleteJobRequest, JobCancelled, JobFailed, JobSucceeded, Lease, LogLevel, complete_job_request::Outcome,
 };
 use cairn_engine::{CancelToken, Engine};
-use cairn_runtime::time::from_duration;
+use cairn_runtime::{backoff::Backoff, time::from_duration};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -176,7 +176,7 @@ async fn run_inner(
         snapshot_index: index,
         lease_token: lease.token.clone(),
     };
-    let mut delay = Duration::from_millis(200);
+    let mut delay = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     for attempt in 1..=8 {
         match client.complete(req.clone()).await {
             Ok(()) => {
@@ -187,8 +187,7 @@ async fn run_inner(
             Err(s) if is_lease_lost(&s) => return Ended::LeaseLost,
             Err(s) if attempt < 8 => {
                 tracing::warn!(job.id = %job.name, error = %s.message(), "completion not delivered; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+                tokio::time::sleep(delay.next_delay()).await;
             }
             Err(s) => return Ended::Unreported(s.message().to_owned()),
         }
