@@ -30,7 +30,7 @@ pub mod secrets;
 pub mod store;
 pub mod tasks;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use cairn_api::v1::{
     audit_service_server::{AuditServiceServer, SERVICE_NAME as AUDIT_NAME},
@@ -112,7 +112,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         audit: std::sync::Arc::new(PgAudit::new(pool.clone(), "catalog")),
     });
     rgrpc::set_serving(&health, SERVICES).await;
-    tokio::spawn(watch_database(pool.clone(), health.clone(), shutdown.clone()));
+    tokio::spawn(rgrpc::watch_database(pool.clone(), health.clone(), SERVICES, shutdown.clone()));
     tokio::spawn(cairn_runtime::metrics::watch_pool(pool.clone(), "cairn_catalog", shutdown.clone()));
     tracing::info!(listen = %listener.local_addr()?, key.id = %key_id, "catalog serving");
     let opts = rgrpc::ServeOptions {
@@ -152,30 +152,4 @@ async fn reseal(pool: &PgPool, keyring: &Keyring) -> anyhow::Result<()> {
         tracing::info!(records = n, key = %keyring.current_id(), "re-sealed secrets with the current key");
     }
     Ok(())
-}
-
-/// Marks the services NOT_SERVING while the database is unreachable.
-async fn watch_database(
-    pool: PgPool,
-    health: tonic_health::server::HealthReporter,
-    shutdown: CancellationToken,
-) {
-    let mut serving = true;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-        }
-        let ok = store::ping(&pool).await;
-        if ok != serving {
-            serving = ok;
-            if ok {
-                tracing::info!("database reachable again; serving");
-                rgrpc::set_serving(&health, SERVICES).await;
-            } else {
-                tracing::warn!("database unreachable; reporting NOT_SERVING");
-                rgrpc::set_not_serving(&health, SERVICES).await;
-            }
-        }
-    }
 }

@@ -123,6 +123,37 @@ pub async fn set_not_serving(health: &HealthReporter, service_names: &[&str]) {
     }
 }
 
+/// Reports the services NOT_SERVING while the database does not answer, and SERVING again
+/// once it does: a load balancer or orchestrator stops sending work to a replica that cannot
+/// do it, and takes it back within a few seconds of the database's return.
+pub async fn watch_database(
+    pool: sqlx::PgPool,
+    health: HealthReporter,
+    service_names: &'static [&'static str],
+    shutdown: CancellationToken,
+) {
+    const EVERY: Duration = Duration::from_secs(2);
+    let mut serving = true;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(EVERY) => {}
+        }
+        let ping = sqlx::query("SELECT 1").execute(&pool);
+        let ok = matches!(tokio::time::timeout(Duration::from_secs(5), ping).await, Ok(Ok(_)));
+        if ok != serving {
+            serving = ok;
+            if ok {
+                tracing::info!("database reachable again; serving");
+                set_serving(&health, service_names).await;
+            } else {
+                tracing::warn!("database unreachable; reporting NOT_SERVING");
+                set_not_serving(&health, service_names).await;
+            }
+        }
+    }
+}
+
 fn request_span(req: &http::Request<()>) -> tracing::Span {
     let path = req.uri().path();
     let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or((path, ""));

@@ -32,15 +32,26 @@ const MAX_IDLE: Duration = Duration::from_secs(5);
 
 /// Runs the firing loop until `shutdown`.
 pub async fn run(state: State, shutdown: CancellationToken) {
+    // Failing ticks (the database or the catalog away) retry with a jittered backoff, so
+    // replicas neither spin nor come back in lockstep.
+    let mut failing = cairn_runtime::backoff::Backoff::new(Duration::from_millis(100), MAX_IDLE);
     loop {
         let changed = state.events.schedules().notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
         let fired = match tick(&state).await {
-            Ok(n) => n,
+            Ok(n) => {
+                failing.reset();
+                n
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "firing failed; retrying shortly");
-                0
+                metrics::counter!("cairn_scheduler_firing_failures_total").increment(1);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(failing.next_delay()) => {}
+                }
+                continue;
             }
         };
         if fired >= BATCH as usize {

@@ -148,6 +148,7 @@ pub async fn run_with_clock(
         audit: state.audit.clone(),
     });
     rgrpc::set_serving(&health, SERVICES).await;
+    tokio::spawn(rgrpc::watch_database(pool.clone(), health.clone(), SERVICES, shutdown.clone()));
     tracing::info!(listen = %listener.local_addr()?, "scheduler serving");
     let opts = rgrpc::ServeOptions {
         service_names: SERVICES,
@@ -172,6 +173,7 @@ fn register_metrics() {
         "cairn_scheduler_lease_expiries_total",
         "cairn_scheduler_leases_granted_total",
         "cairn_scheduler_rpo_violations_total",
+        "cairn_scheduler_firing_failures_total",
     ] {
         metrics::counter!(name).increment(0);
     }

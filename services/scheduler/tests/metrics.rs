@@ -86,8 +86,9 @@ async fn every_listed_metric_is_on_the_endpoint() {
             "cairn_scheduler_leases_granted_total",
             "cairn_scheduler_notification_failures_total{channel=\"webhook\"} ",
             "cairn_scheduler_db_pool_connections",
-            "cairn_scheduler_grpc_requests_total{method=\"AcquireLease\",code=\"Ok\"}",
+            "cairn_scheduler_grpc_requests_total{method=\"AcquireLease\",code=\"OK\"}",
             "cairn_scheduler_rpo_violations_total 0",
+            "cairn_scheduler_firing_failures_total 0",
         ];
         // Failures must be counted, not only registered.
         let failed = body

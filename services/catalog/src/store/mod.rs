@@ -18,11 +18,6 @@ pub struct Sealed<Id> {
     pub secrets: Vec<u8>,
 }
 
-/// Whether the database answers.
-pub async fn ping(pool: &sqlx::PgPool) -> bool {
-    sqlx::query("SELECT 1").execute(pool).await.is_ok()
-}
-
 /// Stored proto3 JSON → message.
 pub fn decode<M: prost::Message + prost::Name + Default>(value: &serde_json::Value) -> Result<M> {
     cairn_api::json::from_json(&value.to_string()).map_err(|e| Error::Internal(format!("stored record: {e}")))
