@@ -782,8 +782,8 @@ async fn the_binary_serves_health_and_prometheus_metrics() {
     })
     .await;
     for name in [
-        "cairn_catalog_grpc_requests_total{method=\"ListConnectors\",code=\"Ok\"}",
-        "cairn_catalog_grpc_requests_total{method=\"GetConnector\",code=\"NotFound\"}",
+        "cairn_catalog_grpc_requests_total{method=\"ListConnectors\",code=\"OK\"}",
+        "cairn_catalog_grpc_requests_total{method=\"GetConnector\",code=\"NOT_FOUND\"}",
         "cairn_catalog_grpc_request_duration_seconds",
         "cairn_catalog_db_pool_connections{state=\"max\"}",
     ] {

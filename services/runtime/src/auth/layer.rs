@@ -220,7 +220,8 @@ fn bearer(headers: &http::HeaderMap) -> Result<Option<String>, Status> {
     Ok(Some(token.trim().to_owned()))
 }
 
-fn code_of(headers: &http::HeaderMap) -> Code {
+/// The `grpc-status` of response headers or trailers (OK when absent).
+pub(crate) fn code_of(headers: &http::HeaderMap) -> Code {
     headers
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())

@@ -240,5 +240,5 @@ fn method_short(method: &str) -> &str {
     method.rsplit('/').next().unwrap_or(method)
 }
 
-mod layer;
+pub(crate) mod layer;
 pub use layer::{Guard, GuardLayer};
