@@ -49,13 +49,21 @@ pub fn full(collection: &str, raw: &str) -> String {
 }
 
 pub struct Stack {
-    pub db: TestDatabase,
+    /// The test's own database (None when [`Options::database_url`] named one).
+    pub db: Option<TestDatabase>,
+    /// The database the services use.
+    pub db_url: String,
+    /// Between the scheduler and the catalog, when [`Options::catalog_proxy`] asked for it.
+    pub catalog_proxy: Option<cairn_testkit::proxy::FaultProxy>,
     pub dir: tempfile::TempDir,
     pub catalog_url: String,
     pub scheduler_url: String,
     pub catalog: CatalogServiceClient<Authed>,
     pub jobs: JobServiceClient<Authed>,
     pub schedules: ScheduleServiceClient<Authed>,
+    /// The scheduler's environment when it is a process ([`Options::scheduler_process`]).
+    scheduler_env: Vec<(&'static str, String)>,
+    scheduler: Option<Child>,
     shutdown: CancellationToken,
     workers: Vec<CancellationToken>,
     processes: Vec<Child>,
@@ -66,7 +74,7 @@ impl Drop for Stack {
         for w in &self.workers {
             w.cancel();
         }
-        for p in &mut self.processes {
+        for p in self.processes.iter_mut().chain(self.scheduler.as_mut()) {
             let _ = p.kill();
             let _ = p.wait();
         }
@@ -77,11 +85,24 @@ impl Drop for Stack {
 pub struct Options {
     pub lease_ttl_secs: u64,
     pub snapshot_read_max_bytes: u64,
+    /// A database of the test's own (a cluster it stops and starts) instead of a fresh one.
+    pub database_url: Option<String>,
+    /// The scheduler reaches the catalog through a fault proxy ([`Stack::catalog_proxy`]).
+    pub catalog_proxy: bool,
+    /// The scheduler is a process of its own (`cairn-test-scheduler`), which the test can
+    /// SIGKILL ([`Stack::kill_scheduler`]) and start again ([`Stack::start_scheduler`]).
+    pub scheduler_process: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { lease_ttl_secs: 30, snapshot_read_max_bytes: 1 << 30 }
+        Options {
+            lease_ttl_secs: 30,
+            snapshot_read_max_bytes: 1 << 30,
+            database_url: None,
+            catalog_proxy: false,
+            scheduler_process: false,
+        }
     }
 }
 
@@ -90,15 +111,27 @@ pub async fn stack() -> Stack {
 }
 
 pub async fn stack_with(opts: Options) -> Stack {
-    let db = cairn_testkit::database().await;
+    let db = match &opts.database_url {
+        Some(_) => None,
+        None => Some(cairn_testkit::database().await),
+    };
+    let db_url = opts.database_url.clone().unwrap_or_else(|| db.as_ref().unwrap().url().to_owned());
     let cl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
-    let sl = cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap();
-    let catalog_url = format!("http://{}", cl.local_addr().unwrap());
-    let scheduler_url = format!("http://{}", sl.local_addr().unwrap());
+    // A scheduler process binds its port itself (again after each restart).
+    let sl = match opts.scheduler_process {
+        false => Some(cairn_runtime::grpc::bind(([127, 0, 0, 1], 0).into()).await.unwrap()),
+        true => None,
+    };
+    let cl_addr = cl.local_addr().unwrap();
+    let catalog_url = format!("http://{cl_addr}");
+    let scheduler_url = match &sl {
+        Some(sl) => format!("http://{}", sl.local_addr().unwrap()),
+        None => format!("http://127.0.0.1:{}", cairn_testkit::free_port()),
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(cairn_catalog::run(
         cairn_catalog::Config {
-            database_url: Some(db.url().to_owned()),
+            database_url: Some(db_url.clone()),
             secret_key: Some(KEY.into()),
             scheduler_url: scheduler_url.clone(),
             cluster_token: Some(CLUSTER.into()),
@@ -109,36 +142,115 @@ pub async fn stack_with(opts: Options) -> Stack {
         cl,
         shutdown.clone(),
     ));
-    tokio::spawn(cairn_scheduler::run(
-        cairn_scheduler::Config {
-            database_url: Some(db.url().to_owned()),
-            catalog_url: catalog_url.clone(),
-            cluster_token: Some(CLUSTER.into()),
-            lease_ttl_secs: opts.lease_ttl_secs,
-            snapshot_read_max_bytes: opts.snapshot_read_max_bytes,
-            catalog_cache_ms: 0,
-            ..Default::default()
-        },
-        sl,
-        shutdown.clone(),
-    ));
+    let catalog_proxy = match opts.catalog_proxy {
+        true => Some(cairn_testkit::proxy::FaultProxy::start(cl_addr).await),
+        false => None,
+    };
+    let catalog_for_scheduler = catalog_proxy.as_ref().map_or_else(|| catalog_url.clone(), |p| p.url());
+    let scheduler_env = match sl {
+        Some(sl) => {
+            tokio::spawn(cairn_scheduler::run(
+                cairn_scheduler::Config {
+                    database_url: Some(db_url.clone()),
+                    catalog_url: catalog_for_scheduler,
+                    cluster_token: Some(CLUSTER.into()),
+                    lease_ttl_secs: opts.lease_ttl_secs,
+                    snapshot_read_max_bytes: opts.snapshot_read_max_bytes,
+                    catalog_cache_ms: 0,
+                    ..Default::default()
+                },
+                sl,
+                shutdown.clone(),
+            ));
+            vec![]
+        }
+        None => {
+            vec![
+                ("DATABASE_URL", db_url.clone()),
+                ("CAIRN_CATALOG_URL", catalog_for_scheduler),
+                ("CAIRN_CLUSTER_TOKEN", CLUSTER.into()),
+                ("CAIRN_LEASE_TTL_SECS", opts.lease_ttl_secs.to_string()),
+                ("CAIRN_SNAPSHOT_READ_MAX_BYTES", opts.snapshot_read_max_bytes.to_string()),
+                ("CAIRN_CATALOG_CACHE_MS", "0".into()),
+            ]
+        }
+    };
     cairn_testkit::wait_serving(&catalog_url, "").await;
-    cairn_testkit::wait_serving(&scheduler_url, "").await;
-    Stack {
+    let mut stack = Stack {
         db,
+        db_url,
+        catalog_proxy,
         dir: tempfile::tempdir().unwrap(),
         catalog: CatalogServiceClient::new(authed(&catalog_url)),
         jobs: JobServiceClient::new(authed(&scheduler_url)),
         schedules: ScheduleServiceClient::new(authed(&scheduler_url)),
         catalog_url,
         scheduler_url,
+        scheduler_env,
+        scheduler: None,
         shutdown,
         workers: vec![],
         processes: vec![],
+    };
+    match opts.scheduler_process {
+        true => stack.start_scheduler().await,
+        false => cairn_testkit::wait_serving(&stack.scheduler_url, "").await,
     }
+    stack
 }
 
 impl Stack {
+    /// Starts the scheduler process (again) on its port; returns once it serves.
+    pub async fn start_scheduler(&mut self) {
+        assert!(self.scheduler.is_none(), "the scheduler process is running");
+        let listen = self.scheduler_url.trim_start_matches("http://").to_owned();
+        let child = self
+            .scheduler_command(&[])
+            .env("CAIRN_LISTEN", listen)
+            .spawn()
+            .expect("start cairn-test-scheduler");
+        self.scheduler = Some(child);
+        cairn_testkit::wait_serving(&self.scheduler_url, "").await;
+    }
+
+    /// The scheduler process's command, run under `wrapper` (e.g. `faketime -f +5s`) when
+    /// given; without `CAIRN_LISTEN`.
+    pub fn scheduler_command(&self, wrapper: &[&str]) -> Command {
+        assert!(!self.scheduler_env.is_empty(), "Options::scheduler_process was not set");
+        let exe = env!("CARGO_BIN_EXE_cairn-test-scheduler");
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        cmd.envs(self.scheduler_env.iter().map(|(k, v)| (*k, v))).env("RUST_LOG", "warn");
+        cmd
+    }
+
+    /// Another scheduler replica as a process (killed with the stack), under `wrapper`; its URL.
+    pub async fn scheduler_replica(&mut self, wrapper: &[&str]) -> String {
+        let port = cairn_testkit::free_port();
+        let child = self
+            .scheduler_command(wrapper)
+            .env("CAIRN_LISTEN", format!("127.0.0.1:{port}"))
+            .spawn()
+            .expect("start a scheduler replica");
+        self.processes.push(child);
+        let url = format!("http://127.0.0.1:{port}");
+        cairn_testkit::wait_serving(&url, "").await;
+        url
+    }
+
+    /// SIGKILLs the scheduler process and waits for it to be gone.
+    pub fn kill_scheduler(&mut self) {
+        let mut child = self.scheduler.take().expect("a scheduler process");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     /// Waits for a worker process to exit; its exit status.
     pub fn wait_process(&mut self, pid: u32, within: Duration) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + within;

@@ -1,2 +1,3 @@
-//! Whole-system journeys live in `journeys/` (one test binary); `src/bin/worker.rs` is a
-//! worker process they can kill. This library is empty on purpose.
+//! Whole-system journeys live in `journeys/` and the fault suite in `faults/` (one test binary
+//! each); `src/bin/worker.rs` and `src/bin/scheduler.rs` are processes they can kill. This
+//! library is empty on purpose.

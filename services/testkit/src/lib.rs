@@ -6,11 +6,12 @@
 pub mod dynamic;
 pub mod http;
 pub mod logs;
+pub mod proxy;
 pub mod servers;
 
 use std::{future::Future, time::Duration};
 
-pub use cairn_localpg::{TestDatabase, fresh_database};
+pub use cairn_localpg::{Cluster, TestDatabase, fresh_database};
 
 /// A fresh database for one test (panics with the reason when none can be made).
 pub async fn database() -> TestDatabase {
@@ -50,6 +51,21 @@ pub async fn wait_serving(url: &str, service: &str) {
         }
     })
     .await
+}
+
+/// The server's overall health status now: Some(true) SERVING, Some(false) anything else
+/// (NOT_SERVING, ...), None when it does not answer.
+pub async fn serving(url: &str) -> Option<bool> {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .ok()?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .ok()?;
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    let r = client.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.ok()?;
+    Some(r.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32)
 }
 
 /// A free TCP port on 127.0.0.1 for a process the test starts, which binds it later. Chosen
