@@ -207,11 +207,24 @@ async fn postgres_stopping_and_starting_loses_nothing_and_every_service_comes_ba
     drop(cluster);
 }
 
+/// The stalled first attempt of [`stalling_backup`]: a sleep no other test runs.
+const STALL: &str = "sleep 599.25";
+
+/// Kills the stalled attempt's process when dropped, passed or failed (a blocking read of its
+/// output would otherwise keep the test's runtime from shutting down).
+struct KillStall;
+
+impl Drop for KillStall {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pkill").args(["-f", STALL]).status();
+    }
+}
+
 /// A backup whose first attempt streams and then stalls forever, later attempts finish.
-async fn stalling_backup(s: &mut Stack) -> (String, std::path::PathBuf) {
+async fn stalling_backup(s: &mut Stack) -> (KillStall, std::path::PathBuf) {
     let marker = s.path("first-attempt-started");
     let script = format!(
-        "if [ -e {m} ]; then head -c 2000000 /dev/zero; else touch {m}; head -c 4000000 /dev/urandom; exec sleep 600; fi",
+        "if [ -e {m} ]; then head -c 2000000 /dev/zero; else touch {m}; head -c 4000000 /dev/urandom; exec {STALL}; fi",
         m = marker.display()
     );
     s.command_source("dump", &script, "dump.bin").await;
@@ -225,13 +238,13 @@ async fn stalling_backup(s: &mut Stack) -> (String, std::path::PathBuf) {
         ..Default::default()
     })
     .await;
-    (marker.display().to_string(), repo)
+    (KillStall, repo)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_longer_than_the_lease_moves_the_job_and_the_stale_worker_is_refused() {
     let mut s = stack_with(Options { lease_ttl_secs: 3, ..Default::default() }).await;
-    let (marker, repo) = stalling_backup(&mut s).await;
+    let (_stall, repo) = stalling_backup(&mut s).await;
     // The victim reaches the scheduler only through the proxy.
     let upstream = s.scheduler_url.trim_start_matches("http://").parse().unwrap();
     let proxy = FaultProxy::start(upstream).await;
@@ -265,7 +278,6 @@ async fn a_partition_longer_than_the_lease_moves_the_job_and_the_stale_worker_is
     assert_eq!(snapshots.len(), 1, "one snapshot for one job: {snapshots:?}");
     restic_check(&repo);
     victim.cancel();
-    let _ = std::process::Command::new("pkill").args(["-f", &marker]).status();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -672,6 +684,8 @@ async fn a_worker_killed_mid_backup_and_mid_prune_leaves_a_consistent_repository
         })),
         repository_password: PASSWORD.into(),
         create_if_missing: true,
+        // Room for several jobs at once: what holds a backup back is the prune's exclusivity.
+        max_concurrent_jobs: 4,
         ..Default::default()
     })
     .await;
