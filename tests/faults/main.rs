@@ -8,7 +8,11 @@
 #[path = "../journeys/harness.rs"]
 mod harness;
 
-use std::{collections::BTreeMap, path::Path, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use cairn_api::v1::{Job, JobState, ListJobsRequest, PauseScheduleRequest, Task, TaskType};
 use cairn_testkit::proxy::{Fault, FaultProxy};
@@ -123,15 +127,11 @@ async fn until_health(url: &str, serving: bool, since: Instant, deadline: Durati
     since.elapsed()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_stopping_and_starting_loses_nothing_and_every_service_comes_back() {
-    let cluster =
-        tokio::task::spawn_blocking(cairn_testkit::Cluster::start).await.unwrap().expect("a cluster");
-    let mut s =
-        stack_with(Options { database_url: Some(cluster.url("postgres")), ..Default::default() }).await;
-    s.worker("w1", "");
+/// A BACKUP task `often` of a generated tree (`files`, `seed`) into the local store `nas`,
+/// fired by the schedule `name` on `calendar`; the repository.
+async fn often(s: &mut Stack, name: &str, calendar: &str, files: usize, seed: u64) -> PathBuf {
     let src = s.path("data");
-    generate_tree(&src, 20, 7);
+    generate_tree(&src, files, seed);
     s.path_source("data", &src).await;
     let (_, repo) = s.local_store("nas").await;
     s.task(Task {
@@ -142,6 +142,33 @@ async fn postgres_stopping_and_starting_loses_nothing_and_every_service_comes_ba
         ..Default::default()
     })
     .await;
+    s.schedule(name, "often", calendar).await;
+    repo
+}
+
+/// Waits until `n` jobs of `task` made at or after `since` (Unix seconds) have succeeded,
+/// failing with `what` after `within`.
+async fn successes_since(s: &mut Stack, task: &str, since: i64, n: usize, within: Duration, what: &str) {
+    let deadline = Instant::now() + within;
+    loop {
+        let jobs = jobs_of(s, task).await;
+        let made = |j: &&Job| j.create_time.as_ref().is_some_and(|t| t.seconds >= since);
+        if jobs.iter().filter(made).filter(|j| j.state() == JobState::Succeeded).count() >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopping_and_starting_loses_nothing_and_every_service_comes_back() {
+    let cluster =
+        tokio::task::spawn_blocking(cairn_testkit::Cluster::start).await.unwrap().expect("a cluster");
+    let mut s =
+        stack_with(Options { database_url: Some(cluster.url("postgres")), ..Default::default() }).await;
+    s.worker("w1", "");
+    let repo = often(&mut s, "every-2s", "*:*:0/2", 20, 7).await;
     // A backup that is running while the database is away, and finishes after.
     s.command_source("slow", "head -c 3000000 /dev/urandom; sleep 12; head -c 1000 /dev/zero", "slow.bin")
         .await;
@@ -153,13 +180,8 @@ async fn postgres_stopping_and_starting_loses_nothing_and_every_service_comes_ba
         ..Default::default()
     })
     .await;
-    s.schedule("every-2s", "often", "*:*:0/2").await;
     // Firing and backing up before the outage.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while jobs_of(&mut s, "often").await.iter().filter(|j| j.state() == JobState::Succeeded).count() < 2 {
-        assert!(Instant::now() < deadline, "the schedule never fired twice");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    successes_since(&mut s, "often", 0, 2, Duration::from_secs(60), "the schedule never fired twice").await;
     let slow = s.run("slow").await;
     s.job_until(&slow.name, Duration::from_secs(60), "the slow backup running", |j| {
         j.state() == JobState::Running && j.progress.as_ref().is_some_and(|p| p.bytes_done > 0)
@@ -183,19 +205,16 @@ async fn postgres_stopping_and_starting_loses_nothing_and_every_service_comes_ba
     let slow = s.finished(&slow.name, Duration::from_secs(120)).await;
     assert_eq!(slow.state(), JobState::Succeeded, "{}\n{}", slow.error, log_text(&slow));
     assert_eq!(slow.attempt, 1, "the outage was shorter than the lease: no retry");
-    loop {
-        let after = jobs_of(&mut s, "often").await.into_iter().filter(|j| {
-            j.state() == JobState::Succeeded && j.create_time.as_ref().is_some_and(|t| t.seconds >= back)
-        });
-        if after.count() >= 2 {
-            break;
-        }
-        assert!(
-            resumed.elapsed() < Duration::from_secs(15),
-            "no scheduled backups succeeded within 15 s of Postgres coming back"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let what = "no scheduled backups succeeded within 15 s of Postgres coming back";
+    successes_since(
+        &mut s,
+        "often",
+        back,
+        2,
+        Duration::from_secs(15).saturating_sub(resumed.elapsed()),
+        what,
+    )
+    .await;
     // Stop firing, let the last jobs end, then count.
     let jobs = settle(&mut s, "every-2s", "often").await;
     accounted(&jobs, 2);
@@ -326,24 +345,8 @@ async fn the_catalog_away_for_a_minute_delays_firing_visibly_and_drops_nothing()
     let mut s = stack_with(Options { catalog_proxy: true, ..Default::default() }).await;
     let proxy = s.catalog_proxy.take().expect("the stack's catalog proxy");
     s.worker("w1", "");
-    let src = s.path("data");
-    generate_tree(&src, 10, 3);
-    s.path_source("data", &src).await;
-    let (_, repo) = s.local_store("nas").await;
-    s.task(Task {
-        display_name: "often".into(),
-        r#type: TaskType::Backup as i32,
-        source: "data".into(),
-        store: "nas".into(),
-        ..Default::default()
-    })
-    .await;
-    s.schedule("every-5s", "often", "*:*:0/5").await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while jobs_of(&mut s, "often").await.iter().filter(|j| j.state() == JobState::Succeeded).count() < 2 {
-        assert!(Instant::now() < deadline, "the schedule never fired twice");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let repo = often(&mut s, "every-5s", "*:*:0/5", 10, 3).await;
+    successes_since(&mut s, "often", 0, 2, Duration::from_secs(60), "the schedule never fired twice").await;
     proxy.set(Fault::Refuse);
     proxy.reset_all();
     let away = Instant::now();
@@ -375,21 +378,8 @@ async fn the_catalog_away_for_a_minute_delays_firing_visibly_and_drops_nothing()
     eprintln!("catalog back after {:?}", away.elapsed());
     // It catches up: new occurrences fire and succeed again.
     let back = chrono::Utc::now().timestamp();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let after = jobs_of(&mut s, "often")
-            .await
-            .into_iter()
-            .filter(|j| {
-                j.state() == JobState::Succeeded && j.create_time.as_ref().is_some_and(|t| t.seconds >= back)
-            })
-            .count();
-        if after >= 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "firing did not resume after the catalog came back");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let what = "firing did not resume after the catalog came back";
+    successes_since(&mut s, "often", back, 2, Duration::from_secs(60), what).await;
     let jobs = settle(&mut s, "every-5s", "often").await;
     accounted(&jobs, 5);
     assert!(
@@ -436,24 +426,8 @@ async fn the_scheduler_killed_inside_a_firing_and_inside_a_complete_job_loses_no
     let mut s = stack_with(Options { scheduler_process: true, ..Default::default() }).await;
     let db = sqlx::PgPool::connect(&s.db_url).await.unwrap();
     s.worker("w1", "");
-    let src = s.path("data");
-    generate_tree(&src, 10, 5);
-    s.path_source("data", &src).await;
-    let (_, repo) = s.local_store("nas").await;
-    s.task(Task {
-        display_name: "often".into(),
-        r#type: TaskType::Backup as i32,
-        source: "data".into(),
-        store: "nas".into(),
-        ..Default::default()
-    })
-    .await;
-    s.schedule("every-2s", "often", "*:*:0/2").await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while jobs_of(&mut s, "often").await.iter().filter(|j| j.state() == JobState::Succeeded).count() < 2 {
-        assert!(Instant::now() < deadline, "the schedule never fired twice");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let repo = often(&mut s, "every-2s", "*:*:0/2", 10, 5).await;
+    successes_since(&mut s, "often", 0, 2, Duration::from_secs(60), "the schedule never fired twice").await;
 
     // Inside a firing: the schedule row is claimed and advanced, the job's insert waits.
     let lock = hold_lock(&db, "jobs").await;
@@ -471,17 +445,8 @@ async fn the_scheduler_killed_inside_a_firing_and_inside_a_complete_job_loses_no
 
     // Firing goes on after each restart.
     let back = chrono::Utc::now().timestamp();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let after = jobs_of(&mut s, "often").await.into_iter().filter(|j| {
-            j.state() == JobState::Succeeded && j.create_time.as_ref().is_some_and(|t| t.seconds >= back)
-        });
-        if after.count() >= 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no scheduled backups succeeded after the restarts");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let what = "no scheduled backups succeeded after the restarts";
+    successes_since(&mut s, "often", back, 2, Duration::from_secs(30), what).await;
     let jobs = settle(&mut s, "every-2s", "often").await;
     accounted(&jobs, 2);
     // The worker retried the completion the killed scheduler never committed: the job ended
@@ -618,19 +583,7 @@ async fn two_schedulers_whose_clocks_differ_by_five_seconds_fire_each_occurrence
     let ahead = s.scheduler_replica(skew).await;
     s.worker("w1", "");
     s.worker_with(cairn_worker::Config { scheduler_url: ahead, ..s.worker_config("w2") });
-    let src = s.path("data");
-    generate_tree(&src, 5, 2);
-    s.path_source("data", &src).await;
-    let (_, repo) = s.local_store("nas").await;
-    s.task(Task {
-        display_name: "often".into(),
-        r#type: TaskType::Backup as i32,
-        source: "data".into(),
-        store: "nas".into(),
-        ..Default::default()
-    })
-    .await;
-    s.schedule("every-2s", "often", "*:*:0/2").await;
+    let repo = often(&mut s, "every-2s", "*:*:0/2", 5, 2).await;
     // When each job was first seen, by this machine's (true) clock.
     let mut first_seen: BTreeMap<String, f64> = BTreeMap::new();
     let until = Instant::now() + Duration::from_secs(20);
@@ -671,24 +624,15 @@ async fn a_worker_killed_mid_backup_and_mid_prune_leaves_a_consistent_repository
     let upstream = s3.url().trim_start_matches("http://").parse().unwrap();
     let proxy = FaultProxy::start(upstream).await;
     let mut s = stack_with(Options { lease_ttl_secs: 6, ..Default::default() }).await;
-    s.connector(cairn_api::v1::Connector {
-        display_name: "bucket".into(),
-        config: Some(cairn_api::v1::connector::Config::S3Store(cairn_api::v1::S3Store {
-            endpoint: proxy.url(),
-            bucket: "faults".into(),
-            prefix: "repo".into(),
-            region: "us-east-1".into(),
-            access_key_id: "testing".into(),
-            secret_access_key: "testing".into(),
-            secret_access_key_set: false,
-        })),
-        repository_password: PASSWORD.into(),
-        create_if_missing: true,
-        // Room for several jobs at once: what holds a backup back is the prune's exclusivity.
-        max_concurrent_jobs: 4,
-        ..Default::default()
-    })
-    .await;
+    let bucket = s.s3_store("bucket", &proxy.url(), "faults", "repo").await;
+    // Room for several jobs at once: what holds a backup back is the prune's exclusivity.
+    s.catalog
+        .update_connector(cairn_api::v1::UpdateConnectorRequest {
+            connector: Some(cairn_api::v1::Connector { max_concurrent_jobs: 4, ..bucket }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["max_concurrent_jobs".into()] }),
+        })
+        .await
+        .unwrap();
     let src = s.path("data");
     s.path_source("data", &src).await;
     s.task(Task {

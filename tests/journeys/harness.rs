@@ -343,6 +343,27 @@ impl Stack {
         (c, path)
     }
 
+    /// An S3 store on an S3-compatible server (moto's test credentials), repository at
+    /// `bucket/prefix`, created on first use.
+    pub async fn s3_store(&mut self, name: &str, endpoint: &str, bucket: &str, prefix: &str) -> Connector {
+        self.connector(Connector {
+            display_name: name.into(),
+            config: Some(Cfg::S3Store(cairn_api::v1::S3Store {
+                endpoint: endpoint.into(),
+                bucket: bucket.into(),
+                prefix: prefix.into(),
+                region: "us-east-1".into(),
+                access_key_id: "testing".into(),
+                secret_access_key: "testing".into(),
+                secret_access_key_set: false,
+            })),
+            repository_password: PASSWORD.into(),
+            create_if_missing: true,
+            ..Default::default()
+        })
+        .await
+    }
+
     pub async fn path_source(&mut self, name: &str, path: &Path) -> Connector {
         self.connector(Connector {
             display_name: name.into(),

@@ -606,22 +606,7 @@ async fn an_s3_store_backs_up_and_restores_through_the_stack() {
     let src = s.path("data");
     generate_tree(&src, 40, 10);
     s.path_source("data", &src).await;
-    s.connector(cairn_api::v1::Connector {
-        display_name: "bucket".into(),
-        config: Some(cairn_api::v1::connector::Config::S3Store(cairn_api::v1::S3Store {
-            endpoint: s3.url(),
-            bucket: "cairn-journey".into(),
-            prefix: "team-a/repo".into(),
-            region: "us-east-1".into(),
-            access_key_id: "testing".into(),
-            secret_access_key: "testing".into(),
-            secret_access_key_set: false,
-        })),
-        repository_password: PASSWORD.into(),
-        create_if_missing: true,
-        ..Default::default()
-    })
-    .await;
+    s.s3_store("bucket", &s3.url(), "cairn-journey", "team-a/repo").await;
     let (_, dest) = s.destination("dst").await;
     s.task(Task {
         display_name: "to-s3".into(),
