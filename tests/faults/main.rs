@@ -146,6 +146,21 @@ async fn often(s: &mut Stack, name: &str, calendar: &str, files: usize, seed: u6
     repo
 }
 
+/// A BACKUP task `slow` into `nas` whose source streams 3 MB, pauses `pause` seconds, then
+/// ends: a job that is running while something breaks.
+async fn slow_backup(s: &mut Stack, pause: u32) {
+    let script = format!("head -c 3000000 /dev/urandom; sleep {pause}; head -c 1000 /dev/zero");
+    s.command_source("slow", &script, "slow.bin").await;
+    s.task(Task {
+        display_name: "slow".into(),
+        r#type: TaskType::Backup as i32,
+        source: "slow".into(),
+        store: "nas".into(),
+        ..Default::default()
+    })
+    .await;
+}
+
 /// Waits until `n` jobs of `task` made at or after `since` (Unix seconds) have succeeded,
 /// failing with `what` after `within`.
 async fn successes_since(s: &mut Stack, task: &str, since: i64, n: usize, within: Duration, what: &str) {
@@ -170,16 +185,7 @@ async fn postgres_stopping_and_starting_loses_nothing_and_every_service_comes_ba
     s.worker("w1", "");
     let repo = often(&mut s, "every-2s", "*:*:0/2", 20, 7).await;
     // A backup that is running while the database is away, and finishes after.
-    s.command_source("slow", "head -c 3000000 /dev/urandom; sleep 12; head -c 1000 /dev/zero", "slow.bin")
-        .await;
-    s.task(Task {
-        display_name: "slow".into(),
-        r#type: TaskType::Backup as i32,
-        source: "slow".into(),
-        store: "nas".into(),
-        ..Default::default()
-    })
-    .await;
+    slow_backup(&mut s, 12).await;
     // Firing and backing up before the outage.
     successes_since(&mut s, "often", 0, 2, Duration::from_secs(60), "the schedule never fired twice").await;
     let slow = s.run("slow").await;
@@ -302,18 +308,8 @@ async fn a_partition_longer_than_the_lease_moves_the_job_and_the_stale_worker_is
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_cut_connections_and_refusals_slow_a_backup_but_it_ends_once() {
     let mut s = stack().await;
-    // A backup that streams, pauses for 10 s (while the network misbehaves), then ends.
-    s.command_source("slow", "head -c 3000000 /dev/urandom; sleep 10; head -c 1000 /dev/zero", "slow.bin")
-        .await;
     let (_, repo) = s.local_store("nas").await;
-    s.task(Task {
-        display_name: "slow".into(),
-        r#type: TaskType::Backup as i32,
-        source: "slow".into(),
-        store: "nas".into(),
-        ..Default::default()
-    })
-    .await;
+    slow_backup(&mut s, 10).await;
     let upstream = s.scheduler_url.trim_start_matches("http://").parse().unwrap();
     let proxy = FaultProxy::start(upstream).await;
     s.worker_with(cairn_worker::Config { scheduler_url: proxy.url(), ..s.worker_config("w1") });
