@@ -64,6 +64,8 @@ pub struct Stack {
     /// The scheduler's environment when it is a process ([`Options::scheduler_process`]).
     scheduler_env: Vec<(&'static str, String)>,
     scheduler: Option<Child>,
+    /// Process groups killed at drop (replicas started under a wrapper).
+    groups: Vec<u32>,
     shutdown: CancellationToken,
     workers: Vec<CancellationToken>,
     processes: Vec<Child>,
@@ -73,6 +75,9 @@ impl Drop for Stack {
     fn drop(&mut self) {
         for w in &self.workers {
             w.cancel();
+        }
+        for pgid in &self.groups {
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status();
         }
         for p in self.processes.iter_mut().chain(self.scheduler.as_mut()) {
             let _ = p.kill();
@@ -188,6 +193,7 @@ pub async fn stack_with(opts: Options) -> Stack {
         scheduler_url,
         scheduler_env,
         scheduler: None,
+        groups: vec![],
         shutdown,
         workers: vec![],
         processes: vec![],
@@ -233,11 +239,15 @@ impl Stack {
     /// Another scheduler replica as a process (killed with the stack), under `wrapper`; its URL.
     pub async fn scheduler_replica(&mut self, wrapper: &[&str]) -> String {
         let port = cairn_testkit::free_port();
-        let child = self
-            .scheduler_command(wrapper)
-            .env("CAIRN_LISTEN", format!("127.0.0.1:{port}"))
-            .spawn()
-            .expect("start a scheduler replica");
+        // A group of its own: a wrapper may fork the scheduler rather than exec it, and the
+        // whole group goes at drop.
+        let child = std::os::unix::process::CommandExt::process_group(
+            self.scheduler_command(wrapper).env("CAIRN_LISTEN", format!("127.0.0.1:{port}")),
+            0,
+        )
+        .spawn()
+        .expect("start a scheduler replica");
+        self.groups.push(child.id());
         self.processes.push(child);
         let url = format!("http://127.0.0.1:{port}");
         cairn_testkit::wait_serving(&url, "").await;
