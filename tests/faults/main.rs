@@ -232,44 +232,10 @@ async fn postgres_stopping_and_starting_loses_nothing_and_every_service_comes_ba
     drop(cluster);
 }
 
-/// The stalled first attempt of [`stalling_backup`]: a sleep no other test runs.
-const STALL: &str = "sleep 599.25";
-
-/// Kills the stalled attempt's process when dropped, passed or failed (a blocking read of its
-/// output would otherwise keep the test's runtime from shutting down).
-struct KillStall;
-
-impl Drop for KillStall {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("pkill").args(["-f", STALL]).status();
-    }
-}
-
-/// A backup whose first attempt streams and then stalls forever, later attempts finish.
-async fn stalling_backup(s: &mut Stack) -> (KillStall, std::path::PathBuf) {
-    let marker = s.path("first-attempt-started");
-    let script = format!(
-        "if [ -e {m} ]; then head -c 2000000 /dev/zero; else touch {m}; head -c 4000000 /dev/urandom; exec {STALL}; fi",
-        m = marker.display()
-    );
-    s.command_source("dump", &script, "dump.bin").await;
-    let (_, repo) = s.local_store("nas").await;
-    s.task(Task {
-        display_name: "dump".into(),
-        r#type: TaskType::Backup as i32,
-        source: "dump".into(),
-        store: "nas".into(),
-        initial_backoff: Some(prost_types::Duration { seconds: 1, nanos: 0 }),
-        ..Default::default()
-    })
-    .await;
-    (KillStall, repo)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_longer_than_the_lease_moves_the_job_and_the_stale_worker_is_refused() {
     let mut s = stack_with(Options { lease_ttl_secs: 3, ..Default::default() }).await;
-    let (_stall, repo) = stalling_backup(&mut s).await;
+    let (_stall, repo) = s.stalling_backup(4_000_000).await;
     // The victim reaches the scheduler only through the proxy.
     let upstream = s.scheduler_url.trim_start_matches("http://").parse().unwrap();
     let proxy = FaultProxy::start(upstream).await;

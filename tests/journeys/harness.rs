@@ -14,9 +14,9 @@ use std::{
 use cairn_api::v1::{
     CommandSource, Connector, CreateConnectorRequest, CreateScheduleRequest, CreateTaskRequest,
     GetJobRequest, Job, JobState, ListSnapshotsRequest, LocalPathDestination, LocalPathSource, LocalStore,
-    Recurrence, RunTaskRequest, Schedule, Snapshot, Task, catalog_service_client::CatalogServiceClient,
-    connector::Config as Cfg, job_service_client::JobServiceClient, recurrence,
-    schedule_service_client::ScheduleServiceClient,
+    Recurrence, RunTaskRequest, Schedule, Snapshot, Task, TaskType,
+    catalog_service_client::CatalogServiceClient, connector::Config as Cfg,
+    job_service_client::JobServiceClient, recurrence, schedule_service_client::ScheduleServiceClient,
 };
 use cairn_runtime::CancellationToken;
 use cairn_runtime::grpc::ClientInterceptor;
@@ -46,6 +46,16 @@ pub const DEFAULT: &str = "projects/default";
 /// A full name in the default project of what a journey calls a resource (full names pass).
 pub fn full(collection: &str, raw: &str) -> String {
     if raw.contains('/') { raw.to_owned() } else { format!("{DEFAULT}/{collection}/{raw}") }
+}
+
+/// Kills the stalled attempt of [`Stack::stalling_backup`] when dropped: a sleep whose
+/// duration no other test uses (tests run side by side).
+pub struct KillStall(String);
+
+impl Drop for KillStall {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill").args(["-f", &self.0]).status();
+    }
 }
 
 pub struct Stack {
@@ -372,6 +382,33 @@ impl Stack {
             ..Default::default()
         })
         .await
+    }
+
+    /// A BACKUP task `dump` into the local store `nas` whose first attempt streams
+    /// `first_bytes` and then stalls forever while later attempts finish at once; the guard that
+    /// kills the stalled process (passed or failed: a blocking read of its output would keep the
+    /// test's runtime from shutting down) and the repository.
+    pub async fn stalling_backup(&mut self, first_bytes: u64) -> (KillStall, PathBuf) {
+        let marker = self.path("first-attempt-started");
+        static STALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let n = STALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stall = format!("sleep 599.{}{n:04}", std::process::id());
+        let script = format!(
+            "if [ -e {m} ]; then head -c 2000000 /dev/zero; else touch {m}; head -c {first_bytes} /dev/urandom; exec {stall}; fi",
+            m = marker.display()
+        );
+        self.command_source("dump", &script, "dump.bin").await;
+        let (_, repo) = self.local_store("nas").await;
+        self.task(Task {
+            display_name: "dump".into(),
+            r#type: TaskType::Backup as i32,
+            source: "dump".into(),
+            store: "nas".into(),
+            initial_backoff: Some(prost_types::Duration { seconds: 1, nanos: 0 }),
+            ..Default::default()
+        })
+        .await;
+        (KillStall(stall), repo)
     }
 
     pub async fn path_source(&mut self, name: &str, path: &Path) -> Connector {

@@ -153,22 +153,8 @@ async fn a_schedule_makes_successive_incremental_snapshots() {
 async fn a_killed_worker_s_job_is_retried_on_another_and_the_store_stays_clean() {
     let mut s = stack_with(harness::Options { lease_ttl_secs: 2, ..Default::default() }).await;
     // The first attempt streams forever; later attempts finish at once.
+    let (_stall, _) = s.stalling_backup(8_000_000).await;
     let marker = s.path("first-attempt-started");
-    let script = format!(
-        "if [ -e {m} ]; then head -c 2000000 /dev/zero; else touch {m}; head -c 8000000 /dev/urandom; exec sleep 600; fi",
-        m = marker.display()
-    );
-    s.command_source("dump", &script, "dump.bin").await;
-    s.local_store("nas").await;
-    s.task(Task {
-        display_name: "dump".into(),
-        r#type: TaskType::Backup as i32,
-        source: "dump".into(),
-        store: "nas".into(),
-        initial_backoff: Some(prost_types::Duration { seconds: 1, nanos: 0 }),
-        ..Default::default()
-    })
-    .await;
     s.task(Task {
         display_name: "check".into(),
         r#type: TaskType::Check as i32,
@@ -195,7 +181,6 @@ async fn a_killed_worker_s_job_is_retried_on_another_and_the_store_stays_clean()
     assert!(log_text(&done).contains("victim stopped heartbeating"), "{}", log_text(&done));
     let check = s.run_ok("check").await;
     assert_eq!(check.stats.unwrap().errors_found, 0);
-    let _ = std::process::Command::new("pkill").args(["-f", &marker.display().to_string()]).status();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -521,22 +506,7 @@ async fn one_trace_runs_from_firing_through_the_worker_to_completion() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_backup_hands_the_job_to_another_worker() {
     let mut s = stack().await;
-    let marker = s.path("first-attempt-started");
-    let script = format!(
-        "if [ -e {m} ]; then head -c 1000000 /dev/zero; else touch {m}; head -c 4000000 /dev/urandom; exec sleep 600; fi",
-        m = marker.display()
-    );
-    s.command_source("dump", &script, "dump.bin").await;
-    s.local_store("nas").await;
-    s.task(Task {
-        display_name: "dump".into(),
-        r#type: TaskType::Backup as i32,
-        source: "dump".into(),
-        store: "nas".into(),
-        initial_backoff: Some(prost_types::Duration { seconds: 1, nanos: 0 }),
-        ..Default::default()
-    })
-    .await;
+    let (_stall, _) = s.stalling_backup(4_000_000).await;
     let leaving = s.worker_process_with("leaving", 1);
     let job = s.run("dump").await;
     s.job_until(&job.name, Duration::from_secs(60), "the backup running", |j| {
