@@ -19,11 +19,12 @@ use rustic_core::{
 };
 
 use crate::cancel::{CancelToken, Guard};
+use crate::progress::Level;
 use crate::progress::{Phase, Progress, Reporter};
 use crate::readahead::ReadAhead;
 use crate::snapshots::{SnapshotStats, short_id, to_chrono};
 use crate::source::{CommandSource, GuardedSource};
-use crate::store::{OpenOptions, open};
+use crate::store::{Archiver, OpenOptions, Opened, open};
 use crate::{Engine, Error, Source, Store};
 
 /// Options of one backup.
@@ -148,9 +149,6 @@ impl Engine {
         let redactor = opened.redactor.clone();
         let rustic = |e: Box<rustic_core::RusticError>| redactor.rustic(&e);
         cancel.check()?;
-        let repo =
-            opened.repo.to_indexed_ids().map_err(|e| guard.stop_reason().unwrap_or_else(|| rustic(e)))?;
-        cancel.check()?;
 
         let mut snap_opts = SnapshotOptions::default().command("cairn backup".to_string());
         if let Some(host) = &opts.host {
@@ -175,7 +173,7 @@ impl Engine {
         let parent = if opts.full || command.is_some() {
             None
         } else {
-            find_parent(&repo, &snap, &paths).map_err(rustic)?
+            find_parent(&opened.repo, &snap, &paths).map_err(rustic)?
         };
         match &parent {
             Some(p) => reporter.info(format!(
@@ -186,26 +184,45 @@ impl Engine {
             None if opts.full => reporter.info("FULL mode: no parent, reading every file"),
             None => reporter.info("no parent snapshot: reading every file"),
         }
-        let parent_opts = ParentOptions::default()
-            .force(parent.is_none())
-            .parents(parent.as_ref().map(|p| vec![p.id.to_hex().to_string()]).unwrap_or_default());
-        let backup_opts = rustic_core::BackupOptions::default().parent_opts(parent_opts);
+        let threads = if opts.concurrency > 0 {
+            opts.concurrency
+        } else {
+            std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+        };
+        let writer = match self.archiver {
+            Archiver::Cairn => {
+                reporter.log(Level::Debug, format!("cairn archiver, {threads} workers"));
+                Writer::Cairn { opened, guard: &guard, reporter, threads, parent: parent.as_ref() }
+            }
+            Archiver::Rustic => {
+                let repo = opened
+                    .repo
+                    .to_indexed_ids()
+                    .map_err(|e| guard.stop_reason().unwrap_or_else(|| rustic(e)))?;
+                let parent_opts = ParentOptions::default()
+                    .force(parent.is_none())
+                    .parents(parent.as_ref().map(|p| vec![p.id.to_hex().to_string()]).unwrap_or_default());
+                Writer::Rustic { repo, opts: rustic_core::BackupOptions::default().parent_opts(parent_opts) }
+            }
+        };
+        cancel.check()?;
 
         reporter.phase(Phase::BackingUp);
+        let stop = |e: Error| guard.stop_reason().unwrap_or(e);
         let result = match (source, command) {
             (_, Some(cmd)) => {
                 let src = GuardedSource::new(cmd.clone(), guard.clone(), reporter.clone()).without_scan();
-                let result = repo.archive(&backup_opts, &src, snap, &paths);
+                let result = writer.write(&src, snap, &paths, false, &redactor);
                 // `finish` joins the stderr reader, so its error carries the complete tail.
                 let failure = cmd.finish().map(|f| if cancel.is_cancelled() { Error::Cancelled } else { f });
                 match (result, failure) {
                     (Ok(snap), Some(failure)) => {
                         // The command failed after its output was complete: undo the snapshot.
-                        let _ = repo.delete_snapshots(&[snap.id]);
+                        writer.delete(snap.id);
                         Err(failure)
                     }
                     (Err(_), Some(failure)) => Err(failure),
-                    (result, None) => result.map_err(|e| guard.stop_reason().unwrap_or_else(|| rustic(e))),
+                    (result, None) => result.map_err(stop),
                 }
             }
             (
@@ -222,21 +239,15 @@ impl Engine {
                     .one_file_system(*one_file_system);
                 let local = LocalSource::new(LocalSourceSaveOptions::default(), &excludes, &filter, &paths)
                     .map_err(|e| Error::InvalidInput(redactor.clean(&e.display_log())))?;
-                let readers = if opts.concurrency > 0 {
-                    opts.concurrency
-                } else {
-                    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
-                };
                 let src = GuardedSource::new(local, guard.clone(), reporter.clone());
-                // Read-ahead pays off when files are read; with a parent most files are
-                // unchanged and never opened, so prefetching them would only waste work.
-                if parent.is_none() {
-                    let src = ReadAhead::new(src, readers, guard.clone());
-                    repo.archive(&backup_opts, &src, snap, &paths)
+                // Read-ahead pays off when rustic reads files (one at a time); with a parent most
+                // files are unchanged and never opened, and the cairn archiver reads in parallel.
+                if parent.is_none() && matches!(writer, Writer::Rustic { .. }) {
+                    writer.write(&ReadAhead::new(src, threads, guard.clone()), snap, &paths, true, &redactor)
                 } else {
-                    repo.archive(&backup_opts, &src, snap, &paths)
+                    writer.write(&src, snap, &paths, true, &redactor)
                 }
-                .map_err(|e| guard.stop_reason().unwrap_or_else(|| rustic(e)))
+                .map_err(stop)
             }
             (Source::Command { .. }, None) => Err(Error::Internal("command source without a process".into())),
         };
@@ -265,6 +276,65 @@ impl Engine {
             outcome.duration.as_secs_f64()
         ));
         Ok(outcome)
+    }
+}
+
+/// Where a backup's snapshot is written: by rustic's archiver or by Cairn's. One lives per
+/// backup, on the stack, so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+enum Writer<'a> {
+    Rustic {
+        repo: rustic_core::Repository<rustic_core::IndexedIdsStatus>,
+        opts: rustic_core::BackupOptions,
+    },
+    Cairn {
+        opened: Opened,
+        guard: &'a std::sync::Arc<crate::cancel::Guard>,
+        reporter: &'a Reporter,
+        threads: usize,
+        parent: Option<&'a SnapshotFile>,
+    },
+}
+
+impl Writer<'_> {
+    /// Removes a snapshot written after all (its command failed late).
+    fn delete(&self, id: rustic_core::repofile::SnapshotId) {
+        let _ = match self {
+            Self::Rustic { repo, .. } => repo.delete_snapshots(&[id]),
+            Self::Cairn { opened, .. } => opened.repo.delete_snapshots(&[id]),
+        };
+    }
+
+    fn write<S>(
+        &self,
+        src: &S,
+        snap: SnapshotFile,
+        paths: &[PathBuf],
+        scan: bool,
+        redactor: &crate::error::Redactor,
+    ) -> Result<SnapshotFile, Error>
+    where
+        S: rustic_core::ReadSource + 'static,
+        S::Open: Send + 'static,
+        S::Iter: Send,
+    {
+        match self {
+            Self::Rustic { repo, opts } => {
+                repo.archive(opts, src, snap, paths).map_err(|e| redactor.rustic(&e))
+            }
+            Self::Cairn { opened, guard, reporter, threads, parent } => {
+                let target = crate::archive::Target {
+                    repo: &opened.repo,
+                    guarded: opened.guarded.clone(),
+                    raw: opened.raw.clone(),
+                    redactor,
+                    reporter,
+                    guard,
+                    threads: *threads,
+                };
+                crate::archive::backup(&target, src, snap, paths, *parent, scan)
+            }
+        }
     }
 }
 

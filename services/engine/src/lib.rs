@@ -12,7 +12,8 @@
 //! | `store` | [`Store`] kinds, opening/initialising repositories, [`Engine`] settings |
 //! | `source` | [`Source`] kinds and the guarded/command sources fed to rustic's archiver |
 //! | `readahead` | parallel read-ahead of small files for the archiver |
-//! | `backup` | BACKUP: parent selection, tags, snapshot commit |
+//! | `backup` | BACKUP: parent selection, tags, snapshot commit, the archiver chosen |
+//! | `archive` | Cairn's own pipelined archiver (parallel readers, chunk → hash → dedupe → zstd → seal → pack) |
 //! | `restore` | RESTORE: snapshot selection, path safety, batched restore |
 //! | `sync` | SYNC: copying snapshots between stores |
 //! | `check` | CHECK: structure and data verification |
@@ -27,6 +28,7 @@
 //! This crate must not know about jobs, leases or schedules: it runs one operation at a time
 //! against the stores it is given.
 
+mod archive;
 mod backup;
 mod browse;
 mod cancel;
@@ -52,6 +54,6 @@ pub use prune::{PruneOptions, PruneOutcome};
 pub use restore::{Overwrite, RestoreOptions, RestoreOutcome, SnapshotSel};
 pub use snapshots::{ForgetOutcome, SnapshotFilter, SnapshotInfo, SnapshotStats};
 pub use source::Source;
-pub use store::{Engine, Store, StoreKind};
+pub use store::{Archiver, Engine, Store, StoreKind};
 pub use sync::SyncOutcome;
 pub use verdict::Verdict;

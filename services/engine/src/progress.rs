@@ -314,6 +314,16 @@ impl Reporter {
         self.shared.dirty.store(true, Ordering::Release);
     }
 
+    /// Sets the byte total of the phase (the engine's own archiver).
+    pub(crate) fn set_bytes_total(&self, total: u64) {
+        self.bar_length(total);
+    }
+
+    /// Adds processed bytes (the engine's own archiver).
+    pub(crate) fn add_bytes(&self, n: u64) {
+        self.bar_inc(n);
+    }
+
     fn bar_started(&self) {
         if !self.shared.bytes_owned.load(Ordering::Relaxed) {
             self.shared.bytes_done.store(0, Ordering::Relaxed);

@@ -34,7 +34,43 @@ pub struct Engine {
     /// Local cache of repository metadata (snapshots, index, tree packs); `None` disables it.
     /// A cache makes remote stores much faster to open; it is safe to delete at any time.
     pub cache_dir: Option<PathBuf>,
+    /// Which archiver writes backups.
+    pub archiver: Archiver,
     keys: KeyCache,
+}
+
+/// The archiver that writes backups; both write the same restic-format repositories, with
+/// the same chunks, trees and blob ids (ADR 0016).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Archiver {
+    /// Cairn's own pipelined archiver (`archive`).
+    #[default]
+    Cairn,
+    /// rustic_core's archiver.
+    Rustic,
+}
+
+impl std::str::FromStr for Archiver {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cairn" => Ok(Self::Cairn),
+            "rustic" => Ok(Self::Rustic),
+            other => Err(format!("{other:?} is not an archiver (cairn or rustic)")),
+        }
+    }
+}
+
+impl Archiver {
+    /// Its name in configuration (`cairn`, `rustic`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cairn => "cairn",
+            Self::Rustic => "rustic",
+        }
+    }
 }
 
 /// Master keys this engine derived from passwords, so that later operations on the same
@@ -96,7 +132,14 @@ impl Engine {
     /// An engine caching repository metadata under `dir`.
     #[must_use]
     pub fn with_cache_dir(dir: impl Into<PathBuf>) -> Self {
-        Self { cache_dir: Some(dir.into()), keys: KeyCache::default() }
+        Self { cache_dir: Some(dir.into()), ..Self::default() }
+    }
+
+    /// The same engine writing backups with `archiver`.
+    #[must_use]
+    pub fn with_archiver(mut self, archiver: Archiver) -> Self {
+        self.archiver = archiver;
+        self
     }
 }
 
@@ -312,6 +355,10 @@ impl Store {
 /// What an operation needs to talk to one store.
 pub(crate) struct Opened {
     pub(crate) repo: Repository<OpenStatus>,
+    /// The repository's backend behind the operation's guard.
+    pub(crate) guarded: Arc<dyn WriteBackend>,
+    /// The same backend without the guard.
+    pub(crate) raw: Arc<dyn WriteBackend>,
     pub(crate) redactor: Redactor,
     /// True when this call initialised the repository.
     pub(crate) created: bool,
@@ -333,8 +380,16 @@ pub(crate) fn open(store: &Store, opts: &OpenOptions<'_>) -> Result<Opened, Erro
     let redactor = store.redactor();
     let rustic = |e: Box<rustic_core::RusticError>| redactor.rustic(&e);
     let inner = store.backend()?;
-    let guarded = GuardedBackend::new(inner.clone(), opts.guard.clone(), opts.fail_reads);
-    let backends = RepositoryBackends::new(Arc::new(guarded), None);
+    let guarded: Arc<dyn WriteBackend> =
+        Arc::new(GuardedBackend::new(inner.clone(), opts.guard.clone(), opts.fail_reads));
+    let backends = RepositoryBackends::new(guarded.clone(), None);
+    let opened = |repo, created| Opened {
+        repo,
+        guarded: guarded.clone(),
+        raw: inner.clone(),
+        redactor: redactor.clone(),
+        created,
+    };
     let repo_opts = match &opts.engine.cache_dir {
         Some(dir) => RepositoryOptions::default().cache_dir(dir.clone()),
         None => RepositoryOptions::default().no_cache(true),
@@ -346,13 +401,13 @@ pub(crate) fn open(store: &Store, opts: &OpenOptions<'_>) -> Result<Opened, Erro
     if repo.config_id().map_err(rustic)?.is_some() {
         if let Some(key) = keys.get(&slot, inner.as_ref()) {
             match repo.clone().open(&Credentials::Masterkey(key)) {
-                Ok(repo) => return Ok(Opened { repo, redactor, created: false }),
+                Ok(repo) => return Ok(opened(repo, false)),
                 Err(_) => keys.forget(&slot),
             }
         }
         let repo = repo.open(&credentials).map_err(rustic)?;
         keys.remember(slot, &repo);
-        return Ok(Opened { repo, redactor, created: false });
+        return Ok(opened(repo, false));
     }
     if !(store.create_if_missing && opts.allow_create) {
         return Err(Error::RepositoryNotFound(store.describe()));
@@ -363,7 +418,7 @@ pub(crate) fn open(store: &Store, opts: &OpenOptions<'_>) -> Result<Opened, Erro
     let repo = repo.init(&credentials, &KeyOptions::default(), &ConfigOptions::default()).map_err(rustic)?;
     keys.remember(slot, &repo);
     opts.reporter.info(format!("initialised repository {}", store.describe()));
-    Ok(Opened { repo, redactor, created: true })
+    Ok(opened(repo, true))
 }
 
 #[cfg(test)]

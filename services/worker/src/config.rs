@@ -32,6 +32,9 @@ pub struct Config {
     pub browse_repositories: u32,
     /// Repository cache directory; empty = none.
     pub cache_dir: Option<PathBuf>,
+    /// Which archiver writes backups: `cairn` (Cairn's own, pipelined) or `rustic`
+    /// (rustic_core's). Both write the same repositories (ADR 0016).
+    pub archiver: String,
     /// Prometheus metrics listen address.
     pub metrics_listen: SocketAddr,
     /// TLS towards the scheduler (an `https://` URL).
@@ -60,6 +63,7 @@ impl Default for Config {
             poll_wait_secs: 20,
             browse_repositories: 4,
             cache_dir: None,
+            archiver: cairn_engine::Archiver::default().as_str().into(),
             metrics_listen: ([127, 0, 0, 1], 9103).into(),
             cluster_token: None,
             worker_token: None,
@@ -157,6 +161,11 @@ impl Config {
         Ok(out)
     }
 
+    /// The archiver named by `archiver`.
+    pub fn archiver(&self) -> Result<cairn_engine::Archiver, ConfigError> {
+        self.archiver.parse().map_err(|e: String| ConfigError::invalid("archiver", e))
+    }
+
     /// Grace period at shutdown.
     pub fn grace_period(&self) -> Duration {
         Duration::from_secs(self.grace_period_secs)
@@ -180,6 +189,7 @@ impl Config {
             return Err(ConfigError::invalid("worker_id", "is longer than 128 characters"));
         }
         self.projects()?;
+        self.archiver()?;
         self.labels().map(|_| ())
     }
 }
@@ -200,6 +210,16 @@ mod tests {
             let c = Config { worker_labels: bad.into(), ..Config::default() };
             assert!(c.validate().unwrap_err().to_string().contains("worker_labels"), "{bad}");
         }
+    }
+
+    #[test]
+    fn archivers_parse() {
+        let c = Config { archiver: " Rustic ".into(), ..Config::default() };
+        assert_eq!(c.archiver().unwrap(), cairn_engine::Archiver::Rustic);
+        assert_eq!(Config::default().archiver().unwrap(), cairn_engine::Archiver::Cairn);
+        let c = Config { archiver: "tar".into(), ..Config::default() };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("archiver") && err.contains("tar"), "{err}");
     }
 
     #[test]

@@ -136,6 +136,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let engine = match &config.cache_dir {
         Some(dir) => Engine::with_cache_dir(dir),
         None => Engine::new(),
-    };
+    }
+    .with_archiver(config.archiver()?);
     run_with(config, client, engine, shutdown).await.map(|_| ())
 }

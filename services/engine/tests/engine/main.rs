@@ -1,5 +1,6 @@
 //! Engine tests against real repositories on disk (and a real S3 server when available).
 
+mod archiver;
 mod backup;
 mod common;
 mod interop;
