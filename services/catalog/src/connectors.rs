@@ -35,7 +35,7 @@ use crate::{
 };
 
 /// Fields UpdateConnector may change.
-const UPDATABLE: &[&str] = &[
+pub const UPDATABLE: &[&str] = &[
     "display_name",
     "description",
     "worker_selector",

@@ -254,6 +254,12 @@ pub struct Catalog {
     plan_ttl: Duration,
 }
 
+/// Counts a call to the catalog by method (`cairn_scheduler_catalog_requests_total`), so
+/// operators see what firing and leasing cost the catalog.
+fn called(method: &'static str) {
+    metrics::counter!("cairn_scheduler_catalog_requests_total", "method" => method).increment(1);
+}
+
 fn unavailable(s: tonic::Status) -> Error {
     match s.code() {
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
@@ -290,6 +296,7 @@ impl Catalog {
         let mut req =
             tonic::Request::new(cairn_api::v1::AuthenticateRequest { credential: credential.to_owned() });
         req.set_timeout(Duration::from_secs(5));
+        called("Authenticate");
         match self.client.clone().authenticate(req).await {
             Ok(r) => Ok(cairn_runtime::auth::Principal(r.into_inner())),
             Err(s) if s.code() == Code::Unauthenticated => Err(s),
@@ -307,6 +314,7 @@ impl Catalog {
     ) -> Result<(Vec<ResolvedTask>, Vec<String>)> {
         let mut req = tonic::Request::new(ResolveTasksRequest { names, with_secrets });
         req.set_timeout(Duration::from_secs(10));
+        called("ResolveTasks");
         let r = self.client.clone().resolve_tasks(req).await.map_err(unavailable)?.into_inner();
         Ok((r.tasks, r.missing))
     }
@@ -430,6 +438,7 @@ impl Catalog {
         let name = format!("{}/connectors/{reference}", project.name());
         let mut req = tonic::Request::new(ResolveConnectorRequest { name, with_secrets });
         req.set_timeout(Duration::from_secs(10));
+        called("ResolveConnector");
         match self.client.clone().resolve_connector(req).await {
             Ok(r) => Ok(Some(r.into_inner())),
             Err(s) if s.code() == Code::NotFound => Ok(None),
@@ -450,6 +459,7 @@ impl Catalog {
             result: Some(result),
         });
         req.set_timeout(Duration::from_secs(10));
+        called("RecordConnectionTest");
         self.client.clone().record_connection_test(req).await.map_err(unavailable)?;
         Ok(())
     }
@@ -459,6 +469,7 @@ impl Catalog {
         let mut req =
             tonic::Request::new(cairn_api::v1::ListBackupCoverageRequest { parent: project.name() });
         req.set_timeout(Duration::from_secs(10));
+        called("ListBackupCoverage");
         Ok(self.client.clone().list_backup_coverage(req).await.map_err(unavailable)?.into_inner())
     }
 

@@ -2,13 +2,25 @@
 //! `AcquireLease` calls, schedule changes for the firing loop, and job changes for
 //! `WatchJob` streams. Notifications are hints, never the only path: every waiter also
 //! re-checks on a timer, so a lost notification only delays, never loses.
+//!
+//! A job's watchers ([`JobWatch`]) are woken by that job's changes only, not by every job's.
+//! Their re-check is shared: every [`RECHECK`] one query asks whether any watched job's row
+//! changed (its `xmin`) and wakes the watchers of those that did, so a thousand idle streams
+//! cost one query every two seconds, not a thousand.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use cairn_api::ids::JobId;
 use sqlx::{PgConnection, PgPool, postgres::PgListener};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
+
+/// How often the watched jobs are re-checked without a notification.
+pub const RECHECK: Duration = Duration::from_secs(2);
 
 /// Channel: work may be available (a job was queued, a store or task slot was freed).
 pub const WORK: &str = "cairn_work";
@@ -22,21 +34,15 @@ pub const QUERIES: &str = "cairn_queries";
 /// Channel: a query got an answer part, or its asker read some; payload = the query id.
 pub const PARTS: &str = "cairn_query_parts";
 
-/// A job-change event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobEvent {
-    /// This job changed.
-    Job(JobId),
-    /// Anything may have changed (listener reconnected, payload too large).
-    Any,
-}
+/// The watchers of each watched job: a change counter they wait on, and how many watch.
+type Watched = Arc<Mutex<HashMap<JobId, (watch::Sender<u64>, usize)>>>;
 
 /// The process-wide hub; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Events {
     work: Arc<Notify>,
     schedules: Arc<Notify>,
-    jobs: broadcast::Sender<JobEvent>,
+    jobs: Watched,
     queries: Arc<Notify>,
     parts: Arc<Notify>,
 }
@@ -46,7 +52,7 @@ impl Default for Events {
         Events {
             work: Arc::new(Notify::new()),
             schedules: Arc::new(Notify::new()),
-            jobs: broadcast::channel(4096).0,
+            jobs: Watched::default(),
             queries: Arc::new(Notify::new()),
             parts: Arc::new(Notify::new()),
         }
@@ -64,9 +70,65 @@ impl Events {
         &self.schedules
     }
 
-    /// A subscription to job changes.
-    pub fn subscribe_jobs(&self) -> broadcast::Receiver<JobEvent> {
-        self.jobs.subscribe()
+    /// Starts watching one job's changes (until the returned handle is dropped).
+    pub fn watch_job(&self, id: JobId) -> JobWatch {
+        let mut jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = jobs.entry(id).or_insert_with(|| (watch::channel(0).0, 0));
+        entry.1 += 1;
+        JobWatch { id, rx: entry.0.subscribe(), jobs: self.jobs.clone() }
+    }
+
+    /// Wakes the watchers of `id` (none: nothing happens).
+    fn job_changed(&self, id: JobId) {
+        if let Some((tx, _)) = self.jobs.lock().unwrap_or_else(PoisonError::into_inner).get(&id) {
+            tx.send_modify(|n| *n += 1);
+        }
+    }
+
+    fn all_jobs_changed(&self) {
+        for (tx, _) in self.jobs.lock().unwrap_or_else(PoisonError::into_inner).values() {
+            tx.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Re-checks the watched jobs every [`RECHECK`] until `shutdown`: one query for all of
+    /// them, waking the watchers of the jobs whose rows changed (or vanished) since.
+    pub async fn recheck_watched(self, pool: PgPool, shutdown: CancellationToken) {
+        let mut seen: HashMap<JobId, String> = HashMap::new();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(RECHECK) => {}
+            }
+            let ids: Vec<JobId> =
+                self.jobs.lock().unwrap_or_else(PoisonError::into_inner).keys().copied().collect();
+            seen.retain(|id, _| ids.contains(id));
+            if ids.is_empty() {
+                continue;
+            }
+            let Ok(rows) =
+                sqlx::query_as::<_, (JobId, String)>("SELECT id, xmin::text FROM jobs WHERE id = ANY($1)")
+                    .bind(&ids)
+                    .fetch_all(&pool)
+                    .await
+            else {
+                // The database is away: wake everyone, their own reads will tell.
+                self.all_jobs_changed();
+                continue;
+            };
+            let now: HashMap<JobId, String> = rows.into_iter().collect();
+            for id in &ids {
+                let version = now.get(id);
+                if version != seen.get(id) {
+                    // Also at a first sighting: the row may have changed since the watcher read it.
+                    self.job_changed(*id);
+                    match version {
+                        Some(v) => seen.insert(*id, v.clone()),
+                        None => seen.remove(id),
+                    };
+                }
+            }
+        }
     }
 
     /// Waiters for new snapshot queries.
@@ -92,10 +154,10 @@ impl Events {
             PARTS => self.parts.notify_waiters(),
             JOBS => {
                 if payload.is_empty() {
-                    let _ = self.jobs.send(JobEvent::Any);
+                    self.all_jobs_changed();
                 }
                 for id in payload.split(',').filter_map(|s| s.parse::<JobId>().ok()) {
-                    let _ = self.jobs.send(JobEvent::Job(id));
+                    self.job_changed(id);
                 }
             }
             _ => {}
@@ -107,7 +169,7 @@ impl Events {
         self.schedules.notify_waiters();
         self.queries.notify_waiters();
         self.parts.notify_waiters();
-        let _ = self.jobs.send(JobEvent::Any);
+        self.all_jobs_changed();
     }
 
     /// Listens until `shutdown`, reconnecting after errors.
@@ -142,6 +204,34 @@ impl Events {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+}
+
+/// A watch on one job's changes; dropping it stops watching.
+#[derive(Debug)]
+pub struct JobWatch {
+    id: JobId,
+    rx: watch::Receiver<u64>,
+    jobs: Watched,
+}
+
+impl JobWatch {
+    /// Waits until the job may have changed since the last call (or since the watch began).
+    pub async fn changed(&mut self) {
+        // The sender lives as long as any watch of the job, this one included.
+        let _ = self.rx.changed().await;
+    }
+}
+
+impl Drop for JobWatch {
+    fn drop(&mut self) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = jobs.get_mut(&self.id) {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                jobs.remove(&self.id);
             }
         }
     }

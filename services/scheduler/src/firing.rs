@@ -9,10 +9,8 @@
 
 use std::{sync::Arc, time::Duration};
 
-use cairn_api::ids::{JobId, ScheduleId};
-use cairn_api::v1::{JobState, JobTrigger, Schedule};
+use cairn_api::v1::{JobTrigger, Schedule};
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -20,13 +18,15 @@ use crate::{
     catalog::TaskPlan,
     domain::recurrence::{self, Firing},
     error::Result,
-    events, jobs,
+    jobs,
     schedules::{jitter, maths},
-    store::{self, jobs as job_rows, schedules as rows},
+    store::{self, schedules as rows},
 };
 
-/// Schedules fired per transaction.
-const BATCH: i64 = 200;
+/// Schedules fired per transaction (all their jobs are one statement).
+const BATCH: i64 = 500;
+/// Most schedules whose plans are prefetched before they fall due.
+const PREFETCH: i64 = 20_000;
 /// Longest sleep without re-checking.
 const MAX_IDLE: Duration = Duration::from_secs(5);
 
@@ -35,6 +35,8 @@ pub async fn run(state: State, shutdown: CancellationToken) {
     // Failing ticks (the database or the catalog away) retry with a jittered backoff, so
     // replicas neither spin nor come back in lockstep.
     let mut failing = cairn_runtime::backoff::Backoff::new(Duration::from_millis(100), MAX_IDLE);
+    // The due time whose plans were last prefetched.
+    let mut prefetched = None;
     loop {
         let changed = state.events.schedules().notified();
         tokio::pin!(changed);
@@ -63,7 +65,20 @@ pub async fn run(state: State, shutdown: CancellationToken) {
             Err(_) => None,
         };
         let cap = now + chrono::Duration::from_std(MAX_IDLE).unwrap_or_default();
-        let wake = next.map_or(cap, |n| n.min(cap));
+        let mut wake = next.map_or(cap, |n| n.min(cap));
+        // Shortly before schedules fall due, their tasks' plans are read into the cache, so a
+        // burst of them fires without waiting for the catalog.
+        if let Some(next) = next.filter(|n| *n > now) {
+            let ahead = prefetch_ahead(&state);
+            if next - ahead > now {
+                wake = wake.min(next - ahead);
+            } else if prefetched != Some(next) {
+                prefetched = Some(next);
+                if let Err(e) = prefetch(&state, now + ahead).await {
+                    tracing::debug!(error = %e, "prefetching plans failed; firing will read them");
+                }
+            }
+        }
         if wake <= now {
             // Due but nothing claimable (another replica holds it, or the catalog is down).
             tokio::select! {
@@ -80,7 +95,30 @@ pub async fn run(state: State, shutdown: CancellationToken) {
     }
 }
 
-/// Fires what is due now; returns how many schedules were handled.
+/// How long before their due time the plans of due schedules are prefetched: well inside
+/// the plan cache's lifetime, so they are still fresh when they fire.
+fn prefetch_ahead(state: &State) -> chrono::Duration {
+    chrono::Duration::milliseconds((state.config.catalog_cache_ms / 3).min(2000) as i64)
+}
+
+/// Reads the plans of the tasks whose schedules are due before `until` into the cache.
+async fn prefetch(state: &State, until: DateTime<Utc>) -> Result<()> {
+    let task_ids = {
+        let mut conn = state.pool.acquire().await?;
+        rows::due_tasks(&mut conn, until, PREFETCH)
+            .await?
+            .into_iter()
+            .map(|d| (d.project_id, d.task_id))
+            .collect::<Vec<_>>()
+    };
+    for chunk in task_ids.chunks(BATCH as usize) {
+        state.catalog.plans(chunk).await?;
+    }
+    Ok(())
+}
+
+/// Fires what is due now; returns how many schedules were handled. Every job of the batch
+/// is created in one statement and every schedule moved on in another.
 pub async fn tick(state: &State) -> Result<usize> {
     let now = state.clock.now();
     let task_ids = {
@@ -100,6 +138,7 @@ pub async fn tick(state: &State) -> Result<usize> {
     }
     let mut tx = state.pool.begin().await?;
     let due = rows::claim_due(&mut tx, now, BATCH).await?;
+    let mut firings = Vec::with_capacity(due.len());
     let mut handled = 0;
     for row in &due {
         let key = (row.project_id.clone(), row.task_id);
@@ -111,72 +150,110 @@ pub async fn tick(state: &State) -> Result<usize> {
                 state.catalog.forget(&key);
                 tracing::warn!(schedule.id = %row.id, task.id = %row.task_id, "task is gone; schedule deleted");
             }
-            Some(Some(plan)) => fire(state, &mut tx, row, plan, now).await?,
+            Some(Some(plan)) => firings.extend(decide(state, row, plan, now)?),
         }
         handled += 1;
     }
+    // One run per firing (one job per source of a fleet task); a skip record is one job.
+    let runs: Vec<Vec<TaskPlan>> = firings
+        .iter()
+        .map(|f| if f.spec.skipped.is_some() { vec![f.plan.as_ref().clone()] } else { f.plan.runs() })
+        .collect();
+    let mut items = Vec::new();
+    let mut first_item = Vec::with_capacity(firings.len());
+    for (f, runs) in firings.iter().zip(&runs) {
+        first_item.push(items.len());
+        let fleet = f.plan.is_fleet() && f.spec.skipped.is_none();
+        items.extend(jobs::run_items(runs, fleet, &f.spec));
+    }
+    let ids = jobs::create_many(&mut tx, &items, now).await?;
+    let fired: Vec<rows::Fired> = firings
+        .iter()
+        .zip(first_item)
+        .map(|(f, i)| rows::Fired { last_job_id: ids.get(i).copied().flatten(), ..f.fired.clone() })
+        .collect();
+    rows::fired(&mut tx, &fired).await?;
     tx.commit().await?;
     if handled > 0 {
         state.events.wake_work();
     }
+    // Lateness as workers see it: from the due time to the jobs being committed.
+    let committed = state.clock.now();
+    for f in &firings {
+        if let Some(due) = f.on_time {
+            let late = (committed - due).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::histogram!("cairn_scheduler_firing_lateness_seconds").record(late);
+        }
+    }
     Ok(handled)
 }
 
-async fn fire(
+/// What one due schedule does now: the job(s) to create and how the schedule moves on.
+struct Decided {
+    plan: Arc<TaskPlan>,
+    spec: jobs::Spec,
+    /// The schedule's new state (its last job filled in once the jobs exist).
+    fired: rows::Fired,
+    /// The due time of an on-time firing (for the lateness metric).
+    on_time: Option<DateTime<Utc>>,
+}
+
+/// `None`: nothing to fire (a schedule without a next occurrence is never due).
+fn decide(
     state: &State,
-    conn: &mut PgConnection,
     row: &rows::Row,
     plan: &Arc<TaskPlan>,
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<Option<Decided>> {
     let spec: Schedule = store::decode(&row.spec)?;
     let maths = maths(&spec, row.anchor, "")?;
     let max_jitter = jitter(&spec);
-    let Some(next) = row.next_fire else { return Ok(()) };
+    let Some(next) = row.next_fire else { return Ok(None) };
     let grace = chrono::Duration::from_std(state.config.missed_run_grace()).unwrap_or_default();
     let decision = recurrence::decide(&maths, row.id, next, max_jitter, now, grace);
     let span = tracing::info_span!("schedule.fire", schedule.id = %row.id, task.id = %plan.id);
     let trace_parent = span.in_scope(cairn_runtime::grpc::current_traceparent);
-    let (last, missed, job_id) = match decision {
+    let base = jobs::Spec {
+        trigger: JobTrigger::Schedule,
+        schedule_id: Some(row.id),
+        occurrence: None,
+        scheduled_time: now,
+        missed_occurrences: 0,
+        request_id: None,
+        trace_parent,
+        overrides: None,
+        run_id: None,
+        skipped: None,
+    };
+    let (spec, last, missed, on_time) = match decision {
         Firing::OnTime { occurrence } => {
             let due = recurrence::due_time(row.id, occurrence, max_jitter);
-            let spec = jobs::Spec {
-                trigger: JobTrigger::Schedule,
-                schedule_id: Some(row.id),
-                occurrence: Some(occurrence),
-                scheduled_time: due,
-                missed_occurrences: 0,
-                request_id: None,
-                trace_parent,
-                overrides: None,
-                run_id: None,
-            };
-            let id = jobs::create_run(conn, plan, &spec, now).await?;
-            let late = (now - due).num_milliseconds().max(0) as f64 / 1000.0;
-            metrics::histogram!("cairn_scheduler_firing_lateness_seconds").record(late);
-            (occurrence, 0, id)
+            let spec = jobs::Spec { occurrence: Some(occurrence), scheduled_time: due, ..base };
+            (spec, occurrence, 0, Some(due))
         }
         Firing::Missed { first, last, count } => {
             metrics::counter!("cairn_scheduler_missed_runs_total").increment(count);
-            let id = if row.journalised {
-                let spec = jobs::Spec {
-                    trigger: JobTrigger::CatchUp,
-                    schedule_id: Some(row.id),
-                    occurrence: Some(last),
-                    scheduled_time: now,
-                    missed_occurrences: count as i64,
-                    request_id: None,
-                    trace_parent,
-                    overrides: None,
-                    run_id: None,
-                };
+            let spec = if row.journalised {
                 tracing::info!(parent: &span, missed = count, %first, %last, "catching up missed occurrences with one job");
-                jobs::create_run(conn, plan, &spec, now).await?
+                jobs::Spec {
+                    trigger: JobTrigger::CatchUp,
+                    occurrence: Some(last),
+                    missed_occurrences: count as i64,
+                    ..base
+                }
             } else {
                 tracing::info!(parent: &span, missed = count, %first, %last, "skipping missed occurrences (not journalised)");
-                record_skip(conn, plan, row.id, first, last, count, now).await?
+                jobs::Spec {
+                    trigger: JobTrigger::System,
+                    occurrence: Some(last),
+                    scheduled_time: last,
+                    missed_occurrences: count as i64,
+                    trace_parent: String::new(),
+                    skipped: Some(skip_reason(first, last, count)),
+                    ..base
+                }
             };
-            (last, count as i64, id)
+            (spec, last, count as i64, None)
         }
     };
     // Journalised schedules keep their grid; others re-anchor intervals on recovery.
@@ -187,48 +264,21 @@ async fn fire(
     } else {
         (row.anchor, maths.next_after(last))
     };
-    rows::fired(
-        conn,
-        &rows::Fired {
-            id: row.id,
-            anchor,
-            last_fire: last,
-            next_fire,
-            next_run_time: next_fire.map(|n| recurrence::due_time(row.id, n, max_jitter)),
-            missed,
-            last_job_id: job_id,
-            connector_ids: plan.connector_ids.clone(),
-        },
-    )
-    .await?;
-    Ok(())
+    let fired = rows::Fired {
+        id: row.id,
+        anchor,
+        last_fire: last,
+        next_fire,
+        next_run_time: next_fire.map(|n| recurrence::due_time(row.id, n, max_jitter)),
+        missed,
+        last_job_id: None,
+        connector_ids: plan.connector_ids.clone(),
+    };
+    Ok(Some(Decided { plan: plan.clone(), spec, fired, on_time }))
 }
 
-async fn record_skip(
-    conn: &mut PgConnection,
-    plan: &TaskPlan,
-    schedule_id: ScheduleId,
-    first: DateTime<Utc>,
-    last: DateTime<Utc>,
-    count: u64,
-    now: DateTime<Utc>,
-) -> Result<Option<JobId>> {
-    let spec = jobs::Spec {
-        trigger: JobTrigger::System,
-        schedule_id: Some(schedule_id),
-        occurrence: Some(last),
-        scheduled_time: last,
-        missed_occurrences: count as i64,
-        request_id: None,
-        trace_parent: String::new(),
-        overrides: None,
-        run_id: None,
-    };
-    let mut job = jobs::new_row(plan, &spec, now);
-    job.state = JobState::Skipped;
-    job.trigger = JobTrigger::System;
-    job.end_time = Some(now);
-    job.error = if count == 1 {
+fn skip_reason(first: DateTime<Utc>, last: DateTime<Utc>, count: u64) -> String {
+    if count == 1 {
         format!(
             "missed the occurrence of {} while the control plane was down; not caught up because the schedule is \
              not journalised",
@@ -241,13 +291,5 @@ async fn record_skip(
             first.to_rfc3339(),
             last.to_rfc3339()
         )
-    };
-    let id = job_rows::insert(conn, &job).await?;
-    if let Some(id) = id {
-        if let Some(row) = job_rows::get(conn, Some(&plan.project), id).await? {
-            crate::jobs::ended(conn, &row).await?;
-        }
-        events::notify_jobs(conn, &[id]).await?;
     }
-    Ok(id)
 }

@@ -12,13 +12,12 @@ use cairn_api::{
     },
 };
 use cairn_runtime::time::{from_duration, to_timestamp};
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::{
     State,
     domain::job::is_final,
     error::{Error, Result},
-    events::{self, JobEvent},
+    events,
     store::{jobs as rows, schedules},
 };
 
@@ -67,7 +66,7 @@ pub async fn run_connection_test(state: &State, req: RunConnectionTestRequest) -
         overrides: None,
         run_id: None,
     };
-    let mut rx = state.events.subscribe_jobs();
+    let mut changes = state.events.watch_job(job.id);
     let mut tx = state.pool.begin().await?;
     rows::insert(&mut tx, &job).await?;
     events::notify(&mut tx, events::WORK, "").await?;
@@ -106,11 +105,7 @@ pub async fn run_connection_test(state: &State, req: RunConnectionTestRequest) -
                     wait.as_secs()
                 )));
             }
-            ev = rx.recv() => match ev {
-                Ok(JobEvent::Job(j)) if j != job.id => {}
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => return Err(Error::Unavailable("the event hub".into())),
-            },
+            _ = changes.changed() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }

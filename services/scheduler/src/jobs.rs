@@ -1,7 +1,7 @@
 //! Job operations: creating jobs for tasks (shared by firing and RunTask, with the overlap
 //! policy), reading and listing history, logs, cancelling, and watching live.
 
-use std::{pin::Pin, time::Duration};
+use std::{collections::HashMap, pin::Pin};
 
 use cairn_api::{
     ids::{JobId, ScheduleId, Stored as _},
@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use futures::Stream;
 use prost::Message as _;
 use sqlx::PgConnection;
-use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio::sync::mpsc;
 use tonic::Status;
 use uuid::Uuid;
 
@@ -32,8 +32,7 @@ use crate::{
     catalog::TaskPlan,
     domain::job::{self as rules, Overlap, is_final},
     error::{Error, Result},
-    events::{self, JobEvent},
-    resolve,
+    events, resolve,
     store::{self, jobs as rows, logs},
 };
 
@@ -58,6 +57,9 @@ pub struct Spec {
     pub overrides: Option<serde_json::Value>,
     /// The run a fleet task's job belongs to (shared by the jobs of one firing or RunTask).
     pub run_id: Option<Uuid>,
+    /// Record the job as SKIPPED (trigger SYSTEM) with this reason instead of queueing it:
+    /// occurrences missed while the control plane was down and not caught up.
+    pub skipped: Option<String>,
 }
 
 /// The row of a new job of a task, without state.
@@ -125,72 +127,124 @@ pub async fn create_run(
     spec: &Spec,
     now: DateTime<Utc>,
 ) -> Result<Option<JobId>> {
-    let mut spec = Spec { run_id: plan.is_fleet().then(Uuid::now_v7), ..spec.clone() };
-    let mut first = None;
-    for (i, each) in plan.runs().iter().enumerate() {
-        let id = create(conn, each, &spec, now).await?;
-        if i == 0 {
-            first = id;
-            spec.request_id = None;
-        }
-    }
-    Ok(first)
+    let runs = plan.runs();
+    let items = run_items(&runs, plan.is_fleet(), spec);
+    Ok(create_many(conn, &items, now).await?.into_iter().next().flatten())
 }
 
-/// Creates the job of `spec` inside the caller's transaction, applying the task's overlap
-/// policy (serialised per task across replicas). Returns the job id, or `None` when the
-/// schedule occurrence already has a job.
-pub async fn create(
+/// The jobs of one run: `runs` are the plans [`TaskPlan::runs`] made of one task; a fleet
+/// task's jobs share a new run id, and only the first carries the request id.
+pub fn run_items<'a>(runs: &'a [TaskPlan], fleet: bool, spec: &Spec) -> Vec<Create<'a>> {
+    let run_id = fleet.then(Uuid::now_v7);
+    runs.iter()
+        .enumerate()
+        .map(|(i, plan)| Create {
+            plan,
+            spec: Spec { run_id, request_id: if i == 0 { spec.request_id } else { None }, ..spec.clone() },
+        })
+        .collect()
+}
+
+/// One job to create: the plan it runs and its inputs.
+#[derive(Debug, Clone)]
+pub struct Create<'a> {
+    pub plan: &'a TaskPlan,
+    pub spec: Spec,
+}
+
+/// Creates jobs inside the caller's transaction, in one statement, applying each task's
+/// overlap policy: the tasks are locked together (in key order, across replicas) and a job
+/// sees the active jobs of its task, those created before it in this call included (a
+/// CANCEL_RUNNING job cancels an earlier one of the same call before it is even stored).
+/// Returns, per item, the job id, or `None` when its schedule occurrence already has a job.
+pub async fn create_many(
     conn: &mut PgConnection,
-    plan: &TaskPlan,
-    spec: &Spec,
+    items: &[Create<'_>],
     now: DateTime<Utc>,
-) -> Result<Option<JobId>> {
-    // ALLOW never looks at other jobs, so it needs neither the lock nor the query.
-    let active = if plan.overlap == cairn_api::v1::OverlapPolicy::Allow {
-        Vec::new()
-    } else {
-        store::lock_tasks(conn, store::LOCK_TASK, &[plan.id]).await?;
-        let fleet_source = spec.run_id.and(plan.source.as_ref().map(|(id, _)| *id));
-        rows::active_of_task(conn, &plan.project, plan.id, fleet_source).await?
-    };
-    let mut job = new_row(plan, spec, now);
-    match rules::overlap(plan.overlap, &plan.project, &active) {
-        Overlap::Skip(reason) => {
-            job.state = JobState::Skipped;
-            job.end_time = Some(now);
-            job.error = reason;
+) -> Result<Vec<Option<JobId>>> {
+    use cairn_api::v1::OverlapPolicy;
+    let guarded: Vec<_> = items
+        .iter()
+        .filter(|c| c.plan.overlap != OverlapPolicy::Allow && c.spec.skipped.is_none())
+        .map(|c| c.plan.id)
+        .collect();
+    type Key = (ProjectId, cairn_api::ids::TaskId, Option<cairn_api::ids::ConnectorId>);
+    let mut active: HashMap<Key, Vec<rules::Active>> = HashMap::new();
+    if !guarded.is_empty() {
+        store::lock_tasks(conn, store::LOCK_TASK, &guarded).await?;
+        for (project, task, source, a) in rows::active_of_tasks(conn, &guarded).await? {
+            active.entry((project, task, source)).or_default().push(a);
         }
-        Overlap::Queue { serial, cancel } => {
-            job.serial = serial;
-            for id in cancel {
-                cancel_in_tx(
-                    conn,
-                    &plan.project,
-                    id,
-                    &format!(
+    }
+    let mut jobs = Vec::with_capacity(items.len());
+    for Create { plan, spec } in items {
+        let mut job = new_row(plan, spec, now);
+        if let Some(reason) = &spec.skipped {
+            job.state = JobState::Skipped;
+            job.trigger = JobTrigger::System;
+            job.end_time = Some(now);
+            job.error = reason.clone();
+            jobs.push(job);
+            continue;
+        }
+        let fleet_source = spec.run_id.and(plan.source.as_ref().map(|(id, _)| *id));
+        let mine = active.entry((plan.project.clone(), plan.id, fleet_source)).or_default();
+        match rules::overlap(plan.overlap, &plan.project, mine) {
+            Overlap::Skip(reason) => {
+                job.state = JobState::Skipped;
+                job.end_time = Some(now);
+                job.error = reason;
+            }
+            Overlap::Queue { serial, cancel } => {
+                job.serial = serial;
+                for id in &cancel {
+                    let reason = format!(
                         "cancelled by overlap policy CANCEL_RUNNING: superseded by {}",
                         Kind::Job.name(&plan.project, job.id)
-                    ),
-                    now,
-                )
-                .await?;
+                    );
+                    match jobs.iter_mut().find(|j: &&mut rows::New| j.id == *id) {
+                        // Created earlier in this call: recorded as cancelled at once.
+                        Some(earlier) => {
+                            earlier.state = JobState::Cancelled;
+                            earlier.end_time = Some(now);
+                            earlier.error = reason;
+                        }
+                        None => {
+                            cancel_in_tx(conn, &plan.project, *id, &reason, now).await?;
+                        }
+                    }
+                }
+                mine.retain(|a| !cancel.contains(&a.id));
+                if plan.overlap != OverlapPolicy::Allow {
+                    mine.push(rules::Active { id: job.id, state: JobState::Queued });
+                }
             }
         }
+        jobs.push(job);
     }
-    let id = rows::insert(conn, &job).await?;
-    if let Some(id) = id {
-        crate::protection::job_created(conn, plan, id, now).await?;
-        if job.state == JobState::Skipped
-            && let Some(row) = rows::get(conn, Some(&plan.project), id).await?
-        {
-            crate::jobs::ended(conn, &row).await?;
+    let recorded: std::collections::HashSet<JobId> =
+        rows::insert_many(conn, &jobs).await?.into_iter().collect();
+    let created: Vec<(&TaskPlan, JobId)> = items
+        .iter()
+        .zip(&jobs)
+        .filter(|(_, j)| recorded.contains(&j.id))
+        .map(|(c, j)| (c.plan, j.id))
+        .collect();
+    crate::protection::jobs_created(conn, &created, now).await?;
+    for job in jobs.iter().filter(|j| recorded.contains(&j.id) && j.end_time.is_some()) {
+        if let Some(row) = rows::get(conn, Some(&job.project_id), job.id).await? {
+            ended(conn, &row).await?;
         }
+    }
+    if !recorded.is_empty() {
         events::notify(conn, events::WORK, "").await?;
-        events::notify_jobs(conn, &[id]).await?;
+        let ids: Vec<JobId> = jobs.iter().map(|j| j.id).filter(|id| recorded.contains(id)).collect();
+        events::notify_jobs(conn, &ids).await?;
+    }
+    for job in jobs.iter().filter(|j| recorded.contains(&j.id)) {
         metrics::counter!("cairn_scheduler_jobs_created_total", "type" => job.r#type.stored(), "trigger" => job.trigger.stored(), "state" => job.state.stored()).increment(1);
     }
-    Ok(id)
+    Ok(jobs.iter().map(|j| recorded.contains(&j.id).then_some(j.id)).collect())
 }
 
 /// Cancels a job inside the caller's transaction: a queued one at once, a running one through
@@ -283,6 +337,7 @@ pub async fn run_task(state: &State, caller: &Caller, req: RunTaskRequest) -> Re
         trace_parent,
         overrides,
         run_id: None,
+        skipped: None,
     };
     if plan.fleet.as_ref().is_some_and(Vec::is_empty) {
         return Err(Error::WrongState(format!(
@@ -503,9 +558,6 @@ pub async fn cancel(state: &State, caller: &Caller, req: CancelJobRequest) -> Re
     }
 }
 
-/// How often a watcher re-reads the job when no notification comes.
-const WATCH_FALLBACK: Duration = Duration::from_secs(2);
-
 /// WatchJob: the current job and log, then every change until the job ends.
 pub async fn watch(
     state: &State,
@@ -515,12 +567,13 @@ pub async fn watch(
     if req.from_seq < -1 {
         return Err(Error::invalid("from_seq", "must be -1, 0 or a sequence number"));
     }
-    // Subscribe before the first read, so no change between them is lost.
-    let mut rx = state.events.subscribe_jobs();
     let mut conn = state.pool.acquire().await?;
-    let first = find(&mut conn, caller, &req.name).await?;
+    let found = find(&mut conn, caller, &req.name).await?;
+    let (id, project) = (found.id, found.project_id.clone());
+    // Watch before the read the stream starts from, so no change between them is lost.
+    let mut changes = state.events.watch_job(id);
+    let first = rows::get(&mut conn, Some(&project), id).await?.unwrap_or(found);
     drop(conn);
-    let (id, project) = (first.id, first.project_id.clone());
     let (tx, out) = mpsc::channel::<Result<WatchJobEvent, Status>>(64);
     let state = state.clone();
     let from_seq = req.from_seq;
@@ -545,33 +598,28 @@ pub async fn watch(
                 }
             }
             // Log lines after the job state, so a final state is followed by every line.
-            loop {
-                let Ok(mut conn) = state.pool.acquire().await else { break };
-                let Ok(page) = logs::after(&mut conn, id, last_seq, 1000).await else { break };
-                let Some(last) = page.last() else { break };
-                last_seq = last.seq;
-                for l in &page {
-                    let ev = WatchJobEvent { event: Some(Event::LogLine(crate::convert::line(l))) };
-                    if tx.send(Ok(ev)).await.is_err() {
-                        return;
+            if row.log_seq > last_seq {
+                loop {
+                    let Ok(mut conn) = state.pool.acquire().await else { break };
+                    let Ok(page) = logs::after(&mut conn, id, last_seq, 1000).await else { break };
+                    let Some(last) = page.last() else { break };
+                    last_seq = last.seq;
+                    for l in &page {
+                        let ev = WatchJobEvent { event: Some(Event::LogLine(crate::convert::line(l))) };
+                        if tx.send(Ok(ev)).await.is_err() {
+                            return;
+                        }
                     }
                 }
             }
             if is_final(row.state) {
                 return;
             }
-            let deadline = tokio::time::sleep(WATCH_FALLBACK);
-            tokio::pin!(deadline);
-            loop {
-                tokio::select! {
-                    _ = tx.closed() => return,
-                    _ = &mut deadline => break,
-                    ev = rx.recv() => match ev {
-                        Ok(JobEvent::Job(j)) if j != id => continue,
-                        Ok(_) | Err(RecvError::Lagged(_)) => break,
-                        Err(RecvError::Closed) => return,
-                    },
-                }
+            // Woken by this job's notifications, or by the shared re-check (events::RECHECK).
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = state.shutdown.cancelled() => return,
+                _ = changes.changed() => {}
             }
             let Ok(mut conn) = state.pool.acquire().await else { continue };
             match rows::get(&mut conn, Some(&project), id).await {

@@ -47,13 +47,15 @@ const MAX_LINES: usize = 1000;
 const MAX_LINE_BYTES: usize = 16 * 1024;
 
 /// What a valid AcquireLease asks for.
-pub(crate) struct Ask {
+#[derive(Debug)]
+pub struct Ask {
     pub(crate) capacity: usize,
     pub(crate) wait: Duration,
     pub(crate) projects: Vec<ProjectId>,
 }
 
-pub(crate) fn validate(req: &AcquireLeaseRequest) -> Result<Ask> {
+/// Checks an AcquireLease request (no I/O).
+pub fn validate(req: &AcquireLeaseRequest) -> Result<Ask> {
     let mut v = Violations::default();
     let mut projects = Vec::with_capacity(req.projects.len());
     for (i, p) in req.projects.iter().enumerate() {

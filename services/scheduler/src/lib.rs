@@ -127,6 +127,7 @@ pub async fn run_with_clock(
         tracker.spawn(c.keep_synced(pool.clone(), shutdown.clone()));
     }
     tracker.spawn(state.events.clone().listen(pool.clone(), shutdown.clone()));
+    tracker.spawn(state.events.clone().recheck_watched(pool.clone(), shutdown.clone()));
     tracker.spawn(firing::run(state.clone(), shutdown.clone()));
     tracker.spawn(reaper::run(state.clone(), shutdown.clone()));
     tracker.spawn(notifications::run(state.clone(), shutdown.clone()));

@@ -39,31 +39,36 @@ use crate::{
     store::{
         jobs::Row as JobRow,
         notifications::{self as outbox, RPO_RECOVERED, RPO_VIOLATED},
-        protection::{self as rows, Cover, Row},
+        protection::{self as rows, Row},
     },
 };
 
 /// Default page size of ListProtectionStatus.
 const DEFAULT_PAGE: i64 = 100;
 
-/// Records a new BACKUP job of a (task, source) pair, in the job's transaction.
-pub async fn job_created(
+/// Records new BACKUP jobs in their (task, source) pairs, in the jobs' transaction (one
+/// statement for any number of jobs).
+pub async fn jobs_created(
     conn: &mut PgConnection,
-    plan: &TaskPlan,
-    job: JobId,
+    created: &[(&TaskPlan, JobId)],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let Some((source, source_name)) = &plan.source else { return Ok(()) };
-    let cover = Cover {
-        project: &plan.project,
-        task: plan.id,
-        source: *source,
-        task_display_name: &plan.display_name,
-        source_display_name: source_name,
-        rpo_ms: plan.rpo.map(|d| d.as_millis() as i64),
-        job,
-    };
-    rows::cover(conn, &cover, now).await
+    let covers: Vec<rows::Cover<'_>> = created
+        .iter()
+        .filter_map(|(plan, job)| {
+            let (source, source_name) = plan.source.as_ref()?;
+            Some(rows::Cover {
+                project: &plan.project,
+                task: plan.id,
+                source: *source,
+                task_display_name: &plan.display_name,
+                source_display_name: source_name,
+                rpo_ms: plan.rpo.map(|d| d.as_millis() as i64),
+                job: *job,
+            })
+        })
+        .collect();
+    rows::cover(conn, &covers, now).await
 }
 
 /// Records finished BACKUP jobs in their pairs, in the finishing transaction (one statement

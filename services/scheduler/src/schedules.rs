@@ -67,8 +67,8 @@ fn inputs(s: &Schedule) -> Schedule {
     }
 }
 
-/// Checks the non-task inputs; returns the maths and the anchor.
-fn validate(
+/// Checks the non-task inputs of a schedule (no I/O); returns the maths and the anchor.
+pub fn validate(
     s: &Schedule,
     anchor_default: DateTime<Utc>,
 ) -> Result<(cairn_schedule::Schedule, DateTime<Utc>)> {

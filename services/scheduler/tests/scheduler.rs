@@ -808,6 +808,47 @@ async fn watch_streams_live_from_the_other_replica() {
     b.stop().await;
 }
 
+/// A change that arrives without a notification (one lost, or written by hand) still reaches
+/// the job's watchers through the shared re-check, within a few seconds; other jobs' changes
+/// do not wake it.
+#[tokio::test]
+async fn a_change_without_a_notification_reaches_the_watcher() {
+    let s = stack().await;
+    let r = s.replica(None, |_| {}).await;
+    s.store("nas", 4).await;
+    s.backup("b", "nas", OverlapPolicy::Allow, |_| {}).await;
+    let job = run(&r, "b").await;
+    let mut stream = r
+        .jobs()
+        .await
+        .watch_job(WatchJobRequest { name: job.name.clone(), from_seq: -1 })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert!(matches!(first.event, Some(Event::Job(ref j)) if j.state() == JobState::Queued));
+    // Another job changing (with its notification) sends this stream nothing.
+    let other = run(&r, "b").await;
+    let quiet = tokio::time::timeout(Duration::from_millis(300), stream.message()).await;
+    assert!(quiet.is_err(), "woken by {}: {quiet:?}", other.name);
+    let id: uuid::Uuid = job.name.rsplit('/').next().unwrap().parse().unwrap();
+    sqlx::query("UPDATE scheduler.jobs SET wait_reason = 'changed behind the notifications' WHERE id = $1")
+        .bind(id)
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    let ev = tokio::time::timeout(cairn_scheduler::events::RECHECK * 3, stream.message())
+        .await
+        .expect("the re-check did not wake the watcher")
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(ev.event, Some(Event::Job(ref j)) if j.wait_reason == "changed behind the notifications"),
+        "{ev:?}"
+    );
+    r.stop().await;
+}
+
 #[tokio::test]
 async fn overlap_policies_decide_what_a_firing_does() {
     let s = stack().await;
@@ -859,6 +900,91 @@ async fn overlap_policies_decide_what_a_firing_does() {
     assert_eq!(c.name, old.name);
     let ln = w.acquire(10, Duration::from_secs(5)).await.remove(0);
     assert_eq!(ln.job.as_ref().unwrap().name, new.name);
+    r.stop().await;
+}
+
+/// Schedules falling due together fire in batches (all their jobs in one statement), and the
+/// jobs of one task in a batch see each other: its overlap policy holds as if they had fired
+/// one by one; more schedules than a batch holds all fire once.
+#[tokio::test]
+async fn schedules_due_together_fire_in_batches_that_keep_overlap_policies() {
+    let s = stack().await;
+    let t0 = t("2030-01-01T00:00:30Z");
+    let clock = ManualClock::new(t0);
+    let r = s.replica(Some(clock.clone()), |_| {}).await;
+    s.store("nas", 1000).await;
+    let due = "*-*-* 00:01:30";
+    for (task, policy) in [
+        ("skip", OverlapPolicy::Skip),
+        ("q1", OverlapPolicy::QueueOne),
+        ("cancel", OverlapPolicy::CancelRunning),
+    ] {
+        s.backup(task, "nas", policy, |_| {}).await;
+        for i in 0..3 {
+            let schedule_def = Schedule {
+                display_name: format!("{task}-{i}"),
+                task: task.into(),
+                recurrence: calendar(due),
+                ..Default::default()
+            };
+            schedule(&r, schedule_def).await;
+        }
+    }
+    s.backup("allow", "nas", OverlapPolicy::Allow, |_| {}).await;
+    for i in 0..620 {
+        let schedule_def = Schedule {
+            display_name: format!("allow-{i}"),
+            task: "allow".into(),
+            recurrence: calendar(due),
+            ..Default::default()
+        };
+        schedule(&r, schedule_def).await;
+    }
+    assert_eq!(count(&s.pool, "SELECT count(*) FROM scheduler.jobs").await, 0);
+    clock.set(t("2030-01-01T00:01:30Z"));
+    eventually("every occurrence fired", || async {
+        (count(&s.pool, "SELECT count(*) FROM scheduler.jobs").await == 629).then_some(())
+    })
+    .await;
+    let states = |task: &'static str| {
+        let pool = s.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, i64)>(
+                "SELECT state, count(*) FROM scheduler.jobs WHERE task_display_name = $1 GROUP BY state ORDER BY state",
+            )
+            .bind(task)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(states("skip").await, [("QUEUED".into(), 1), ("SKIPPED".into(), 2)]);
+    assert_eq!(states("q1").await, [("QUEUED".into(), 1), ("SKIPPED".into(), 2)]);
+    assert_eq!(states("cancel").await, [("CANCELLED".into(), 2), ("QUEUED".into(), 1)]);
+    assert_eq!(states("allow").await, [("QUEUED".into(), 620)]);
+    let skipped: Vec<String> =
+        sqlx::query_scalar("SELECT error FROM scheduler.jobs WHERE state IN ('SKIPPED', 'CANCELLED')")
+            .fetch_all(&s.pool)
+            .await
+            .unwrap();
+    for e in &skipped {
+        assert!(e.contains("overlap policy"), "{e}");
+    }
+    assert_eq!(
+        count(&s.pool, "SELECT count(DISTINCT (schedule_id, occurrence)) FROM scheduler.jobs").await,
+        629,
+        "each occurrence once"
+    );
+    // Every schedule moved on to the next day, pointing at its job.
+    assert_eq!(
+        count(
+            &s.pool,
+            "SELECT count(*) FROM scheduler.schedules s JOIN scheduler.jobs j ON j.id = s.last_job_id
+              WHERE s.next_fire = '2030-01-02T00:01:30Z' AND j.schedule_id = s.id",
+        )
+        .await,
+        629
+    );
     r.stop().await;
 }
 

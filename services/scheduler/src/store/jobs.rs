@@ -116,67 +116,94 @@ pub struct New {
 
 /// Records a job; `None` when its (schedule, occurrence, source) already has one.
 pub async fn insert(conn: &mut PgConnection, j: &New) -> Result<Option<JobId>> {
-    let id: Option<JobId> = sqlx::query_scalar("INSERT INTO jobs (id, task_id, task_display_name, type, schedule_id, occurrence, trigger, connector_ids,
-                           store_ids, exclusive, serial, selector, test_connector_id, state, scheduled_time, run_after,
-                           create_time, end_time, max_attempts, initial_backoff_ms, max_backoff_ms, timeout_ms, error,
-                           missed_occurrences, trace_parent, request_id, notify, project_id, source_id, overrides, run_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18, $19, $20, $21,
-                 $22, $23, $24, $25, $26, $27, $28, $29, $30)
-         ON CONFLICT (schedule_id, occurrence, (COALESCE(source_id, '00000000-0000-0000-0000-000000000000'::uuid)))
-           WHERE occurrence IS NOT NULL DO NOTHING
-         RETURNING id",
-    )
-    .bind(j.id)
-    .bind(j.task_id)
-    .bind(&j.task_display_name)
-    .bind(j.r#type)
-    .bind(j.schedule_id)
-    .bind(j.occurrence)
-    .bind(j.trigger)
-    .bind(&j.connector_ids)
-    .bind(&j.store_ids)
-    .bind(j.exclusive)
-    .bind(j.serial)
-    .bind(Json(&j.selector))
-    .bind(j.test_connector_id)
-    .bind(j.state)
-    .bind(j.scheduled_time)
-    .bind(j.create_time)
-    .bind(j.end_time)
-    .bind(j.max_attempts)
-    .bind(j.initial_backoff_ms)
-    .bind(j.max_backoff_ms)
-    .bind(j.timeout_ms)
-    .bind(&j.error)
-    .bind(j.missed_occurrences)
-    .bind(&j.trace_parent)
-    .bind(j.request_id)
-    .bind(match j.notify {
-        NotificationMode::Unspecified => NotificationMode::Never,
-        n => n,
-    })
-    .bind(&j.project_id)
-    .bind(j.source_id)
-    .bind(&j.overrides)
-    .bind(j.run_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(id) = id
-        && !j.connector_ids.is_empty()
-    {
-        link_connectors(conn, id, &j.connector_ids).await?;
-    }
-    Ok(id)
+    Ok(insert_many(conn, std::slice::from_ref(j)).await?.into_iter().next())
 }
 
-/// Records the connectors a job touches, for history filters (written once per job, so job
-/// updates never touch a GIN index).
-async fn link_connectors(conn: &mut PgConnection, job: JobId, connectors: &[ConnectorId]) -> Result<()> {
-    sqlx::query("INSERT INTO job_connectors (connector_id, job_id) SELECT unnest($1::uuid[]), $2")
-        .bind(connectors)
-        .bind(job)
-        .execute(conn)
-        .await?;
+/// Records jobs in one statement, with the connectors they touch in a second; returns the ids
+/// recorded (a job whose (schedule, occurrence, source) already has one is left out).
+pub async fn insert_many(conn: &mut PgConnection, jobs: &[New]) -> Result<Vec<JobId>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = sqlx::QueryBuilder::new(
+        "INSERT INTO jobs (id, task_id, task_display_name, type, schedule_id, occurrence, trigger, connector_ids,
+                           store_ids, exclusive, serial, selector, test_connector_id, state, scheduled_time, run_after,
+                           create_time, end_time, max_attempts, initial_backoff_ms, max_backoff_ms, timeout_ms, error,
+                           missed_occurrences, trace_parent, request_id, notify, project_id, source_id, overrides, run_id) ",
+    );
+    q.push_values(jobs, |mut b, j| {
+        b.push_bind(j.id)
+            .push_bind(j.task_id)
+            .push_bind(&j.task_display_name)
+            .push_bind(j.r#type)
+            .push_bind(j.schedule_id)
+            .push_bind(j.occurrence)
+            .push_bind(j.trigger)
+            .push_bind(&j.connector_ids)
+            .push_bind(&j.store_ids)
+            .push_bind(j.exclusive)
+            .push_bind(j.serial)
+            .push_bind(Json(&j.selector))
+            .push_bind(j.test_connector_id)
+            .push_bind(j.state)
+            .push_bind(j.scheduled_time)
+            .push_bind(j.scheduled_time)
+            .push_bind(j.create_time)
+            .push_bind(j.end_time)
+            .push_bind(j.max_attempts)
+            .push_bind(j.initial_backoff_ms)
+            .push_bind(j.max_backoff_ms)
+            .push_bind(j.timeout_ms)
+            .push_bind(&j.error)
+            .push_bind(j.missed_occurrences)
+            .push_bind(&j.trace_parent)
+            .push_bind(j.request_id)
+            .push_bind(match j.notify {
+                NotificationMode::Unspecified => NotificationMode::Never,
+                n => n,
+            })
+            .push_bind(&j.project_id)
+            .push_bind(j.source_id)
+            .push_bind(&j.overrides)
+            .push_bind(j.run_id);
+    });
+    q.push(
+        " ON CONFLICT (schedule_id, occurrence, (COALESCE(source_id, '00000000-0000-0000-0000-000000000000'::uuid)))
+           WHERE occurrence IS NOT NULL DO NOTHING
+         RETURNING id",
+    );
+    let ids: Vec<JobId> = q.build_query_scalar().fetch_all(&mut *conn).await?;
+    let recorded: std::collections::HashSet<JobId> = ids.iter().copied().collect();
+    let links: Vec<(ConnectorId, JobId, DateTime<Utc>)> = jobs
+        .iter()
+        .filter(|j| recorded.contains(&j.id))
+        .flat_map(|j| j.connector_ids.iter().map(move |c| (*c, j.id, j.create_time)))
+        .collect();
+    link_connectors(conn, &links).await?;
+    Ok(ids)
+}
+
+/// Records the connectors jobs touch (connector, job, the job's create time), for history
+/// filters (written once per job, so job updates never touch a GIN index).
+async fn link_connectors(
+    conn: &mut PgConnection,
+    links: &[(ConnectorId, JobId, DateTime<Utc>)],
+) -> Result<()> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    let connectors: Vec<ConnectorId> = links.iter().map(|l| l.0).collect();
+    let jobs: Vec<JobId> = links.iter().map(|l| l.1).collect();
+    let times: Vec<DateTime<Utc>> = links.iter().map(|l| l.2).collect();
+    sqlx::query(
+        "INSERT INTO job_connectors (connector_id, job_id, create_time)
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[])",
+    )
+    .bind(connectors)
+    .bind(jobs)
+    .bind(times)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -217,30 +244,32 @@ pub async fn by_request_id(
     .await?)
 }
 
-/// Jobs of a task that are not finished, oldest first: of one fleet source (`Some`), or the
-/// task's jobs outside fleet runs (`None`).
-pub async fn active_of_task(
+/// The active (QUEUED or RUNNING) jobs of these tasks, oldest first, with what keeps them
+/// apart besides the task (a fleet job's source).
+pub async fn active_of_tasks(
     conn: &mut PgConnection,
-    project: &ProjectId,
-    task_id: TaskId,
-    fleet_source: Option<ConnectorId>,
-) -> Result<Vec<Active>> {
+    tasks: &[TaskId],
+) -> Result<Vec<(ProjectId, TaskId, Option<ConnectorId>, Active)>> {
     #[derive(sqlx::FromRow)]
     struct ActiveRow {
+        project_id: ProjectId,
+        task_id: TaskId,
+        serial_source: Option<ConnectorId>,
         id: JobId,
         state: JobState,
     }
     let rows: Vec<ActiveRow> = sqlx::query_as(
-        "SELECT id, state FROM jobs WHERE task_id = $1 AND project_id = $2 AND state IN ('QUEUED', 'RUNNING')
-           AND serial_source IS NOT DISTINCT FROM $3
-         ORDER BY create_time, id",
+        "SELECT project_id, task_id, serial_source, id, state FROM jobs
+          WHERE task_id = ANY($1) AND state IN ('QUEUED', 'RUNNING')
+          ORDER BY create_time, id",
     )
-    .bind(task_id)
-    .bind(project)
-    .bind(fleet_source)
+    .bind(tasks)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(|r| Active { id: r.id, state: r.state }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.project_id, r.task_id, r.serial_source, Active { id: r.id, state: r.state }))
+        .collect())
 }
 
 /// List filters.
@@ -258,7 +287,10 @@ pub struct Filter {
 }
 
 /// One page of one project or (`None`) every project, newest first; `before` = the
-/// (create_time, id) of the last job of the previous page.
+/// (create_time, id) of the last job of the previous page. Only the filters given become SQL,
+/// so each query is planned for what it asks: a connector's jobs are walked newest first in
+/// `job_connectors`, a task's in `jobs_task_idx`, a project's in `jobs_project_idx`, and the
+/// scan stops after `limit` rows.
 pub async fn list(
     conn: &mut PgConnection,
     project: Option<&[ProjectId]>,
@@ -266,46 +298,63 @@ pub async fn list(
     before: Option<(DateTime<Utc>, JobId)>,
     limit: i64,
 ) -> Result<Vec<Row>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM jobs
-         WHERE ($1::timestamptz IS NULL OR (create_time, id) < ($1, $2))
-           AND ($3::uuid IS NULL OR task_id = $3)
-           AND ($4::uuid IS NULL OR schedule_id = $4)
-           AND ($5::uuid IS NULL OR EXISTS (SELECT 1 FROM job_connectors c WHERE c.job_id = jobs.id AND c.connector_id = $5))
-           AND (cardinality($6::text[]) = 0 OR state = ANY($6))
-           AND (cardinality($7::text[]) = 0 OR trigger = ANY($7))
-           AND ($8::text IS NULL OR type = $8)
-           AND ($9::timestamptz IS NULL OR create_time >= $9)
-           AND ($10::timestamptz IS NULL OR create_time < $10)
-           AND ($12::text[] IS NULL OR project_id = ANY($12))
-           AND ($13::text IS NULL OR project_id = $13)
-           AND ($14::uuid IS NULL OR run_id = $14)
-         ORDER BY create_time DESC, id DESC LIMIT $11"
-    );
-    // One project (the usual case) as an equality, so the (project_id, create_time DESC, id
-    // DESC) index serves the order and the scan stops after `limit` rows; `= ANY` of an array
-    // cannot promise that order and sorts the whole project (100 ms at 100,000 jobs).
-    let (many, one) = match project {
-        Some([single]) => (None, Some(single)),
-        other => (other, None),
+    let mut q = sqlx::QueryBuilder::new(format!("SELECT {} FROM ", columns_of("j")));
+    // The ordering columns: the connector's link when filtering by connector.
+    let (time, id) = match f.connector_id {
+        Some(c) => {
+            q.push("job_connectors c JOIN jobs j ON j.id = c.job_id WHERE c.connector_id = ").push_bind(c);
+            ("c.create_time", "c.job_id")
+        }
+        None => {
+            q.push("jobs j WHERE true");
+            ("j.create_time", "j.id")
+        }
     };
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(before.map(|b| b.0))
-        .bind(before.map(|b| b.1))
-        .bind(f.task_id)
-        .bind(f.schedule_id)
-        .bind(f.connector_id)
-        .bind(&f.states)
-        .bind(&f.triggers)
-        .bind(f.r#type)
-        .bind(f.from)
-        .bind(f.to)
-        .bind(limit)
-        .bind(many)
-        .bind(one)
-        .bind(f.run_id)
-        .fetch_all(conn)
-        .await?)
+    if let Some((t, i)) = before {
+        q.push(format_args!(" AND ({time}, {id}) < (")).push_bind(t).push(", ").push_bind(i).push(")");
+    }
+    match project {
+        // One project as an equality, so the (project_id, create_time DESC, id DESC) index
+        // serves the order; `= ANY` of an array cannot promise that order.
+        Some([single]) => {
+            q.push(" AND j.project_id = ").push_bind(single);
+        }
+        Some(many) => {
+            q.push(" AND j.project_id = ANY(").push_bind(many).push(")");
+        }
+        None => {}
+    }
+    if let Some(t) = f.task_id {
+        q.push(" AND j.task_id = ").push_bind(t);
+    }
+    if let Some(sid) = f.schedule_id {
+        q.push(" AND j.schedule_id = ").push_bind(sid);
+    }
+    if !f.states.is_empty() {
+        q.push(" AND j.state = ANY(").push_bind(&f.states).push(")");
+    }
+    if !f.triggers.is_empty() {
+        q.push(" AND j.trigger = ANY(").push_bind(&f.triggers).push(")");
+    }
+    if let Some(ty) = f.r#type {
+        q.push(" AND j.type = ").push_bind(ty);
+    }
+    if let Some(from) = f.from {
+        q.push(format_args!(" AND {time} >= ")).push_bind(from);
+    }
+    if let Some(to) = f.to {
+        q.push(format_args!(" AND {time} < ")).push_bind(to);
+    }
+    if let Some(run) = f.run_id {
+        q.push(" AND j.run_id = ").push_bind(run);
+    }
+    q.push(format_args!(" ORDER BY {time} DESC, {id} DESC LIMIT ")).push_bind(limit);
+    Ok(q.build_query_as().fetch_all(conn).await?)
+}
+
+/// [`COLUMNS`] of table alias `alias`.
+fn columns_of(alias: &str) -> String {
+    COLUMNS.split(',').map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ")
 }
 
 /// A store's concurrency limit as the scheduler keeps it.

@@ -1,6 +1,11 @@
 //! `scheduler.protection`: per (BACKUP task, source) the last successful backup, the last
 //! finished job and the RPO violation flag. Rows appear with the pair's first job, follow
 //! every job of the pair, and go with their task or project.
+//!
+//! Firing, completion, the violation sweep and name refreshes each change several rows in one
+//! transaction; every such statement locks its rows in (task_id, source_id) order, so two of
+//! them never wait for each other in a cycle (the scale benchmark met that deadlock when a
+//! burst of firings met a burst of completions).
 
 use cairn_api::{
     ids::{ConnectorId, JobId, TaskId},
@@ -47,31 +52,44 @@ pub struct Cover<'a> {
     pub job: JobId,
 }
 
-/// Records a new job of a pair (the pair's row on its first job), with the current names and
-/// objective; an unchanged row that already has a finished job is left as it is (no new
-/// tuple per job).
-pub async fn cover(conn: &mut PgConnection, c: &Cover<'_>, now: DateTime<Utc>) -> Result<()> {
-    sqlx::query(
+/// Records new jobs of pairs (a pair's row on its first job), with the current names and
+/// objective, in one statement (the last job wins when a pair appears twice); an unchanged
+/// row that already has a finished job is left as it is (no new tuple per job).
+pub async fn cover(conn: &mut PgConnection, covers: &[Cover<'_>], now: DateTime<Utc>) -> Result<()> {
+    let mut last: Vec<&Cover<'_>> = Vec::new();
+    for c in covers.iter().rev() {
+        if !last.iter().any(|l| (l.project, l.task, l.source) == (c.project, c.task, c.source)) {
+            last.push(c);
+        }
+    }
+    // Rows are locked in (task, source) order, as every statement locking several does.
+    last.sort_by_key(|c| (c.task, c.source));
+    if last.is_empty() {
+        return Ok(());
+    }
+    let mut q = sqlx::QueryBuilder::new(
         "INSERT INTO protection (project_id, task_id, source_id, task_display_name, source_display_name, rpo_ms,
-                                 covered_since, latest_job_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (project_id, task_id, source_id) DO UPDATE
+                                 covered_since, latest_job_id) ",
+    );
+    q.push_values(last, |mut b, c| {
+        b.push_bind(c.project)
+            .push_bind(c.task)
+            .push_bind(c.source)
+            .push_bind(c.task_display_name)
+            .push_bind(c.source_display_name)
+            .push_bind(c.rpo_ms)
+            .push_bind(now)
+            .push_bind(c.job);
+    });
+    q.push(
+        " ON CONFLICT (project_id, task_id, source_id) DO UPDATE
             SET task_display_name = EXCLUDED.task_display_name, source_display_name = EXCLUDED.source_display_name,
                 rpo_ms = EXCLUDED.rpo_ms, latest_job_id = EXCLUDED.latest_job_id
           WHERE protection.last_finished_job_id IS NULL
              OR (protection.task_display_name, protection.source_display_name, protection.rpo_ms)
                 IS DISTINCT FROM (EXCLUDED.task_display_name, EXCLUDED.source_display_name, EXCLUDED.rpo_ms)",
-    )
-    .bind(c.project)
-    .bind(c.task)
-    .bind(c.source)
-    .bind(c.task_display_name)
-    .bind(c.source_display_name)
-    .bind(c.rpo_ms)
-    .bind(now)
-    .bind(c.job)
-    .execute(conn)
-    .await?;
+    );
+    q.build().execute(conn).await?;
     Ok(())
 }
 
@@ -117,7 +135,8 @@ pub async fn finished(conn: &mut PgConnection, done: &[Done<'_>]) -> Result<Vec<
                                          $7::text[], $8::timestamptz[])
                       AS i(project_id, task_id, source_id, job_id, state, error, snapshot, end_time)),
               old AS (SELECT p.project_id, p.task_id, p.source_id, p.violated_time
-                        FROM protection p JOIN i USING (project_id, task_id, source_id) FOR UPDATE OF p)
+                        FROM protection p JOIN i USING (project_id, task_id, source_id)
+                       ORDER BY p.task_id, p.source_id FOR UPDATE OF p)
          UPDATE protection p
             SET last_finished_job_id = i.job_id, last_job_state = i.state, last_error = i.error,
                 last_success_time = CASE WHEN i.state = 'SUCCEEDED' THEN i.end_time ELSE p.last_success_time END,
@@ -145,10 +164,15 @@ pub async fn finished(conn: &mut PgConnection, done: &[Done<'_>]) -> Result<Vec<
 /// replica gets there first.
 pub async fn mark_violated(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Vec<Row>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE protection SET violated_time = $1
-          WHERE violated_time IS NULL AND rpo_ms IS NOT NULL
-            AND COALESCE(last_success_time, covered_since) + rpo_ms * interval '1 millisecond' <= $1
-         RETURNING {COLUMNS}"
+        "WITH due AS (SELECT project_id, task_id, source_id FROM protection
+                        WHERE violated_time IS NULL AND rpo_ms IS NOT NULL
+                          AND COALESCE(last_success_time, covered_since) + rpo_ms * interval '1 millisecond' <= $1
+                        ORDER BY task_id, source_id FOR UPDATE)
+         UPDATE protection p SET violated_time = $1 FROM due
+          WHERE (p.project_id, p.task_id, p.source_id) = (due.project_id, due.task_id, due.source_id)
+            AND p.violated_time IS NULL
+         RETURNING {}",
+        COLUMNS.split(',').map(|c| format!("p.{}", c.trim())).collect::<Vec<_>>().join(", ")
     )))
     .bind(now)
     .fetch_all(conn)
@@ -187,11 +211,16 @@ pub async fn refresh(conn: &mut PgConnection, project: &ProjectId, current: &[Cu
     let source_names: Vec<&str> = current.iter().map(|c| c.source_display_name).collect();
     let rpos: Vec<Option<i64>> = current.iter().map(|c| c.rpo_ms).collect();
     sqlx::query(
-        "UPDATE protection p SET task_display_name = i.task_name, source_display_name = i.source_name, rpo_ms = i.rpo_ms
-           FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bigint[])
-                AS i(task_id, source_id, task_name, source_name, rpo_ms)
-          WHERE p.project_id = $1 AND p.task_id = i.task_id AND p.source_id = i.source_id
-            AND (p.task_display_name, p.source_display_name, p.rpo_ms) IS DISTINCT FROM (i.task_name, i.source_name, i.rpo_ms)",
+        "WITH i AS (SELECT * FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bigint[])
+                      AS i(task_id, source_id, task_name, source_name, rpo_ms)),
+              stale AS (SELECT p.task_id, p.source_id FROM protection p JOIN i USING (task_id, source_id)
+                         WHERE p.project_id = $1
+                           AND (p.task_display_name, p.source_display_name, p.rpo_ms)
+                               IS DISTINCT FROM (i.task_name, i.source_name, i.rpo_ms)
+                         ORDER BY p.task_id, p.source_id FOR UPDATE OF p)
+         UPDATE protection p SET task_display_name = i.task_name, source_display_name = i.source_name, rpo_ms = i.rpo_ms
+           FROM i JOIN stale USING (task_id, source_id)
+          WHERE p.project_id = $1 AND p.task_id = i.task_id AND p.source_id = i.source_id",
     )
     .bind(project)
     .bind(tasks)

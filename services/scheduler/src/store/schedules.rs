@@ -316,7 +316,7 @@ pub async fn next_due(conn: &mut PgConnection) -> Result<Option<DateTime<Utc>>> 
 }
 
 /// What firing writes back.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Fired {
     /// Id.
     pub id: ScheduleId,
@@ -336,22 +336,31 @@ pub struct Fired {
     pub connector_ids: Vec<ConnectorId>,
 }
 
-/// Records a firing.
-pub async fn fired(conn: &mut PgConnection, f: &Fired) -> Result<()> {
-    sqlx::query(
-        "UPDATE schedules SET anchor = $2, last_fire = $3, next_fire = $4, next_run_time = $5,
-                missed_runs = missed_runs + $6, last_job_id = COALESCE($7, last_job_id), connector_ids = $8
-         WHERE id = $1",
-    )
-    .bind(f.id)
-    .bind(f.anchor)
-    .bind(f.last_fire)
-    .bind(f.next_fire)
-    .bind(f.next_run_time)
-    .bind(f.missed)
-    .bind(f.last_job_id)
-    .bind(&f.connector_ids)
-    .execute(conn)
-    .await?;
+/// Records firings, in one statement.
+pub async fn fired(conn: &mut PgConnection, fired: &[Fired]) -> Result<()> {
+    if fired.is_empty() {
+        return Ok(());
+    }
+    let mut q = sqlx::QueryBuilder::new(
+        "UPDATE schedules s SET anchor = f.anchor, last_fire = f.last_fire, next_fire = f.next_fire,
+                next_run_time = f.next_run_time, missed_runs = s.missed_runs + f.missed,
+                last_job_id = COALESCE(f.last_job_id, s.last_job_id), connector_ids = f.connector_ids
+           FROM (",
+    );
+    q.push_values(fired, |mut b, f| {
+        b.push_bind(f.id)
+            .push_bind(f.anchor)
+            .push_bind(f.last_fire)
+            .push_bind(f.next_fire)
+            .push_bind(f.next_run_time)
+            .push_bind(f.missed)
+            .push_bind(f.last_job_id)
+            .push_bind(&f.connector_ids);
+    });
+    q.push(
+        ") AS f(id, anchor, last_fire, next_fire, next_run_time, missed, last_job_id, connector_ids)
+          WHERE s.id = f.id",
+    );
+    q.build().execute(conn).await?;
     Ok(())
 }
