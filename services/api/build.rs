@@ -6,7 +6,20 @@ use std::{env, fs, path::PathBuf};
 use prost::Message as _;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
+    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
+    let root = manifest.join("../../proto");
+    // The Google API annotations the contract imports (field_behavior, resource), fetched from
+    // PyPI's googleapis-common-protos by scripts/googleapis; not committed.
+    let googleapis = manifest.join("../../.cache/googleapis");
+    if !googleapis.join(".version").exists() {
+        let status = std::process::Command::new(manifest.join("../../scripts/googleapis")).status()?;
+        if !status.success() {
+            return Err("scripts/googleapis could not fetch the Google API protos (python3 with pip and \
+                        network access to PyPI are needed once)"
+                .into());
+        }
+    }
+    println!("cargo:rerun-if-changed={}", googleapis.join(".version").display());
     let dir = root.join("cairn/v1");
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -17,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }
-    let fds = protox::compile(&files, [&root])?;
+    let fds = protox::compile(&files, [&root, &googleapis])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out.join("cairn_descriptor.bin"), fds.encode_to_vec())?;
     let mut config = tonic_prost_build::Config::new();

@@ -112,7 +112,14 @@ fn build_context_is_an_allow_list() {
     // What cargo reads: the manifests, the lock file and every workspace member.
     let manifest: toml::Table = read("Cargo.toml").parse().expect("Cargo.toml parses");
     let members = manifest["workspace"]["members"].as_array().expect("members");
-    let mut needed = vec!["Cargo.toml".to_owned(), "Cargo.lock".to_owned(), "proto".to_owned()];
+    let mut needed = vec![
+        "Cargo.toml".to_owned(),
+        "Cargo.lock".to_owned(),
+        "proto".to_owned(),
+        // services/api/build.rs compiles proto/ against these (scripts/googleapis fetches them).
+        "scripts/googleapis".to_owned(),
+        ".cache/googleapis".to_owned(),
+    ];
     needed.extend(
         members.iter().filter_map(|m| m.as_str()).map(|m| m.split('/').next().unwrap_or(m).to_owned()),
     );
