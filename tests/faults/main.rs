@@ -105,7 +105,10 @@ fn accounted(jobs: &[Job], period: i64) {
 
 /// Pauses the schedule and waits for every job of `task` to end; the jobs.
 async fn settle(s: &mut Stack, schedule: &str, task: &str) -> Vec<Job> {
-    s.schedules.pause_schedule(PauseScheduleRequest { name: full("schedules", schedule) }).await.unwrap();
+    s.schedules
+        .pause_schedule(PauseScheduleRequest { name: full("schedules", schedule), ..Default::default() })
+        .await
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let jobs = jobs_of(s, task).await;
@@ -592,6 +595,7 @@ async fn a_worker_killed_mid_backup_and_mid_prune_leaves_a_consistent_repository
         .update_connector(cairn_api::v1::UpdateConnectorRequest {
             connector: Some(cairn_api::v1::Connector { max_concurrent_jobs: 4, ..bucket }),
             update_mask: Some(prost_types::FieldMask { paths: vec!["max_concurrent_jobs".into()] }),
+            ..Default::default()
         })
         .await
         .unwrap();

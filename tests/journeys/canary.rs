@@ -31,6 +31,7 @@ async fn canary_secrets_never_leave_a_lease() {
             parent: DEFAULT.into(),
             service_account_id: "ci".into(),
             service_account: Some(ServiceAccount { role: v1::Role::Admin as i32, ..Default::default() }),
+            ..Default::default()
         })
         .await
         .unwrap();

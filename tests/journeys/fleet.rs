@@ -232,7 +232,10 @@ async fn a_fleet_task_backs_up_every_matching_source_on_its_own_worker() {
     assert_eq!(status.total_size, 21, "{status:#?}");
     // Retention kept two snapshots of each source (not two of the task), read from the store.
     s.schedules
-        .pause_schedule(PauseScheduleRequest { name: "projects/default/schedules/every-15s".into() })
+        .pause_schedule(PauseScheduleRequest {
+            name: "projects/default/schedules/every-15s".into(),
+            ..Default::default()
+        })
         .await
         .unwrap();
     // Paused: once the last run ended, nothing changes the store.

@@ -138,7 +138,10 @@ async fn a_schedule_makes_successive_incremental_snapshots() {
         assert!(tokio::time::Instant::now() < deadline, "only {} scheduled backups", jobs.len());
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    s.schedules.pause_schedule(PauseScheduleRequest { name: full("schedules", "every-2s") }).await.unwrap();
+    s.schedules
+        .pause_schedule(PauseScheduleRequest { name: full("schedules", "every-2s"), ..Default::default() })
+        .await
+        .unwrap();
     // Newest first: every run after the first has a parent.
     assert!(done.iter().all(|j| j.trigger() == JobTrigger::Schedule));
     let oldest = done.last().unwrap();
@@ -203,7 +206,11 @@ async fn cancelling_a_running_backup_writes_no_snapshot() {
     })
     .await;
     s.jobs
-        .cancel_job(CancelJobRequest { name: job.name.clone(), reason: "operator said stop".into() })
+        .cancel_job(CancelJobRequest {
+            name: job.name.clone(),
+            reason: "operator said stop".into(),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let done = s.finished(&job.name, Duration::from_secs(60)).await;
@@ -359,6 +366,7 @@ async fn test_connector_runs_on_a_worker_and_is_recorded() {
             .test_connector(TestConnectorRequest {
                 name: full("connectors", name),
                 timeout: Some(prost_types::Duration { seconds: 60, nanos: 0 }),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -388,7 +396,7 @@ async fn test_connector_runs_on_a_worker_and_is_recorded() {
         .await;
     let v = s
         .catalog
-        .test_connector(TestConnectorRequest { name: bad.name, timeout: None })
+        .test_connector(TestConnectorRequest { name: bad.name, timeout: None, ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -479,7 +487,10 @@ async fn one_trace_runs_from_firing_through_the_worker_to_completion() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     s.schedules
-        .pause_schedule(PauseScheduleRequest { name: full("schedules", "traced-every-2s") })
+        .pause_schedule(PauseScheduleRequest {
+            name: full("schedules", "traced-every-2s"),
+            ..Default::default()
+        })
         .await
         .unwrap();
     for (job, root) in [(&manual, "job.run_task"), (&fired, "schedule.fire")] {
@@ -599,6 +610,7 @@ async fn an_s3_store_backs_up_and_restores_through_the_stack() {
         .test_connector(TestConnectorRequest {
             name: full("connectors", "bucket"),
             timeout: Some(prost_types::Duration { seconds: 60, nanos: 0 }),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -15,9 +15,10 @@ use argon2::{
     Argon2, PasswordHash, PasswordHasher as _, PasswordVerifier as _,
     password_hash::{SaltString, rand_core::OsRng},
 };
-use cairn_api::v1::{self, LoginResponse};
+use cairn_api::v1::{self, ChangePasswordRequest, LoginResponse};
 use cairn_runtime::{
     auth::{self, AuditRecord, Authenticator, Principal, Role, audit::PgAudit, credential_hash, mint},
+    idempotency::{self, Claim},
     time::to_timestamp,
 };
 use chrono::Utc;
@@ -416,19 +417,24 @@ pub async fn logout(pool: &PgPool, caller: &auth::Caller) -> Result<()> {
 }
 
 /// ChangePassword: the caller's own; other sessions end.
-pub async fn change_password(pool: &PgPool, caller: &auth::Caller, current: &str, new: &str) -> Result<()> {
+pub async fn change_password(pool: &PgPool, caller: &auth::Caller, req: ChangePasswordRequest) -> Result<()> {
+    let (current, new) = (req.current_password.as_str(), req.new_password.as_str());
     let Some(user) = caller.principal().name().strip_prefix("users/").map(str::to_owned) else {
         return Err(Error::FailedPrecondition("only users have passwords".into()));
     };
     caller.resource(format!("users/{user}"));
     check_password("new_password", new)?;
-    let mut conn = pool.acquire().await?;
-    let stored = rows::user(&mut conn, &user, false).await?.and_then(|u| u.password_hash);
+    let mut tx = pool.begin().await?;
+    // Claimed first: a retry after the change would find current_password wrong.
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, &format!("users/{user}")).await?;
+    if let Claim::Done(()) = once {
+        return Ok(());
+    }
+    let stored = rows::user(&mut tx, &user, false).await?.and_then(|u| u.password_hash);
     if !verify_password(current, stored.as_deref()).await {
         return Err(auth::unauthenticated("current_password is wrong").into());
     }
     let hash = hash_password(new).await?;
-    let mut tx = pool.begin().await?;
     rows::set_password(&mut tx, &user, &hash).await?;
     let token =
         caller.principal().0.token_id.strip_prefix("credentials/").and_then(|s| Uuid::parse_str(s).ok());
@@ -437,6 +443,7 @@ pub async fn change_password(pool: &PgPool, caller: &auth::Caller, current: &str
         None => None,
     };
     rows::revoke_sessions(&mut tx, &user, login).await?;
+    idempotency::record(&mut tx, &once, &()).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -15,6 +15,7 @@ use cairn_api::{
 use cairn_runtime::{
     auth::Caller,
     db::{self, DbErrorKind},
+    idempotency::{self, Claim},
     pagination,
     status::Violations,
     time::{from_duration, to_timestamp},
@@ -238,6 +239,10 @@ pub async fn update(state: &State, caller: &Caller, req: UpdateConnectorRequest)
     };
     let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
     let mut tx = state.pool.begin().await?;
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, &patch.name).await?;
+    if let Claim::Done(answer) = once {
+        return Ok(answer);
+    }
     let row = find(&mut tx, caller, "connector.name", &patch.name, true).await?;
     store::check_etag(&patch.etag, row.version, &Kind::Connector.name(&row.project_id, row.id))?;
     let stored_names = row.secret_set();
@@ -286,9 +291,14 @@ pub async fn update(state: &State, caller: &Caller, req: UpdateConnectorRequest)
         }
         other => other?,
     };
+    let answer = to_proto(&updated)?;
+    if req.validate_only {
+        return Ok(answer); // the transaction rolls back
+    }
+    idempotency::record(&mut tx, &once, &answer).await?;
     tx.commit().await?;
     tracing::info!(connector.id = %row.id, fields = ?paths, "connector updated");
-    to_proto(&updated)
+    Ok(answer)
 }
 
 async fn check_selectors_of_tasks(conn: &mut sqlx::PgConnection, changed: &ConnectorInfo) -> Result<()> {
@@ -328,6 +338,10 @@ async fn check_selectors_of_tasks(conn: &mut sqlx::PgConnection, changed: &Conne
 /// DeleteConnector.
 pub async fn delete(state: &State, caller: &Caller, req: DeleteConnectorRequest) -> Result<()> {
     let mut tx = state.pool.begin().await?;
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, &req.name).await?;
+    if let Claim::Done(()) = once {
+        return Ok(());
+    }
     let row = find(&mut tx, caller, "name", &req.name, true).await?;
     store::check_etag(&req.etag, row.version, &Kind::Connector.name(&row.project_id, row.id))?;
     let users = rows::tasks_using(&mut tx, &row.project_id, row.id).await?;
@@ -343,6 +357,7 @@ pub async fn delete(state: &State, caller: &Caller, req: DeleteConnectorRequest)
         )));
     }
     rows::delete(&mut tx, &row.project_id, row.id).await?;
+    idempotency::record(&mut tx, &once, &()).await?;
     tx.commit().await?;
     tracing::info!(connector.id = %row.id, "connector deleted");
     Ok(())
@@ -369,9 +384,21 @@ pub async fn test(state: &State, caller: &Caller, req: TestConnectorRequest) -> 
         let mut conn = state.pool.acquire().await?;
         find(&mut conn, caller, "name", &req.name, false).await?
     };
+    if let Claim::Done(answer) =
+        idempotency::answered(&state.pool, caller, &req.request_id, &req.name).await?
+    {
+        return Ok(answer);
+    }
     let connector = to_proto(&row)?;
     let verdict = state.scheduler.run_connection_test(connector, wait).await?;
-    record_test(state, &row.project_id, row.id, &verdict).await?;
+    let mut tx = state.pool.begin().await?;
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, &req.name).await?;
+    if let Claim::Done(answer) = once {
+        return Ok(answer); // a concurrent duplicate finished first
+    }
+    set_last_test(&mut tx, &row.project_id, row.id, &verdict).await?;
+    idempotency::record(&mut tx, &once, &verdict).await?;
+    tx.commit().await?;
     Ok(verdict)
 }
 
@@ -383,7 +410,16 @@ pub async fn record_test(
     verdict: &ConnectionTest,
 ) -> Result<()> {
     let mut conn = state.pool.acquire().await?;
-    if !rows::set_last_test(&mut conn, project, id, &store::encode(verdict)?).await? {
+    set_last_test(&mut conn, project, id, verdict).await
+}
+
+async fn set_last_test(
+    conn: &mut sqlx::PgConnection,
+    project: &ProjectId,
+    id: ConnectorId,
+    verdict: &ConnectionTest,
+) -> Result<()> {
+    if !rows::set_last_test(conn, project, id, &store::encode(verdict)?).await? {
         return Err(Error::NotFound(format!("connector {}", Kind::Connector.name(project, id))));
     }
     Ok(())

@@ -79,7 +79,7 @@ impl From<Error> for Status {
         match e {
             Error::Invalid(v) => v.into_status(),
             Error::NotFound(what) => status::not_found(what),
-            Error::AlreadyExists(m) => status::with_reason(Code::AlreadyExists, reason::ALREADY_EXISTS, m),
+            Error::AlreadyExists(m) => status::already_exists(m),
             Error::Etag(what) => status::etag_mismatch(what),
             Error::InUse(m) => status::with_reason(Code::FailedPrecondition, reason::IN_USE, m),
             Error::FailedPrecondition(m) => {

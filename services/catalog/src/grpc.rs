@@ -130,7 +130,7 @@ impl IdentityService for Public {
     }
     async fn change_password(&self, req: Request<ChangePasswordRequest>) -> R<()> {
         let (c, req) = split(req);
-        ok(auth::change_password(&self.0.pool, &c, &req.current_password, &req.new_password).await)
+        ok(auth::change_password(&self.0.pool, &c, req).await)
     }
     async fn create_user(&self, req: Request<CreateUserRequest>) -> R<User> {
         let (c, req) = split(req);
@@ -148,11 +148,11 @@ impl IdentityService for Public {
     }
     async fn set_password(&self, req: Request<SetPasswordRequest>) -> R<()> {
         let (c, req) = split(req);
-        ok(identity::set_password(&self.0, &c, &req.name, &req.password).await)
+        ok(identity::set_password(&self.0, &c, req).await)
     }
     async fn delete_user(&self, req: Request<DeleteUserRequest>) -> R<()> {
         let (c, req) = split(req);
-        ok(identity::delete_user(&self.0, &c, &req.name).await)
+        ok(identity::delete_user(&self.0, &c, req).await)
     }
     async fn set_member(&self, req: Request<SetMemberRequest>) -> R<Member> {
         let (c, req) = split(req);
@@ -164,7 +164,7 @@ impl IdentityService for Public {
     }
     async fn delete_member(&self, req: Request<DeleteMemberRequest>) -> R<()> {
         let (c, req) = split(req);
-        ok(identity::delete_member(&self.0, &c, &req.name).await)
+        ok(identity::delete_member(&self.0, &c, req).await)
     }
     async fn create_service_account(&self, req: Request<CreateServiceAccountRequest>) -> R<ServiceAccount> {
         let (c, req) = split(req);
@@ -179,7 +179,7 @@ impl IdentityService for Public {
     }
     async fn delete_service_account(&self, req: Request<DeleteServiceAccountRequest>) -> R<()> {
         let (c, req) = split(req);
-        ok(identity::delete_service_account(&self.0, &c, &req.name).await)
+        ok(identity::delete_service_account(&self.0, &c, req).await)
     }
     async fn create_api_token(&self, req: Request<CreateApiTokenRequest>) -> R<CreateApiTokenResponse> {
         let (c, req) = split(req);
@@ -191,7 +191,7 @@ impl IdentityService for Public {
     }
     async fn revoke_api_token(&self, req: Request<RevokeApiTokenRequest>) -> R<ApiToken> {
         let (c, req) = split(req);
-        ok(identity::revoke_token(&self.0, &c, &req.name).await)
+        ok(identity::revoke_token(&self.0, &c, req).await)
     }
     async fn create_worker_pool(&self, req: Request<CreateWorkerPoolRequest>) -> R<CreateWorkerPoolResponse> {
         let (c, req) = split(req);
@@ -202,7 +202,7 @@ impl IdentityService for Public {
     }
     async fn delete_worker_pool(&self, req: Request<DeleteWorkerPoolRequest>) -> R<()> {
         let (c, req) = split(req);
-        ok(identity::delete_pool(&self.0, &c, &req.name).await)
+        ok(identity::delete_pool(&self.0, &c, req).await)
     }
 }
 

@@ -8,16 +8,18 @@ use cairn_api::{
     names::ProjectId,
     v1::{
         ApiToken, CreateApiTokenRequest, CreateApiTokenResponse, CreateServiceAccountRequest,
-        CreateUserRequest, CreateWorkerPoolRequest, CreateWorkerPoolResponse, ListApiTokensRequest,
+        CreateUserRequest, CreateWorkerPoolRequest, CreateWorkerPoolResponse, DeleteMemberRequest,
+        DeleteServiceAccountRequest, DeleteUserRequest, DeleteWorkerPoolRequest, ListApiTokensRequest,
         ListApiTokensResponse, ListMembersRequest, ListMembersResponse, ListServiceAccountsRequest,
         ListServiceAccountsResponse, ListUsersRequest, ListUsersResponse, ListWorkerPoolsRequest,
-        ListWorkerPoolsResponse, Member, ServiceAccount, SetMemberRequest, UpdateUserRequest, User,
-        WorkerPool,
+        ListWorkerPoolsResponse, Member, RevokeApiTokenRequest, ServiceAccount, SetMemberRequest,
+        SetPasswordRequest, UpdateUserRequest, User, WorkerPool,
     },
 };
 use cairn_runtime::{
     auth::{Caller, Role, credential_hash, mint},
     db::{self, DbErrorKind},
+    idempotency::{self, Claim},
     pagination,
     time::{from_timestamp, opt_timestamp, to_timestamp},
 };
@@ -125,14 +127,23 @@ pub async fn create_user(state: &State, caller: &Caller, req: CreateUserRequest)
         check_password("password", &req.password)?;
     }
     let hash = if req.password.is_empty() { None } else { Some(hash_password(&req.password).await?) };
-    let mut conn = state.pool.acquire().await?;
-    match rows::insert_user(&mut conn, &id, u.display_name.trim(), hash.as_deref(), u.platform_admin).await {
-        Ok(row) => Ok(user_proto(&row)),
-        Err(Error::Db(e)) if db::classify(&e) == DbErrorKind::UniqueViolation => {
-            Err(Error::AlreadyExists(format!("user_id: user {id} already exists")))
-        }
-        Err(e) => Err(e),
+    let mut tx = state.pool.begin().await?;
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, &format!("users/{id}")).await?;
+    if let Claim::Done(answer) = once {
+        return Ok(answer);
     }
+    let answer =
+        match rows::insert_user(&mut tx, &id, u.display_name.trim(), hash.as_deref(), u.platform_admin).await
+        {
+            Ok(row) => user_proto(&row),
+            Err(Error::Db(e)) if db::classify(&e) == DbErrorKind::UniqueViolation => {
+                return Err(Error::AlreadyExists(format!("user_id: user {id} already exists")));
+            }
+            Err(e) => return Err(e),
+        };
+    idempotency::record(&mut tx, &once, &answer).await?;
+    tx.commit().await?;
+    Ok(answer)
 }
 
 async fn find_user(conn: &mut sqlx::PgConnection, field: &str, raw: &str, lock: bool) -> Result<rows::User> {
@@ -166,6 +177,10 @@ pub async fn update_user(state: &State, caller: &Caller, req: UpdateUserRequest)
         ));
     }
     let mut tx = state.pool.begin().await?;
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, &patch.name).await?;
+    if let Claim::Done(answer) = once {
+        return Ok(answer);
+    }
     let row = find_user(&mut tx, "user.name", &patch.name, true).await?;
     caller.resource(format!("users/{}", row.id));
     let (mut display, mut admin, mut disabled) = (row.display_name.clone(), row.platform_admin, row.disabled);
@@ -195,27 +210,41 @@ pub async fn update_user(state: &State, caller: &Caller, req: UpdateUserRequest)
     if disabled && !row.disabled {
         rows::revoke_sessions(&mut tx, &row.id, None).await?;
     }
+    let answer = user_proto(&updated);
+    if req.validate_only {
+        return Ok(answer); // the transaction rolls back
+    }
+    idempotency::record(&mut tx, &once, &answer).await?;
     tx.commit().await?;
-    Ok(user_proto(&updated))
+    Ok(answer)
 }
 
 /// SetPassword.
-pub async fn set_password(state: &State, caller: &Caller, name: &str, password: &str) -> Result<()> {
-    check_password("password", password)?;
-    let hash = hash_password(password).await?;
+pub async fn set_password(state: &State, caller: &Caller, req: SetPasswordRequest) -> Result<()> {
+    check_password("password", &req.password)?;
+    let hash = hash_password(&req.password).await?;
     let mut tx = state.pool.begin().await?;
-    let row = find_user(&mut tx, "name", name, true).await?;
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, &req.name).await?;
+    if let Claim::Done(()) = once {
+        return Ok(());
+    }
+    let row = find_user(&mut tx, "name", &req.name, true).await?;
     caller.resource(format!("users/{}", row.id));
     rows::set_password(&mut tx, &row.id, &hash).await?;
     rows::revoke_sessions(&mut tx, &row.id, None).await?;
+    idempotency::record(&mut tx, &once, &()).await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// DeleteUser.
-pub async fn delete_user(state: &State, caller: &Caller, name: &str) -> Result<()> {
+pub async fn delete_user(state: &State, caller: &Caller, req: DeleteUserRequest) -> Result<()> {
     let mut tx = state.pool.begin().await?;
-    let row = find_user(&mut tx, "name", name, true).await?;
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, &req.name).await?;
+    if let Claim::Done(()) = once {
+        return Ok(());
+    }
+    let row = find_user(&mut tx, "name", &req.name, true).await?;
     caller.resource(format!("users/{}", row.id));
     if row.platform_admin && !row.disabled && rows::other_admins(&mut tx, &row.id).await? == 0 {
         return Err(Error::FailedPrecondition(format!(
@@ -224,6 +253,7 @@ pub async fn delete_user(state: &State, caller: &Caller, name: &str) -> Result<(
         )));
     }
     rows::delete_user(&mut tx, &row.id).await?;
+    idempotency::record(&mut tx, &once, &()).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -243,15 +273,23 @@ fn child(caller: &Caller, field: &str, raw: &str, collection: &str) -> Result<(P
 
 /// SetMember.
 pub async fn set_member(state: &State, caller: &Caller, req: SetMemberRequest) -> Result<Member> {
-    let mut conn = state.pool.acquire().await?;
-    let project = projects::parent(&mut conn, caller, &req.parent).await?;
+    let mut tx = state.pool.begin().await?;
+    let project = projects::parent(&mut tx, caller, &req.parent).await?;
     let user = user_id("user", &req.user)?;
-    caller.resource(format!("projects/{project}/members/{user}"));
+    let name = format!("projects/{project}/members/{user}");
+    caller.resource(name.clone());
     let role = grantable(caller, &project, "role", req.role)?;
-    if rows::user(&mut conn, &user, false).await?.is_none() {
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, &name).await?;
+    if let Claim::Done(answer) = once {
+        return Ok(answer);
+    }
+    if rows::user(&mut tx, &user, false).await?.is_none() {
         return Err(Error::NotFound(format!("users/{user}")));
     }
-    Ok(member_proto(&rows::set_member(&mut conn, project.as_str(), &user, role.as_str()).await?))
+    let answer = member_proto(&rows::set_member(&mut tx, project.as_str(), &user, role.as_str()).await?);
+    idempotency::record(&mut tx, &once, &answer).await?;
+    tx.commit().await?;
+    Ok(answer)
 }
 
 /// ListMembers.
@@ -269,15 +307,20 @@ pub async fn list_members(
 }
 
 /// DeleteMember.
-pub async fn delete_member(state: &State, caller: &Caller, name: &str) -> Result<()> {
-    let (project, user) = child(caller, "name", name, "members")?;
-    caller.resource(name.to_owned());
-    let mut conn = state.pool.acquire().await?;
-    if rows::delete_member(&mut conn, project.as_str(), &user).await? {
-        Ok(())
-    } else {
-        Err(Error::NotFound(name.to_owned()))
+pub async fn delete_member(state: &State, caller: &Caller, req: DeleteMemberRequest) -> Result<()> {
+    let (project, user) = child(caller, "name", &req.name, "members")?;
+    caller.resource(req.name.clone());
+    let mut tx = state.pool.begin().await?;
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, &req.name).await?;
+    if let Claim::Done(()) = once {
+        return Ok(());
     }
+    if !rows::delete_member(&mut tx, project.as_str(), &user).await? {
+        return Err(Error::NotFound(req.name));
+    }
+    idempotency::record(&mut tx, &once, &()).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// CreateServiceAccount.
@@ -286,15 +329,20 @@ pub async fn create_service_account(
     caller: &Caller,
     req: CreateServiceAccountRequest,
 ) -> Result<ServiceAccount> {
-    let mut conn = state.pool.acquire().await?;
-    let project = projects::parent(&mut conn, caller, &req.parent).await?;
+    let mut tx = state.pool.begin().await?;
+    let project = projects::parent(&mut tx, caller, &req.parent).await?;
     check_id("service_account_id", &req.service_account_id)?;
     let id = req.service_account_id;
-    caller.resource(format!("projects/{project}/serviceAccounts/{id}"));
+    let name = format!("projects/{project}/serviceAccounts/{id}");
+    caller.resource(name.clone());
     let sa = req.service_account.unwrap_or_default();
     let role = grantable(caller, &project, "service_account.role", sa.role)?;
-    match rows::insert_service_account(
-        &mut conn,
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, &name).await?;
+    if let Claim::Done(answer) = once {
+        return Ok(answer);
+    }
+    let answer = match rows::insert_service_account(
+        &mut tx,
         project.as_str(),
         &id,
         sa.display_name.trim(),
@@ -302,12 +350,15 @@ pub async fn create_service_account(
     )
     .await
     {
-        Ok(row) => Ok(sa_proto(&row)),
-        Err(Error::Db(e)) if db::classify(&e) == DbErrorKind::UniqueViolation => Err(Error::AlreadyExists(
-            format!("service_account_id: projects/{project}/serviceAccounts/{id} already exists"),
-        )),
-        Err(e) => Err(e),
-    }
+        Ok(row) => sa_proto(&row),
+        Err(Error::Db(e)) if db::classify(&e) == DbErrorKind::UniqueViolation => {
+            return Err(Error::AlreadyExists(format!("service_account_id: {name} already exists")));
+        }
+        Err(e) => return Err(e),
+    };
+    idempotency::record(&mut tx, &once, &answer).await?;
+    tx.commit().await?;
+    Ok(answer)
 }
 
 /// ListServiceAccounts.
@@ -325,15 +376,24 @@ pub async fn list_service_accounts(
 }
 
 /// DeleteServiceAccount.
-pub async fn delete_service_account(state: &State, caller: &Caller, name: &str) -> Result<()> {
-    let (project, id) = child(caller, "name", name, "serviceAccounts")?;
-    caller.resource(name.to_owned());
-    let mut conn = state.pool.acquire().await?;
-    if rows::delete_service_account(&mut conn, project.as_str(), &id).await? {
-        Ok(())
-    } else {
-        Err(Error::NotFound(name.to_owned()))
+pub async fn delete_service_account(
+    state: &State,
+    caller: &Caller,
+    req: DeleteServiceAccountRequest,
+) -> Result<()> {
+    let (project, id) = child(caller, "name", &req.name, "serviceAccounts")?;
+    caller.resource(req.name.clone());
+    let mut tx = state.pool.begin().await?;
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, &req.name).await?;
+    if let Claim::Done(()) = once {
+        return Ok(());
     }
+    if !rows::delete_service_account(&mut tx, project.as_str(), &id).await? {
+        return Err(Error::NotFound(req.name));
+    }
+    idempotency::record(&mut tx, &once, &()).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn existing_sa(
@@ -402,7 +462,8 @@ pub async fn list_tokens(
 }
 
 /// RevokeApiToken.
-pub async fn revoke_token(state: &State, caller: &Caller, name: &str) -> Result<ApiToken> {
+pub async fn revoke_token(state: &State, caller: &Caller, req: RevokeApiTokenRequest) -> Result<ApiToken> {
+    let name = req.name.as_str();
     let bad = || {
         Error::invalid(
             "name",
@@ -413,11 +474,18 @@ pub async fn revoke_token(state: &State, caller: &Caller, name: &str) -> Result<
     let (project, sa) = child(caller, "name", sa_name, "serviceAccounts")?;
     let id = Uuid::parse_str(token).map_err(|_| bad())?;
     caller.resource(name.to_owned());
-    let mut conn = state.pool.acquire().await?;
-    rows::revoke_token(&mut conn, project.as_str(), &sa, id)
+    let mut tx = state.pool.begin().await?;
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, name).await?;
+    if let Claim::Done(answer) = once {
+        return Ok(answer);
+    }
+    let answer = rows::revoke_token(&mut tx, project.as_str(), &sa, id)
         .await?
         .map(|c| token_proto(&c))
-        .ok_or_else(|| Error::NotFound(name.to_owned()))
+        .ok_or_else(|| Error::NotFound(name.to_owned()))?;
+    idempotency::record(&mut tx, &once, &answer).await?;
+    tx.commit().await?;
+    Ok(answer)
 }
 
 /// CreateWorkerPool.
@@ -489,14 +557,20 @@ pub async fn list_pools(state: &State, req: ListWorkerPoolsRequest) -> Result<Li
 }
 
 /// DeleteWorkerPool.
-pub async fn delete_pool(state: &State, caller: &Caller, name: &str) -> Result<()> {
-    let id = name.strip_prefix("workerPools/").unwrap_or(name);
+pub async fn delete_pool(state: &State, caller: &Caller, req: DeleteWorkerPoolRequest) -> Result<()> {
+    let id = req.name.strip_prefix("workerPools/").unwrap_or(&req.name);
     check_id("name", id)?;
-    caller.resource(format!("workerPools/{id}"));
-    let mut conn = state.pool.acquire().await?;
-    if rows::delete_worker_pool(&mut conn, id).await? {
-        Ok(())
-    } else {
-        Err(Error::NotFound(format!("workerPools/{id}")))
+    let name = format!("workerPools/{id}");
+    caller.resource(name.clone());
+    let mut tx = state.pool.begin().await?;
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, &name).await?;
+    if let Claim::Done(()) = once {
+        return Ok(());
     }
+    if !rows::delete_worker_pool(&mut tx, id).await? {
+        return Err(Error::NotFound(name));
+    }
+    idempotency::record(&mut tx, &once, &()).await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -114,6 +114,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     rgrpc::set_serving(&health, SERVICES).await;
     tokio::spawn(rgrpc::watch_database(pool.clone(), health.clone(), SERVICES, shutdown.clone()));
     tokio::spawn(cairn_runtime::metrics::watch_pool(pool.clone(), "cairn_catalog", shutdown.clone()));
+    tokio::spawn(cairn_runtime::idempotency::purge_loop(pool.clone(), shutdown.clone()));
     tracing::info!(listen = %listener.local_addr()?, key.id = %key_id, "catalog serving");
     let opts = rgrpc::ServeOptions {
         service_names: SERVICES,

@@ -14,6 +14,7 @@ use cairn_api::{
 use cairn_runtime::{
     auth::Caller,
     db::{self, DbErrorKind},
+    idempotency::{self, Claim},
     pagination,
     status::Violations,
     time::to_timestamp,
@@ -162,7 +163,14 @@ pub async fn create(state: &State, caller: &Caller, req: CreateProjectRequest) -
         labels: &labels,
     };
     if req.validate_only {
-        return Ok(Project { name: id.name(), ..input });
+        // What the project would be; output-only fields the client sent are not echoed.
+        return Ok(Project {
+            name: id.name(),
+            display_name: input.display_name,
+            description: input.description,
+            labels: input.labels,
+            ..Default::default()
+        });
     }
     match rows::insert(&mut conn, &write, request_id).await {
         Ok(row) => {
@@ -222,6 +230,10 @@ pub async fn update(state: &State, caller: &Caller, req: UpdateProjectRequest) -
     };
     let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
     let mut tx = state.pool.begin().await?;
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, &patch.name).await?;
+    if let Claim::Done(answer) = once {
+        return Ok(answer);
+    }
     let row = find(&mut tx, caller, "project.name", &patch.name, true).await?;
     store::check_etag(&patch.etag, row.version, &row.id.name())?;
     let merged = mask::apply(&to_proto(&row), &patch, &paths, UPDATABLE)?;
@@ -240,9 +252,14 @@ pub async fn update(state: &State, caller: &Caller, req: UpdateProjectRequest) -
         }
         other => other?,
     };
+    let answer = to_proto(&updated);
+    if req.validate_only {
+        return Ok(answer); // the transaction rolls back
+    }
+    idempotency::record(&mut tx, &once, &answer).await?;
     tx.commit().await?;
     tracing::info!(project.id = %row.id, fields = ?paths, "project updated");
-    Ok(to_proto(&updated))
+    Ok(answer)
 }
 
 /// DeleteProject: refused while the project holds anything (naming it) unless `force`. The
@@ -250,6 +267,9 @@ pub async fn update(state: &State, caller: &Caller, req: UpdateProjectRequest) -
 /// (no transaction waits on the network); a failure after it leaves a project that a repeated
 /// DeleteProject finishes.
 pub async fn delete(state: &State, caller: &Caller, req: DeleteProjectRequest) -> Result<()> {
+    if let Claim::Done(()) = idempotency::answered(&state.pool, caller, &req.request_id, &req.name).await? {
+        return Ok(());
+    }
     let id = {
         let mut conn = state.pool.acquire().await?;
         let row = find(&mut conn, caller, "name", &req.name, false).await?;
@@ -267,6 +287,10 @@ pub async fn delete(state: &State, caller: &Caller, req: DeleteProjectRequest) -
         state.scheduler.forget_project(&id, true).await?;
     }
     let mut tx = state.pool.begin().await?;
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, &req.name).await?;
+    if let Claim::Done(()) = once {
+        return Ok(());
+    }
     let row = find(&mut tx, caller, "name", &req.name, true).await?;
     store::check_etag(&req.etag, row.version, &row.id.name())?;
     if !req.force {
@@ -277,6 +301,7 @@ pub async fn delete(state: &State, caller: &Caller, req: DeleteProjectRequest) -
     rows::delete_tasks(&mut tx, &id).await?;
     rows::delete_connectors(&mut tx, &id).await?;
     rows::delete(&mut tx, &id).await?;
+    idempotency::record(&mut tx, &once, &()).await?;
     tx.commit().await?;
     tracing::info!(project.id = %id, tasks, connectors, force = req.force, "project deleted");
     Ok(())

@@ -13,7 +13,15 @@ use cairn_api::{
         Task, TaskType, UpdateTaskRequest,
     },
 };
-use cairn_runtime::{auth::Caller, db, db::DbErrorKind, pagination, status::Violations, time::to_timestamp};
+use cairn_runtime::{
+    auth::Caller,
+    db,
+    db::DbErrorKind,
+    idempotency::{self, Claim},
+    pagination,
+    status::Violations,
+    time::to_timestamp,
+};
 
 use crate::{
     State,
@@ -288,6 +296,10 @@ pub async fn update(state: &State, caller: &Caller, req: UpdateTaskRequest) -> R
     };
     let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
     let mut tx = state.pool.begin().await?;
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, &patch.name).await?;
+    if let Claim::Done(answer) = once {
+        return Ok(answer);
+    }
     let row = find(&mut tx, caller, "task.name", &patch.name, true).await?;
     store::check_etag(&patch.etag, row.version, &Kind::Task.name(&row.project_id, row.id))?;
     let base = spec_of(&row)?;
@@ -316,6 +328,10 @@ pub async fn update(state: &State, caller: &Caller, req: UpdateTaskRequest) -> R
         other => other?,
     };
     let out = render(&mut tx, &updated).await?;
+    if req.validate_only {
+        return Ok(out); // the transaction rolls back
+    }
+    idempotency::record(&mut tx, &once, &out).await?;
     tx.commit().await?;
     tracing::info!(task.id = %row.id, fields = ?paths, "task updated");
     Ok(out)
@@ -325,9 +341,14 @@ pub async fn update(state: &State, caller: &Caller, req: UpdateTaskRequest) -> R
 /// cannot be reached, its firing loop drops them when it finds the task gone).
 pub async fn delete(state: &State, caller: &Caller, req: DeleteTaskRequest) -> Result<()> {
     let mut tx = state.pool.begin().await?;
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, &req.name).await?;
+    if let Claim::Done(()) = once {
+        return Ok(());
+    }
     let row = find(&mut tx, caller, "name", &req.name, true).await?;
     store::check_etag(&req.etag, row.version, &Kind::Task.name(&row.project_id, row.id))?;
     rows::delete(&mut tx, &row.project_id, row.id).await?;
+    idempotency::record(&mut tx, &once, &()).await?;
     tx.commit().await?;
     tracing::info!(task.id = %row.id, "task deleted");
     if let Err(e) = state.scheduler.forget_task(&row.project_id, row.id).await {

@@ -345,6 +345,7 @@ async fn secrets_never_leave_in_clear() {
         .update_connector(UpdateConnectorRequest {
             connector: Some(patch),
             update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -570,6 +571,7 @@ async fn updates_use_masks_and_etags() {
         .update_connector(UpdateConnectorRequest {
             connector: Some(patch.clone()),
             update_mask: mask(&["max_concurrent_jobs"]),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -583,6 +585,7 @@ async fn updates_use_masks_and_etags() {
         .update_connector(UpdateConnectorRequest {
             connector: Some(patch),
             update_mask: mask(&["max_concurrent_jobs"]),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -599,6 +602,7 @@ async fn updates_use_masks_and_etags() {
         .update_connector(UpdateConnectorRequest {
             connector: Some(nested),
             update_mask: mask(&["local_store.path"]),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -610,6 +614,7 @@ async fn updates_use_masks_and_etags() {
         .update_connector(UpdateConnectorRequest {
             connector: Some(switch),
             update_mask: mask(&["local_path_source"]),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -620,6 +625,7 @@ async fn updates_use_masks_and_etags() {
         .update_connector(UpdateConnectorRequest {
             connector: Some(Connector { name: cn("nas"), ..Default::default() }),
             update_mask: mask(&["create_time"]),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -651,6 +657,7 @@ async fn updates_use_masks_and_etags() {
                 ..Default::default()
             }),
             update_mask: mask(&["type"]),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -660,6 +667,7 @@ async fn updates_use_masks_and_etags() {
         .update_task(UpdateTaskRequest {
             task: Some(Task { name: task.name.clone(), store: "src".into(), ..Default::default() }),
             update_mask: mask(&["store"]),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -673,6 +681,7 @@ async fn updates_use_masks_and_etags() {
                 ..Default::default()
             }),
             update_mask: mask(&["worker_selector"]),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -685,6 +694,7 @@ async fn updates_use_masks_and_etags() {
                 ..Default::default()
             }),
             update_mask: mask(&["worker_selector"]),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -747,6 +757,7 @@ async fn connectors_in_use_cannot_be_deleted() {
         .test_connector(TestConnectorRequest {
             name: cn("src"),
             timeout: Some(prost_types::Duration { seconds: 1, nanos: 0 }),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -900,6 +911,7 @@ async fn projects_have_ids_unique_names_and_the_default_always_exists() {
                 ..Default::default()
             }),
             update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -910,6 +922,7 @@ async fn projects_have_ids_unique_names_and_the_default_always_exists() {
         .update_project(UpdateProjectRequest {
             project: Some(Project { name: a.name.clone(), etag: a.etag.clone(), ..Default::default() }),
             update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -987,6 +1000,7 @@ async fn names_from_another_project_answer_like_missing_ones() {
         .update_task(UpdateTaskRequest {
             task: Some(Task { name: t_a.name.clone(), store: nas_d.name.clone(), ..Default::default() }),
             update_mask: Some(prost_types::FieldMask { paths: vec!["store".into()] }),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -1009,6 +1023,7 @@ async fn names_from_another_project_answer_like_missing_ones() {
                         ..Default::default()
                     }),
                     update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+                    ..Default::default()
                 })
                 .await
                 .map(|_| ()),
@@ -1026,7 +1041,11 @@ async fn names_from_another_project_answer_like_missing_ones() {
         (
             "TestConnector",
             c.client
-                .test_connector(TestConnectorRequest { name: wrong_connector.clone(), timeout: None })
+                .test_connector(TestConnectorRequest {
+                    name: wrong_connector.clone(),
+                    timeout: None,
+                    ..Default::default()
+                })
                 .await
                 .map(|_| ()),
         ),
@@ -1041,6 +1060,7 @@ async fn names_from_another_project_answer_like_missing_ones() {
                         ..Default::default()
                     }),
                     update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+                    ..Default::default()
                 })
                 .await
                 .map(|_| ()),
@@ -1092,4 +1112,251 @@ async fn names_from_another_project_answer_like_missing_ones() {
     .await
     .unwrap_err();
     assert_eq!(err.as_database_error().and_then(|e| e.constraint()), Some("tasks_store_fkey"), "{err}");
+}
+
+fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+    Some(prost_types::FieldMask { paths: paths.iter().map(|s| (*s).to_owned()).collect() })
+}
+
+#[tokio::test]
+async fn request_ids_make_every_mutation_idempotent() {
+    use cairn_api::v1::{
+        CreateUserRequest, DeleteUserRequest, User, identity_service_client::IdentityServiceClient,
+    };
+    let mut c = start().await;
+    let made = create(&mut c, local_store("nas", "pw")).await.unwrap();
+    let rid = |n: u8| format!("0193f3a2-6b1c-7cc0-8a5e-3b0c1d2e3f{n:02}");
+    // An update retried with its request id: the first answer, applied once — even though the
+    // retry's etag is stale by then.
+    let update = UpdateConnectorRequest {
+        connector: Some(Connector {
+            name: made.name.clone(),
+            etag: made.etag.clone(),
+            description: "first".into(),
+            ..Default::default()
+        }),
+        update_mask: mask(&["description"]),
+        request_id: rid(1),
+        ..Default::default()
+    };
+    let first = c.client.update_connector(update.clone()).await.unwrap().into_inner();
+    let again = c.client.update_connector(update.clone()).await.unwrap().into_inner();
+    assert_eq!(first, again);
+    let now =
+        c.client.get_connector(GetConnectorRequest { name: made.name.clone() }).await.unwrap().into_inner();
+    assert_eq!(now.etag, first.etag, "the retry changed the connector again");
+    // Without the request id the same request is a new call, refused for its stale etag.
+    let stale = UpdateConnectorRequest { request_id: String::new(), ..update.clone() };
+    assert_eq!(c.client.update_connector(stale).await.unwrap_err().code(), Code::Aborted);
+    // The id belongs to that call: another method or resource with it is refused, naming it.
+    let err = c
+        .client
+        .delete_connector(DeleteConnectorRequest {
+            name: made.name.clone(),
+            request_id: rid(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(status::fields_of(&err), vec!["request_id"]);
+    // A first call that failed stored nothing: its retry does the work.
+    let bad_etag = UpdateConnectorRequest {
+        connector: Some(Connector {
+            name: made.name.clone(),
+            etag: made.etag.clone(),
+            description: "second".into(),
+            ..Default::default()
+        }),
+        update_mask: mask(&["description"]),
+        request_id: rid(2),
+        ..Default::default()
+    };
+    assert_eq!(c.client.update_connector(bad_etag.clone()).await.unwrap_err().code(), Code::Aborted);
+    let mut fixed = bad_etag;
+    fixed.connector.as_mut().unwrap().etag = first.etag.clone();
+    assert_eq!(c.client.update_connector(fixed).await.unwrap().into_inner().description, "second");
+    // A delete retried answers OK, not NOT_FOUND; without an id the second delete is NOT_FOUND.
+    let delete = DeleteConnectorRequest { name: made.name.clone(), request_id: rid(3), ..Default::default() };
+    c.client.delete_connector(delete.clone()).await.unwrap();
+    c.client.delete_connector(delete).await.unwrap();
+    let err = c
+        .client
+        .delete_connector(DeleteConnectorRequest { name: made.name.clone(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    // The same for identity (DeleteProject, which asks the scheduler, in tests/journeys).
+    let mut identity = IdentityServiceClient::connect(c.url.clone()).await.unwrap();
+    let create_user = CreateUserRequest {
+        user_id: "ana".into(),
+        user: Some(User { display_name: "Ana".into(), ..Default::default() }),
+        request_id: rid(4),
+        ..Default::default()
+    };
+    let a = identity.create_user(create_user.clone()).await.unwrap().into_inner();
+    let b = identity.create_user(create_user).await.unwrap().into_inner();
+    assert_eq!(a, b, "a retried create answers the first result, not ALREADY_EXISTS");
+    let delete_user = DeleteUserRequest { name: "users/ana".into(), request_id: rid(5) };
+    identity.delete_user(delete_user.clone()).await.unwrap();
+    identity.delete_user(delete_user).await.unwrap();
+    assert_eq!(count(&c.pool, "request_ids").await, 5);
+}
+
+#[tokio::test]
+async fn validate_only_updates_answer_without_changing_anything() {
+    use cairn_api::v1::{GetProjectRequest, Project, UpdateProjectRequest};
+    let mut c = start().await;
+    let made = create(&mut c, local_store("nas", "pw")).await.unwrap();
+    let dry = c
+        .client
+        .update_connector(UpdateConnectorRequest {
+            connector: Some(Connector {
+                name: made.name.clone(),
+                description: "maybe".into(),
+                ..Default::default()
+            }),
+            update_mask: mask(&["description"]),
+            validate_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(dry.description, "maybe");
+    let now =
+        c.client.get_connector(GetConnectorRequest { name: made.name.clone() }).await.unwrap().into_inner();
+    assert_eq!(now, made);
+    // Bad input is still refused.
+    let err = c
+        .client
+        .update_connector(UpdateConnectorRequest {
+            connector: Some(Connector {
+                name: made.name.clone(),
+                max_concurrent_jobs: -1,
+                ..Default::default()
+            }),
+            update_mask: mask(&["max_concurrent_jobs"]),
+            validate_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status::fields_of(&err), vec!["connector.max_concurrent_jobs"]);
+    let before = c.client.get_project(GetProjectRequest { name: DEFAULT.into() }).await.unwrap().into_inner();
+    let dry = c
+        .client
+        .update_project(UpdateProjectRequest {
+            project: Some(Project {
+                name: DEFAULT.into(),
+                description: "maybe".into(),
+                ..Default::default()
+            }),
+            update_mask: mask(&["description"]),
+            validate_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(dry.description, "maybe");
+    let after = c.client.get_project(GetProjectRequest { name: DEFAULT.into() }).await.unwrap().into_inner();
+    assert_eq!(before, after);
+    let task = task_in(&mut c, DEFAULT, "nightly", &made.name, &made.name).await;
+    // (a store is not a source: the task is refused, which is all this line needs)
+    assert!(task.is_err());
+}
+
+/// OUTPUT_ONLY fields sent in a create or update are ignored (docs/api.md): the answer carries
+/// what the server computed, never what the client sent.
+#[tokio::test]
+async fn output_only_fields_sent_by_a_client_are_ignored() {
+    use cairn_api::v1::{ConnectionTest, CreateProjectRequest, Project};
+    let mut c = start().await;
+    let long_ago = Some(prost_types::Timestamp { seconds: 1_000_000_000, nanos: 0 });
+    let forged = |mut con: Connector| {
+        con.r#type = "forged".into();
+        con.create_time = long_ago;
+        con.update_time = long_ago;
+        con.repository_password_set = true;
+        con.last_test = Some(ConnectionTest { ok: true, message: "forged".into(), ..Default::default() });
+        con
+    };
+    for validate_only in [true, false] {
+        let src = c
+            .client
+            .create_connector(CreateConnectorRequest {
+                parent: DEFAULT.into(),
+                connector: Some(forged(source(&format!("src-{validate_only}")))),
+                validate_only,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(src.r#type, "local_path", "validate_only={validate_only}");
+        assert!(!src.repository_password_set, "validate_only={validate_only}");
+        assert_eq!(src.last_test, None, "validate_only={validate_only}");
+        assert_ne!(src.create_time, long_ago, "validate_only={validate_only}");
+        assert_ne!(src.update_time, long_ago, "validate_only={validate_only}");
+        let p = c
+            .client
+            .create_project(CreateProjectRequest {
+                project_id: format!("p-{validate_only}"),
+                project: Some(Project {
+                    display_name: format!("P {validate_only}"),
+                    create_time: long_ago,
+                    update_time: long_ago,
+                    ..Default::default()
+                }),
+                validate_only,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_ne!(p.create_time, long_ago, "validate_only={validate_only}");
+        assert_ne!(p.update_time, long_ago, "validate_only={validate_only}");
+    }
+    let store = create(&mut c, local_store("nas", "pw")).await.unwrap();
+    let mut t = Task {
+        display_name: "nightly".into(),
+        r#type: TaskType::Backup as i32,
+        source: cn("src-false"),
+        store: store.name.clone(),
+        create_time: long_ago,
+        ..Default::default()
+    };
+    t.worker_selector.insert("forged".into(), "yes".into());
+    for validate_only in [true, false] {
+        let made = c
+            .client
+            .create_task(CreateTaskRequest {
+                parent: DEFAULT.into(),
+                task: Some(t.clone()),
+                validate_only,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(made.worker_selector.is_empty(), "validate_only={validate_only}: {:?}", made.worker_selector);
+        assert_ne!(made.create_time, long_ago, "validate_only={validate_only}");
+    }
+    // An update whose patch carries output-only values changes none of them.
+    let src =
+        c.client.get_connector(GetConnectorRequest { name: cn("src-false") }).await.unwrap().into_inner();
+    let patch = Connector { description: "new".into(), ..forged(src.clone()) };
+    let updated = c
+        .client
+        .update_connector(UpdateConnectorRequest {
+            connector: Some(patch),
+            update_mask: mask(&["description"]),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((updated.r#type.as_str(), updated.create_time), (src.r#type.as_str(), src.create_time));
+    assert_eq!(updated.last_test, None);
 }

@@ -62,8 +62,9 @@ pub struct Cli {
     /// Never use colours.
     #[arg(long, global = true)]
     pub no_color: bool,
-    /// Idempotency key of creates and runs (a UUID): repeating a command with the same one
-    /// returns the first result instead of creating twice [default: a fresh one].
+    /// Idempotency key of the command's change (a UUID): repeating a create, run, update,
+    /// delete, cancel, pause or resume with the same one returns the first result instead of
+    /// doing it twice [default: a fresh one].
     #[arg(long, env = "CAIRN_REQUEST_ID", global = true)]
     pub request_id: Option<String>,
     /// Do not ask before deleting or cancelling (needed without a terminal).

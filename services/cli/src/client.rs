@@ -30,7 +30,7 @@ pub struct Clients {
     auth: ClientInterceptor,
     /// `--yes`: do not ask before deleting or cancelling.
     pub assume_yes: bool,
-    /// Sent as `request_id` on creates and runs.
+    /// Sent as `request_id` on the command's mutating call.
     pub request_id: String,
 }
 
@@ -100,7 +100,7 @@ impl Clients {
     }
 
     /// The `request_id` of this invocation (`--request-id`, else a fresh UUID): the servers
-    /// return the first result when a create or run is retried with it.
+    /// return the first result when a mutating call is retried with it.
     pub fn request_id(&self) -> String {
         self.request_id.clone()
     }

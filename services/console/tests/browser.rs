@@ -32,6 +32,7 @@ async fn journeys_in_a_real_browser() {
             user_id: "vera".into(),
             user: Some(cairn_api::v1::User { display_name: "Vera Viewer".into(), ..Default::default() }),
             password: "vera's password".into(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -40,6 +41,7 @@ async fn journeys_in_a_real_browser() {
             parent: "projects/default".into(),
             user: "vera".into(),
             role: cairn_api::v1::Role::Viewer as i32,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -761,6 +761,7 @@ async fn a_viewer_is_offered_no_action_and_a_forged_post_is_refused() {
             user_id: "vera".into(),
             user: Some(v1::User { display_name: "Vera".into(), ..Default::default() }),
             password: "vera's password".into(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -769,6 +770,7 @@ async fn a_viewer_is_offered_no_action_and_a_forged_post_is_refused() {
             parent: "projects/default".into(),
             user: "vera".into(),
             role: v1::Role::Viewer as i32,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -7,7 +7,8 @@
 //! channels that carry trace context and the cluster token), [`status`] (the error →
 //! `tonic::Status` helpers with `ErrorInfo` and `BadRequest`), [`db`] (Postgres pools and
 //! per-schema migrations), [`tls`] (rustls servers that follow their certificate files, verified
-//! clients), [`pagination`] (opaque page tokens), [`metrics`] (Prometheus).
+//! clients), [`pagination`] (opaque page tokens), [`metrics`] (Prometheus), [`filter`] (the
+//! AIP-160 filters of List methods, as SQL), [`idempotency`] (request ids of mutating calls).
 //!
 //! Nothing here knows about connectors, tasks or jobs.
 
@@ -15,7 +16,9 @@ pub mod auth;
 pub mod backoff;
 pub mod config;
 pub mod db;
+pub mod filter;
 pub mod grpc;
+pub mod idempotency;
 pub mod metrics;
 pub mod pagination;
 pub mod shutdown;

@@ -24,6 +24,50 @@ pub fn page_size(requested: i32) -> Result<i64, Status> {
     }
 }
 
+/// A list's order (AIP-132): one field and its direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OrderBy {
+    /// The field (one of the list's sortable fields).
+    pub field: &'static str,
+    /// Descending.
+    pub desc: bool,
+}
+
+/// Parses `order_by` (`field` or `field desc`/`field asc`) against the list's sortable
+/// `fields`; empty = `default`. Cairn orders by one field (and the resource id after it, so
+/// pages never skip or repeat); INVALID_ARGUMENT on `order_by` names what is wrong.
+pub fn order_by(raw: &str, fields: &[&'static str], default: OrderBy) -> Result<OrderBy, Status> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(default);
+    }
+    if raw.contains(',') {
+        return Err(status::invalid("order_by", format!("{raw:?}: lists are ordered by one field")));
+    }
+    let mut words = raw.split_whitespace();
+    let name = words.next().unwrap_or_default();
+    let desc = match words.next() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(w) => {
+            return Err(status::invalid("order_by", format!("{w:?}: expected `asc` or `desc` after {name}")));
+        }
+    };
+    if let Some(extra) = words.next() {
+        return Err(status::invalid(
+            "order_by",
+            format!("{extra:?}: unexpected after `{name} {}`", if desc { "desc" } else { "asc" }),
+        ));
+    }
+    let field = fields.iter().find(|f| **f == name).ok_or_else(|| {
+        status::invalid(
+            "order_by",
+            format!("{name:?} is not sortable; sortable fields: {}", fields.join(", ")),
+        )
+    })?;
+    Ok(OrderBy { field, desc })
+}
+
 #[derive(Serialize, Deserialize)]
 struct Token<K> {
     k: K,
@@ -78,6 +122,35 @@ pub fn next_page<T, K: Serialize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn order_by_takes_one_sortable_field_and_a_direction() {
+        let fields = ["create_time", "display_name"];
+        let d = OrderBy { field: "create_time", desc: true };
+        assert_eq!(order_by("", &fields, d).unwrap(), d);
+        assert_eq!(
+            order_by(" display_name ", &fields, d).unwrap(),
+            OrderBy { field: "display_name", desc: false }
+        );
+        assert_eq!(
+            order_by("create_time asc", &fields, d).unwrap(),
+            OrderBy { field: "create_time", desc: false }
+        );
+        assert_eq!(order_by("create_time desc", &fields, d).unwrap(), d);
+        for (bad, word) in [
+            ("state", "not sortable"),
+            ("create_time up", "expected `asc` or `desc`"),
+            ("create_time desc x", "unexpected"),
+            ("create_time, display_name", "one field"),
+        ] {
+            let e = order_by(bad, &fields, d).unwrap_err();
+            assert!(
+                e.message().starts_with("order_by: ") && e.message().contains(word),
+                "{bad}: {}",
+                e.message()
+            );
+        }
+    }
 
     #[test]
     fn tokens_round_trip_and_bind_filters() {

@@ -14,6 +14,7 @@ use cairn_api::{
 };
 use cairn_runtime::{
     db::{self, DbErrorKind},
+    idempotency::{self, Claim},
     pagination,
     time::from_timestamp,
 };
@@ -518,11 +519,28 @@ pub async fn list(state: &State, caller: &Caller, req: ListJobsRequest) -> Resul
         to,
         run_id,
     };
-    let fp = pagination::fingerprint(&(&filter, &scope));
-    let before: Option<(DateTime<Utc>, JobId)> = pagination::decode(&req.page_token, fp)?;
+    let aip = cairn_runtime::filter::Filter::parse(&req.filter, rows::FILTER_FIELDS)
+        .map_err(|e| Error::invalid("filter", e.to_string()))?;
+    let order = pagination::order_by(
+        &req.order_by,
+        rows::ORDER_FIELDS,
+        pagination::OrderBy { field: "create_time", desc: true },
+    )?;
+    let resolved = resolve::references(state, project.as_ref(), &aip).await?;
+    let fp = pagination::fingerprint(&(&filter, &scope, req.filter.trim(), order));
+    let after: Option<rows::Cursor> = pagination::decode(&req.page_token, fp)?;
     let mut conn = state.pool.acquire().await?;
-    let mut page = rows::list(&mut conn, scope.as_deref(), &filter, before, size + 1).await?;
-    let next = pagination::next_page(&mut page, size, fp, |r| (r.create_time, r.id));
+    let query = rows::Query {
+        project: scope.as_deref(),
+        filter: &filter,
+        aip: &aip,
+        resolved: &resolved,
+        order,
+        after: after.as_ref(),
+        limit: size + 1,
+    };
+    let mut page = rows::list(&mut conn, &query).await?;
+    let next = pagination::next_page(&mut page, size, fp, |r| rows::Cursor::of(r, order));
     Ok(ListJobsResponse {
         jobs: page.iter().map(crate::convert::job).collect::<Result<_>>()?,
         next_page_token: next,
@@ -540,22 +558,26 @@ pub async fn cancel(state: &State, caller: &Caller, req: CancelJobRequest) -> Re
         if req.reason.trim().is_empty() { "cancelled by request".to_owned() } else { req.reason.clone() };
     let now = state.clock.now();
     let mut tx = state.pool.begin().await?;
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, &req.name).await?;
+    if let Claim::Done(answer) = once {
+        return Ok(answer);
+    }
     let before = cancel_in_tx(&mut tx, &project, id, &reason, now).await?;
+    if !matches!(before, JobState::Queued | JobState::Running | JobState::Cancelled) {
+        return Err(Error::WrongState(format!(
+            "{} already ended ({}); only queued or running jobs can be cancelled",
+            Kind::Job.name(&project, id),
+            before.stored()
+        )));
+    }
     let row = rows::get(&mut tx, Some(&project), id)
         .await?
         .ok_or_else(|| Error::NotFound(Kind::Job.name(&project, id)))?;
+    let answer = crate::convert::job(&row)?;
+    idempotency::record(&mut tx, &once, &answer).await?;
     tx.commit().await?;
-    match before {
-        JobState::Queued | JobState::Running | JobState::Cancelled => {
-            tracing::info!(job.id = %id, was = before.stored(), "job cancel requested");
-            crate::convert::job(&row)
-        }
-        other => Err(Error::WrongState(format!(
-            "{} already ended ({}); only queued or running jobs can be cancelled",
-            Kind::Job.name(&project, id),
-            other.stored()
-        ))),
-    }
+    tracing::info!(job.id = %id, was = before.stored(), "job cancel requested");
+    Ok(answer)
 }
 
 /// WatchJob: the current job and log, then every change until the job ends.

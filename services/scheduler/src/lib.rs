@@ -133,6 +133,7 @@ pub async fn run_with_clock(
     tracker.spawn(notifications::run(state.clone(), shutdown.clone()));
     tracker.spawn(protection::run(state.clone(), shutdown.clone()));
     tracker.spawn(cairn_runtime::metrics::watch_pool(pool.clone(), "cairn_scheduler", shutdown.clone()));
+    tracker.spawn(cairn_runtime::idempotency::purge_loop(pool.clone(), shutdown.clone()));
     tracker.close();
 
     let (health, health_routes) = rgrpc::health().await;

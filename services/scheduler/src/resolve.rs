@@ -164,3 +164,34 @@ pub async fn schedule_id(
         }
     }
 }
+
+/// The resource references of a list `filter` (`task = nightly`), resolved within `parent`
+/// like the list's own reference fields; INVALID_ARGUMENT on `filter` names one that does not
+/// exist.
+pub async fn references(
+    state: &State,
+    parent: Option<&ProjectId>,
+    filter: &cairn_runtime::filter::Filter,
+) -> Result<std::collections::HashMap<(&'static str, String), uuid::Uuid>> {
+    let mut out = std::collections::HashMap::new();
+    for (field, raw) in filter.references() {
+        let id = match field {
+            "task" => task_id(state, "filter", parent, &raw).await?.map(TaskId::uuid),
+            "schedule" => schedule_id(state, "filter", parent, &raw)
+                .await
+                .map_err(|e| match e {
+                    Error::NotFound(_) => Error::invalid("filter", missing("schedule", &raw)),
+                    e => e,
+                })?
+                .map(ScheduleId::uuid),
+            "source" | "store" | "connector" => {
+                connector_id(state, "filter", parent, &raw).await?.map(ConnectorId::uuid)
+            }
+            other => return Err(Error::Internal(format!("filter field {other} has no resolver"))),
+        };
+        if let Some(id) = id {
+            out.insert((field, raw), id);
+        }
+    }
+    Ok(out)
+}

@@ -13,6 +13,7 @@ use cairn_api::{
 };
 use cairn_runtime::{
     db::{self, DbErrorKind},
+    idempotency::{self, Claim},
     pagination,
     status::Violations,
     time::{from_duration, from_timestamp, opt_timestamp, to_timestamp},
@@ -231,14 +232,33 @@ pub async fn list(
         connector_id: resolve::connector_id(state, "connector", project.as_ref(), &req.connector).await?,
         enabled: req.enabled,
     };
-    let fp = pagination::fingerprint(&(&filter, &scope));
-    let after: Option<ScheduleId> = pagination::decode(&req.page_token, fp)?;
+    let aip = cairn_runtime::filter::Filter::parse(&req.filter, rows::FILTER_FIELDS)
+        .map_err(|e| Error::invalid("filter", e.to_string()))?;
+    let order = pagination::order_by(
+        &req.order_by,
+        rows::ORDER_FIELDS,
+        pagination::OrderBy { field: "create_time", desc: false },
+    )?;
+    let resolved = resolve::references(state, project.as_ref(), &aip).await?;
+    let fp = pagination::fingerprint(&(&filter, &scope, req.filter.trim(), order));
+    let after: Option<rows::Cursor> = pagination::decode(&req.page_token, fp)?;
+    let query = rows::Query {
+        project: scope.as_deref(),
+        filter: &filter,
+        aip: &aip,
+        resolved: &resolved,
+        order,
+        after: after.as_ref(),
+        limit: size + 1,
+    };
     let mut conn = state.pool.acquire().await?;
-    let mut page = rows::list(&mut conn, scope.as_deref(), &filter, after, size + 1).await?;
-    let next = pagination::next_page(&mut page, size, fp, |r| r.id);
+    let mut page = rows::list(&mut conn, &query).await?;
+    let total = rows::count(&mut conn, &query).await?;
+    let next = pagination::next_page(&mut page, size, fp, |r| rows::Cursor::of(r, order));
     Ok(ListSchedulesResponse {
         schedules: page.iter().map(crate::convert::schedule).collect::<Result<_>>()?,
         next_page_token: next,
+        total_size: i32::try_from(total).unwrap_or(i32::MAX),
     })
 }
 
@@ -267,6 +287,10 @@ pub async fn update(state: &State, caller: &Caller, req: UpdateScheduleRequest) 
     }
     let now = state.clock.now();
     let mut tx = state.pool.begin().await?;
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, &patch.name).await?;
+    if let Claim::Done(answer) = once {
+        return Ok(answer);
+    }
     let row = find(&mut tx, caller, "schedule.name", &patch.name).await?;
     rows::lock(&mut tx, row.id).await?;
     store::check_etag(&patch.etag, row.version, &Kind::Schedule.name(&row.project_id, row.id))?;
@@ -313,19 +337,29 @@ pub async fn update(state: &State, caller: &Caller, req: UpdateScheduleRequest) 
         }
         other => other?,
     }
-    events::notify(&mut tx, events::SCHEDULES, "").await?;
     let row = reread(&mut tx, &row).await?;
+    let answer = crate::convert::schedule(&row)?;
+    if req.validate_only {
+        return Ok(answer); // the transaction rolls back
+    }
+    events::notify(&mut tx, events::SCHEDULES, "").await?;
+    idempotency::record(&mut tx, &once, &answer).await?;
     tx.commit().await?;
-    crate::convert::schedule(&row)
+    Ok(answer)
 }
 
 /// DeleteSchedule.
 pub async fn delete(state: &State, caller: &Caller, req: DeleteScheduleRequest) -> Result<()> {
     let mut tx = state.pool.begin().await?;
+    let once = idempotency::claim(&mut tx, caller, &req.request_id, &req.name).await?;
+    if let Claim::Done(()) = once {
+        return Ok(());
+    }
     let row = find(&mut tx, caller, "name", &req.name).await?;
     rows::lock(&mut tx, row.id).await?;
     store::check_etag(&req.etag, row.version, &Kind::Schedule.name(&row.project_id, row.id))?;
     rows::delete(&mut tx, &row.project_id, row.id).await?;
+    idempotency::record(&mut tx, &once, &()).await?;
     tx.commit().await?;
     tracing::info!(schedule.id = %row.id, "schedule deleted");
     Ok(())
@@ -333,17 +367,27 @@ pub async fn delete(state: &State, caller: &Caller, req: DeleteScheduleRequest) 
 
 /// PauseSchedule.
 pub async fn pause(state: &State, caller: &Caller, req: PauseScheduleRequest) -> Result<Schedule> {
-    set_enabled(state, caller, &req.name, false).await
+    set_enabled(state, caller, &req.name, &req.request_id, false).await
 }
 
 /// ResumeSchedule: from the next future occurrence; missed ones are not run.
 pub async fn resume(state: &State, caller: &Caller, req: ResumeScheduleRequest) -> Result<Schedule> {
-    set_enabled(state, caller, &req.name, true).await
+    set_enabled(state, caller, &req.name, &req.request_id, true).await
 }
 
-async fn set_enabled(state: &State, caller: &Caller, name: &str, enabled: bool) -> Result<Schedule> {
+async fn set_enabled(
+    state: &State,
+    caller: &Caller,
+    name: &str,
+    request_id: &str,
+    enabled: bool,
+) -> Result<Schedule> {
     let now = state.clock.now();
     let mut tx = state.pool.begin().await?;
+    let once = idempotency::claim(&mut tx, caller, request_id, name).await?;
+    if let Claim::Done(answer) = once {
+        return Ok(answer);
+    }
     let row = find(&mut tx, caller, "name", name).await?;
     rows::lock(&mut tx, row.id).await?;
     if row.enabled != enabled {
@@ -360,8 +404,10 @@ async fn set_enabled(state: &State, caller: &Caller, name: &str, enabled: bool) 
         tracing::info!(schedule.id = %row.id, enabled, "schedule {}", if enabled { "resumed" } else { "paused" });
     }
     let row = reread(&mut tx, &row).await?;
+    let answer = crate::convert::schedule(&row)?;
+    idempotency::record(&mut tx, &once, &answer).await?;
     tx.commit().await?;
-    crate::convert::schedule(&row)
+    Ok(answer)
 }
 
 /// PreviewSchedule: fire times of any recurrence, nothing saved.

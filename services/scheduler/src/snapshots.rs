@@ -3,6 +3,8 @@
 //! the next job), listed without opening stores, and the input of retention simulations.
 //! A job reports only stores of its own project; anything else is refused.
 
+use std::collections::HashMap;
+
 use cairn_api::{
     ids::{ConnectorId, JobId, TaskId},
     names::{self, Kind, ProjectId},
@@ -126,14 +128,33 @@ pub async fn list(
         to,
         id_prefix,
     };
-    let fp = pagination::fingerprint(&(&filter, &scope));
+    let aip = cairn_runtime::filter::Filter::parse(&req.filter, rows::FILTER_FIELDS)
+        .map_err(|e| Error::invalid("filter", e.to_string()))?;
+    let order = pagination::order_by(
+        &req.order_by,
+        rows::ORDER_FIELDS,
+        pagination::OrderBy { field: "time", desc: true },
+    )?;
+    let resolved = resolve::references(state, project.as_ref(), &aip).await?;
+    let fp = pagination::fingerprint(&(&filter, &scope, req.filter.trim(), order));
     let before: Option<Cursor> = pagination::decode(&req.page_token, fp)?;
+    let query = rows::Query {
+        project: scope.as_deref(),
+        filter: &filter,
+        aip: &aip,
+        resolved: &resolved,
+        ascending: !order.desc,
+        after: before.as_ref(),
+        limit: size + 1,
+    };
     let mut conn = state.pool.acquire().await?;
-    let mut page = rows::list(&mut conn, scope.as_deref(), &filter, before.as_ref(), size + 1).await?;
+    let mut page = rows::list(&mut conn, &query).await?;
+    let total = rows::count(&mut conn, &query).await?;
     let next = pagination::next_page(&mut page, size, fp, |r| (r.time, r.store_id, r.id.clone()));
     Ok(ListSnapshotsResponse {
         snapshots: page.iter().map(crate::convert::snapshot).collect(),
         next_page_token: next,
+        total_size: i32::try_from(total).unwrap_or(i32::MAX),
     })
 }
 
@@ -184,18 +205,21 @@ pub async fn simulate(
             let store = resolve::connector_id(state, "stored.store", Some(&project), &stored.store).await?;
             let task = resolve::task_id(state, "stored.task", Some(&project), &stored.task).await?;
             let filter = Filter { store, task, ..Default::default() };
+            let (none, resolved) = (cairn_runtime::filter::Filter::none(rows::FILTER_FIELDS), HashMap::new());
             let mut conn = state.pool.acquire().await?;
             let mut out = Vec::new();
             let mut before: Option<Cursor> = None;
             loop {
-                let page = rows::list(
-                    &mut conn,
-                    Some(std::slice::from_ref(&project)),
-                    &filter,
-                    before.as_ref(),
-                    1000,
-                )
-                .await?;
+                let query = rows::Query {
+                    project: Some(std::slice::from_ref(&project)),
+                    filter: &filter,
+                    aip: &none,
+                    resolved: &resolved,
+                    ascending: false,
+                    after: before.as_ref(),
+                    limit: 1000,
+                };
+                let page = rows::list(&mut conn, &query).await?;
                 let Some(last) = page.last() else { break };
                 before = Some((last.time, last.store_id, last.id.clone()));
                 out.extend(page.iter().map(|r| cairn_retention::Snapshot {

@@ -57,6 +57,7 @@ async fn account(f: &Front, project: &str, id: &str, role: Role) -> String {
         parent: format!("projects/{project}"),
         service_account_id: id.into(),
         service_account: Some(ServiceAccount { role: role.to_proto() as i32, ..Default::default() }),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -261,7 +262,13 @@ async fn bad_credentials_are_unauthenticated_and_audited() {
         .await
         .unwrap()
         .into_inner();
-    admin.revoke_api_token(v1::RevokeApiTokenRequest { name: list.tokens[0].name.clone() }).await.unwrap();
+    admin
+        .revoke_api_token(v1::RevokeApiTokenRequest {
+            name: list.tokens[0].name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(call(&f.catalog, &get, &token, vec![]).await, Code::Unauthenticated);
     // Logins: a wrong password is refused and audited; the right one works.
     let mut open = IdentityServiceClient::new(channel(&f.catalog));
@@ -556,6 +563,7 @@ async fn a_disabled_user_is_refused_everywhere() {
             user_id: "bob".into(),
             user: Some(v1::User { platform_admin: true, ..Default::default() }),
             password: "bob's long password".into(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -581,6 +589,7 @@ async fn a_disabled_user_is_refused_everywhere() {
         .update_user(v1::UpdateUserRequest {
             user: Some(v1::User { name: "users/bob".into(), disabled: true, ..Default::default() }),
             update_mask: Some(prost_types::FieldMask { paths: vec!["disabled".into()] }),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -604,6 +613,7 @@ async fn a_disabled_user_is_refused_everywhere() {
         .update_user(v1::UpdateUserRequest {
             user: Some(v1::User { name: "users/admin".into(), disabled: true, ..Default::default() }),
             update_mask: Some(prost_types::FieldMask { paths: vec!["disabled".into()] }),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -69,6 +69,7 @@ async fn every_listed_metric_is_on_the_endpoint() {
         .await
         .pause_schedule(cairn_api::v1::PauseScheduleRequest {
             name: "projects/default/schedules/often".into(),
+            ..Default::default()
         })
         .await
         .unwrap();

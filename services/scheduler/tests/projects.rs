@@ -182,18 +182,22 @@ async fn two_projects_with_the_same_names_never_see_each_other() {
                         ..Default::default()
                     }),
                     update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+                    ..Default::default()
                 })
                 .await
                 .map(|_| ()),
         ),
         (
             "PauseSchedule",
-            schedules.pause_schedule(PauseScheduleRequest { name: wrong_schedule.clone() }).await.map(|_| ()),
+            schedules
+                .pause_schedule(PauseScheduleRequest { name: wrong_schedule.clone(), ..Default::default() })
+                .await
+                .map(|_| ()),
         ),
         (
             "ResumeSchedule",
             schedules
-                .resume_schedule(ResumeScheduleRequest { name: wrong_schedule.clone() })
+                .resume_schedule(ResumeScheduleRequest { name: wrong_schedule.clone(), ..Default::default() })
                 .await
                 .map(|_| ()),
         ),

@@ -215,6 +215,7 @@ async fn a_sources_own_rpo_overrides_its_tasks_and_lists_filter_and_page() {
         .update_connector(UpdateConnectorRequest {
             connector: Some(Connector { name: web.name.clone(), rpo: minutes(10), ..Default::default() }),
             update_mask: Some(prost_types::FieldMask { paths: vec!["rpo".into()] }),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -281,6 +282,7 @@ async fn a_sources_own_rpo_overrides_its_tasks_and_lists_filter_and_page() {
         .update_connector(UpdateConnectorRequest {
             connector: Some(Connector { name: web.name.clone(), rpo: minutes(5), ..Default::default() }),
             update_mask: Some(prost_types::FieldMask { paths: vec!["rpo".into()] }),
+            ..Default::default()
         })
         .await
         .unwrap();

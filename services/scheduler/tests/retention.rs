@@ -163,6 +163,44 @@ async fn the_index_lists_and_simulates_a_store_without_opening_it() {
         .into_inner()
         .snapshots;
     assert_eq!(web.len(), 2);
+    // Filters (AIP-160), an order and pages over the index.
+    let filtered = |filter: &str, order_by: &str, page_size: i32, page_token: String| {
+        let req = cairn_api::v1::ListSnapshotsRequest {
+            parent: "projects/default".into(),
+            store: "nas".into(),
+            filter: filter.into(),
+            order_by: order_by.into(),
+            page_size,
+            page_token,
+            ..Default::default()
+        };
+        let mut jobs = jobs.clone();
+        async move { jobs.list_snapshots(req).await.map(|r| r.into_inner()) }
+    };
+    let ids = |r: &cairn_api::v1::ListSnapshotsResponse| {
+        r.snapshots.iter().map(|s| s.short_id[..2].to_owned()).collect::<Vec<_>>()
+    };
+    for (filter, want) in [
+        ("labels:web", vec!["b2", "a1"]),
+        ("NOT labels:web", vec!["c3"]),
+        (r#"time >= "2026-01-02T00:00:00Z""#, vec!["c3", "b2"]),
+        (r#"labels:other OR time < "2026-01-02T00:00:00Z""#, vec!["c3", "a1"]),
+        (r#"labels:web AND task = "b" AND time > "2026-01-01T12:00:00Z""#, vec!["b2"]),
+    ] {
+        let got = filtered(filter, "", 0, String::new()).await.unwrap();
+        assert_eq!(ids(&got), want, "{filter}");
+        assert_eq!(got.total_size, want.len() as i32, "{filter}");
+    }
+    let first = filtered("", "time asc", 2, String::new()).await.unwrap();
+    assert_eq!((ids(&first), first.total_size), (vec!["a1".to_owned(), "b2".to_owned()], 3));
+    let second = filtered("", "time asc", 2, first.next_page_token.clone()).await.unwrap();
+    assert_eq!(ids(&second), vec!["c3"]);
+    assert!(second.next_page_token.is_empty());
+    for (filter, order) in [("size > 3", ""), (r#"time > "soon""#, ""), ("labels:", ""), ("", "hostname")] {
+        let err = filtered(filter, order, 0, String::new()).await.unwrap_err();
+        let field = if order.is_empty() { "filter" } else { "order_by" };
+        assert_eq!(cairn_runtime::status::fields_of(&err), vec![field], "{filter}{order}: {}", err.message());
+    }
     let sim = jobs
         .simulate_retention(SimulateRetentionRequest {
             policy: Some(cairn_api::v1::RetentionPolicy { keep_last: 1, ..Default::default() }),

@@ -14,7 +14,7 @@ use cairn_runtime::{
     status,
     time::{from_timestamp, to_timestamp},
 };
-use cairn_scheduler::ManualClock;
+use cairn_scheduler::{Clock as _, ManualClock};
 use chrono::{DateTime, Utc};
 use common::*;
 use tonic::Code;
@@ -172,7 +172,10 @@ async fn schedules_crud_filters_pause_resume() {
     assert_eq!(by_source.schedules.len(), 1);
     // Pause hides the next run; resume picks the next future occurrence.
     let paused = client
-        .pause_schedule(PauseScheduleRequest { name: "projects/default/schedules/weekdays".into() })
+        .pause_schedule(PauseScheduleRequest {
+            name: "projects/default/schedules/weekdays".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -190,7 +193,10 @@ async fn schedules_crud_filters_pause_resume() {
     assert_eq!(enabled_only.schedules.len(), 1);
     clock.set(t("2030-01-08T18:30:00Z"));
     let resumed = client
-        .resume_schedule(ResumeScheduleRequest { name: "projects/default/schedules/weekdays".into() })
+        .resume_schedule(ResumeScheduleRequest {
+            name: "projects/default/schedules/weekdays".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -207,6 +213,7 @@ async fn schedules_crud_filters_pause_resume() {
                 ..Default::default()
             }),
             update_mask: mask(&["recurrence"]),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -221,6 +228,7 @@ async fn schedules_crud_filters_pause_resume() {
                 ..Default::default()
             }),
             update_mask: mask(&["description"]),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -233,6 +241,7 @@ async fn schedules_crud_filters_pause_resume() {
                     ..Default::default()
                 }),
                 update_mask: mask(&[field]),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -566,7 +575,10 @@ async fn downtime_catches_up_journalised_and_skips_others() {
     })
     .await;
     client
-        .pause_schedule(PauseScheduleRequest { name: "projects/default/schedules/cal-j".into() })
+        .pause_schedule(PauseScheduleRequest {
+            name: "projects/default/schedules/cal-j".into(),
+            ..Default::default()
+        })
         .await
         .unwrap();
     r.stop().await;
@@ -696,7 +708,11 @@ async fn cancel_queued_and_running_jobs() {
     let mut jobs = r.jobs().await;
     let queued = run(&r, "b").await;
     let c = jobs
-        .cancel_job(CancelJobRequest { name: queued.name.clone(), reason: "not today".into() })
+        .cancel_job(CancelJobRequest {
+            name: queued.name.clone(),
+            reason: "not today".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -1306,5 +1322,235 @@ async fn concurrent_leasing_never_exceeds_store_limits_or_serial_tasks() {
     assert!(worst_store <= 3, "{worst_store} jobs ran at once on a store limited to 3");
     assert!(worst_serial <= 1, "{worst_serial} serial jobs of one task ran at once");
     assert!(worst_store >= 2, "the test never saw concurrency ({worst_store})");
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn lists_filter_and_order_and_mutations_are_idempotent() {
+    let s = stack().await;
+    let clock = ManualClock::new(t("2030-01-07T10:00:00Z"));
+    let r = s.replica(Some(clock.clone()), |_| {}).await;
+    s.store("nas", 4).await;
+    s.backup("nightly", "nas", OverlapPolicy::Allow, |_| {}).await;
+    s.backup("other", "nas", OverlapPolicy::Allow, |_| {}).await;
+    let mut w = Worker::new(&r, "w", &[]).await;
+    // Six jobs a minute apart: nightly succeeded, failed, succeeded; other succeeded, queued x2.
+    let mut made = Vec::new();
+    for (i, (task, outcome)) in [
+        ("nightly", Some(true)),
+        ("nightly", Some(false)),
+        ("nightly", Some(true)),
+        ("other", Some(true)),
+        ("other", None),
+        ("other", None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        clock.set(t("2030-01-07T10:00:00Z") + chrono::Duration::minutes(i as i64));
+        let job = run(&r, task).await;
+        if let Some(ok) = outcome {
+            let l = w.acquire(1, Duration::from_secs(5)).await.remove(0);
+            assert_eq!(l.job.as_ref().unwrap().name, job.name);
+            if ok {
+                w.succeed(&l).await
+            } else {
+                w.fail(&l, "disk on fire").await
+            };
+        }
+        made.push(job.name);
+    }
+    let mut jobs = r.jobs().await;
+    let list = |filter: &str, order_by: &str, page_size: i32, page_token: String| {
+        let req = ListJobsRequest {
+            parent: "projects/default".into(),
+            filter: filter.into(),
+            order_by: order_by.into(),
+            page_size,
+            page_token,
+            ..Default::default()
+        };
+        let mut jobs = jobs.clone();
+        async move { jobs.list_jobs(req).await.map(|r| r.into_inner()) }
+    };
+    let names =
+        |r: &cairn_api::v1::ListJobsResponse| r.jobs.iter().map(|j| j.name.clone()).collect::<Vec<_>>();
+    let got = list(r#"state = SUCCEEDED AND task = "nightly""#, "", 0, String::new()).await.unwrap();
+    assert_eq!(names(&got), vec![made[2].clone(), made[0].clone()], "newest first by default");
+    let got = list("NOT state = QUEUED", "create_time asc", 0, String::new()).await.unwrap();
+    assert_eq!(names(&got), made[..4].to_vec());
+    let got = list(r#"create_time > "2030-01-07T10:03:30Z""#, "", 0, String::new()).await.unwrap();
+    assert_eq!(names(&got), vec![made[5].clone(), made[4].clone()]);
+    let got =
+        list(r#"error:"fire" OR state = JOB_STATE_QUEUED"#, "create_time", 0, String::new()).await.unwrap();
+    assert_eq!(names(&got), vec![made[1].clone(), made[4].clone(), made[5].clone()]);
+    // Paging in ascending order walks every job once; a token is bound to its filter.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = list("", "create_time asc", 4, token).await.unwrap();
+        seen.extend(names(&page));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        let err =
+            list("state = QUEUED", "create_time asc", 4, page.next_page_token.clone()).await.unwrap_err();
+        assert_eq!(status::fields_of(&err), vec!["page_token"]);
+        token = page.next_page_token;
+    }
+    assert_eq!(seen, made);
+    // Bad filters and orders name the field and the offending token.
+    for (filter, needle) in [
+        ("state = DONE", "DONE"),
+        ("colour = red", "colour"),
+        ("state = QUEUED AND", "expected a field name"),
+        (r#"create_time > "yesterday""#, "yesterday"),
+        (r#"task = "nope""#, "nope"),
+    ] {
+        let err = list(filter, "", 0, String::new()).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{filter}");
+        assert_eq!(status::fields_of(&err), vec!["filter"], "{filter}");
+        assert!(err.message().contains(needle), "{filter}: {}", err.message());
+    }
+    for order in ["colour", "create_time sideways", "create_time, end_time desc"] {
+        let err = list("", order, 0, String::new()).await.unwrap_err();
+        assert_eq!(status::fields_of(&err), vec!["order_by"], "{order}: {}", err.message());
+    }
+
+    // Schedules: filter, order and the total.
+    let mut client = r.schedules().await;
+    for (name, task, tz) in
+        [("b-weekly", "nightly", "UTC"), ("a-daily", "other", "Europe/Berlin"), ("c-hourly", "other", "UTC")]
+    {
+        schedule(
+            &r,
+            Schedule {
+                display_name: name.into(),
+                task: task.into(),
+                recurrence: calendar("daily"),
+                time_zone: tz.into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    }
+    let listed = client
+        .list_schedules(ListSchedulesRequest {
+            parent: "projects/default".into(),
+            filter: r#"task = "other" OR time_zone = "UTC""#.into(),
+            order_by: "display_name".into(),
+            page_size: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let shown: Vec<_> = listed.schedules.iter().map(|s| s.display_name.as_str()).collect();
+    assert_eq!(shown, ["a-daily", "b-weekly"]);
+    assert_eq!(listed.total_size, 3);
+    assert!(!listed.next_page_token.is_empty());
+    let listed = client
+        .list_schedules(ListSchedulesRequest {
+            parent: "projects/default".into(),
+            filter: r#"NOT time_zone = "UTC""#.into(),
+            order_by: "display_name desc".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.schedules.len(), 1);
+    assert_eq!(listed.total_size, 1);
+    let err = client
+        .list_schedules(ListSchedulesRequest {
+            parent: "projects/default".into(),
+            filter: "enabled = maybe".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status::fields_of(&err), vec!["filter"]);
+
+    // Mutations retried with their request id answer the first answer and act once.
+    let rid = |n: u8| format!("0193f3a2-6b1c-7cc0-8a5e-3b0c1d2e4f{n:02}");
+    let name = "projects/default/schedules/b-weekly".to_owned();
+    let current = client.get_schedule(GetScheduleRequest { name: name.clone() }).await.unwrap().into_inner();
+    let update = UpdateScheduleRequest {
+        schedule: Some(Schedule {
+            name: name.clone(),
+            description: "first".into(),
+            etag: current.etag.clone(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["description".into()] }),
+        request_id: rid(1),
+        ..Default::default()
+    };
+    // validate_only answers what the update would do and changes nothing.
+    let dry = client
+        .update_schedule(UpdateScheduleRequest {
+            validate_only: true,
+            request_id: String::new(),
+            ..update.clone()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(dry.description, "first");
+    let still = client.get_schedule(GetScheduleRequest { name: name.clone() }).await.unwrap().into_inner();
+    assert_eq!((still.description.as_str(), &still.etag), ("", &current.etag));
+    let first = client.update_schedule(update.clone()).await.unwrap().into_inner();
+    let again = client.update_schedule(update.clone()).await.unwrap().into_inner();
+    assert_eq!(first, again, "a retry with a stale etag gets the first answer");
+    let err = client
+        .update_schedule(UpdateScheduleRequest {
+            schedule: Some(Schedule {
+                name: "projects/default/schedules/a-daily".into(),
+                ..update.schedule.clone().unwrap()
+            }),
+            ..update.clone()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status::fields_of(&err), vec!["request_id"], "one id, another resource");
+    let pause = PauseScheduleRequest { name: name.clone(), request_id: rid(2) };
+    let paused = client.pause_schedule(pause.clone()).await.unwrap().into_inner();
+    assert_eq!(client.pause_schedule(pause).await.unwrap().into_inner(), paused);
+    let resume = ResumeScheduleRequest { name: name.clone(), request_id: rid(3) };
+    let resumed = client.resume_schedule(resume.clone()).await.unwrap().into_inner();
+    assert_eq!(client.resume_schedule(resume).await.unwrap().into_inner(), resumed);
+    let delete =
+        cairn_api::v1::DeleteScheduleRequest { name: name.clone(), request_id: rid(4), ..Default::default() };
+    client.delete_schedule(delete.clone()).await.unwrap();
+    client.delete_schedule(delete).await.expect("a retried delete answers as the first did, not NOT_FOUND");
+    let cancel = CancelJobRequest { name: made[4].clone(), reason: "once".into(), request_id: rid(5) };
+    let c1 = jobs.cancel_job(cancel.clone()).await.unwrap().into_inner();
+    let c2 = jobs.cancel_job(cancel).await.unwrap().into_inner();
+    assert_eq!((c1.state(), c1), (JobState::Cancelled, c2));
+    assert_eq!(count(&s.pool, "SELECT count(*) FROM scheduler.request_ids").await, 5);
+    // Output-only fields a client sends are ignored.
+    let made = client
+        .create_schedule(cairn_api::v1::CreateScheduleRequest {
+            parent: "projects/default".into(),
+            schedule: Some(Schedule {
+                display_name: "d-ignored".into(),
+                task: "nightly".into(),
+                recurrence: calendar("daily"),
+                create_time: Some(to_timestamp(t("2001-01-01T00:00:00Z"))),
+                missed_runs: 7,
+                last_job_state: JobState::Failed as i32,
+                normalized_recurrence: "nonsense".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(from_timestamp(made.create_time.as_ref().unwrap()), Some(clock.now()));
+    assert_eq!(
+        (made.missed_runs, made.last_job_state, made.normalized_recurrence.as_str()),
+        (0, 0, "*-*-* 00:00:00")
+    );
     r.stop().await;
 }

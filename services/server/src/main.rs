@@ -263,7 +263,12 @@ async fn enrol_worker(catalog_url: &str, admin_token: &str) -> anyhow::Result<St
         match client.create_worker_pool(req).await {
             Ok(r) => return Ok(r.into_inner().token),
             Err(s) if s.code() == tonic::Code::AlreadyExists => {
-                client.delete_worker_pool(DeleteWorkerPoolRequest { name: "workerPools/dev".into() }).await?;
+                client
+                    .delete_worker_pool(DeleteWorkerPoolRequest {
+                        name: "workerPools/dev".into(),
+                        ..Default::default()
+                    })
+                    .await?;
             }
             Err(s)
                 if std::time::Instant::now() < deadline

@@ -202,6 +202,7 @@ pub async fn user(c: &Clients, p: &Printer, cmd: UserCmd) -> Result {
                     user_id: uid,
                     user: Some(User { display_name, platform_admin, ..Default::default() }),
                     password,
+                    request_id: c.request_id(),
                 })
                 .await
                 .map_err(err)?
@@ -229,14 +230,22 @@ pub async fn user(c: &Clients, p: &Printer, cmd: UserCmd) -> Result {
         }
         UserCmd::Password { id: uid, password_stdin } => {
             let password = password(password_stdin, &format!("New password for {uid}: "))?;
-            id.set_password(SetPasswordRequest { name: user_name(&uid), password }).await.map_err(err)?;
+            id.set_password(SetPasswordRequest {
+                name: user_name(&uid),
+                password,
+                request_id: c.request_id(),
+            })
+            .await
+            .map_err(err)?;
             p.deleted(&format!("password of {} set; its sessions ended", user_name(&uid)));
         }
         UserCmd::Disable { id: uid } => set_disabled(c, p, &uid, true).await?,
         UserCmd::Enable { id: uid } => set_disabled(c, p, &uid, false).await?,
         UserCmd::Delete { id: uid } => {
             c.confirm(&format!("delete {}", user_name(&uid)))?;
-            id.delete_user(DeleteUserRequest { name: user_name(&uid) }).await.map_err(err)?;
+            id.delete_user(DeleteUserRequest { name: user_name(&uid), request_id: c.request_id() })
+                .await
+                .map_err(err)?;
             p.deleted(&format!("{} deleted", user_name(&uid)));
         }
     }
@@ -249,6 +258,8 @@ async fn set_disabled(c: &Clients, p: &Printer, uid: &str, disabled: bool) -> Re
         .update_user(UpdateUserRequest {
             user: Some(User { name: user_name(uid), disabled, ..Default::default() }),
             update_mask: Some(prost_types::FieldMask { paths: vec!["disabled".into()] }),
+            request_id: c.request_id(),
+            ..Default::default()
         })
         .await
         .map_err(c.catalog_err())?
@@ -268,7 +279,12 @@ pub async fn member(c: &Clients, p: &Printer, cmd: MemberCmd) -> Result {
     match cmd {
         MemberCmd::Set { user, role: r } => {
             let m = id
-                .set_member(SetMemberRequest { parent: c.parent(), user: user_name(&user), role: role(r) })
+                .set_member(SetMemberRequest {
+                    parent: c.parent(),
+                    user: user_name(&user),
+                    role: role(r),
+                    request_id: c.request_id(),
+                })
                 .await
                 .map_err(err)?
                 .into_inner();
@@ -307,7 +323,9 @@ pub async fn member(c: &Clients, p: &Printer, cmd: MemberCmd) -> Result {
         MemberCmd::Remove { user } => {
             let name = format!("{}/members/{}", c.parent(), user.trim().trim_start_matches("users/"));
             c.confirm(&format!("remove {name}"))?;
-            id.delete_member(DeleteMemberRequest { name: name.clone() }).await.map_err(err)?;
+            id.delete_member(DeleteMemberRequest { name: name.clone(), request_id: c.request_id() })
+                .await
+                .map_err(err)?;
             p.deleted(&format!("{name} removed"));
         }
     }
@@ -333,6 +351,7 @@ pub async fn service_account(c: &Clients, p: &Printer, cmd: ServiceAccountCmd) -
                         role: role(r),
                         ..Default::default()
                     }),
+                    request_id: c.request_id(),
                 })
                 .await
                 .map_err(err)?
@@ -386,9 +405,12 @@ pub async fn service_account(c: &Clients, p: &Printer, cmd: ServiceAccountCmd) -
         ServiceAccountCmd::Delete { id: sid } => {
             let name = sa_name(c, &sid);
             c.confirm(&format!("delete {name} and revoke its tokens"))?;
-            id.delete_service_account(DeleteServiceAccountRequest { name: name.clone() })
-                .await
-                .map_err(err)?;
+            id.delete_service_account(DeleteServiceAccountRequest {
+                name: name.clone(),
+                request_id: c.request_id(),
+            })
+            .await
+            .map_err(err)?;
             p.deleted(&format!("{name} deleted"));
         }
     }
@@ -462,7 +484,11 @@ pub async fn token(c: &Clients, p: &Printer, cmd: TokenCmd) -> Result {
         }
         TokenCmd::Revoke { name } => {
             c.confirm(&format!("revoke {name}"))?;
-            let t = id.revoke_api_token(RevokeApiTokenRequest { name }).await.map_err(err)?.into_inner();
+            let t = id
+                .revoke_api_token(RevokeApiTokenRequest { name, request_id: c.request_id() })
+                .await
+                .map_err(err)?
+                .into_inner();
             if p.json() { p.message(&t) } else { show_tokens(p, &[t]) }
         }
     }
@@ -537,7 +563,12 @@ pub async fn worker_pool(c: &Clients, p: &Printer, cmd: WorkerPoolCmd) -> Result
         }
         WorkerPoolCmd::Delete { id: pid } => {
             c.confirm(&format!("delete {} (its workers stop at once)", pool_name(&pid)))?;
-            id.delete_worker_pool(DeleteWorkerPoolRequest { name: pool_name(&pid) }).await.map_err(err)?;
+            id.delete_worker_pool(DeleteWorkerPoolRequest {
+                name: pool_name(&pid),
+                request_id: c.request_id(),
+            })
+            .await
+            .map_err(err)?;
             p.deleted(&format!("{} deleted", pool_name(&pid)));
         }
     }

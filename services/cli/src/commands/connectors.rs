@@ -171,6 +171,8 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ConnectorCmd) -> Result {
                 .update_connector(UpdateConnectorRequest {
                     connector: Some(patch),
                     update_mask: Some(prost_types::FieldMask { paths }),
+                    request_id: c.request_id(),
+                    ..Default::default()
                 })
                 .await
                 .map_err(c.catalog_err())?
@@ -183,6 +185,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ConnectorCmd) -> Result {
                 .delete_connector(DeleteConnectorRequest {
                     name: c.name(Kind::Connector, &n.name),
                     etag: String::new(),
+                    request_id: c.request_id(),
                 })
                 .await
                 .map_err(c.catalog_err())?;
@@ -194,6 +197,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ConnectorCmd) -> Result {
                 .test_connector(TestConnectorRequest {
                     name: c.name(Kind::Connector, &t.name),
                     timeout: Some(pb_duration(t.timeout)),
+                    request_id: c.request_id(),
                 })
                 .await
                 .map_err(c.catalog_err())?

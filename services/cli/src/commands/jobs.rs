@@ -119,6 +119,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: JobCmd) -> Result {
                 .cancel_job(CancelJobRequest {
                     name: c.name(cairn_api::names::Kind::Job, &a.id),
                     reason: a.reason,
+                    request_id: c.request_id(),
                 })
                 .await
                 .map_err(c.scheduler_err())?

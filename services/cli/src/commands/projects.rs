@@ -102,6 +102,8 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ProjectCmd) -> Result {
                 .update_project(UpdateProjectRequest {
                     project: Some(patch),
                     update_mask: Some(prost_types::FieldMask { paths }),
+                    request_id: c.request_id(),
+                    ..Default::default()
                 })
                 .await
                 .map_err(c.catalog_err())?
@@ -115,7 +117,12 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ProjectCmd) -> Result {
                 format!("delete {}", name(&n))
             })?;
             c.catalog()
-                .delete_project(DeleteProjectRequest { name: name(&n), etag: String::new(), force })
+                .delete_project(DeleteProjectRequest {
+                    name: name(&n),
+                    etag: String::new(),
+                    force,
+                    request_id: c.request_id(),
+                })
                 .await
                 .map_err(c.catalog_err())?;
             p.deleted(&format!("Deleted project {}.", name(&n)));

@@ -65,6 +65,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ScheduleCmd) -> Result {
                         } else {
                             None
                         },
+                        ..Default::default()
                     })
                     .await
                     .map_err(c.scheduler_err())?
@@ -76,6 +77,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ScheduleCmd) -> Result {
                 p.message(&cairn_api::v1::ListSchedulesResponse {
                     schedules: all,
                     next_page_token: String::new(),
+                    ..Default::default()
                 });
                 return Ok(0);
             }
@@ -148,6 +150,8 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ScheduleCmd) -> Result {
                 .update_schedule(UpdateScheduleRequest {
                     schedule: Some(patch),
                     update_mask: Some(prost_types::FieldMask { paths }),
+                    request_id: c.request_id(),
+                    ..Default::default()
                 })
                 .await
                 .map_err(c.scheduler_err())?
@@ -157,7 +161,10 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ScheduleCmd) -> Result {
         ScheduleCmd::Pause(n) => {
             let s = c
                 .schedules()
-                .pause_schedule(PauseScheduleRequest { name: c.name(Name::Schedule, &n.name) })
+                .pause_schedule(PauseScheduleRequest {
+                    name: c.name(Name::Schedule, &n.name),
+                    request_id: c.request_id(),
+                })
                 .await
                 .map_err(c.scheduler_err())?
                 .into_inner();
@@ -166,7 +173,10 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ScheduleCmd) -> Result {
         ScheduleCmd::Resume(n) => {
             let s = c
                 .schedules()
-                .resume_schedule(ResumeScheduleRequest { name: c.name(Name::Schedule, &n.name) })
+                .resume_schedule(ResumeScheduleRequest {
+                    name: c.name(Name::Schedule, &n.name),
+                    request_id: c.request_id(),
+                })
                 .await
                 .map_err(c.scheduler_err())?
                 .into_inner();
@@ -178,6 +188,7 @@ pub async fn run(c: &Clients, p: &Printer, cmd: ScheduleCmd) -> Result {
                 .delete_schedule(DeleteScheduleRequest {
                     name: c.name(Name::Schedule, &n.name),
                     etag: String::new(),
+                    request_id: c.request_id(),
                 })
                 .await
                 .map_err(c.scheduler_err())?;

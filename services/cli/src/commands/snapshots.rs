@@ -173,7 +173,11 @@ async fn list(c: &Clients, p: &Printer, a: ListSnapshots) -> Result {
     }
     snaps.truncate(a.limit);
     if p.json() {
-        p.message(&cairn_api::v1::ListSnapshotsResponse { snapshots: snaps, next_page_token: String::new() });
+        p.message(&cairn_api::v1::ListSnapshotsResponse {
+            snapshots: snaps,
+            next_page_token: String::new(),
+            ..Default::default()
+        });
         return Ok(0);
     }
     let mut t = output::table(&["SNAPSHOT", "TIME", "HOST", "LABELS", "PATHS", "FILES", "SIZE", "ADDED"]);

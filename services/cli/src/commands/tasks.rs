@@ -178,6 +178,8 @@ pub async fn run(c: &Clients, p: &Printer, cmd: TaskCmd) -> Result {
                 .update_task(UpdateTaskRequest {
                     task: Some(patch),
                     update_mask: Some(prost_types::FieldMask { paths }),
+                    request_id: c.request_id(),
+                    ..Default::default()
                 })
                 .await
                 .map_err(c.catalog_err())?
@@ -187,7 +189,11 @@ pub async fn run(c: &Clients, p: &Printer, cmd: TaskCmd) -> Result {
         TaskCmd::Delete(n) => {
             c.confirm(&format!("delete {} and its schedules", c.name(Kind::Task, &n.name)))?;
             c.catalog()
-                .delete_task(DeleteTaskRequest { name: c.name(Kind::Task, &n.name), etag: String::new() })
+                .delete_task(DeleteTaskRequest {
+                    name: c.name(Kind::Task, &n.name),
+                    etag: String::new(),
+                    request_id: c.request_id(),
+                })
                 .await
                 .map_err(c.catalog_err())?;
             p.deleted(&format!("Deleted task {} and its schedules (its jobs stay in history).", n.name));

@@ -218,6 +218,7 @@ pub async fn set_member(ctx: Ctx, Path(p): Path<String>, f: Posted) -> Page {
             parent: format!("projects/{p}"),
             user: f.get("user"),
             role: role as i32,
+            ..Default::default()
         })
         .await?;
     Ok(Redirect::to(&format!("/projects/{p}/admin")).into_response())
@@ -225,7 +226,10 @@ pub async fn set_member(ctx: Ctx, Path(p): Path<String>, f: Posted) -> Page {
 
 pub async fn delete_member(ctx: Ctx, Path((p, user)): Path<(String, String)>, _f: Posted) -> Page {
     ctx.identity()
-        .delete_member(v1::DeleteMemberRequest { name: format!("projects/{p}/members/{user}") })
+        .delete_member(v1::DeleteMemberRequest {
+            name: format!("projects/{p}/members/{user}"),
+            ..Default::default()
+        })
         .await?;
     Ok(Redirect::to(&format!("/projects/{p}/admin")).into_response())
 }
@@ -239,6 +243,7 @@ pub async fn create_account(ctx: Ctx, Path(p): Path<String>, f: Posted) -> Page 
             parent: format!("projects/{p}"),
             service_account_id: id,
             service_account: Some(account),
+            ..Default::default()
         })
         .await?;
     Ok(Redirect::to(&format!("/projects/{p}/admin")).into_response())
@@ -271,7 +276,7 @@ pub async fn revoke_token(ctx: Ctx, Path(p): Path<String>, Query(q): Query<Named
     if !q.name.starts_with(&format!("projects/{p}/")) {
         return Err(Fail::Bad("name: not a token of this project".into()));
     }
-    ctx.identity().revoke_api_token(v1::RevokeApiTokenRequest { name: q.name }).await?;
+    ctx.identity().revoke_api_token(v1::RevokeApiTokenRequest { name: q.name, ..Default::default() }).await?;
     Ok(Redirect::to(&format!("/projects/{p}/admin")).into_response())
 }
 

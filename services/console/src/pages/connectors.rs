@@ -400,7 +400,9 @@ pub async fn show(ctx: Ctx, Path((p, id)): Path<(String, String)>, Query(t): Que
 /// Runs a connection test and waits for the verdict (TestConnector waits for the worker).
 pub async fn test(ctx: Ctx, Path((p, id)): Path<(String, String)>, _form: Posted) -> Page {
     let name = format!("projects/{p}/connectors/{id}");
-    ctx.catalog().test_connector(v1::TestConnectorRequest { name: name.clone(), timeout: None }).await?;
+    ctx.catalog()
+        .test_connector(v1::TestConnectorRequest { name: name.clone(), timeout: None, ..Default::default() })
+        .await?;
     Ok(Redirect::to(&format!("/{name}")).into_response())
 }
 
@@ -535,6 +537,7 @@ pub async fn update(ctx: Ctx, Path((p, id)): Path<(String, String)>, form: Poste
     let req = v1::UpdateConnectorRequest {
         connector: Some(c),
         update_mask: Some(prost_types::FieldMask { paths }),
+        ..Default::default()
     };
     match ctx.catalog().update_connector(req).await {
         Ok(_) => Ok(Redirect::to(&format!("/{name}")).into_response()),

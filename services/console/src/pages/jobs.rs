@@ -88,6 +88,7 @@ pub fn request(project: &str, f: &Filters, page_size: i32) -> Result<v1::ListJob
         create_time_to: parse_day("to", &f.to, true)?,
         r#type: 0,
         run: f.run.clone(),
+        ..Default::default()
     })
 }
 
@@ -324,6 +325,7 @@ pub async fn cancel(ctx: Ctx, Path((p, id)): Path<(String, String)>, _form: Post
         .cancel_job(v1::CancelJobRequest {
             name: name.clone(),
             reason: format!("cancelled in the console by {}", ctx.session.user),
+            ..Default::default()
         })
         .await?;
     Ok(Redirect::to(&format!("/{name}")).into_response())

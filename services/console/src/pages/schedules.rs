@@ -107,13 +107,14 @@ pub async fn act(ctx: Ctx, Path((p, id, action)): Path<(String, String, String)>
     let mut s = ctx.schedules();
     match action.as_str() {
         "pause" => {
-            s.pause_schedule(v1::PauseScheduleRequest { name }).await?;
+            s.pause_schedule(v1::PauseScheduleRequest { name, ..Default::default() }).await?;
         }
         "resume" => {
-            s.resume_schedule(v1::ResumeScheduleRequest { name }).await?;
+            s.resume_schedule(v1::ResumeScheduleRequest { name, ..Default::default() }).await?;
         }
         "delete" => {
-            s.delete_schedule(v1::DeleteScheduleRequest { name, etag: String::new() }).await?;
+            s.delete_schedule(v1::DeleteScheduleRequest { name, etag: String::new(), ..Default::default() })
+                .await?;
         }
         "run" => {
             let sched = s.get_schedule(v1::GetScheduleRequest { name }).await?.into_inner();

@@ -751,7 +751,11 @@ pub async fn update(ctx: Ctx, Path((p, id)): Path<(String, String)>, f: Posted) 
     if task.notification.is_none() {
         task.notification = Some(v1::Notification::default());
     }
-    let req = v1::UpdateTaskRequest { task: Some(task), update_mask: Some(prost_types::FieldMask { paths }) };
+    let req = v1::UpdateTaskRequest {
+        task: Some(task),
+        update_mask: Some(prost_types::FieldMask { paths }),
+        ..Default::default()
+    };
     match ctx.catalog().update_task(req).await {
         Ok(_) if f.get("then") == "run" => {
             let job = ctx

@@ -140,6 +140,11 @@ impl Caller {
         &self.principal
     }
 
+    /// The full gRPC method being called (`/cairn.v1.CatalogService/UpdateTask`).
+    pub fn method(&self) -> &'static str {
+        self.entry.method
+    }
+
     fn note(&self, f: impl FnOnce(&mut Notes)) {
         if let Ok(mut n) = self.notes.lock() {
             f(&mut n);

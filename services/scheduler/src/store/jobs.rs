@@ -20,6 +20,11 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, types::Json};
 use uuid::Uuid;
 
+use cairn_runtime::{
+    filter::{Field, Kind},
+    pagination::OrderBy,
+};
+
 use crate::{domain::job::Active, error::Result};
 
 /// A stored job.
@@ -286,70 +291,162 @@ pub struct Filter {
     pub run_id: Option<Uuid>,
 }
 
-/// One page of one project or (`None`) every project, newest first; `before` = the
-/// (create_time, id) of the last job of the previous page. Only the filters given become SQL,
-/// so each query is planned for what it asks: a connector's jobs are walked newest first in
-/// `job_connectors`, a task's in `jobs_task_idx`, a project's in `jobs_project_idx`, and the
-/// scan stops after `limit` rows.
-pub async fn list(
-    conn: &mut PgConnection,
-    project: Option<&[ProjectId]>,
-    f: &Filter,
-    before: Option<(DateTime<Utc>, JobId)>,
-    limit: i64,
-) -> Result<Vec<Row>> {
-    let mut q = sqlx::QueryBuilder::new(format!("SELECT {} FROM ", columns_of("j")));
-    // The ordering columns: the connector's link when filtering by connector.
-    let (time, id) = match f.connector_id {
+/// What ListJobs' `filter` may name (AIP-160; see `cairn_runtime::filter`).
+pub static FILTER_FIELDS: &[Field] = &[
+    Field {
+        name: "state",
+        column: "j.state",
+        kind: Kind::Enum {
+            names: &["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED"],
+            prefix: "JOB_STATE_",
+        },
+    },
+    Field {
+        name: "trigger",
+        column: "j.trigger",
+        kind: Kind::Enum {
+            names: &["SCHEDULE", "MANUAL", "CATCH_UP", "RETRY", "SYSTEM"],
+            prefix: "JOB_TRIGGER_",
+        },
+    },
+    Field {
+        name: "type",
+        column: "j.type",
+        kind: Kind::Enum {
+            names: &["BACKUP", "RESTORE", "SYNC", "CHECK", "PRUNE", "TEST_CONNECTION"],
+            prefix: "TASK_TYPE_",
+        },
+    },
+    Field { name: "task", column: "j.task_id", kind: Kind::Reference },
+    Field { name: "schedule", column: "j.schedule_id", kind: Kind::Reference },
+    Field { name: "source", column: "j.source_id", kind: Kind::Reference },
+    Field { name: "task_display_name", column: "j.task_display_name", kind: Kind::Text },
+    Field { name: "worker", column: "j.worker", kind: Kind::Text },
+    Field { name: "error", column: "j.error", kind: Kind::Text },
+    Field { name: "snapshot", column: "j.snapshot", kind: Kind::Text },
+    Field { name: "create_time", column: "j.create_time", kind: Kind::Time },
+    Field { name: "scheduled_time", column: "j.scheduled_time", kind: Kind::Time },
+    Field { name: "start_time", column: "j.start_time", kind: Kind::Time },
+    Field { name: "end_time", column: "j.end_time", kind: Kind::Time },
+];
+
+/// The fields ListJobs may be ordered by.
+pub const ORDER_FIELDS: &[&str] = &["create_time", "scheduled_time", "end_time"];
+
+/// Where a page ended: the order field's value (`None` = NULL, which sorts last) and the id.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Cursor {
+    pub at: Option<DateTime<Utc>>,
+    pub id: JobId,
+}
+
+impl Cursor {
+    /// The cursor after `row` in `order`.
+    pub fn of(row: &Row, order: OrderBy) -> Self {
+        let at = match order.field {
+            "scheduled_time" => Some(row.scheduled_time),
+            "end_time" => row.end_time,
+            _ => Some(row.create_time),
+        };
+        Cursor { at, id: row.id }
+    }
+}
+
+/// One ListJobs query.
+#[derive(Debug)]
+pub struct Query<'a> {
+    /// One project, some, or (`None`) every project.
+    pub project: Option<&'a [ProjectId]>,
+    /// The request's typed filters.
+    pub filter: &'a Filter,
+    /// Its AIP-160 filter and the ids its references resolved to.
+    pub aip: &'a cairn_runtime::filter::Filter,
+    pub resolved: &'a HashMap<(&'static str, String), Uuid>,
+    pub order: OrderBy,
+    /// The previous page's end.
+    pub after: Option<&'a Cursor>,
+    pub limit: i64,
+}
+
+/// One page. Only the filters given become SQL, so each query is planned for what it asks:
+/// by default a connector's jobs are walked newest first in `job_connectors`, a task's in
+/// `jobs_task_idx`, a project's in `jobs_project_idx`, and the scan stops after `limit` rows.
+pub async fn list(conn: &mut PgConnection, q: &Query<'_>) -> Result<Vec<Row>> {
+    let f = q.filter;
+    let mut b = sqlx::QueryBuilder::new(format!("SELECT {} FROM ", columns_of("j")));
+    // A connector's jobs by creation come from its link rows, in their own order.
+    let by_link = f.connector_id.is_some() && q.order.field == "create_time";
+    let (sort, id) = match (q.order.field, by_link) {
+        ("create_time", true) => ("c.create_time", "c.job_id"),
+        ("scheduled_time", _) => ("j.scheduled_time", "j.id"),
+        // Unfinished jobs (no end time) sort after every finished one.
+        ("end_time", _) => ("COALESCE(j.end_time, 'infinity'::timestamptz)", "j.id"),
+        _ => ("j.create_time", "j.id"),
+    };
+    match f.connector_id {
+        Some(c) if by_link => {
+            b.push("job_connectors c JOIN jobs j ON j.id = c.job_id WHERE c.connector_id = ").push_bind(c);
+        }
         Some(c) => {
-            q.push("job_connectors c JOIN jobs j ON j.id = c.job_id WHERE c.connector_id = ").push_bind(c);
-            ("c.create_time", "c.job_id")
+            b.push("jobs j WHERE EXISTS (SELECT 1 FROM job_connectors c WHERE c.job_id = j.id AND c.connector_id = ")
+                .push_bind(c)
+                .push(")");
         }
         None => {
-            q.push("jobs j WHERE true");
-            ("j.create_time", "j.id")
+            b.push("jobs j WHERE true");
         }
-    };
-    if let Some((t, i)) = before {
-        q.push(format_args!(" AND ({time}, {id}) < (")).push_bind(t).push(", ").push_bind(i).push(")");
     }
-    match project {
+    if let Some(after) = q.after {
+        let cmp = if q.order.desc { "<" } else { ">" };
+        b.push(format_args!(" AND ({sort}, {id}) {cmp} (COALESCE("))
+            .push_bind(after.at)
+            .push(", 'infinity'::timestamptz), ")
+            .push_bind(after.id)
+            .push(")");
+    }
+    match q.project {
         // One project as an equality, so the (project_id, create_time DESC, id DESC) index
         // serves the order; `= ANY` of an array cannot promise that order.
         Some([single]) => {
-            q.push(" AND j.project_id = ").push_bind(single);
+            b.push(" AND j.project_id = ").push_bind(single);
         }
         Some(many) => {
-            q.push(" AND j.project_id = ANY(").push_bind(many).push(")");
+            b.push(" AND j.project_id = ANY(").push_bind(many).push(")");
         }
         None => {}
     }
     if let Some(t) = f.task_id {
-        q.push(" AND j.task_id = ").push_bind(t);
+        b.push(" AND j.task_id = ").push_bind(t);
     }
     if let Some(sid) = f.schedule_id {
-        q.push(" AND j.schedule_id = ").push_bind(sid);
+        b.push(" AND j.schedule_id = ").push_bind(sid);
     }
     if !f.states.is_empty() {
-        q.push(" AND j.state = ANY(").push_bind(&f.states).push(")");
+        b.push(" AND j.state = ANY(").push_bind(&f.states).push(")");
     }
     if !f.triggers.is_empty() {
-        q.push(" AND j.trigger = ANY(").push_bind(&f.triggers).push(")");
+        b.push(" AND j.trigger = ANY(").push_bind(&f.triggers).push(")");
     }
     if let Some(ty) = f.r#type {
-        q.push(" AND j.type = ").push_bind(ty);
+        b.push(" AND j.type = ").push_bind(ty);
     }
+    let created = if by_link { "c.create_time" } else { "j.create_time" };
     if let Some(from) = f.from {
-        q.push(format_args!(" AND {time} >= ")).push_bind(from);
+        b.push(format_args!(" AND {created} >= ")).push_bind(from);
     }
     if let Some(to) = f.to {
-        q.push(format_args!(" AND {time} < ")).push_bind(to);
+        b.push(format_args!(" AND {created} < ")).push_bind(to);
     }
     if let Some(run) = f.run_id {
-        q.push(" AND j.run_id = ").push_bind(run);
+        b.push(" AND j.run_id = ").push_bind(run);
     }
-    q.push(format_args!(" ORDER BY {time} DESC, {id} DESC LIMIT ")).push_bind(limit);
-    Ok(q.build_query_as().fetch_all(conn).await?)
+    if !q.aip.is_empty() {
+        b.push(" AND ");
+        q.aip.push_sql(&mut b, q.resolved);
+    }
+    let dir = if q.order.desc { "DESC" } else { "ASC" };
+    b.push(format_args!(" ORDER BY {sort} {dir}, {id} {dir} LIMIT ")).push_bind(q.limit);
+    Ok(b.build_query_as().fetch_all(conn).await?)
 }
 
 /// [`COLUMNS`] of table alias `alias`.

@@ -6,6 +6,12 @@ use cairn_api::{
     names::{ProjectId, Reference},
     v1::JobState,
 };
+use std::collections::HashMap;
+
+use cairn_runtime::{
+    filter::{Field, Kind},
+    pagination::OrderBy,
+};
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -184,29 +190,112 @@ pub struct Filter {
     pub enabled: Option<bool>,
 }
 
-/// One page, by id, of one project or (`None`) every project.
-pub async fn list(
-    conn: &mut PgConnection,
-    project: Option<&[ProjectId]>,
-    f: &Filter,
-    after: Option<ScheduleId>,
-    limit: i64,
-) -> Result<Vec<Row>> {
-    let sql = format!(
-        "{SELECT} WHERE ($1::uuid IS NULL OR s.id > $1) AND ($2::uuid IS NULL OR s.task_id = $2)
-           AND ($3::uuid IS NULL OR s.connector_ids @> ARRAY[$3]) AND ($4::boolean IS NULL OR s.enabled = $4)
-           AND ($6::text[] IS NULL OR s.project_id = ANY($6))
-         ORDER BY s.id LIMIT $5"
+/// What ListSchedules' `filter` may name (AIP-160; see `cairn_runtime::filter`).
+pub static FILTER_FIELDS: &[Field] = &[
+    Field { name: "display_name", column: "s.display_name", kind: Kind::Text },
+    Field { name: "task", column: "s.task_id", kind: Kind::Reference },
+    Field { name: "enabled", column: "s.enabled", kind: Kind::Bool },
+    Field { name: "journalised", column: "s.journalised", kind: Kind::Bool },
+    Field { name: "time_zone", column: "COALESCE(s.spec->>'timeZone', '')", kind: Kind::Text },
+    Field { name: "next_run_time", column: "s.next_run_time", kind: Kind::Time },
+    Field {
+        name: "last_job_state",
+        column: "j.state",
+        kind: Kind::Enum {
+            names: &["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED"],
+            prefix: "JOB_STATE_",
+        },
+    },
+    Field { name: "create_time", column: "s.create_time", kind: Kind::Time },
+    Field { name: "update_time", column: "s.update_time", kind: Kind::Time },
+];
+
+/// The fields ListSchedules may be ordered by.
+pub const ORDER_FIELDS: &[&str] = &["create_time", "display_name", "next_run_time"];
+
+/// Where a page ended: the order field's value and the id.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Cursor {
+    pub text: Option<String>,
+    pub at: Option<DateTime<Utc>>,
+    pub id: ScheduleId,
+}
+
+impl Cursor {
+    /// The cursor after `row` in `order`.
+    pub fn of(row: &Row, order: OrderBy) -> Self {
+        match order.field {
+            "display_name" => Cursor { text: Some(row.display_name.clone()), at: None, id: row.id },
+            "next_run_time" => Cursor { text: None, at: row.next_run_time, id: row.id },
+            _ => Cursor { text: None, at: Some(row.create_time), id: row.id },
+        }
+    }
+}
+
+/// One ListSchedules query.
+#[derive(Debug)]
+pub struct Query<'a> {
+    pub project: Option<&'a [ProjectId]>,
+    pub filter: &'a Filter,
+    pub aip: &'a cairn_runtime::filter::Filter,
+    pub resolved: &'a HashMap<(&'static str, String), Uuid>,
+    pub order: OrderBy,
+    pub after: Option<&'a Cursor>,
+    pub limit: i64,
+}
+
+fn conditions(b: &mut sqlx::QueryBuilder<sqlx::Postgres>, q: &Query<'_>) {
+    let f = q.filter;
+    if let Some(t) = f.task_id {
+        b.push(" AND s.task_id = ").push_bind(t);
+    }
+    if let Some(c) = f.connector_id {
+        b.push(" AND s.connector_ids @> ARRAY[").push_bind(c).push("]");
+    }
+    if let Some(e) = f.enabled {
+        b.push(" AND s.enabled = ").push_bind(e);
+    }
+    if let Some(p) = q.project {
+        b.push(" AND s.project_id = ANY(").push_bind(p).push(")");
+    }
+    if !q.aip.is_empty() {
+        b.push(" AND ");
+        q.aip.push_sql(b, q.resolved);
+    }
+}
+
+/// One page of one project or (`None`) every project, in `order` (the id breaks ties).
+pub async fn list(conn: &mut PgConnection, q: &Query<'_>) -> Result<Vec<Row>> {
+    let (sort, text) = match q.order.field {
+        "display_name" => ("s.display_name", true),
+        // Schedules that never fire again (no next run) sort after every other.
+        "next_run_time" => ("COALESCE(s.next_run_time, 'infinity'::timestamptz)", false),
+        _ => ("s.create_time", false),
+    };
+    let mut b = sqlx::QueryBuilder::new(format!("{SELECT} WHERE true"));
+    if let Some(after) = q.after {
+        let cmp = if q.order.desc { "<" } else { ">" };
+        b.push(format_args!(" AND ({sort}, s.id) {cmp} ("));
+        if text {
+            b.push_bind(after.text.clone().unwrap_or_default());
+        } else {
+            b.push("COALESCE(").push_bind(after.at).push(", 'infinity'::timestamptz)");
+        }
+        b.push(", ").push_bind(after.id).push(")");
+    }
+    conditions(&mut b, q);
+    let dir = if q.order.desc { "DESC" } else { "ASC" };
+    b.push(format_args!(" ORDER BY {sort} {dir}, s.id {dir} LIMIT ")).push_bind(q.limit);
+    Ok(b.build_query_as().fetch_all(conn).await?)
+}
+
+/// How many schedules the query matches over all pages.
+pub async fn count(conn: &mut PgConnection, q: &Query<'_>) -> Result<i64> {
+    let mut b = sqlx::QueryBuilder::new(
+        "SELECT count(*) FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job_id WHERE true",
     );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(after)
-        .bind(f.task_id)
-        .bind(f.connector_id)
-        .bind(f.enabled)
-        .bind(limit)
-        .bind(project)
-        .fetch_all(conn)
-        .await?)
+    conditions(&mut b, q);
+    Ok(b.build_query_scalar().fetch_one(conn).await?)
 }
 
 /// Enabled schedules of one project or (`None`) every project (for forecasts).

@@ -5,6 +5,9 @@ use cairn_api::{
     ids::{ConnectorId, JobId, TaskId},
     names::ProjectId,
 };
+use std::collections::HashMap;
+
+use cairn_runtime::filter::{Field, Kind};
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
@@ -97,36 +100,85 @@ pub struct Filter {
 /// The position after which a page starts: (time, store, id) of the previous page's last.
 pub type Cursor = (DateTime<Utc>, ConnectorId, String);
 
-/// One page of one project or (`None`) every project, newest first.
-pub async fn list(
-    conn: &mut PgConnection,
-    project: Option<&[ProjectId]>,
-    f: &Filter,
-    before: Option<&Cursor>,
-    limit: i64,
-) -> Result<Vec<Row>> {
-    Ok(sqlx::query_as(
-        "SELECT project_id, store_id, id, task_id, time, labels, paths, hostname, parent, total_files, total_bytes,
-                bytes_added, job_id
-         FROM snapshots
-         WHERE ($1::timestamptz IS NULL OR (time, store_id, id) < ($1, $2, $3))
-           AND ($4::uuid IS NULL OR store_id = $4) AND ($5::uuid IS NULL OR task_id = $5)
-           AND labels @> $6 AND ($7::timestamptz IS NULL OR time >= $7) AND ($8::timestamptz IS NULL OR time < $8)
-           AND ($10::text[] IS NULL OR project_id = ANY($10))
-           AND ($11::text IS NULL OR starts_with(id, $11))
-         ORDER BY time DESC, store_id DESC, id DESC LIMIT $9",
-    )
-    .bind(before.map(|b| b.0))
-    .bind(before.map(|b| b.1))
-    .bind(before.map(|b| b.2.clone()))
-    .bind(f.store)
-    .bind(f.task)
-    .bind(&f.labels)
-    .bind(f.from)
-    .bind(f.to)
-    .bind(limit)
-    .bind(project)
-    .bind(&f.id_prefix)
-    .fetch_all(conn)
-    .await?)
+/// What ListSnapshots' `filter` may name (AIP-160; see `cairn_runtime::filter`).
+pub static FILTER_FIELDS: &[Field] = &[
+    Field { name: "labels", column: "n.labels", kind: Kind::Labels },
+    Field { name: "time", column: "n.time", kind: Kind::Time },
+    Field { name: "hostname", column: "n.hostname", kind: Kind::Text },
+    Field { name: "store", column: "n.store_id", kind: Kind::Reference },
+    Field { name: "task", column: "n.task_id", kind: Kind::Reference },
+];
+
+/// The fields ListSnapshots may be ordered by.
+pub const ORDER_FIELDS: &[&str] = &["time"];
+
+/// One ListSnapshots query.
+#[derive(Debug)]
+pub struct Query<'a> {
+    pub project: Option<&'a [ProjectId]>,
+    pub filter: &'a Filter,
+    pub aip: &'a cairn_runtime::filter::Filter,
+    pub resolved: &'a HashMap<(&'static str, String), uuid::Uuid>,
+    /// Oldest first instead of newest first.
+    pub ascending: bool,
+    pub after: Option<&'a Cursor>,
+    pub limit: i64,
+}
+
+fn conditions(b: &mut sqlx::QueryBuilder<sqlx::Postgres>, q: &Query<'_>) {
+    let f = q.filter;
+    if let Some(s) = f.store {
+        b.push(" AND n.store_id = ").push_bind(s);
+    }
+    if let Some(t) = f.task {
+        b.push(" AND n.task_id = ").push_bind(t);
+    }
+    if !f.labels.is_empty() {
+        b.push(" AND n.labels @> ").push_bind(f.labels.clone());
+    }
+    if let Some(from) = f.from {
+        b.push(" AND n.time >= ").push_bind(from);
+    }
+    if let Some(to) = f.to {
+        b.push(" AND n.time < ").push_bind(to);
+    }
+    if let Some(p) = q.project {
+        b.push(" AND n.project_id = ANY(").push_bind(p).push(")");
+    }
+    if let Some(prefix) = &f.id_prefix {
+        b.push(" AND starts_with(n.id, ").push_bind(prefix.clone()).push(")");
+    }
+    if !q.aip.is_empty() {
+        b.push(" AND ");
+        q.aip.push_sql(b, q.resolved);
+    }
+}
+
+/// One page of one project or (`None`) every project, newest (or oldest) first.
+pub async fn list(conn: &mut PgConnection, q: &Query<'_>) -> Result<Vec<Row>> {
+    let mut b = sqlx::QueryBuilder::new(
+        "SELECT n.project_id, n.store_id, n.id, n.task_id, n.time, n.labels, n.paths, n.hostname, n.parent,
+                n.total_files, n.total_bytes, n.bytes_added, n.job_id
+           FROM snapshots n WHERE true",
+    );
+    let (cmp, dir) = if q.ascending { (">", "ASC") } else { ("<", "DESC") };
+    if let Some((time, store, id)) = q.after {
+        b.push(format_args!(" AND (n.time, n.store_id, n.id) {cmp} ("))
+            .push_bind(*time)
+            .push(", ")
+            .push_bind(*store)
+            .push(", ")
+            .push_bind(id.clone())
+            .push(")");
+    }
+    conditions(&mut b, q);
+    b.push(format_args!(" ORDER BY n.time {dir}, n.store_id {dir}, n.id {dir} LIMIT ")).push_bind(q.limit);
+    Ok(b.build_query_as().fetch_all(conn).await?)
+}
+
+/// How many snapshots the query matches over all pages.
+pub async fn count(conn: &mut PgConnection, q: &Query<'_>) -> Result<i64> {
+    let mut b = sqlx::QueryBuilder::new("SELECT count(*) FROM snapshots n WHERE true");
+    conditions(&mut b, q);
+    Ok(b.build_query_scalar().fetch_one(conn).await?)
 }
