@@ -88,9 +88,13 @@ pub async fn serve(
     };
     let server = tonic::transport::Server::builder()
         .trace_fn(request_span)
+        // gRPC-web (HTTP/1.1 or 2) for clients that cannot speak gRPC's HTTP/2 trailers, e.g.
+        // connect-es in Node or a browser (examples/typescript): outermost, so metrics, the
+        // guard and the services see plain gRPC and the guard's refusals are translated too.
+        .accept_http1(true)
+        .layer(tonic_web::GrpcWebLayer::new())
         .layer(crate::metrics::GrpcMetricsLayer::new(metrics_prefix))
         .layer(guard)
-        .accept_http1(true)
         .add_routes(routes);
     match tls {
         Some(tls) => {
