@@ -519,14 +519,13 @@ pub async fn list(state: &State, caller: &Caller, req: ListJobsRequest) -> Resul
         to,
         run_id,
     };
-    let aip = cairn_runtime::filter::Filter::parse(&req.filter, rows::FILTER_FIELDS)
-        .map_err(|e| Error::invalid("filter", e.to_string()))?;
-    let order = pagination::order_by(
-        &req.order_by,
-        rows::ORDER_FIELDS,
-        pagination::OrderBy { field: "create_time", desc: true },
-    )?;
-    let resolved = resolve::references(state, project.as_ref(), &aip).await?;
+    let resolve::ListQuery { aip, order, resolved } = resolve::list_query(
+        state,
+        project.as_ref(),
+        (&req.filter, rows::FILTER_FIELDS),
+        (&req.order_by, rows::ORDER_FIELDS, pagination::OrderBy { field: "create_time", desc: true }),
+    )
+    .await?;
     let fp = pagination::fingerprint(&(&filter, &scope, req.filter.trim(), order));
     let after: Option<rows::Cursor> = pagination::decode(&req.page_token, fp)?;
     let mut conn = state.pool.acquire().await?;

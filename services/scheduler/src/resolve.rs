@@ -165,6 +165,29 @@ pub async fn schedule_id(
     }
 }
 
+/// A List request's AIP-160 `filter` and `order_by`, checked against the list's fields
+/// (INVALID_ARGUMENT naming `filter` or `order_by`), with the references the filter names
+/// resolved within the parent.
+pub struct ListQuery {
+    pub aip: cairn_runtime::filter::Filter,
+    pub order: cairn_runtime::pagination::OrderBy,
+    pub resolved: std::collections::HashMap<(&'static str, String), uuid::Uuid>,
+}
+
+/// Builds the [`ListQuery`] of a List request.
+pub async fn list_query(
+    state: &State,
+    parent: Option<&ProjectId>,
+    (filter, fields): (&str, &'static [cairn_runtime::filter::Field]),
+    (order_by, orders, default): (&str, &[&'static str], cairn_runtime::pagination::OrderBy),
+) -> Result<ListQuery> {
+    let aip = cairn_runtime::filter::Filter::parse(filter, fields)
+        .map_err(|e| Error::invalid("filter", e.to_string()))?;
+    let order = cairn_runtime::pagination::order_by(order_by, orders, default)?;
+    let resolved = references(state, parent, &aip).await?;
+    Ok(ListQuery { aip, order, resolved })
+}
+
 /// The resource references of a list `filter` (`task = nightly`), resolved within `parent`
 /// like the list's own reference fields; INVALID_ARGUMENT on `filter` names one that does not
 /// exist.

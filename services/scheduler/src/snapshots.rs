@@ -128,14 +128,13 @@ pub async fn list(
         to,
         id_prefix,
     };
-    let aip = cairn_runtime::filter::Filter::parse(&req.filter, rows::FILTER_FIELDS)
-        .map_err(|e| Error::invalid("filter", e.to_string()))?;
-    let order = pagination::order_by(
-        &req.order_by,
-        rows::ORDER_FIELDS,
-        pagination::OrderBy { field: "time", desc: true },
-    )?;
-    let resolved = resolve::references(state, project.as_ref(), &aip).await?;
+    let resolve::ListQuery { aip, order, resolved } = resolve::list_query(
+        state,
+        project.as_ref(),
+        (&req.filter, rows::FILTER_FIELDS),
+        (&req.order_by, rows::ORDER_FIELDS, pagination::OrderBy { field: "time", desc: true }),
+    )
+    .await?;
     let fp = pagination::fingerprint(&(&filter, &scope, req.filter.trim(), order));
     let before: Option<Cursor> = pagination::decode(&req.page_token, fp)?;
     let query = rows::Query {
