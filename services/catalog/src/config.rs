@@ -117,6 +117,9 @@ impl Config {
         let hide = |o: &Option<String>| o.as_ref().map(|_| REDACTED.to_owned());
         Config {
             database_url: self.database_url.as_deref().map(redact_url),
+            // A password in any URL (userinfo) is a secret too.
+            scheduler_url: redact_url(&self.scheduler_url),
+            otel_exporter_otlp_endpoint: self.otel_exporter_otlp_endpoint.as_deref().map(redact_url),
             secret_key: hide(&self.secret_key),
             secret_key_previous: hide(&self.secret_key_previous),
             cluster_token: hide(&self.cluster_token),
@@ -286,12 +289,14 @@ mod tests {
             database_url: Some("postgres://u:pw@h/db".into()),
             secret_key: Some("k".repeat(44)),
             cluster_token: Some("tok".into()),
+            scheduler_url: "http://u:pw2@scheduler:50052".into(),
+            otel_exporter_otlp_endpoint: Some("https://u:pw3@collector:4317".into()),
             ..Config::default()
         };
         let text = cairn_runtime::config::render(&c.redacted());
-        assert!(
-            !text.contains("pw@") && !text.contains(&"k".repeat(44)) && !text.contains("tok\""),
-            "{text}"
-        );
+        for shown in ["pw@", "pw2@", "pw3@", &"k".repeat(44), "tok\""] {
+            assert!(!text.contains(shown), "{shown} in {text}");
+        }
+        assert!(text.contains("http://u:***@scheduler:50052"), "{text}");
     }
 }

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use cairn_runtime::{
-    config::{ConfigError, REDACTED},
+    config::{ConfigError, REDACTED, redact_url},
     telemetry::LogFormat,
     tls::ClientTls,
 };
@@ -129,6 +129,12 @@ impl Config {
         }
         if c.oidc.oidc_client_secret.is_some() {
             c.oidc.oidc_client_secret = Some(REDACTED.into());
+        }
+        // A password in any URL (userinfo) is a secret too.
+        c.catalog_url = redact_url(&c.catalog_url);
+        c.scheduler_url = redact_url(&c.scheduler_url);
+        for u in [&mut c.public_url, &mut c.otel_exporter_otlp_endpoint] {
+            *u = u.as_deref().map(redact_url);
         }
         c
     }

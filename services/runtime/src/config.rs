@@ -51,11 +51,30 @@ where
         }
         figment = figment.merge(Toml::file(path));
     }
-    figment = figment
+    extract(figment, flags)
+}
+
+/// As [`load`], with the file's text given instead of its path (what the config fuzz target
+/// feeds: the same layering, parser and type checks).
+pub fn load_str<C, F>(defaults: &C, toml: &str, flags: &F) -> Result<C, ConfigError>
+where
+    C: Serialize + DeserializeOwned,
+    F: Serialize,
+{
+    extract(Figment::from(Serialized::defaults(defaults)).merge(Toml::string(toml)), flags)
+}
+
+fn extract<C, F>(figment: Figment, flags: &F) -> Result<C, ConfigError>
+where
+    C: DeserializeOwned,
+    F: Serialize,
+{
+    figment
         .merge(Env::raw().only(STANDARD_ENV).map(|k| k.as_str().to_ascii_lowercase().into()))
         .merge(Env::prefixed("CAIRN_").ignore(&["CONFIG"]))
-        .merge(Serialized::defaults(flags));
-    figment.extract().map_err(|e| ConfigError::Load(e.to_string()))
+        .merge(Serialized::defaults(flags))
+        .extract()
+        .map_err(|e| ConfigError::Load(e.to_string()))
 }
 
 /// Replaces the password of a URL (`postgres://u:secret@h/db`) by `***`.
@@ -152,6 +171,20 @@ mod tests {
             let d = C { listen: "d".into(), database_url: None, workers: 1 };
             let err = load::<C, _>(&d, None, &Flags { workers: None }).unwrap_err().to_string();
             assert!(err.to_lowercase().contains("workers") && err.contains("CAIRN_"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn text_is_layered_like_a_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CAIRN_WORKERS", "3");
+            let d = C { listen: "d".into(), database_url: None, workers: 1 };
+            let c: C = load_str(&d, "listen = \"text:1\"\nworkers = 2\n", &Flags { workers: None })
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c, C { listen: "text:1".into(), database_url: None, workers: 3 });
+            let err = load_str::<C, _>(&d, "listen = [", &Flags { workers: None }).unwrap_err();
+            assert!(matches!(err, ConfigError::Load(_)), "{err}");
             Ok(())
         });
     }

@@ -118,6 +118,10 @@ impl Config {
             cluster_token: hide(&self.cluster_token),
             smtp_password: hide(&self.smtp_password),
             smtp_url: self.smtp_url.as_deref().map(redact_url),
+            // A password in any URL (userinfo) is a secret too.
+            catalog_url: redact_url(&self.catalog_url),
+            console_url: self.console_url.as_deref().map(redact_url),
+            otel_exporter_otlp_endpoint: self.otel_exporter_otlp_endpoint.as_deref().map(redact_url),
             ..self.clone()
         }
     }

@@ -3,7 +3,7 @@
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};
 
 use cairn_runtime::{
-    config::{ConfigError, REDACTED},
+    config::{ConfigError, REDACTED, redact_url},
     telemetry::LogFormat,
 };
 use serde::{Deserialize, Serialize};
@@ -128,6 +128,9 @@ impl Config {
         Config {
             cluster_token: self.cluster_token.as_ref().map(|_| REDACTED.to_owned()),
             worker_token: self.worker_token.as_ref().map(|_| REDACTED.to_owned()),
+            // A password in any URL (userinfo) is a secret too.
+            scheduler_url: redact_url(&self.scheduler_url),
+            otel_exporter_otlp_endpoint: self.otel_exporter_otlp_endpoint.as_deref().map(redact_url),
             ..self.clone()
         }
     }
