@@ -77,10 +77,17 @@ where
         .map_err(|e| ConfigError::Load(e.to_string()))
 }
 
-/// Replaces the password of a URL (`postgres://u:secret@h/db`) by `***`.
+/// Replaces the password of a URL (`postgres://u:secret@h/db`) by `***`. Something that
+/// looks like credentials but not like a URL (no valid scheme before `://`) is hidden whole:
+/// the password could be anywhere in it.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
     let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.to_owned() };
+    let valid_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    if !valid_scheme {
+        return REDACTED.to_owned();
+    }
     match userinfo.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_owned(),
@@ -193,5 +200,8 @@ mod tests {
     fn url_passwords_are_redacted() {
         assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+        // Found by fuzz/config: a "scheme" holding the password again.
+        assert_eq!(redact_url("x/u:ab:cd@db/y(://w:ab:cd@h:1"), REDACTED);
+        assert_eq!(redact_url("postgres+ssl://u:pw@h"), "postgres+ssl://u:***@h");
     }
 }
