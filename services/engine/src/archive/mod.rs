@@ -569,6 +569,9 @@ impl<'s, 'a> Worker<'s, 'a> {
             };
             filled += n;
             eof = n == 0;
+            // Progress counts bytes as they are read: a slow stream shows them before its first
+            // chunk is cut, which may be up to the chunker's maximum (8 MiB) later.
+            self.shared.reporter.add_bytes(n as u64);
             while let Some(n) = self.chunker.find(&self.buf[start..filled], eof) {
                 if let Err(e) = self.blob(start, n, &mut content) {
                     self.shared.fail(e);
@@ -587,7 +590,6 @@ impl<'s, 'a> Worker<'s, 'a> {
         let chunk = &self.buf[start..start + n];
         let id: [u8; 32] = Sha256::digest(chunk).into();
         content.push(DataId::from(Id::new(id)));
-        self.shared.reporter.add_bytes(n as u64);
         if self.shared.known.has_data(&Id::new(id)) || !self.shared.seen.claim(&id) {
             return Ok(());
         }
