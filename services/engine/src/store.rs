@@ -231,17 +231,21 @@ impl fmt::Debug for StoreKind {
     }
 }
 
-/// Replaces the password of `scheme://user:password@host/...` with `***`.
+/// Replaces the password of `scheme://user:password@host/...` with `***`, in its own place
+/// (the same characters earlier in the URL, e.g. a user name, are not the password).
 fn redact_url(url: &str) -> String {
-    url_password(url).map_or_else(|| url.to_string(), |pw| url.replacen(pw, "***", 1))
+    url_password(url)
+        .map_or_else(|| url.to_string(), |at| format!("{}***{}", &url[..at.start], &url[at.end..]))
 }
 
-fn url_password(url: &str) -> Option<&str> {
-    let (_, rest) = url.split_once("://")?;
+/// Where the password of `scheme://user:password@host/...` is in `url`.
+fn url_password(url: &str) -> Option<std::ops::Range<usize>> {
+    let (scheme, rest) = url.split_once("://")?;
     let authority = rest.split('/').next()?;
     let (userinfo, _) = authority.rsplit_once('@')?;
-    let (_, password) = userinfo.split_once(':')?;
-    (!password.is_empty()).then_some(password)
+    let (user, password) = userinfo.split_once(':')?;
+    let start = scheme.len() + "://".len() + user.len() + 1;
+    (!password.is_empty()).then_some(start..start + password.len())
 }
 
 impl Store {
@@ -278,8 +282,8 @@ impl Store {
         match &self.kind {
             StoreKind::S3 { secret_access_key, .. } => secrets.push(secret_access_key.clone()),
             StoreKind::Rest { url } => {
-                if let Some(pw) = url_password(url) {
-                    secrets.push(pw.to_string());
+                if let Some(at) = url_password(url) {
+                    secrets.push(url[at].to_string());
                 }
             }
             StoreKind::Local { .. } | StoreKind::Sftp { .. } => {}
@@ -450,5 +454,13 @@ mod tests {
         let shown = format!("{rest:?} {}", rest.describe());
         assert!(!shown.contains("s3cr3t"), "{shown}");
         assert!(rest.redactor().clean("x s3cr3t y").contains("***"));
+
+        // A user name made of the password's characters: the password is the one hidden.
+        let rest = Store {
+            kind: StoreKind::Rest { url: "https://s3cr3t:s3cr3t@host:8000/repo".into() },
+            password: "pw1234".into(),
+            create_if_missing: false,
+        };
+        assert_eq!(rest.describe(), "rest:https://s3cr3t:***@host:8000/repo");
     }
 }
